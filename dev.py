@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Developer entry point: `python3 dev.py demo` runs the demo, `python3 dev.py test` runs every check.
+
+Needs only Python 3.11+: the first run creates .venv and installs the project into it, later runs
+reinstall only when pyproject.toml changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+VENV_PY = VENV / "bin" / "python"
+
+# Each Django project is its own pytest session (Django settings are process-wide).
+# (name, settings module, test paths, pytest args)
+TEST_SUITES: list[tuple[str, str, list[str]]] = [
+    ("monolith+planes", "monolith.settings", ["tests"]),
+]
+# Paths that belong to other suites and must not be collected by the first one.
+TEST_IGNORES: list[str] = ["tests/extracted"]
+
+
+def _in_venv() -> bool:
+    return Path(sys.prefix).resolve() == VENV.resolve()
+
+
+def bootstrap() -> None:
+    """Create .venv and install the project (editable, with the dev extra) when needed."""
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file is run by whatever python3 the user has
+        sys.exit(f"error: Python 3.11+ is required, this is {sys.version.split()[0]}")
+    stamp_value = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    stamp = VENV / ".installed"
+    if not VENV_PY.exists():
+        print("dev.py: creating .venv", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    if not stamp.exists() or stamp.read_text() != stamp_value:
+        print("dev.py: installing the project into .venv (first run takes a minute)", flush=True)
+        subprocess.run([str(VENV_PY), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+        subprocess.run([str(VENV_PY), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev]"], check=True)
+        stamp.write_text(stamp_value)
+
+
+def reexec_in_venv() -> None:
+    if not _in_venv():
+        bootstrap()
+        os.execv(str(VENV_PY), [str(VENV_PY), str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+def run_tests(extra: list[str]) -> int:
+    os.chdir(ROOT)
+    print("== ruff", flush=True)
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "."])
+    if lint.returncode != 0:
+        print("ruff found problems (fix them or run: .venv/bin/ruff check --fix .)", flush=True)
+        return lint.returncode
+    worst = 0
+    for name, settings, paths in TEST_SUITES:
+        args = [sys.executable, "-m", "pytest", f"--ds={settings}", *paths]
+        if name == TEST_SUITES[0][0]:
+            args += [f"--ignore={p}" for p in TEST_IGNORES]
+        print(f"== pytest: {name} ({settings})", flush=True)
+        code = subprocess.run([*args, *extra]).returncode
+        if code == 5:  # no tests collected in this suite (e.g. filtered by -k): not a failure
+            code = 0
+        worst = worst or code
+    return worst
+
+
+def _start(processes: list[subprocess.Popen], name: str, argv: list[str], env: dict | None = None) -> None:
+    print(f"dev.py: starting {name}: {' '.join(argv)}", flush=True)
+    processes.append(subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})}, start_new_session=True))
+
+
+def run_demo(extra: list[str]) -> int:
+    """Migrate, seed once, then run every demo process until Ctrl-C (which stops them all)."""
+    os.chdir(ROOT)
+    py = sys.executable
+    port = os.environ.get("DEMO_PORT", "8000")
+    subprocess.run([py, "manage.py", "migrate", "--noinput", "-v", "0"], check=True)
+    subprocess.run([py, "manage.py", "seed_storefront", "--products", "2000", "--users", "5", "--if-empty"], check=True)
+    processes: list[subprocess.Popen] = []
+    try:
+        _start(processes, "monolith", [py, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"])
+        time.sleep(1.5)
+        print(
+            f"\n  storefront:  http://127.0.0.1:{port}/\n"
+            f"  API schema:  http://127.0.0.1:{port}/api/schema/\n"
+            f"  admin:       http://127.0.0.1:{port}/admin/  (user: admin / password: admin)\n"
+            "  Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        print("dev.py: a demo process exited; stopping the rest", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("\ndev.py: stopping", flush=True)
+        return 0
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for p in processes:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+def main() -> int:
+    commands = {"demo": run_demo, "test": run_tests}
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        print("usage: python3 dev.py {demo|test} [args...]", file=sys.stderr)
+        return 2
+    reexec_in_venv()
+    return commands[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""Inventory app config."""
+
+from django.apps import AppConfig
+
+
+class InventoryConfig(AppConfig):
+    name = "monolith.inventory"
+    label = "inventory"

@@ -1,0 +1,1 @@
+"""Payment provider interface and a local fake provider with documented test cards."""

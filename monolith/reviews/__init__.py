@@ -1,0 +1,1 @@
+"""Reviews bounded context."""

@@ -1,0 +1,1 @@
+"""Shared Django plumbing for every project (monolith and extracted services): env config, request ids, logs, health."""
