@@ -1,0 +1,1 @@
+"""Traffic plane: one route file driving a mitmproxy addon and a rendered nginx config."""

@@ -1,0 +1,318 @@
+"""Parse the route file (YAML) once into a RouteTable, with errors that name file, line and field."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from strangler_proxy.spec import (
+    MATCH_KINDS,
+    MODES,
+    DiffRules,
+    OverrideSpec,
+    ProxySettings,
+    Route,
+    RouteTable,
+    ShadowSpec,
+    StickySpec,
+    Upstream,
+)
+
+DEFAULT_ROUTE_FILE = Path(__file__).resolve().parent / "routes.yaml"
+ROUTES_ENV = "STRANGLER_ROUTES"
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # used as nginx upstream / variable names
+_TOKEN = re.compile(r"^[A-Z]+$")
+_HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_COOKIE = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # nginx's $cookie_<name> needs a variable-safe name
+# Route prefixes are canonical paths: printable ASCII without %, backslash, quotes, spaces, `//` or dot segments,
+# so that the canonical path nginx matches and normalize_path() agree byte for byte.
+_PREFIX = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$")
+_HOST_PORT = re.compile(r"^[A-Za-z0-9.-]+:\d{1,5}$")
+
+
+class RouteFileError(ValueError):
+    """A route file problem; str() is `file:line: field: message`."""
+
+    def __init__(self, path: str, line: int, field: str, message: str):
+        self.path, self.line, self.field, self.message = path, line, field, message
+        super().__init__(f"{path}:{line}: {field}: {message}")
+
+
+def route_file_path(path: str | os.PathLike | None = None) -> Path:
+    """The route file to use: the argument, else $STRANGLER_ROUTES, else strangler_proxy/routes.yaml."""
+    return Path(path or os.environ.get(ROUTES_ENV) or DEFAULT_ROUTE_FILE)
+
+
+def load_route_file(path: str | os.PathLike | None = None) -> RouteTable:
+    file_path = route_file_path(path)
+    try:
+        text = file_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RouteFileError(str(file_path), 0, "file", exc.strerror or str(exc)) from exc
+    return parse_route_text(text, source=str(file_path))
+
+
+class _Reader:
+    """Walks yaml.compose() nodes so every value keeps its line number."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, node: yaml.Node | None, field: str, message: str) -> RouteFileError:
+        line = node.start_mark.line + 1 if node is not None else 1
+        return RouteFileError(self.source, line, field, message)
+
+    def mapping(self, node: yaml.Node, field: str, allowed: set[str]) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, field, "must be a mapping")
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            sub = f"{field}.{key}" if field else str(key)
+            if not isinstance(key, str):
+                raise self.fail(key_node, field or "file", "keys must be strings")
+            if key in out:
+                raise self.fail(key_node, sub, "duplicate key")
+            if allowed and key not in allowed:
+                raise self.fail(key_node, sub, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+            out[key] = (key_node, value_node)
+        return out
+
+    def scalar(self, node: yaml.Node, field: str) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, field, "must be a single value")
+        return yaml.safe_load(yaml.serialize(node))
+
+    def string(self, node: yaml.Node, field: str, pattern: re.Pattern | None = None, hint: str = "") -> str:
+        value = self.scalar(node, field)
+        if not isinstance(value, str) or not value:
+            raise self.fail(node, field, "must be a non-empty string")
+        if pattern is not None and not pattern.match(value):
+            raise self.fail(node, field, f"invalid value {value!r}" + (f" ({hint})" if hint else ""))
+        return value
+
+    def boolean(self, node: yaml.Node, field: str) -> bool:
+        value = self.scalar(node, field)
+        if not isinstance(value, bool):
+            raise self.fail(node, field, "must be true or false")
+        return value
+
+    def number(self, node: yaml.Node, field: str, low: float, high: float, *, integer: bool = False) -> float:
+        value = self.scalar(node, field)
+        if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)):
+            raise self.fail(node, field, f"must be {'an integer' if integer else 'a number'} {low:g}..{high:g}")
+        if math.isnan(value) or not low <= value <= high:
+            raise self.fail(node, field, f"must be {low:g}..{high:g}")
+        return value
+
+    def strings(self, node: yaml.Node, field: str) -> tuple[str, ...]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, field, "must be a list")
+        return tuple(self.string(item, f"{field}[{i}]") for i, item in enumerate(node.value))
+
+
+def _upstream(r: _Reader, name: str, key_node: yaml.Node, node: yaml.Node) -> Upstream:
+    field = f"upstreams.{name}"
+    if not _NAME.match(name):
+        raise r.fail(key_node, field, "upstream names are lowercase letters, digits and _ (starting with a letter)")
+    if isinstance(node, yaml.ScalarNode):  # shorthand: `catalog: http://127.0.0.1:8001`
+        items = {"url": (node, node)}
+    else:
+        items = r.mapping(node, field, {"url", "health_path"})
+    if "url" not in items:
+        raise r.fail(node, f"{field}.url", "required")
+    url_node = items["url"][1]
+    url = r.string(url_node, f"{field}.url")
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/") or parts.query:
+        raise r.fail(url_node, f"{field}.url", f"must be http://host:port without a path, got {url!r}")
+    health = "/healthz"
+    if "health_path" in items:
+        health = r.string(items["health_path"][1], f"{field}.health_path", _PREFIX, "an absolute path")
+    return Upstream(name=name, url=f"http://{parts.netloc}", health_path=health)
+
+
+def _diff(r: _Reader, node: yaml.Node, field: str) -> DiffRules:
+    items = r.mapping(node, field, {"ignore", "unordered", "headers", "learn_noise"})
+    ignore = r.strings(items["ignore"][1], f"{field}.ignore") if "ignore" in items else ()
+    unordered = r.strings(items["unordered"][1], f"{field}.unordered") if "unordered" in items else ()
+    for sub, values in (("ignore", ignore), ("unordered", unordered)):
+        for i, value in enumerate(values):
+            if not value.startswith("$"):
+                raise r.fail(items[sub][1].value[i], f"{field}.{sub}[{i}]", "JSON paths start with '$'")
+    headers = tuple(h.lower() for h in r.strings(items["headers"][1], f"{field}.headers")) if "headers" in items else ()
+    learn = r.boolean(items["learn_noise"][1], f"{field}.learn_noise") if "learn_noise" in items else True
+    return DiffRules(ignore=ignore, unordered=unordered, headers=headers, learn_noise=learn)
+
+
+def _shadow(r: _Reader, node: yaml.Node, field: str, upstreams: dict[str, Upstream]) -> ShadowSpec:
+    items = r.mapping(node, field, {"sample", "unsafe_methods", "target"})
+    sample = float(r.number(items["sample"][1], f"{field}.sample", 0, 1)) if "sample" in items else 1.0
+    unsafe = r.boolean(items["unsafe_methods"][1], f"{field}.unsafe_methods") if "unsafe_methods" in items else False
+    target = None
+    if "target" in items:
+        target = r.string(items["target"][1], f"{field}.target")
+        if target not in upstreams:
+            raise r.fail(items["target"][1], f"{field}.target", f"unknown upstream {target!r}")
+    return ShadowSpec(sample=sample, unsafe_methods=unsafe, target=target)
+
+
+_ROUTE_KEYS = {
+    "prefix", "path", "match", "methods", "mode", "service", "weight", "shadow", "fallback", "timeout", "diff",
+}
+
+
+def _route(r: _Reader, index: int, node: yaml.Node, upstreams: dict[str, Upstream], monolith: str) -> Route:
+    field = f"routes[{index}]"
+    items = r.mapping(node, field, _ROUTE_KEYS)
+    if "prefix" in items and "path" in items:
+        raise r.fail(node, field, "give either prefix (match: prefix) or path (match: exact), not both")
+    key = "prefix" if "prefix" in items else "path" if "path" in items else None
+    if key is None:
+        raise r.fail(node, f"{field}.prefix", "required")
+    prefix_node = items[key][1]
+    prefix = r.string(prefix_node, f"{field}.{key}", _PREFIX, "an absolute path of plain ASCII, no %-escapes")
+    if "//" in prefix or any(seg in (".", "..") for seg in prefix.split("/")):
+        raise r.fail(prefix_node, f"{field}.{key}", "must be canonical (no '//', '.' or '..' segments)")
+    match = "exact" if key == "path" else "prefix"
+    if "match" in items:
+        match = r.string(items["match"][1], f"{field}.match")
+        if match not in MATCH_KINDS:
+            raise r.fail(items["match"][1], f"{field}.match", f"must be one of {', '.join(MATCH_KINDS)}")
+    methods = None
+    if "methods" in items:
+        names = r.strings(items["methods"][1], f"{field}.methods")
+        upper = [m.upper() for m in names]
+        for i, m in enumerate(upper):
+            if not _TOKEN.match(m):
+                raise r.fail(items["methods"][1].value[i], f"{field}.methods[{i}]", f"invalid method {names[i]!r}")
+        if not upper:
+            raise r.fail(items["methods"][1], f"{field}.methods", "must not be empty (omit it for every method)")
+        methods = frozenset(upper)
+    mode = "monolith"
+    if "mode" in items:
+        mode = r.string(items["mode"][1], f"{field}.mode")
+        if mode not in MODES:
+            raise r.fail(items["mode"][1], f"{field}.mode", f"unknown mode {mode!r} (one of {', '.join(MODES)})")
+    service = None
+    if "service" in items:
+        service = r.string(items["service"][1], f"{field}.service")
+        if service not in upstreams:
+            raise r.fail(items["service"][1], f"{field}.service", f"unknown upstream {service!r}")
+        if service == monolith:
+            raise r.fail(items["service"][1], f"{field}.service", "must not be the monolith upstream")
+    elif mode != "monolith":
+        raise r.fail(items["mode"][1], f"{field}.service", f"required in {mode} mode")
+    weight = 0
+    if "weight" in items:
+        weight = int(r.number(items["weight"][1], f"{field}.weight", 0, 100, integer=True))
+        if mode != "canary":
+            raise r.fail(items["weight"][1], f"{field}.weight", "only canary routes have a weight")
+    elif mode == "canary":
+        raise r.fail(items["mode"][1], f"{field}.weight", "required in canary mode")
+    shadow = _shadow(r, items["shadow"][1], f"{field}.shadow", upstreams) if "shadow" in items else None
+    if mode == "shadow" and shadow is None:
+        shadow = ShadowSpec()
+    fallback = r.boolean(items["fallback"][1], f"{field}.fallback") if "fallback" in items else False
+    timeout = float(r.number(items["timeout"][1], f"{field}.timeout", 0.001, 3600)) if "timeout" in items else 30.0
+    diff = _diff(r, items["diff"][1], f"{field}.diff") if "diff" in items else DiffRules()
+    return Route(
+        prefix=prefix, match=match, methods=methods, mode=mode, service=service, weight=weight, shadow=shadow,
+        fallback=fallback, timeout=timeout, diff=diff, line=node.start_mark.line + 1,
+    )
+
+
+def parse_route_text(text: str, *, source: str) -> RouteTable:
+    r = _Reader(source)
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise RouteFileError(source, mark.line + 1 if mark else 1, "file", f"not valid YAML: {exc}") from exc
+    if root is None:
+        raise RouteFileError(source, 1, "file", "empty route file")
+    top = r.mapping(root, "", {"upstreams", "monolith", "routes", "sticky", "override", "settings"})
+    for required in ("upstreams", "monolith"):
+        if required not in top:
+            raise r.fail(root, required, "required")
+
+    up_node = top["upstreams"][1]
+    upstreams = {name: _upstream(r, name, k, v) for name, (k, v) in r.mapping(up_node, "upstreams", set()).items()}
+    if not upstreams:
+        raise r.fail(up_node, "upstreams", "at least one upstream (the monolith) is required")
+    mono_node = top["monolith"][1]
+    monolith = r.string(mono_node, "monolith")
+    if monolith not in upstreams:
+        raise r.fail(mono_node, "monolith", f"unknown upstream {monolith!r}")
+
+    routes: list[Route] = []
+    if "routes" in top:
+        routes_node = top["routes"][1]
+        if not isinstance(routes_node, yaml.SequenceNode):
+            raise r.fail(routes_node, "routes", "must be a list")
+        seen: dict[tuple, int] = {}
+        for index, node in enumerate(routes_node.value):
+            route = _route(r, index, node, upstreams, monolith)
+            identity = (route.prefix, route.match, route.methods)
+            if identity in seen:
+                raise r.fail(node, f"routes[{index}].prefix",
+                             f"duplicate of the route on line {seen[identity]} (same prefix, match and methods)")
+            seen[identity] = route.line
+            routes.append(route)
+
+    sticky = StickySpec()
+    if "sticky" in top:
+        items = r.mapping(top["sticky"][1], "sticky", {"cookie", "header"})
+        cookie = r.string(items["cookie"][1], "sticky.cookie", _COOKIE, "letters, digits, _") \
+            if "cookie" in items else sticky.cookie
+        header = sticky.header
+        if "header" in items:
+            header = None if r.scalar(items["header"][1], "sticky.header") is None else \
+                r.string(items["header"][1], "sticky.header", _HEADER, "letters, digits, -")
+        sticky = StickySpec(cookie=cookie, header=header)
+
+    override = OverrideSpec()
+    if "override" in top:
+        items = r.mapping(top["override"][1], "override", {"header", "secret_env"})
+        override = OverrideSpec(
+            header=r.string(items["header"][1], "override.header", _HEADER, "letters, digits, -")
+            if "header" in items else override.header,
+            secret_env=r.string(items["secret_env"][1], "override.secret_env", re.compile(r"^[A-Z_][A-Z0-9_]*$"))
+            if "secret_env" in items else override.secret_env,
+        )
+
+    settings = ProxySettings()
+    if "settings" in top:
+        items = r.mapping(top["settings"][1], "settings", {"route_headers", "max_body_bytes", "diff_endpoint"})
+        settings = ProxySettings(
+            route_headers=r.boolean(items["route_headers"][1], "settings.route_headers")
+            if "route_headers" in items else settings.route_headers,
+            max_body_bytes=int(r.number(items["max_body_bytes"][1], "settings.max_body_bytes", 0, 2**40, integer=True))
+            if "max_body_bytes" in items else settings.max_body_bytes,
+            diff_endpoint=r.string(items["diff_endpoint"][1], "settings.diff_endpoint", _HOST_PORT, "host:port")
+            if "diff_endpoint" in items else settings.diff_endpoint,
+        )
+
+    return RouteTable(
+        upstreams=MappingProxyType(upstreams),
+        monolith=monolith,
+        routes=tuple(routes),
+        sticky=sticky,
+        override=override,
+        settings=settings,
+        source=source,
+        digest=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+    )

@@ -1,0 +1,172 @@
+"""The pure routing core: normalise the path, pick the route, pick the upstream. No I/O; both planes call it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from strangler_proxy.murmur import in_canary, split_bucket
+from strangler_proxy.override import verify_override
+from strangler_proxy.spec import SAFE_METHODS, Route, RouteTable
+
+_PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
+_BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+class PathRejected(ValueError):
+    """A path that cannot be normalised safely; both planes answer 400."""
+
+
+def normalize_path(raw_path: str) -> str:
+    """The path a request is routed by, computed the way nginx computes `$uri`.
+
+    Query and fragment are dropped; %XX is decoded once; `//` collapses; `.` and `..` segments resolve.
+    Rejected (400 in both planes): encoded slash (%2F) and backslash (raw or %5C), since servers disagree
+    about them; NUL; malformed %-escapes; `..` above the root; anything not starting with `/`
+    (absolute-form `http://host/...`, `*`).
+    """
+    path = re.split(r"[?#]", raw_path, maxsplit=1)[0]
+    if not path.startswith("/"):
+        raise PathRejected(f"request target must start with '/': {raw_path[:80]!r}")
+    raw = path.encode("utf-8", "surrogateescape")
+    if _BAD_PERCENT.search(raw):
+        raise PathRejected("malformed percent-escape in path")
+    if b"\\" in raw:
+        raise PathRejected("backslash in path")
+    lowered = raw.lower()
+    if b"%2f" in lowered or b"%5c" in lowered:
+        raise PathRejected("encoded slash or backslash in path")
+    decoded = _PERCENT.sub(lambda m: bytes([int(m.group(1), 16)]), raw)
+    if b"\x00" in decoded:
+        raise PathRejected("NUL in path")
+    segments = decoded.split(b"/")[1:]
+    resolved: list[bytes] = []
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == b"" and not last:
+            continue  # merge_slashes
+        if segment == b".":
+            segment = b""
+            if not last:
+                continue
+        elif segment == b"..":
+            if not resolved:
+                raise PathRejected("path escapes above the root")
+            resolved.pop()
+            if not last:
+                continue
+            segment = b""
+        resolved.append(segment)
+    if not resolved:
+        resolved = [b""]
+    return "/" + b"/".join(resolved).decode("utf-8", "surrogateescape")
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    method: str
+    path: str  # raw request target path, may include the query string
+    headers: Mapping[str, str] = field(default_factory=dict)  # lowercased keys
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    client_addr: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    route: Route | None  # None = no route matched: the monolith serves it
+    primary: str  # upstream that serves the response
+    shadow: str | None  # shadow candidate (the plane samples it); never the primary
+    fallback: str | None  # upstream to retry on connect error/5xx/timeout (safe methods only)
+    bucket: int | None  # canary bucket 0..9999 of the sticky key (canary routes only)
+    overridden: bool
+    path: str  # normalised
+    reason: str  # human readable, for `explain` and logs
+
+    @property
+    def route_label(self) -> str:
+        return self.route.label if self.route else "default"
+
+
+def route_match(routes: Sequence[Route], *, path: str, method: str, exact_allowed: bool = True) -> Route | None:
+    """Longest matching prefix among routes accepting the method; an exact route beats a prefix of the same length."""
+    method = method.upper()
+    best: Route | None = None
+    best_rank = (-1, -1)
+    for route in routes:
+        if not route.accepts_method(method):
+            continue
+        if route.match == "exact":
+            if not exact_allowed or path != route.prefix:
+                continue
+            rank = (len(route.prefix), 1)
+        elif path.startswith(route.prefix):
+            rank = (len(route.prefix), 0)
+        else:
+            continue
+        if rank > best_rank:
+            best, best_rank = route, rank
+    return best
+
+
+def sticky_key(table: RouteTable, req: RequestInfo) -> str:
+    """The sticky cookie if present, else the sticky header, else the client address (nginx builds it with a map)."""
+    sticky = table.sticky
+    value = req.cookies.get(sticky.cookie) or ""
+    if not value and sticky.header:
+        value = req.headers.get(sticky.header.lower()) or ""
+    return value or req.client_addr
+
+
+def shadow_target(table: RouteTable, route: Route, *, primary: str, method: str) -> str | None:
+    """Where a request on this route is mirrored to, before sampling: None when the route does not shadow it."""
+    if route.mode == "shadow":
+        spec_target = route.shadow.target if route.shadow else None
+        target = spec_target or route.service
+    elif route.shadow is not None:
+        target = route.shadow.target or (route.service if primary == table.monolith else table.monolith)
+    else:
+        return None
+    unsafe_ok = route.shadow.unsafe_methods if route.shadow else False
+    if method.upper() not in SAFE_METHODS and not unsafe_ok:
+        return None
+    if target == primary:
+        return None
+    return target
+
+
+def decide(table: RouteTable, req: RequestInfo, *, override_secret: str | None) -> Decision:
+    """The routing decision for one request. Raises PathRejected for paths both planes answer with 400."""
+    path = normalize_path(req.path)
+    method = req.method.upper()
+    route = route_match(table.routes, path=path, method=method)
+    forced_value = req.headers.get(table.override.header.lower())
+    forced = verify_override(override_secret, forced_value, table.upstreams)
+    label = route.label if route else "default"
+    if forced is not None:
+        return Decision(route, forced, None, None, None, True, path, f"route {label}: forced to {forced} by override")
+    if route is None:
+        return Decision(None, table.monolith, None, None, None, False, path, "no route matched: monolith")
+    bucket: int | None = None
+    if route.mode == "service":
+        primary, why = route.service, f"route {label} (line {route.line}): service mode"
+    elif route.mode == "canary":
+        key = sticky_key(table, req)
+        bucket = split_bucket(key)
+        if in_canary(key, route.weight):
+            primary, why = route.service, f"canary {route.weight}%: bucket {bucket} < {route.weight * 100}"
+        else:
+            primary, why = table.monolith, f"canary {route.weight}%: bucket {bucket} >= {route.weight * 100}"
+        why = f"route {label} (line {route.line}): {why}"
+    else:
+        primary, why = table.monolith, f"route {label} (line {route.line}): {route.mode} mode"
+    assert primary is not None  # the loader requires a service for every mode but monolith
+    shadow = shadow_target(table, route, primary=primary, method=method)
+    fallback = None
+    if route.fallback and primary != table.monolith and method in SAFE_METHODS:
+        fallback = table.monolith
+    if shadow:
+        why += f"; shadow to {shadow}"
+    if fallback:
+        why += f"; falls back to {fallback}"
+    return Decision(route, primary, shadow, fallback, bucket, False, path, why)
