@@ -94,3 +94,10 @@ class RouteTable:
     settings: ProxySettings = field(default_factory=ProxySettings)
     source: str = "<memory>"
     digest: str = ""
+
+
+# Headers on the copy the nginx plane mirrors to the diff endpoint: which route it was and which upstreams the
+# endpoint should compare (the client was served by the primary; the shadow is the candidate).
+MIRROR_ROUTE_HEADER = "X-Strangler-Mirror-Route"
+MIRROR_PRIMARY_HEADER = "X-Strangler-Mirror-Primary"
+MIRROR_SHADOW_HEADER = "X-Strangler-Mirror-Shadow"
