@@ -1,0 +1,205 @@
+"""Shadow traffic: replay a request to a second upstream off the request path and diff the two answers.
+
+The client never waits for a shadow: jobs go to a bounded thread pool after the primary response is
+ready, and when the pool is saturated new jobs are dropped (and counted) rather than queued without end.
+The monolith is always the *expected* side of a diff, whichever upstream served the client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from strangler_proxy.diffing import DiffResult, DiffRulesLike, HttpResponseData, NoiseRegistry, response_diff
+from strangler_proxy.fetch import UpstreamClient, UpstreamError
+
+logger = logging.getLogger("strangler_proxy.shadow")
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Tells the receiving upstream this request is a copy; its answer is only compared, never served.
+SHADOW_HEADER = "X-Strangler-Shadow"
+
+
+@dataclass(frozen=True)
+class ShadowJob:
+    route: str  # route label (prefix or "default")
+    rules: DiffRulesLike
+    method: str
+    path: str  # path with query string, as forwarded
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | None
+    monolith: str  # upstream name of the monolith
+    primary: str  # upstream that served (or would serve) the client
+    shadow: str  # upstream the copy goes to
+    upstream_urls: dict[str, str]
+    primary_response: HttpResponseData | None = None  # None: fetch it too (the nginx diff endpoint case)
+    request_id: str | None = None
+    timeout: float = 30.0
+
+
+class DiffStore:
+    """Counters per route, the learned noise, and a bounded sample of differing exchanges (JSON lines)."""
+
+    def __init__(self, *, samples_path: str | Path | None = None, max_samples_per_route: int = 20,
+                 recent: int = 50):
+        self.noise = NoiseRegistry()
+        self.samples_path = Path(samples_path) if samples_path else None
+        self.max_samples_per_route = max_samples_per_route
+        self._lock = threading.Lock()
+        self.comparisons: Counter[str] = Counter()
+        self.diffs: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
+        self.fields: dict[str, Counter[str]] = {}
+        self._samples_written: Counter[str] = Counter()
+        self._recent: deque[dict] = deque(maxlen=recent)
+        if self.samples_path is not None:
+            self.samples_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def record(self, job: ShadowJob, result: DiffResult, *, expected_status: int, actual_status: int) -> None:
+        sample = None
+        with self._lock:
+            self.comparisons[job.route] += 1
+            if result.equal:
+                return
+            self.diffs[job.route] += 1
+            fields = self.fields.setdefault(job.route, Counter())
+            for difference in result.differences:
+                fields[difference.path] += 1
+            sample = {
+                "ts": round(time.time(), 3), "route": job.route, "method": job.method, "path": job.path,
+                "request_id": job.request_id, "expected_upstream": job.monolith,
+                "actual_upstream": job.shadow if job.primary == job.monolith else job.primary,
+                "expected_status": expected_status, "actual_status": actual_status,
+                "differences": [d.as_dict() for d in result.differences[:50]],
+                "noise_skipped": list(result.noise_skipped),
+            }
+            self._recent.append(sample)
+            write = self.samples_path is not None and self._samples_written[job.route] < self.max_samples_per_route
+            if write:
+                self._samples_written[job.route] += 1
+                with self.samples_path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(sample, default=str, ensure_ascii=False) + "\n")
+
+    def record_error(self, route: str, reason: str) -> None:
+        with self._lock:
+            (self.dropped if reason == "dropped" else self.errors)[route] += 1
+
+    def summary(self) -> dict:
+        with self._lock:
+            routes = sorted(set(self.comparisons) | set(self.errors) | set(self.dropped))
+            by_route = {
+                route: {
+                    "comparisons": self.comparisons[route],
+                    "diffs": self.diffs[route],
+                    "diff_rate": round(self.diffs[route] / max(self.comparisons[route], 1), 4),
+                    "errors": self.errors[route],
+                    "dropped": self.dropped[route],
+                    "top_fields": dict(self.fields.get(route, Counter()).most_common(10)),
+                }
+                for route in routes
+            }
+            recent = list(self._recent)[-10:]
+        return {
+            "comparisons": sum(v["comparisons"] for v in by_route.values()),
+            "diffs": sum(v["diffs"] for v in by_route.values()),
+            "routes": by_route,
+            "noise": self.noise.snapshot(),
+            "samples_file": str(self.samples_path) if self.samples_path else None,
+            "recent": recent,
+        }
+
+
+class ShadowRunner:
+    """Runs shadow jobs on a small thread pool; ``submit`` never blocks."""
+
+    def __init__(
+        self, *, store: DiffStore, client: UpstreamClient | None = None, max_workers: int = 4,
+        max_pending: int = 256, on_compared: Callable[[ShadowJob, DiffResult], None] | None = None,
+        on_error: Callable[[ShadowJob, str], None] | None = None,
+    ):
+        self.store = store
+        self.client = client or UpstreamClient()
+        self.max_pending = max_pending
+        self._on_compared = on_compared
+        self._on_error = on_error
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="strangler-shadow")
+        self._pending = 0
+        self._lock = threading.Lock()
+
+    def submit(self, job: ShadowJob) -> bool:
+        with self._lock:
+            if self._pending >= self.max_pending:
+                full = True
+            else:
+                full = False
+                self._pending += 1
+        if full:
+            self._error(job, "dropped")
+            return False
+        future = self._executor.submit(self._run_guarded, job)
+        future.add_done_callback(self._done)
+        return True
+
+    def _done(self, _future) -> None:
+        with self._lock:
+            self._pending -= 1
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return self._pending
+
+    def _error(self, job: ShadowJob, reason: str) -> None:
+        self.store.record_error(job.route, reason)
+        if self._on_error is not None:
+            self._on_error(job, reason)
+
+    def _run_guarded(self, job: ShadowJob) -> DiffResult | None:
+        try:
+            return self.run(job)
+        except UpstreamError as exc:
+            logger.info("shadow request failed: route=%s %s %s: %s", job.route, job.method, job.path, exc)
+            self._error(job, exc.reason)
+        except Exception:  # a shadow must never take the proxy down; keep the traceback for the log
+            logger.exception("shadow comparison crashed: route=%s %s %s", job.route, job.method, job.path)
+            self._error(job, "crash")
+        return None
+
+    def _fetch(self, job: ShadowJob, upstream: str) -> HttpResponseData:
+        headers = [*job.headers, (SHADOW_HEADER, "1")]
+        return self.client.fetch(
+            base_url=job.upstream_urls[upstream], method=job.method, path=job.path, headers=headers,
+            body=job.body, timeout=job.timeout,
+        )
+
+    def run(self, job: ShadowJob) -> DiffResult:
+        """Fetch what is missing, diff monolith vs service, record the result (synchronously)."""
+        primary = job.primary_response if job.primary_response is not None else self._fetch(job, job.primary)
+        shadowed = self._fetch(job, job.shadow)
+        if job.primary == job.monolith:
+            expected, actual = primary, shadowed
+        else:
+            expected, actual = shadowed, primary
+        expected_again = None
+        # The second monolith call must not repeat a write, so noise is only learned from safe methods.
+        if job.rules.learn_noise and job.method in SAFE_METHODS:
+            expected_again = self._fetch(job, job.monolith)
+        result = response_diff(
+            expected=expected, actual=actual, rules=job.rules, route=job.route, noise=self.store.noise,
+            expected_again=expected_again,
+        )
+        self.store.record(job, result, expected_status=expected.status, actual_status=actual.status)
+        if self._on_compared is not None:
+            self._on_compared(job, result)
+        return result
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        self._executor.shutdown(wait=wait, cancel_futures=not wait)
