@@ -1,0 +1,12 @@
+"""Catalog API routes, included under /api/ (the resource paths an extracted catalog service takes over)."""
+
+from django.urls import path
+
+from . import apis
+
+urlpatterns = [
+    path("products/", apis.ProductListApi.as_view(), name="catalog-api-product-list"),
+    path("products/<int:product_id>/", apis.ProductDetailApi.as_view(), name="catalog-api-product-detail"),
+    path("categories/", apis.CategoryListApi.as_view(), name="catalog-api-category-list"),
+    path("categories/<int:category_id>/", apis.CategoryDetailApi.as_view(), name="catalog-api-category-detail"),
+]

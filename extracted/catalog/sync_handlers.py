@@ -1,0 +1,39 @@
+"""Sync handlers: apply the owner's product/category events to the catalog service's tables.
+
+Registered when the app loads (``products.apps.ProductsConfig.ready`` imports this module). Each
+event carries the aggregate's full state, so every handler is an idempotent upsert (or delete) by id;
+the consumer's inbox skips redeliveries and its version guard skips stale events before we run.
+Handlers use the follower write path (``*_apply_synced``), which never emits events back.
+"""
+
+from __future__ import annotations
+
+from strangler_sync import events
+from strangler_sync.handlers import SyncEvent, sync_handler
+
+from .products.services import (
+    category_apply_synced,
+    category_discard_synced,
+    product_apply_synced,
+    product_discard_synced,
+)
+
+
+@sync_handler(events.CATEGORY_CREATED, events.CATEGORY_UPDATED, events.CATEGORY_SNAPSHOT)
+def category_upsert(*, event: SyncEvent) -> None:
+    category_apply_synced(category_id=event.aggregate_id_int, data=event.payload, occurred_at=event.occurred_at)
+
+
+@sync_handler(events.CATEGORY_DELETED)
+def category_delete(*, event: SyncEvent) -> None:
+    category_discard_synced(category_id=event.aggregate_id_int)
+
+
+@sync_handler(events.PRODUCT_CREATED, events.PRODUCT_UPDATED, events.PRODUCT_SNAPSHOT)
+def product_upsert(*, event: SyncEvent) -> None:
+    product_apply_synced(product_id=event.aggregate_id_int, data=event.payload, occurred_at=event.occurred_at)
+
+
+@sync_handler(events.PRODUCT_DELETED)
+def product_delete(*, event: SyncEvent) -> None:
+    product_discard_synced(product_id=event.aggregate_id_int)
