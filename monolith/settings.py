@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "monolith.cart",
     "monolith.orders",
     "monolith.reviews",
+    "strangler_sync",
 ]
 
 MIDDLEWARE = [
@@ -113,6 +114,35 @@ CELERY_TASK_ACKS_LATE = False
 CELERY_TASK_DEFAULT_QUEUE = "monolith"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+
+# Data plane (strangler_sync.conf documents every key). The monolith owns everything until a plan
+# flips ownership; then it follows the new owner through monolith/*/sync_handlers.py.
+STRANGLER_SYNC = {
+    "ORIGIN": PROJECT_NAME,
+    "QUEUE": "sync.monolith",
+    "SUBSCRIPTIONS": ["product.*", "category.*", "stock.*", "review.*"],
+    # queues the relay declares before publishing, so no event is dropped before a follower first starts
+    "SUBSCRIBERS": {"sync.catalog": ["product.*", "category.*"]},
+    "RELAY_TRIGGER": os.environ.get("STRANGLER_SYNC_RELAY_TRIGGER", "celery"),
+    "AGGREGATES": {
+        "product": {
+            "MODEL": "catalog.Product",
+            "FIELDS": ["id", "sku", "slug", "name", "description", "price", "currency", "is_active",
+                       "category_id", "images"],
+        },
+        "category": {"MODEL": "catalog.Category", "FIELDS": ["id", "name", "slug", "parent_id", "description"]},
+        "stock": {
+            "MODEL": "inventory.StockItem",
+            "ID_FIELD": "product_id",
+            "FIELDS": ["product_id", "quantity_on_hand", "quantity_reserved"],
+        },
+        "review": {"MODEL": "reviews.Review", "FIELDS": ["id", "product_id", "user_id", "rating", "title", "body"]},
+    },
+}
+CELERY_BEAT_SCHEDULE = {
+    "strangler-sync-sweep": {"task": "strangler_sync.relay_sweep", "schedule": 5.0},
+    "strangler-sync-cleanup": {"task": "strangler_sync.cleanup", "schedule": 3600.0},
+}
 
 # The fake payment provider's simulated timeout (seconds); tests shorten it.
 PAYMENTS = {

@@ -18,6 +18,7 @@ api_patterns = [
 urlpatterns = [
     path("", include("servicekit.health")),
     path("admin/", admin.site.urls),
+    path("sync/", include("strangler_sync.urls")),
     path("api/", include(api_patterns)),
     path("accounts/", include("monolith.accounts.urls")),
     path("cart/", include("monolith.cart.urls")),

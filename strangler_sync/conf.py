@@ -1,0 +1,158 @@
+"""Settings accessor: ``sync_settings()`` reads ``settings.STRANGLER_SYNC`` lazily (``override_settings`` works).
+
+Keys (all optional; defaults below)::
+
+    STRANGLER_SYNC = {
+        "ORIGIN": PROJECT_NAME,                 # this project's name, stamped on every event it emits
+        "EXCHANGE": "strangler.events",         # topic exchange
+        "BROKER_URL": CELERY_BROKER_URL,        # filesystem:// by default, amqp://... in production
+        "BROKER_TRANSPORT_OPTIONS": CELERY_BROKER_TRANSPORT_OPTIONS,
+        "BATCH_SIZE": 200,                      # outbox rows a relay claims per transaction
+        "MAX_ATTEMPTS": 8,                      # relay publish attempts before a row is dead
+        "BACKOFF_BASE": 1.0, "BACKOFF_MAX": 300.0,   # seconds; exponential with jitter
+        "RETENTION_DAYS": 7,                    # published outbox rows / inbox rows kept this long
+        "OWNERSHIP_FILE": $STRANGLER_OWNERSHIP_FILE or var/ownership.json,
+        "DEFAULT_OWNER": "monolith",            # owner of every aggregate the file does not name
+        "AGGREGATES": {                         # what can be snapshotted, backfilled and verified
+            "product": {
+                "MODEL": "catalog.Product",
+                "ID_FIELD": "id",
+                # canonical name -> model attribute (a list means the same names); hashed for verify
+                "FIELDS": {"id": "id", "sku": "sku", "price": "price", "category_id": "category_id"},
+                "SNAPSHOT": None,               # optional "dotted.path(instance) -> payload dict"
+            },
+        },
+        "QUEUE": "sync.<ORIGIN>",               # this project's consumer queue
+        "SUBSCRIPTIONS": ["product.*"],         # routing-key patterns this project consumes
+        "SUBSCRIBERS": {"sync.catalog": ["product.*"]},  # queues the relay declares+binds before publishing
+        "CONSUMER_MAX_ATTEMPTS": 5,             # handler attempts before a message goes to <QUEUE>.dlq
+        "RELAY_TRIGGER": "celery",              # "celery": on_commit sends the relay task; "none": sweep only
+    }
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+from servicekit import env
+
+
+@dataclass(frozen=True)
+class AggregateConfig:
+    name: str
+    model_label: str
+    id_field: str
+    fields: dict[str, str]  # canonical name -> model attribute
+    snapshot_path: str | None
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    origin: str
+    exchange: str
+    broker_url: str
+    broker_transport_options: dict
+    batch_size: int
+    max_attempts: int
+    backoff_base: float
+    backoff_max: float
+    retention_days: int
+    ownership_file: Path
+    default_owner: str
+    aggregates: dict[str, AggregateConfig]
+    queue: str
+    subscriptions: list[str]
+    subscribers: dict[str, list[str]]
+    consumer_max_attempts: int
+    relay_trigger: str
+    raw: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.queue}.dlq"
+
+    def aggregate(self, name: str) -> AggregateConfig:
+        from strangler_sync.errors import UnknownAggregate
+
+        try:
+            return self.aggregates[name]
+        except KeyError:
+            raise UnknownAggregate(
+                f"aggregate {name!r} is not configured in STRANGLER_SYNC['AGGREGATES']",
+                details={"aggregate": name, "known": sorted(self.aggregates)},
+            ) from None
+
+
+def _aggregates(raw: dict) -> dict[str, AggregateConfig]:
+    result = {}
+    for name, spec in raw.items():
+        fields = spec.get("FIELDS") or [spec.get("ID_FIELD", "id")]
+        if not isinstance(fields, dict):
+            fields = {f: f for f in fields}
+        result[name] = AggregateConfig(
+            name=name,
+            model_label=spec["MODEL"],
+            id_field=spec.get("ID_FIELD", "id"),
+            fields=dict(fields),
+            snapshot_path=spec.get("SNAPSHOT"),
+        )
+    return result
+
+
+def _build() -> SyncSettings:
+    raw = dict(getattr(settings, "STRANGLER_SYNC", {}) or {})
+    origin = raw.get("ORIGIN") or getattr(settings, "PROJECT_NAME", "django")
+    broker_url = raw.get("BROKER_URL") or getattr(settings, "CELERY_BROKER_URL", None) or "filesystem://"
+    transport_options = raw.get("BROKER_TRANSPORT_OPTIONS")
+    if transport_options is None:
+        transport_options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None)
+        if transport_options is None:
+            transport_options = env.broker_transport_options(broker_url)
+    ownership_file = raw.get("OWNERSHIP_FILE") or os.environ.get("STRANGLER_OWNERSHIP_FILE") or (
+        env.VAR_DIR / "ownership.json"
+    )
+    queue = raw.get("QUEUE") or f"sync.{origin}"
+    return SyncSettings(
+        origin=origin,
+        exchange=raw.get("EXCHANGE", "strangler.events"),
+        broker_url=broker_url,
+        broker_transport_options=dict(transport_options),
+        batch_size=int(raw.get("BATCH_SIZE", 200)),
+        max_attempts=int(raw.get("MAX_ATTEMPTS", 8)),
+        backoff_base=float(raw.get("BACKOFF_BASE", 1.0)),
+        backoff_max=float(raw.get("BACKOFF_MAX", 300.0)),
+        retention_days=int(raw.get("RETENTION_DAYS", 7)),
+        ownership_file=Path(ownership_file),
+        default_owner=raw.get("DEFAULT_OWNER", "monolith"),
+        aggregates=_aggregates(raw.get("AGGREGATES", {})),
+        queue=queue,
+        subscriptions=list(raw.get("SUBSCRIPTIONS", [])),
+        subscribers={q: list(p) for q, p in (raw.get("SUBSCRIBERS") or {}).items()},
+        consumer_max_attempts=int(raw.get("CONSUMER_MAX_ATTEMPTS", 5)),
+        relay_trigger=raw.get("RELAY_TRIGGER", "celery"),
+        raw=raw,
+    )
+
+
+_cached: SyncSettings | None = None
+
+
+def sync_settings() -> SyncSettings:
+    global _cached
+    if _cached is None:
+        _cached = _build()
+    return _cached
+
+
+def _reload(*, setting, **kwargs):
+    global _cached
+    if setting in {"STRANGLER_SYNC", "CELERY_BROKER_URL", "CELERY_BROKER_TRANSPORT_OPTIONS", "PROJECT_NAME"}:
+        _cached = None
+
+
+setting_changed.connect(_reload)

@@ -1,0 +1,115 @@
+"""Handler registry: a consuming project maps event types to functions in its apps' ``sync_handlers.py`` modules.
+
+Example (``extracted/catalog/products/sync_handlers.py``)::
+
+    from strangler_sync import events
+    from strangler_sync.handlers import SyncEvent, sync_handler
+
+    @sync_handler(events.PRODUCT_CREATED, events.PRODUCT_UPDATED, events.PRODUCT_SNAPSHOT)
+    def product_upsert(*, event: SyncEvent) -> None:
+        product_apply_synced(product_id=event.aggregate_id_int, data=event.payload)
+
+The consumer calls the handler inside the transaction that also records the InboxMessage and the
+AppliedVersion, so the handler must only touch this project's database (no HTTP, no broker).
+
+Loop prevention: a handler writes through the follower's own write path *without* emitting events
+(pass ``origin=event.origin`` or call a ``*_apply_synced`` service). As a safety net, ``event_publish``
+is a no-op while a synced event is being applied (``applying_synced_event()``), so a follower that
+re-uses an emitting service never echoes the event back to the owner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils.module_loading import autodiscover_modules
+
+
+@dataclass(frozen=True)
+class SyncEvent:
+    """A received event (the envelope the relay publishes)."""
+
+    message_id: str
+    event_type: str
+    aggregate_type: str
+    aggregate_id: str
+    version: int
+    schema_version: int
+    payload: dict
+    occurred_at: datetime
+    origin: str
+    correlation_id: str
+
+    @property
+    def aggregate_id_int(self) -> int:
+        return int(self.aggregate_id)
+
+    @property
+    def action(self) -> str:
+        return self.event_type.rsplit(".", 1)[-1]
+
+
+Handler = Callable[..., None]
+_registry: dict[str, Handler] = {}
+_applying: contextvars.ContextVar[SyncEvent | None] = contextvars.ContextVar("strangler_sync_applying", default=None)
+
+
+class HandlerAlreadyRegistered(RuntimeError):
+    pass
+
+
+def sync_handler(*event_types: str) -> Callable[[Handler], Handler]:
+    """Register the decorated function ``fn(*, event: SyncEvent)`` for each event type (one handler per type)."""
+    if not event_types:
+        raise TypeError("sync_handler needs at least one event type")
+
+    def decorate(fn: Handler) -> Handler:
+        for event_type in event_types:
+            existing = _registry.get(event_type)
+            if existing is not None and existing is not fn and _qualname(existing) != _qualname(fn):
+                raise HandlerAlreadyRegistered(
+                    f"{event_type!r} already handled by {_qualname(existing)}; cannot add {_qualname(fn)}"
+                )
+            _registry[event_type] = fn
+        return fn
+
+    return decorate
+
+
+def _qualname(fn: Handler) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+def handler_get(*, event_type: str) -> Handler | None:
+    return _registry.get(event_type)
+
+
+def handlers_registered() -> dict[str, Handler]:
+    return dict(_registry)
+
+
+def handler_unregister(*, event_type: str) -> None:
+    """For tests that register temporary handlers."""
+    _registry.pop(event_type, None)
+
+
+def handlers_autodiscover() -> None:
+    autodiscover_modules("sync_handlers")
+
+
+@contextlib.contextmanager
+def applying_synced_event(event: SyncEvent):
+    token = _applying.set(event)
+    try:
+        yield
+    finally:
+        _applying.reset(token)
+
+
+def current_synced_event() -> SyncEvent | None:
+    """The event being applied right now (None outside the consumer)."""
+    return _applying.get()

@@ -1,0 +1,136 @@
+"""Data-plane tables: the outbox (producer side) and the inbox (consumer side) live in every project's own database.
+
+Writes go through ``strangler_sync.services`` / ``strangler_sync.consumer`` only; no save() overrides or signals.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class OutboxEvent(models.Model):
+    """An event written in the same transaction as the change it describes; the relay publishes it later."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PUBLISHED = "published", "Published"
+        DEAD = "dead", "Dead"  # gave up after MAX_ATTEMPTS; requeue from the admin
+
+    message_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    event_type = models.CharField(max_length=100)
+    aggregate_type = models.CharField(max_length=60)
+    aggregate_id = models.CharField(max_length=64)
+    version = models.PositiveBigIntegerField()
+    payload = models.JSONField()
+    schema_version = models.PositiveSmallIntegerField(default=1)
+    occurred_at = models.DateTimeField()
+    origin = models.CharField(max_length=60)
+    correlation_id = models.CharField(max_length=128, blank=True, default="")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.TextField(blank=True, default="")
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # The relay's claim query: pending rows due now, oldest first.
+            models.Index(fields=["status", "next_attempt_at", "id"], name="outbox_due_idx"),
+            models.Index(fields=["aggregate_type", "aggregate_id", "version"], name="outbox_aggregate_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.aggregate_type}:{self.aggregate_id} v{self.version} ({self.status})"
+
+
+class AggregateVersion(models.Model):
+    """The last version issued per aggregate; bumped by one upsert that row-locks it until the write commits."""
+
+    aggregate_type = models.CharField(max_length=60)
+    aggregate_id = models.CharField(max_length=64)
+    version = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["aggregate_type", "aggregate_id"], name="aggregate_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.aggregate_type}:{self.aggregate_id} v{self.version}"
+
+
+class InboxMessage(models.Model):
+    """One row per message a consumer handled (applied or skipped as stale): redeliveries are skipped."""
+
+    class Outcome(models.TextChoices):
+        APPLIED = "applied", "Applied"
+        STALE = "stale", "Stale (an equal or newer version was already applied)"
+
+    message_id = models.UUIDField(unique=True)
+    event_type = models.CharField(max_length=100)
+    aggregate_type = models.CharField(max_length=60)
+    aggregate_id = models.CharField(max_length=64)
+    version = models.PositiveBigIntegerField()
+    origin = models.CharField(max_length=60)
+    correlation_id = models.CharField(max_length=128, blank=True, default="")
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["received_at"], name="inbox_received_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} {self.event_type} {self.aggregate_type}:{self.aggregate_id} v{self.version}"
+
+
+class AppliedVersion(models.Model):
+    """The newest version a consumer applied per aggregate: older or equal versions are stale."""
+
+    aggregate_type = models.CharField(max_length=60)
+    aggregate_id = models.CharField(max_length=64)
+    version = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["aggregate_type", "aggregate_id"], name="applied_version_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.aggregate_type}:{self.aggregate_id} applied v{self.version}"
+
+
+class DeadLetter(models.Model):
+    """A message the consumer gave up on (malformed, unknown type, handler kept failing); also sent to <queue>.dlq."""
+
+    message_id = models.CharField(max_length=64, blank=True, default="")
+    queue = models.CharField(max_length=200)
+    event_type = models.CharField(max_length=100, blank=True, default="")
+    body = models.TextField()
+    error = models.TextField()
+    attempts = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"dead letter {self.message_id or '?'} {self.event_type}: {self.error[:60]}"
+
+
+class BackfillCheckpoint(models.Model):
+    """The last id a backfill emitted per aggregate, so `sync_backfill --resume` continues after a crash."""
+
+    aggregate_type = models.CharField(max_length=60, unique=True)
+    last_id = models.BigIntegerField(null=True, blank=True)  # aggregates are keyed by integer ids
+    emitted = models.PositiveBigIntegerField(default=0)
+    finished = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"backfill {self.aggregate_type} after {self.last_id or '-'} ({self.emitted} emitted)"

@@ -1,0 +1,137 @@
+"""Outbox writes: ``event_publish`` (inside the caller's transaction) and the relay's bookkeeping on outbox rows."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from servicekit.request_id import get_request_id
+from strangler_sync.conf import sync_settings
+from strangler_sync.errors import NotInTransaction
+from strangler_sync.handlers import current_synced_event
+from strangler_sync.models import AggregateVersion, OutboxEvent
+from strangler_sync.schemas import payload_validate
+
+logger = logging.getLogger(__name__)
+
+
+def aggregate_version_next(*, aggregate_type: str, aggregate_id: str) -> int:
+    """Issue the aggregate's next version: one upsert that keeps the version row locked until commit.
+
+    ``INSERT .. ON CONFLICT DO UPDATE .. RETURNING`` is atomic on PostgreSQL and SQLite (3.35+) and holds
+    the row lock (PostgreSQL) / the database write lock (SQLite) until the caller's transaction ends, so
+    two concurrent writers of one aggregate get consecutive versions in commit order.
+    """
+    table = connection.ops.quote_name(AggregateVersion._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (aggregate_type, aggregate_id, version) VALUES (%s, %s, 1) "
+            f"ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET version = {table}.version + 1 "
+            "RETURNING version",
+            [aggregate_type, aggregate_id],
+        )
+        return int(cursor.fetchone()[0])
+
+
+def aggregate_version_current(*, aggregate_type: str, aggregate_id: str) -> int:
+    row = AggregateVersion.objects.filter(aggregate_type=aggregate_type, aggregate_id=aggregate_id).first()
+    return row.version if row else 0
+
+
+def event_publish(
+    *,
+    event_type: str,
+    aggregate_type: str,
+    aggregate_id: int | str,
+    payload: dict,
+    schema_version: int = 1,
+    version: int | None = None,
+) -> OutboxEvent | None:
+    """Record an event in the outbox, atomically with the caller's write (call inside transaction.atomic()).
+
+    The payload must be the aggregate's full state after the change (validated against its schema).
+    ``version`` is issued here (per aggregate, +1); snapshot events pass the current version instead.
+    Returns None (writes nothing) while a synced event is being applied: followers never echo events.
+    """
+    if not connection.in_atomic_block:
+        raise NotInTransaction(f"event_publish({event_type!r}) must run inside the write's transaction.atomic()")
+    if current_synced_event() is not None:
+        return None
+    payload_validate(event_type=event_type, schema_version=schema_version, payload=payload)
+    config = sync_settings()
+    aggregate_id = str(aggregate_id)
+    if version is None:
+        version = aggregate_version_next(aggregate_type=aggregate_type, aggregate_id=aggregate_id)
+    now = timezone.now()
+    event = OutboxEvent.objects.create(
+        event_type=event_type,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        version=version,
+        payload=payload,
+        schema_version=schema_version,
+        occurred_at=now,
+        origin=config.origin,
+        correlation_id=get_request_id() or "",
+        next_attempt_at=now,
+    )
+    if config.relay_trigger == "celery":
+        transaction.on_commit(relay_trigger)
+    return event
+
+
+def relay_trigger() -> None:
+    """Ask a Celery worker to publish now; failures only log (the beat sweep publishes the row later)."""
+    from strangler_sync.tasks import relay_publish_pending
+
+    try:
+        relay_publish_pending.apply_async(retry=False, ignore_result=True)
+    except Exception:  # the broker being down must not fail a committed write
+        logger.warning("could not trigger the outbox relay; the periodic sweep will publish", exc_info=True)
+
+
+def outbox_backoff_delay(*, attempts: int) -> float:
+    """Exponential backoff with full jitter in [50%, 100%] of min(max, base * 2^(attempts-1))."""
+    config = sync_settings()
+    ceiling = min(config.backoff_max, config.backoff_base * (2 ** max(0, attempts - 1)))
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+def outbox_mark_published(*, event_ids: list[int]) -> int:
+    if not event_ids:
+        return 0
+    return OutboxEvent.objects.filter(id__in=event_ids).update(
+        status=OutboxEvent.Status.PUBLISHED, published_at=timezone.now(), last_error=""
+    )
+
+
+def outbox_mark_failed(*, event: OutboxEvent, error: str) -> OutboxEvent:
+    """Count a failed publish: schedule a retry with backoff, or mark dead after MAX_ATTEMPTS."""
+    config = sync_settings()
+    event.attempts += 1
+    event.last_error = error[:2000]
+    if event.attempts >= config.max_attempts:
+        event.status = OutboxEvent.Status.DEAD
+    else:
+        event.next_attempt_at = timezone.now() + timedelta(seconds=outbox_backoff_delay(attempts=event.attempts))
+    event.save(update_fields=["attempts", "last_error", "status", "next_attempt_at"])
+    return event
+
+
+def outbox_requeue(*, event_ids: list[int]) -> int:
+    """Give dead (or stuck) rows another round of attempts (admin action)."""
+    return OutboxEvent.objects.filter(id__in=event_ids).exclude(status=OutboxEvent.Status.PUBLISHED).update(
+        status=OutboxEvent.Status.PENDING, attempts=0, next_attempt_at=timezone.now(), last_error=""
+    )
+
+
+def outbox_cleanup(*, older_than_days: int | None = None) -> int:
+    """Delete published rows older than the retention (dead and pending rows are kept)."""
+    days = sync_settings().retention_days if older_than_days is None else older_than_days
+    cutoff = timezone.now() - timedelta(days=days)
+    deleted, _ = OutboxEvent.objects.filter(status=OutboxEvent.Status.PUBLISHED, published_at__lt=cutoff).delete()
+    return deleted
