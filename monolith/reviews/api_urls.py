@@ -1,4 +1,11 @@
-"""reviews api urls (placeholder until the app is built)."""
+"""Review API routes, included under /api/."""
 
-app_name = "reviews" if "api_urls" == "urls" else None
-urlpatterns: list = []
+from django.urls import path
+
+from monolith.reviews import apis
+
+urlpatterns = [
+    path("reviews/", apis.ReviewListApi.as_view(), name="reviews-api-review-list"),
+    path("reviews/<int:review_id>/", apis.ReviewDetailApi.as_view(), name="reviews-api-review-detail"),
+    path("products/<int:product_id>/rating/", apis.ProductRatingApi.as_view(), name="reviews-api-product-rating"),
+]

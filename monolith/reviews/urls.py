@@ -1,4 +1,13 @@
-"""reviews urls (placeholder until the app is built)."""
+"""Review pages, mounted at /reviews/."""
 
-app_name = "reviews" if "urls" == "urls" else None
-urlpatterns: list = []
+from django.urls import path
+
+from monolith.reviews import views
+
+app_name = "reviews"
+
+urlpatterns = [
+    path("product/<int:product_id>/new/", views.review_create, name="create"),
+    path("<int:review_id>/edit/", views.review_edit, name="edit"),
+    path("<int:review_id>/delete/", views.review_delete, name="delete"),
+]
