@@ -1,4 +1,12 @@
-"""catalog api urls (placeholder until the app is built)."""
+"""Catalog API routes, included under /api/ (the resource paths an extracted catalog service takes over)."""
 
-app_name = "catalog" if "api_urls" == "urls" else None
-urlpatterns: list = []
+from django.urls import path
+
+from monolith.catalog import apis
+
+urlpatterns = [
+    path("products/", apis.ProductListApi.as_view(), name="catalog-api-product-list"),
+    path("products/<int:product_id>/", apis.ProductDetailApi.as_view(), name="catalog-api-product-detail"),
+    path("categories/", apis.CategoryListApi.as_view(), name="catalog-api-category-list"),
+    path("categories/<int:category_id>/", apis.CategoryDetailApi.as_view(), name="catalog-api-category-detail"),
+]

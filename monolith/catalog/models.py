@@ -39,7 +39,11 @@ class Product(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
-        indexes = [models.Index(fields=["category", "is_active"]), models.Index(fields=["price"])]
+        indexes = [
+            models.Index(fields=["category", "is_active"]),
+            models.Index(fields=["price"]),
+            models.Index(fields=["created_at"]),  # ordering=newest
+        ]
         constraints = [models.CheckConstraint(condition=models.Q(price__gte=0), name="product_price_non_negative")]
 
     def __str__(self) -> str:

@@ -1,4 +1,13 @@
-"""catalog urls (placeholder until the app is built)."""
+"""Catalog pages, mounted at the site root."""
 
-app_name = "catalog" if "urls" == "urls" else None
-urlpatterns: list = []
+from django.urls import path
+
+from monolith.catalog import views
+
+app_name = "catalog"
+
+urlpatterns = [
+    path("", views.product_list, name="product-list"),
+    path("c/<slug:slug>/", views.product_list, name="category"),
+    path("p/<slug:slug>/", views.product_detail, name="product-detail"),
+]

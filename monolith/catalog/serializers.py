@@ -1,0 +1,83 @@
+"""Catalog API shapes: the product/category resources (a contract extracted services copy) and query filters."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from rest_framework import serializers
+
+from monolith.catalog.models import Category, Product
+from monolith.catalog.selectors import DEFAULT_PRODUCT_ORDERING, PRODUCT_ORDERINGS
+
+
+class CategoryOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Category
+        fields = ["id", "name", "slug", "parent", "description", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class CategoryInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=120)
+    slug = serializers.SlugField(max_length=140, required=False)
+    parent = serializers.PrimaryKeyRelatedField(queryset=Category.objects.all(), allow_null=True, required=False)
+    description = serializers.CharField(allow_blank=True, required=False)
+
+
+class ProductOutputSerializer(serializers.ModelSerializer):
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, coerce_to_string=True)
+    images = serializers.ListField(child=serializers.CharField())
+    category_slug = serializers.CharField(source="category.slug", allow_null=True, read_only=True)
+
+    class Meta:
+        model = Product
+        fields = [
+            "id", "sku", "slug", "name", "description", "price", "currency", "is_active", "images",
+            "category", "category_slug", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ProductInputSerializer(serializers.Serializer):
+    """Body of POST/PUT (all required fields) and PATCH (partial=True)."""
+
+    sku = serializers.CharField(max_length=64)
+    slug = serializers.SlugField(max_length=200, required=False)
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(allow_blank=True, required=False, default="")
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"))
+    currency = serializers.RegexField(r"^[A-Z]{3}$", required=False)
+    is_active = serializers.BooleanField(required=False, default=True)
+    images = serializers.ListField(child=serializers.CharField(max_length=500), required=False, default=list)
+    category = serializers.PrimaryKeyRelatedField(
+        queryset=Category.objects.all(), allow_null=True, required=False, default=None
+    )
+
+
+class ProductFilterSerializer(serializers.Serializer):
+    """Query parameters of GET /api/products/ (and of the product list pages)."""
+
+    category = serializers.SlugField(required=False, help_text="Category slug; includes its subcategories.")
+    min_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"), required=False)
+    max_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"), required=False)
+    q = serializers.CharField(max_length=200, required=False, allow_blank=True, help_text="Search name, SKU, text.")
+    ordering = serializers.ChoiceField(choices=list(PRODUCT_ORDERINGS), required=False)
+    is_active = serializers.ChoiceField(
+        choices=["true", "false", "all"], required=False, help_text="Staff only; others always see active products."
+    )
+
+    def selector_kwargs(self, *, staff: bool) -> dict[str, Any]:
+        """Keyword arguments for selectors.product_list from the validated parameters."""
+        data = self.validated_data
+        is_active: bool | None = True
+        if staff:
+            is_active = {"true": True, "false": False, "all": None}[data.get("is_active", "all")]
+        return {
+            "category": data.get("category") or None,
+            "min_price": data.get("min_price"),
+            "max_price": data.get("max_price"),
+            "q": data.get("q") or None,
+            "is_active": is_active,
+            "ordering": data.get("ordering") or DEFAULT_PRODUCT_ORDERING,
+        }
