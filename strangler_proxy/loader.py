@@ -300,7 +300,7 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
         settings = ProxySettings(
             route_headers=r.boolean(items["route_headers"][1], "settings.route_headers")
             if "route_headers" in items else settings.route_headers,
-            max_body_bytes=int(r.number(items["max_body_bytes"][1], "settings.max_body_bytes", 0, 2**40, integer=True))
+            max_body_bytes=int(r.number(items["max_body_bytes"][1], "settings.max_body_bytes", 1, 2**40, integer=True))
             if "max_body_bytes" in items else settings.max_body_bytes,
             diff_endpoint=r.string(items["diff_endpoint"][1], "settings.diff_endpoint", _HOST_PORT, "host:port")
             if "diff_endpoint" in items else settings.diff_endpoint,

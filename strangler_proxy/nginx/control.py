@@ -1,0 +1,125 @@
+"""Run the private nginx instance: find the binary, test a config, start, stop, reload keeping the old one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from strangler_proxy.nginx.render import NginxOptions, render_nginx
+from strangler_proxy.spec import RouteTable
+
+CONF_NAME = "nginx.conf"
+
+
+class NginxError(RuntimeError):
+    """nginx refused a config or could not be started/reloaded; the message carries nginx's own reason."""
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if not found:
+        raise NginxError("nginx is not installed (apt-get install nginx)")
+    return found
+
+
+def _run(args: list[str], prefix: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([nginx_binary(), "-p", f"{prefix}/", *args], capture_output=True, text=True, timeout=30)
+
+
+def _reason(result: subprocess.CompletedProcess) -> str:
+    lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
+    errors = [line for line in lines if "[emerg]" in line or "[alert]" in line or "failed" in line]
+    return "; ".join(errors or lines) or f"nginx exited with {result.returncode}"
+
+
+def config_test(conf_path: Path, prefix: Path) -> None:
+    """`nginx -t` on the file; raises NginxError with nginx's reason when it is refused."""
+    result = _run(["-t", "-q", "-c", str(conf_path)], prefix)
+    if result.returncode != 0:
+        raise NginxError(_reason(result))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass
+class NginxInstance:
+    """A private nginx (own prefix dir, pid, logs, temp paths) that never touches the system one."""
+
+    options: NginxOptions
+
+    @property
+    def prefix(self) -> Path:
+        return Path(self.options.runtime_dir).resolve()
+
+    @property
+    def conf_path(self) -> Path:
+        return self.prefix / CONF_NAME
+
+    @property
+    def pid_path(self) -> Path:
+        return self.prefix / "nginx.pid"
+
+    def master_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_path.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def install(self, table: RouteTable) -> Path:
+        """Render, test the candidate, then atomically replace the live file. A refused render changes nothing."""
+        self.prefix.mkdir(parents=True, exist_ok=True)
+        candidate = self.prefix / f"{CONF_NAME}.candidate"
+        candidate.write_text(render_nginx(table, self.options), encoding="utf-8")
+        try:
+            config_test(candidate, self.prefix)
+        finally:
+            text = candidate.read_text(encoding="utf-8")
+            candidate.unlink(missing_ok=True)
+        write_atomically(self.conf_path, text)
+        return self.conf_path
+
+    def start(self) -> int:
+        """Start the master (daemonised) on the installed config; returns its pid."""
+        result = _run(["-c", str(self.conf_path)], self.prefix)
+        if result.returncode != 0:
+            raise NginxError(_reason(result))
+        deadline = time.monotonic() + 10
+        while (pid := self.master_pid()) is None:
+            if time.monotonic() > deadline:
+                raise NginxError(f"nginx did not write {self.pid_path}; see {self.prefix / 'error.log'}")
+            time.sleep(0.02)
+        return pid
+
+    def reload(self, table: RouteTable) -> str:
+        """Render → test → write → `nginx -s reload` (or start when not running). Returns what was done."""
+        self.install(table)
+        if self.master_pid() is None:
+            pid = self.start()
+            return f"started nginx (pid {pid}) with {self.conf_path}"
+        result = _run(["-c", str(self.conf_path), "-s", "reload"], self.prefix)
+        if result.returncode != 0:
+            raise NginxError(_reason(result))
+        return f"reloaded nginx (pid {self.master_pid()}) with {self.conf_path}"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        pid = self.master_pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGQUIT)  # graceful: finish in-flight requests
+        deadline = time.monotonic() + timeout
+        while self.master_pid() is not None:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGTERM)
+                break
+            time.sleep(0.02)

@@ -1,0 +1,355 @@
+"""Render a complete, self-contained nginx.conf from a RouteTable, taking the same decisions as routing.decide().
+
+How a request flows through the rendered config:
+  1. server level: refuse what normalize_path() refuses (absolute-form targets, backslash, %2F, %5C) with 400;
+     nginx itself refuses NUL, malformed escapes and `..` above the root with 400.
+  2. nginx matches a `location` on its own normalised `$uri` (decoded, `//` merged, dot segments resolved), which
+     is exactly what normalize_path() computes. Locations exist for every route prefix (`=` for exact routes).
+  3. the location jumps (`return 599` + `error_page 599 = $var`) to a named location picked by a per-location
+     `map` of (override, method): method filters were resolved at render time, because a path matched by location
+     L can only be matched by routes whose prefix is a prefix of L.
+  4. the named location proxies to the upstream (a literal, the canary `split_clients` pick, or the verified
+     override), with the route's timeouts, the shadow `mirror`, and the monolith fallback for safe methods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from strangler_proxy.override import override_token
+from strangler_proxy.routing import route_match, shadow_target
+from strangler_proxy.spec import (
+    MIRROR_PRIMARY_HEADER,
+    MIRROR_ROUTE_HEADER,
+    MIRROR_SHADOW_HEADER,
+    SAFE_METHODS,
+    Route,
+    RouteTable,
+)
+
+# A method name no route lists: stands for "every other method" when resolving method filters.
+_OTHER_METHOD = "_OTHER_"
+_DISPATCH_STATUS = 599  # internal only: never sent, error_page turns it into a jump to a named location
+_FALLBACK_STATUSES = "500 502 503 504"  # connect error = 502, timeout = 504
+# Mirror locations contain a backslash: both planes refuse such paths with 400, so clients can never reach them.
+_MIRROR_PREFIX = "/\\strangler-mirror/"
+_HOP_BY_HOP = ("Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "TE", "Trailer", "Upgrade")
+_REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:+/=-]{1,128}$"  # same rule as servicekit.request_id
+
+
+@dataclass(frozen=True)
+class NginxOptions:
+    runtime_dir: Path  # prefix dir of the private instance: pid, logs, temp files
+    listen: str = "127.0.0.1:8080"
+    override_secret: str | None = None  # tokens are precomputed into a map; None: overrides are ignored
+    worker_processes: int = 1
+    keepalive: int = 32  # idle upstream connections kept per worker
+
+
+def _q(value: str) -> str:
+    """An nginx double-quoted string."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _ms(seconds: float) -> str:
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def _var_key(name: str) -> str:
+    """nginx variable suffix of a header name: lowercase, '-' -> '_'."""
+    return name.lower().replace("-", "_")
+
+
+def _sample_percent(sample: float) -> str | None:
+    """split_clients percentage for a shadow sample rate; None when every request is mirrored."""
+    hundredths = round(sample * 10000)
+    return None if hundredths >= 10000 else f"{hundredths // 100}.{hundredths % 100:02d}%"
+
+
+class _Renderer:
+    def __init__(self, table: RouteTable, options: NginxOptions):
+        self.table = table
+        self.options = options
+        self.http: dict[str, str] = {}  # http-level blocks (maps, split_clients) by the variable they define
+        self.named: dict[str, list[str]] = {}  # named/internal locations, by name, rendered once
+        self.route_ids = {route: f"r{i}" for i, route in enumerate(table.routes)}
+
+    # -- per-route variables ------------------------------------------------------------------------------
+    def primary_expr(self, route: Route) -> str:
+        """Upstream name (literal) or the nginx variable holding the canary pick."""
+        if route.mode == "service":
+            return route.service
+        if route.mode != "canary" or route.weight <= 0:
+            return self.table.monolith
+        if route.weight >= 100:
+            return route.service
+        rid = self.route_ids[route]
+        self.http[f"pick_{rid}"] = (
+            f"split_clients \"$strangler_key\" $strangler_canary_{rid} {{\n"
+            f"    {route.weight}% 1;\n    * 0;\n}}\n"
+            f"map $strangler_canary_{rid} $strangler_pick_{rid} {{\n"
+            f"    1 {route.service};\n    default {self.table.monolith};\n}}\n"
+        )
+        return f"$strangler_pick_{rid}"
+
+    def possible_primaries(self, route: Route) -> list[str]:
+        expr = self.primary_expr(route)
+        return [self.table.monolith, route.service] if expr.startswith("$") else [expr]
+
+    def wants_mirror(self, route: Route, method: str) -> bool:
+        if route.shadow is not None and route.shadow.sample <= 0:
+            return False
+        return any(shadow_target(self.table, route, primary=p, method=method) for p in self.possible_primaries(route))
+
+    def wants_fallback(self, route: Route, method: str) -> bool:
+        return route.fallback and method in SAFE_METHODS and route.service is not None and route.mode in (
+            "service", "canary") and self.primary_expr(route) != self.table.monolith
+
+    # -- named locations ----------------------------------------------------------------------------------
+    def proxy_lines(self, upstream_expr: str, timeout: float, *, request_uri: bool = False) -> list[str]:
+        target = f"http://{upstream_expr}$request_uri" if request_uri else f"http://{upstream_expr}"
+        lines = [
+            f"proxy_pass {target};",
+            f"proxy_connect_timeout {_ms(min(timeout, 75))};",
+            f"proxy_send_timeout {_ms(timeout)};",
+            f"proxy_read_timeout {_ms(timeout)};",
+            "proxy_set_header Host $strangler_host;",
+            "proxy_set_header X-Request-ID $strangler_request_id;",
+            "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+            "proxy_set_header X-Forwarded-Proto $scheme;",
+            f"proxy_set_header {self.table.override.header} \"\";",
+        ]
+        lines += [f"proxy_set_header {name} \"\";" for name in _HOP_BY_HOP]
+        return lines
+
+    def route_headers(self, label: str, upstream_expr: str) -> list[str]:
+        if not self.table.settings.route_headers:
+            return []
+        return [
+            f"add_header X-Strangler-Route {_q(label)} always;",
+            f"add_header X-Strangler-Upstream {upstream_expr} always;",
+        ]
+
+    def add_named(self, name: str, body: list[str]) -> str:
+        if name not in self.named:
+            self.named[name] = body
+        return name
+
+    def location_default(self) -> str:
+        return self.add_named("@default", [
+            *self.proxy_lines(self.table.monolith, 30.0), *self.route_headers("default", self.table.monolith),
+        ])
+
+    def location_forced(self, route: Route | None) -> str:
+        rid = self.route_ids[route] if route else "default"
+        label = route.label if route else "default"
+        timeout = route.timeout if route else 30.0
+        return self.add_named(f"@forced_{rid}", [
+            *self.proxy_lines("$strangler_forced", timeout), *self.route_headers(label, "$strangler_forced"),
+        ])
+
+    def location_mirror(self, route: Route) -> str:
+        rid = self.route_ids[route]
+        name = f"{_MIRROR_PREFIX}{rid}"
+        primary = self.primary_expr(route)
+        shadows = {p: shadow_target(self.table, route, primary=p, method="GET") for p in self.possible_primaries(route)}
+        body = []
+        if route.shadow is not None and (percent := _sample_percent(route.shadow.sample)) is not None:
+            self.http[f"sample_{rid}"] = (
+                f"split_clients \"$request_id\" $strangler_sample_{rid} {{\n    {percent} 1;\n    * 0;\n}}\n"
+            )
+            body.append(f"if ($strangler_sample_{rid} = 0) {{ return 204; }}")
+        if primary.startswith("$"):
+            entries = "".join(f"    {p} {_q(s or '')};\n" for p, s in shadows.items())
+            self.http[f"shadow_{rid}"] = f"map {primary} $strangler_shadow_{rid} {{\n{entries}    default \"\";\n}}\n"
+            shadow_expr = f"$strangler_shadow_{rid}"
+            body.append(f"if ({shadow_expr} = \"\") {{ return 204; }}")
+        else:
+            shadow_expr = shadows[primary]
+        timeout = route.timeout * 2 + 1  # the diff endpoint calls the shadow (and the primary) itself
+        body += [
+            "internal;",
+            *self.proxy_lines("strangler_diff", timeout, request_uri=True),
+            f"proxy_set_header {MIRROR_ROUTE_HEADER} {_q(route.label)};",
+            f"proxy_set_header {MIRROR_PRIMARY_HEADER} {primary};",
+            f"proxy_set_header {MIRROR_SHADOW_HEADER} {shadow_expr};",
+        ]
+        return self.add_named(name, body)
+
+    def location_route(self, route: Route, *, mirror: bool, fallback: bool) -> str:
+        rid = self.route_ids[route]
+        name = f"@{rid}" + ("_mirror" if mirror else "") + ("_fallback" if fallback else "")
+        if name in self.named:
+            return name
+        primary = self.primary_expr(route)
+        body = [*self.proxy_lines(primary, route.timeout), *self.route_headers(route.label, primary)]
+        if mirror:
+            body.append(f"mirror {_q(self.location_mirror(route))};")
+        if fallback:
+            monolith_location = self.add_named(f"@{rid}_monolith", [
+                *self.proxy_lines(self.table.monolith, route.timeout),
+                *self.route_headers(route.label, self.table.monolith),
+            ])
+            body += [
+                "recursive_error_pages on;  # we got here through error_page already",
+                "proxy_intercept_errors on;",
+                f"error_page {_FALLBACK_STATUSES} = {monolith_location};",
+            ]
+        return self.add_named(name, body)
+
+    def target(self, route: Route | None, method: str) -> str:
+        """Named location (or the variable naming it) serving `method` on a path whose best route is `route`."""
+        if route is None:
+            return self.location_default()
+        mirror = self.wants_mirror(route, method)
+        if not self.wants_fallback(route, method):
+            return self.location_route(route, mirror=mirror, fallback=False)
+        with_fallback = self.location_route(route, mirror=mirror, fallback=True)
+        primary = self.primary_expr(route)
+        if not primary.startswith("$"):
+            return with_fallback
+        # Canary: fall back only when the service was picked (a failing monolith is not retried on itself).
+        rid = self.route_ids[route]
+        without = self.location_route(route, mirror=mirror, fallback=False)
+        var = f"$strangler_safe_{rid}"
+        self.http[f"safe_{rid}"] = (
+            f"map {primary} {var} {{\n    {route.service} {with_fallback};\n    default {without};\n}}\n"
+        )
+        return var
+
+    # -- locations ----------------------------------------------------------------------------------------
+    def locations(self) -> list[str]:
+        routes = self.table.routes
+        # Safe methods are always resolved one by one: only they get the fallback (and, by default, the mirror).
+        listed = sorted({m for r in routes if r.methods for m in r.methods} | SAFE_METHODS)
+        keys = {(r.prefix, r.match) for r in routes} | {("/", "prefix")}
+        out = []
+        for index, (prefix, match) in enumerate(sorted(keys)):
+            exact = match == "exact"
+            by_method = {
+                m: route_match(routes, path=prefix, method=m, exact_allowed=exact) for m in [*listed, _OTHER_METHOD]
+            }
+            # Group methods that go to the same place into one regex alternative.
+            plain: dict[str, list[str]] = {}
+            forced: dict[str, list[str]] = {}
+            for method, route in by_method.items():
+                if method == _OTHER_METHOD:
+                    continue
+                plain.setdefault(self.target(route, method), []).append(method)
+                forced.setdefault(self.location_forced(route), []).append(method)
+            other = by_method[_OTHER_METHOD]
+            entries = [f"    \"~^[^|]+\\|({'|'.join(ms)})$\" {t};" for t, ms in forced.items()]
+            entries.append(f"    \"~^[^|]\" {self.location_forced(other)};")
+            entries += [f"    \"~^\\|({'|'.join(ms)})$\" {t};" for t, ms in plain.items()]
+            entries.append(f"    default {self.target(other, _OTHER_METHOD)};")
+            var = f"$strangler_to_l{index}"
+            self.http[f"to_l{index}"] = (
+                f"map \"$strangler_forced|$request_method\" {var} {{\n" + "\n".join(entries) + "\n}\n"
+            )
+            modifier = "=" if exact else "^~"
+            out.append(
+                f"location {modifier} {_q(prefix)} {{\n"
+                "    recursive_error_pages on;  # else the fallback's error_page after this jump is ignored\n"
+                f"    error_page {_DISPATCH_STATUS} = {var};\n"
+                f"    return {_DISPATCH_STATUS};\n"
+                "}\n"
+            )
+        return out
+
+    # -- whole file ---------------------------------------------------------------------------------------
+    def render(self) -> str:
+        table, opts = self.table, self.options
+        run = Path(opts.runtime_dir).resolve()
+        sticky = table.sticky
+        key_from_header = f"$http_{_var_key(sticky.header)}" if sticky.header else '""'
+        secret = opts.override_secret
+        tokens = "".join(f"{_q(override_token(secret, name))} {name};\n" for name in table.upstreams if secret)
+        upstreams = "".join(
+            f"upstream {u.name} {{\n    server {u.host_port};\n    keepalive {opts.keepalive};\n}}\n"
+            for u in table.upstreams.values()
+        )
+        locations = self.locations()  # fills self.http and self.named
+        named = []
+        for name, body in self.named.items():
+            head = f"location = {_q(name)}" if not name.startswith("@") else f"location {name}"
+            named.append(head + " {\n" + "".join(f"    {line}\n" for line in body) + "}\n")
+        indent = lambda block: "".join(f"    {line}\n" if line else "\n" for line in block.splitlines())  # noqa: E731
+        server_body = "".join(indent(b) for b in [*locations, *named])
+        return f"""\
+# Generated by strangler-proxy from {table.source} (sha256 {table.digest[:16]}). Do not edit: edit the route file
+# and run `strangler-proxy nginx-reload`.
+worker_processes {opts.worker_processes};
+pid {run}/nginx.pid;
+error_log {run}/error.log warn;
+
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+    log_format strangler '$remote_addr "$request" $status $body_bytes_sent $request_time '
+                         'route=$sent_http_x_strangler_route upstream=$upstream_addr id=$strangler_request_id';
+    access_log {run}/access.log strangler;
+    client_body_temp_path {run}/client_body;
+    proxy_temp_path {run}/proxy;
+    fastcgi_temp_path {run}/fastcgi;
+    uwsgi_temp_path {run}/uwsgi;
+    scgi_temp_path {run}/scgi;
+    client_max_body_size {table.settings.max_body_bytes};
+    server_tokens off;
+    merge_slashes on;  # normalize_path() merges slashes too
+    map_hash_bucket_size 256;  # override tokens are long keys
+    proxy_http_version 1.1;  # with Connection "" below: keepalive to upstreams
+    proxy_buffering on;
+
+{indent(upstreams)}    upstream strangler_diff {{
+        server {table.settings.diff_endpoint};
+        keepalive 8;
+    }}
+
+    map $http_x_request_id $strangler_request_id {{
+        "~{_REQUEST_ID_PATTERN}" $http_x_request_id;
+        default $request_id;
+    }}
+    map $http_host $strangler_host {{
+        "" $host;
+        default $http_host;
+    }}
+    # Sticky key: the cookie, else the header, else the client address (routing.sticky_key).
+    map {key_from_header} $strangler_key_fallback {{
+        "" $remote_addr;
+        default {key_from_header};
+    }}
+    map $cookie_{sticky.cookie} $strangler_key {{
+        "" $strangler_key_fallback;
+        default $cookie_{sticky.cookie};
+    }}
+    # Signed overrides: only precomputed tokens name an upstream; anything else is ignored (and never forwarded).
+    map $http_{_var_key(table.override.header)} $strangler_forced {{
+        default "";
+{indent(indent(tokens))}    }}
+
+{indent("".join(self.http.values()))}
+    server {{
+        listen {opts.listen} default_server;
+        server_name _;
+
+        # Refuse what normalize_path() refuses: absolute-form/authority-form/asterisk targets, backslash and
+        # encoded slash/backslash in the path (nginx would decode %2F into a separator).
+        if ($request ~ "^[^ ]+ [^/]") {{
+            return 400;
+        }}
+        if ($request_uri ~ "^[^?#]*(\\x5c|%5[cC]|%2[fF])") {{
+            return 400;
+        }}
+
+{indent(server_body)}    }}
+}}
+"""
+
+
+def render_nginx(table: RouteTable, options: NginxOptions) -> str:
+    """The complete nginx.conf text for the table."""
+    return _Renderer(table, options).render()
+
