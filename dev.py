@@ -23,6 +23,7 @@ VENV_PY = VENV / "bin" / "python"
 # (name, settings module, test paths, pytest args)
 TEST_SUITES: list[tuple[str, str, list[str]]] = [
     ("monolith+planes", "monolith.settings", ["tests"]),
+    ("extracted-catalog", "extracted.catalog.settings", ["tests/extracted/catalog"]),
 ]
 # Paths that belong to other suites and must not be collected by the first one.
 TEST_IGNORES: list[str] = ["tests/extracted"]
