@@ -1,4 +1,14 @@
-"""inventory api urls (placeholder until the app is built)."""
+"""Inventory API routes under /api/ (these paths later move to the inventory service)."""
 
-app_name = "inventory" if "api_urls" == "urls" else None
-urlpatterns: list = []
+from django.urls import path
+
+from monolith.inventory import apis
+
+app_name = "inventory_api"
+urlpatterns = [
+    path("stock/", apis.StockListApi.as_view(), name="stock-list"),
+    path("stock/<int:product_id>/", apis.StockDetailApi.as_view(), name="stock-detail"),
+    path("reservations/", apis.ReservationCreateApi.as_view(), name="reservation-create"),
+    path("reservations/<str:reference>/release/", apis.ReservationReleaseApi.as_view(), name="reservation-release"),
+    path("reservations/<str:reference>/confirm/", apis.ReservationConfirmApi.as_view(), name="reservation-confirm"),
+]

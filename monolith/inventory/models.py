@@ -36,6 +36,7 @@ class Reservation(models.Model):
         ACTIVE = "active", "Active"
         CONFIRMED = "confirmed", "Confirmed"  # stock left the warehouse with the order
         RELEASED = "released", "Released"  # given back (cancel, payment failure, timeout)
+        RETURNED = "returned", "Returned"  # was confirmed, came back to the shelf (paid order cancelled)
 
     reference = models.CharField(max_length=64, db_index=True)  # the order's reference
     product = models.ForeignKey("catalog.Product", on_delete=models.PROTECT, related_name="reservations")

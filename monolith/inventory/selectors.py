@@ -6,7 +6,9 @@ from collections.abc import Iterable
 
 from django.db.models import F
 
-from monolith.inventory.models import StockItem
+from monolith.catalog.models import Product
+from monolith.inventory.models import Reservation, StockItem
+from servicekit.errors import NotFound
 
 
 def stock_available_map(*, product_ids: Iterable[int]) -> dict[int, int]:
@@ -20,3 +22,27 @@ def stock_available_map(*, product_ids: Iterable[int]) -> dict[int, int]:
         .values_list("product_id", "available")
     )
     return {product_id: max(int(available), 0) for product_id, available in rows}
+
+
+def stock_get(*, product_id: int) -> StockItem:
+    """The product's stock row; a product that never had stock gets an unsaved all-zero row."""
+    item = StockItem.objects.filter(product_id=product_id).first()
+    if item is not None:
+        return item
+    if not Product.objects.filter(id=product_id).exists():
+        raise NotFound(f"Unknown product {product_id}.", details={"product": product_id})
+    return StockItem(product_id=product_id, quantity_on_hand=0, quantity_reserved=0)
+
+
+def stock_list(*, product_ids: Iterable[int] | None = None) -> list[StockItem]:
+    """Stock rows ordered by product id (all of them, or those of the given products, zero rows filled in)."""
+    if product_ids is None:
+        return list(StockItem.objects.order_by("product_id"))
+    ids = sorted(set(product_ids))
+    found = {item.product_id: item for item in StockItem.objects.filter(product_id__in=ids)}
+    known = set(Product.objects.filter(id__in=ids).values_list("id", flat=True))
+    return [found.get(pid) or StockItem(product_id=pid) for pid in ids if pid in known]
+
+
+def reservation_list(*, reference: str) -> list[Reservation]:
+    return list(Reservation.objects.filter(reference=reference).order_by("product_id"))

@@ -1,0 +1,199 @@
+"""Inventory writes: set/adjust stock, reserve at checkout, release or confirm reservations.
+
+Every write is one `transaction.atomic()` block that locks StockItem rows with select_for_update in
+ascending product id order (the one lock order everybody uses, so two checkouts cannot deadlock), then
+touches reservations. Quantities never go negative: checked here and by the model's constraints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from monolith.catalog.models import Product
+from monolith.inventory.errors import OutOfStock
+from monolith.inventory.models import Reservation, StockItem
+from servicekit.errors import Conflict, InvalidInput, NotFound
+
+MAX_QUANTITY = 2_147_483_647  # PositiveIntegerField upper bound on every backend
+
+
+def _clean_quantity(value, *, field: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{field} must be an integer.", details={field: ["A valid integer is required."]})
+    if value < minimum or value > MAX_QUANTITY:
+        message = f"Must be between {minimum} and {MAX_QUANTITY}."
+        raise InvalidInput(f"{field} is out of range.", details={field: [message]})
+    return value
+
+
+def _clean_reference(reference) -> str:
+    if not isinstance(reference, str) or not reference.strip() or len(reference) > 64:
+        raise InvalidInput("reference must be 1-64 characters.", details={"reference": ["1-64 characters."]})
+    return reference.strip()
+
+
+def _locked_stock(product_ids: Iterable[int], *, create: bool = False) -> dict[int, StockItem]:
+    """Lock the stock rows of these products, ascending product id; with create, make missing rows first."""
+    ids = sorted(set(product_ids))
+    if create:
+        known = set(Product.objects.filter(id__in=ids).values_list("id", flat=True))
+        missing = [pid for pid in ids if pid not in known]
+        if missing:
+            raise NotFound(f"Unknown product {missing[0]}.", details={"products": missing})
+        for pid in ids:
+            StockItem.objects.get_or_create(product_id=pid)
+    rows = StockItem.objects.select_for_update().filter(product_id__in=ids).order_by("product_id")
+    return {row.product_id: row for row in rows}
+
+
+def stock_set(*, product_id: int, quantity_on_hand: int) -> StockItem:
+    """Set the counted on-hand quantity; it may not drop below what is already reserved."""
+    quantity_on_hand = _clean_quantity(quantity_on_hand, field="quantity_on_hand", minimum=0)
+    with transaction.atomic():
+        item = _locked_stock([product_id], create=True)[product_id]
+        if quantity_on_hand < item.quantity_reserved:
+            raise Conflict(
+                f"Product {product_id} has {item.quantity_reserved} reserved; on hand cannot be {quantity_on_hand}.",
+                details={"product": product_id, "quantity_reserved": item.quantity_reserved},
+            )
+        item.quantity_on_hand = quantity_on_hand
+        item.save(update_fields=["quantity_on_hand", "updated_at"])
+    return item
+
+
+def stock_adjust(*, product_id: int, delta: int) -> StockItem:
+    """Add (delivery) or remove (shrinkage) stock; the result may not drop below the reserved quantity."""
+    if isinstance(delta, bool) or not isinstance(delta, int):
+        raise InvalidInput("delta must be an integer.", details={"delta": ["A valid integer is required."]})
+    with transaction.atomic():
+        item = _locked_stock([product_id], create=True)[product_id]
+        new_on_hand = item.quantity_on_hand + delta
+        if new_on_hand < item.quantity_reserved or new_on_hand > MAX_QUANTITY:
+            raise Conflict(
+                f"Adjusting product {product_id} by {delta} would leave {new_on_hand} on hand "
+                f"with {item.quantity_reserved} reserved.",
+                details={"product": product_id, "quantity_on_hand": item.quantity_on_hand, "delta": delta},
+            )
+        item.quantity_on_hand = new_on_hand
+        item.save(update_fields=["quantity_on_hand", "updated_at"])
+    return item
+
+
+def _clean_lines(lines) -> dict[int, int]:
+    """[(product_id, quantity), ...] -> {product_id: total quantity}, rejecting junk."""
+    if not isinstance(lines, list | tuple) or not lines:
+        raise InvalidInput("At least one line is required.", details={"lines": ["At least one line is required."]})
+    wanted: dict[int, int] = {}
+    for line in lines:
+        try:
+            product_id, quantity = line
+        except (TypeError, ValueError):
+            raise InvalidInput("Each line is (product_id, quantity).", details={"lines": ["Malformed line."]}) from None
+        product_id = _clean_quantity(product_id, field="product", minimum=1)
+        wanted[product_id] = wanted.get(product_id, 0) + _clean_quantity(quantity, field="quantity", minimum=1)
+    return wanted
+
+
+def stock_reserve(*, reference: str, lines: list[tuple[int, int]]) -> list[Reservation]:
+    """Reserve every line or none (OutOfStock names each short product). Idempotent per reference."""
+    reference = _clean_reference(reference)
+    wanted = _clean_lines(lines)
+    with transaction.atomic():
+        stock = _locked_stock(wanted)
+        # Checked after taking the locks: a concurrent call with the same reference has committed by now.
+        existing = list(Reservation.objects.filter(reference=reference).order_by("product_id"))
+        if existing:
+            return existing
+        shortages = []
+        for product_id, quantity in sorted(wanted.items()):
+            item = stock.get(product_id)
+            available = item.quantity_available if item else 0
+            if quantity > available:
+                shortages.append({"product": product_id, "requested": quantity, "available": available})
+        if shortages:
+            names = ", ".join(str(s["product"]) for s in shortages)
+            raise OutOfStock(f"Not enough stock for product(s) {names}.", details={"products": shortages})
+        for product_id, quantity in sorted(wanted.items()):
+            item = stock[product_id]
+            item.quantity_reserved += quantity
+            item.save(update_fields=["quantity_reserved", "updated_at"])
+        reservations = Reservation.objects.bulk_create(
+            Reservation(reference=reference, product_id=product_id, quantity=quantity)
+            for product_id, quantity in sorted(wanted.items())
+        )
+    return reservations
+
+
+def _reservations_locked(reference: str) -> tuple[list[Reservation], dict[int, StockItem]]:
+    """Lock stock rows (ascending product id) and then the reference's reservations."""
+    product_ids = Reservation.objects.filter(reference=reference).values_list("product_id", flat=True)
+    stock = _locked_stock(product_ids)
+    reservations = list(
+        Reservation.objects.select_for_update().filter(reference=reference).order_by("product_id")
+    )
+    if not reservations:
+        raise NotFound(f"No reservation {reference!r}.", details={"reference": reference})
+    return reservations, stock
+
+
+def stock_release(*, reference: str) -> list[Reservation]:
+    """Give active reservations back to the shelf. Releasing twice is a no-op; a confirmed one cannot be."""
+    reference = _clean_reference(reference)
+    with transaction.atomic():
+        reservations, stock = _reservations_locked(reference)
+        if any(r.status == Reservation.Status.CONFIRMED for r in reservations):
+            raise Conflict(f"Reservation {reference!r} is already confirmed.", details={"reference": reference})
+        for reservation in reservations:
+            if reservation.status != Reservation.Status.ACTIVE:
+                continue
+            item = stock[reservation.product_id]
+            item.quantity_reserved -= reservation.quantity
+            item.save(update_fields=["quantity_reserved", "updated_at"])
+            reservation.status = Reservation.Status.RELEASED
+            reservation.save(update_fields=["status", "updated_at"])
+    return reservations
+
+
+def stock_confirm(*, reference: str) -> list[Reservation]:
+    """The goods leave with the order: on hand and reserved both drop. Confirming twice is a no-op."""
+    reference = _clean_reference(reference)
+    with transaction.atomic():
+        reservations, stock = _reservations_locked(reference)
+        if any(r.status in (Reservation.Status.RELEASED, Reservation.Status.RETURNED) for r in reservations):
+            raise Conflict(f"Reservation {reference!r} was released.", details={"reference": reference})
+        for reservation in reservations:
+            if reservation.status != Reservation.Status.ACTIVE:
+                continue
+            item = stock[reservation.product_id]
+            item.quantity_reserved -= reservation.quantity
+            item.quantity_on_hand -= reservation.quantity
+            item.save(update_fields=["quantity_reserved", "quantity_on_hand", "updated_at"])
+            reservation.status = Reservation.Status.CONFIRMED
+            reservation.save(update_fields=["status", "updated_at"])
+    return reservations
+
+
+def stock_return(*, reference: str) -> list[Reservation]:
+    """A confirmed (sold) reservation comes back, e.g. a paid order is cancelled: on hand grows again.
+
+    Idempotent; active reservations are released instead.
+    """
+    reference = _clean_reference(reference)
+    with transaction.atomic():
+        reservations, stock = _reservations_locked(reference)
+        for reservation in reservations:
+            item = stock[reservation.product_id]
+            if reservation.status == Reservation.Status.CONFIRMED:
+                item.quantity_on_hand += reservation.quantity
+                item.save(update_fields=["quantity_on_hand", "updated_at"])
+                reservation.status = Reservation.Status.RETURNED
+            elif reservation.status == Reservation.Status.ACTIVE:
+                item.quantity_reserved -= reservation.quantity
+                item.save(update_fields=["quantity_reserved", "updated_at"])
+                reservation.status = Reservation.Status.RELEASED
+            else:
+                continue
+            reservation.save(update_fields=["status", "updated_at"])
+    return reservations
