@@ -128,9 +128,12 @@ STRANGLER_SYNC = {
         "product": {
             "MODEL": "catalog.Product",
             "FIELDS": ["id", "sku", "slug", "name", "description", "price", "currency", "is_active",
-                       "category_id", "images"],
+                       "category_id", "images", "created_at", "updated_at"],
         },
-        "category": {"MODEL": "catalog.Category", "FIELDS": ["id", "name", "slug", "parent_id", "description"]},
+        "category": {
+            "MODEL": "catalog.Category",
+            "FIELDS": ["id", "name", "slug", "parent_id", "description", "created_at", "updated_at"],
+        },
         "stock": {
             "MODEL": "inventory.StockItem",
             "ID_FIELD": "product_id",

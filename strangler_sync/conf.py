@@ -27,6 +27,8 @@ Keys (all optional; defaults below)::
         "SUBSCRIBERS": {"sync.catalog": ["product.*"]},  # queues the relay declares+binds before publishing
         "CONSUMER_MAX_ATTEMPTS": 5,             # handler attempts before a message goes to <QUEUE>.dlq
         "RELAY_TRIGGER": "celery",              # "celery": on_commit sends the relay task; "none": sweep only
+        "NAMESPACE": $STRANGLER_SYNC_NAMESPACE or "",  # prefix of the exchange and every queue name, so
+                                                # test runs / environments sharing one broker never meet
     }
 """
 
@@ -116,10 +118,15 @@ def _build() -> SyncSettings:
     ownership_file = raw.get("OWNERSHIP_FILE") or os.environ.get("STRANGLER_OWNERSHIP_FILE") or (
         env.VAR_DIR / "ownership.json"
     )
-    queue = raw.get("QUEUE") or f"sync.{origin}"
+    namespace = raw.get("NAMESPACE", os.environ.get("STRANGLER_SYNC_NAMESPACE", ""))
+
+    def named(name: str) -> str:
+        return f"{namespace}.{name}" if namespace else name
+
+    queue = named(raw.get("QUEUE") or f"sync.{origin}")
     return SyncSettings(
         origin=origin,
-        exchange=raw.get("EXCHANGE", "strangler.events"),
+        exchange=named(raw.get("EXCHANGE", "strangler.events")),
         broker_url=broker_url,
         broker_transport_options=dict(transport_options),
         batch_size=int(raw.get("BATCH_SIZE", 200)),
@@ -132,7 +139,7 @@ def _build() -> SyncSettings:
         aggregates=_aggregates(raw.get("AGGREGATES", {})),
         queue=queue,
         subscriptions=list(raw.get("SUBSCRIPTIONS", [])),
-        subscribers={q: list(p) for q, p in (raw.get("SUBSCRIBERS") or {}).items()},
+        subscribers={named(q): list(p) for q, p in (raw.get("SUBSCRIBERS") or {}).items()},
         consumer_max_attempts=int(raw.get("CONSUMER_MAX_ATTEMPTS", 5)),
         relay_trigger=raw.get("RELAY_TRIGGER", "celery"),
         raw=raw,

@@ -166,6 +166,19 @@ class SyncConsumer(ConsumerMixin):
         )
         return [consumer]
 
+    def drain(self, *, idle_seconds: float = 0.5, max_seconds: float = 60.0) -> int:
+        """Consume until the queue stays empty for `idle_seconds` (tests, benchmarks, ``--until-idle``)."""
+        import time
+
+        deadline = time.monotonic() + max_seconds
+        with self.Consumer() as (connection, _channel, _consumers):
+            while time.monotonic() < deadline:
+                try:
+                    connection.drain_events(timeout=idle_seconds)
+                except TimeoutError:  # socket.timeout too (an alias since 3.10)
+                    break
+        return self.handled
+
     def on_iteration(self):
         if self.stop_event is not None and self.stop_event.is_set():
             self.should_stop = True

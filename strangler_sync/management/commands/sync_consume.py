@@ -1,0 +1,29 @@
+"""``manage.py sync_consume``: apply events from this project's queue (kombu ConsumerMixin, ack after commit)."""
+
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+
+from strangler_sync.broker import broker_connection
+from strangler_sync.conf import sync_settings
+from strangler_sync.consumer import SyncConsumer
+
+
+class Command(BaseCommand):
+    help = "Consume STRANGLER_SYNC['QUEUE'] and apply each event through the registered sync handlers."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--prefetch", type=int, default=50)
+
+    def handle(self, *args, prefetch, **options):
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        config = sync_settings()
+        self.stdout.write(f"consuming {config.queue} ({', '.join(config.subscriptions)}) from {config.broker_url}")
+        self.stdout.flush()
+        with broker_connection() as connection:
+            consumer = SyncConsumer(connection, prefetch=prefetch, stop_event=stop)
+            consumer.run()
+        self.stdout.write(f"stopped after {consumer.handled} message(s)")

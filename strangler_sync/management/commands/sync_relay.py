@@ -1,0 +1,23 @@
+"""``manage.py sync_relay``: publish the outbox continuously (or ``--once``), an alternative to the Celery worker."""
+
+import signal
+import threading
+
+from django.core.management.base import BaseCommand
+
+from strangler_sync.relay import relay_run
+
+
+class Command(BaseCommand):
+    help = "Publish pending outbox events to the broker (loops until SIGTERM/SIGINT; --once drains and exits)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--once", action="store_true", help="publish everything due, then exit")
+        parser.add_argument("--interval", type=float, default=0.2, help="idle poll interval in seconds")
+
+    def handle(self, *args, once, interval, **options):
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        total = relay_run(stop=stop, interval=interval, once=once)
+        self.stdout.write(f"published {total} event(s)")
