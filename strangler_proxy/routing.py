@@ -63,6 +63,16 @@ def normalize_path(raw_path: str) -> str:
     return "/" + b"/".join(resolved).decode("utf-8", "surrogateescape")
 
 
+def parse_cookie_header(value: str) -> dict[str, str]:
+    """Cookies from a Cookie header; the first of duplicate names wins, as nginx's $cookie_<name> does."""
+    cookies: dict[str, str] = {}
+    for part in value.split(";"):
+        name, sep, val = part.strip().partition("=")
+        if sep and name and name not in cookies:
+            cookies[name] = val.strip()
+    return cookies
+
+
 @dataclass(frozen=True)
 class RequestInfo:
     method: str

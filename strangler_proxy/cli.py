@@ -1,0 +1,244 @@
+"""`strangler-proxy`: check the route file, explain a decision, print the table, render and reload nginx.
+
+Subcommands that live in their own module (e.g. `run`, the mitmproxy plane) are listed in EXTERNAL_COMMANDS:
+the module defines `add_arguments(parser)` and `main(args) -> int`, and imports heavy things inside main().
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+from strangler_proxy.loader import ROUTES_ENV, RouteFileError, load_route_file
+from strangler_proxy.override import override_token
+from strangler_proxy.routing import PathRejected, RequestInfo, decide, parse_cookie_header
+from strangler_proxy.spec import RouteTable
+
+EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("strangler_proxy.run", "run the mitmproxy plane (mitmdump with the strangler addon)"),
+}
+DEFAULT_NGINX_LISTEN = "127.0.0.1:8081"
+
+
+def _routes_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--routes", metavar="FILE", default=None,
+                        help=f"route file (default: ${ROUTES_ENV}, else strangler_proxy/routes.yaml)")
+
+
+def _override_secret(table: RouteTable) -> str | None:
+    return os.environ.get(table.override.secret_env) or None
+
+
+def _listen(value: str) -> str:
+    return f"127.0.0.1:{value}" if value.isdigit() else value
+
+
+def _runtime_dir(value: str | None) -> Path:
+    if value:
+        return Path(value)
+    from servicekit.env import VAR_DIR
+
+    return VAR_DIR / "nginx"
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    table = load_route_file(args.file or args.routes)
+    print(f"ok: {table.source}: {len(table.upstreams)} upstreams, {len(table.routes)} routes "
+          f"(sha256 {table.digest[:12]})")
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    table = load_route_file(args.routes)
+    headers: dict[str, str] = {}
+    for raw in args.header:
+        name, sep, value = raw.partition(":")
+        if not sep or not name.strip():
+            print(f"error: -H expects 'Name: value', got {raw!r}", file=sys.stderr)
+            return 2
+        headers[name.strip().lower()] = value.strip()
+    cookies = parse_cookie_header(headers.get("cookie", ""))
+    for raw in args.cookie:
+        name, sep, value = raw.partition("=")
+        if not sep:
+            print(f"error: --cookie expects name=value, got {raw!r}", file=sys.stderr)
+            return 2
+        cookies[name.strip()] = value.strip()
+    request = RequestInfo(method=args.method.upper(), path=args.path, headers=headers, cookies=cookies,
+                          client_addr=args.client)
+    try:
+        decision = decide(table, request, override_secret=_override_secret(table))
+    except PathRejected as exc:
+        print(f"rejected: 400 Bad Request ({exc})")
+        return 0
+    route = decision.route
+    rows = [
+        ("route", f"{route.label} (line {route.line}, {route.match}, mode {route.mode})" if route else "default"),
+        ("path", decision.path),
+        ("upstream", decision.primary),
+        ("shadow", decision.shadow or "-"),
+        ("fallback", decision.fallback or "-"),
+        ("bucket", "-" if decision.bucket is None else str(decision.bucket)),
+        ("override", "yes" if decision.overridden else "no"),
+        ("reason", decision.reason),
+    ]
+    for name, value in rows:
+        print(f"{name + ':':<10} {value}")
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    table = load_route_file(args.routes)
+    print(f"# {table.source} (sha256 {table.digest[:12]})")
+    for up in table.upstreams.values():
+        role = "  (monolith)" if up.name == table.monolith else ""
+        print(f"upstream {up.name:<12} {up.url}{role}")
+    header = ("line", "match", "prefix", "methods", "mode", "service", "weight", "shadow", "fallback", "timeout")
+    rows = [header]
+    for r in table.routes:
+        shadow = "-"
+        if r.shadow is not None:
+            shadow = f"{r.shadow.target or 'auto'}@{r.shadow.sample:g}" + ("+unsafe" if r.shadow.unsafe_methods else "")
+        rows.append((
+            str(r.line), r.match, r.prefix, ",".join(sorted(r.methods)) if r.methods else "*", r.mode,
+            r.service or "-", f"{r.weight}%" if r.mode == "canary" else "-", shadow, "yes" if r.fallback else "no",
+            f"{r.timeout:g}s",
+        ))
+    rows.append(("-", "prefix", "(unmatched)", "*", "monolith", "-", "-", "-", "no", "30s"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _nginx_options(args: argparse.Namespace, table: RouteTable):
+    from strangler_proxy.nginx.render import NginxOptions
+
+    return NginxOptions(runtime_dir=_runtime_dir(args.runtime_dir).resolve(), listen=_listen(args.listen),
+                        override_secret=_override_secret(table))
+
+
+def cmd_render_nginx(args: argparse.Namespace) -> int:
+    from strangler_proxy.nginx.control import write_atomically
+    from strangler_proxy.nginx.render import render_nginx
+
+    table = load_route_file(args.routes)
+    text = render_nginx(table, _nginx_options(args, table))
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(out, text)
+        print(f"wrote {out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_nginx_reload(args: argparse.Namespace) -> int:
+    from strangler_proxy.nginx.control import NginxError, NginxInstance
+
+    table = load_route_file(args.routes)
+    instance = NginxInstance(_nginx_options(args, table))
+    try:
+        print(instance.reload(table))
+    except NginxError as exc:
+        print(f"error: nginx refused the new config, the running one is unchanged: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_nginx_stop(args: argparse.Namespace) -> int:
+    from strangler_proxy.nginx.control import NginxInstance
+    from strangler_proxy.nginx.render import NginxOptions
+
+    instance = NginxInstance(NginxOptions(runtime_dir=_runtime_dir(args.runtime_dir).resolve()))
+    pid = instance.master_pid()
+    instance.stop()
+    print(f"stopped nginx (pid {pid})" if pid else "nginx was not running")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    table = load_route_file(args.routes)
+    secret = _override_secret(table)
+    if not secret:
+        print(f"error: ${table.override.secret_env} is not set", file=sys.stderr)
+        return 2
+    if args.upstream not in table.upstreams:
+        print(f"error: unknown upstream {args.upstream!r} (one of {', '.join(table.upstreams)})", file=sys.stderr)
+        return 2
+    print(f"{table.override.header}: {override_token(secret, args.upstream)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="strangler-proxy", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check", help="validate the route file (exit 2 with file:line: field: message)")
+    p.add_argument("file", nargs="?", default=None)
+    _routes_arg(p)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("explain", help="print the routing decision for one request")
+    p.add_argument("method")
+    p.add_argument("path", help="request target as sent, e.g. '/api/products/?page=2'")
+    p.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
+    p.add_argument("--cookie", action="append", default=[], metavar="name=value")
+    p.add_argument("--client", default="127.0.0.1", metavar="IP", help="client address (sticky key of last resort)")
+    _routes_arg(p)
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("table", help="print the route table")
+    _routes_arg(p)
+    p.set_defaults(func=cmd_table)
+
+    for name, func, what in (
+        ("render-nginx", cmd_render_nginx, "print (or --out FILE) the nginx config"),
+        ("nginx-reload", cmd_nginx_reload, "render, write, nginx -t, reload (start when not running)"),
+    ):
+        p = sub.add_parser(name, help=what)
+        if name == "render-nginx":
+            p.add_argument("--out", metavar="FILE", default=None)
+        p.add_argument("--listen", default=DEFAULT_NGINX_LISTEN, metavar="PORT|HOST:PORT")
+        p.add_argument("--runtime-dir", default=None, metavar="DIR",
+                       help="nginx prefix dir: pid, logs, temp files (default: var/nginx)")
+        _routes_arg(p)
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("nginx-stop", help="stop the private nginx instance")
+    p.add_argument("--runtime-dir", default=None, metavar="DIR")
+    p.set_defaults(func=cmd_nginx_stop)
+
+    p = sub.add_parser("token", help="print the signed override header for an upstream")
+    p.add_argument("upstream")
+    _routes_arg(p)
+    p.set_defaults(func=cmd_token)
+
+    for name, (module_name, what) in EXTERNAL_COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # that plane is not installed in this checkout
+        p = sub.add_parser(name, help=what)
+        module.add_arguments(p)
+        p.set_defaults(func=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RouteFileError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
