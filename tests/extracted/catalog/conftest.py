@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
+from extracted.catalog.products.bootstrap import id_sequences_advance
 from extracted.catalog.products.models import Category, Product
 from strangler_sync.ownership import ownership_set
 
@@ -30,8 +31,13 @@ def sync_config(settings, tmp_path):
 
 
 @pytest.fixture
-def catalog_owned(sync_config):
-    """This service owns product and category writes."""
+def catalog_owned(sync_config, db):
+    """This service owns product and category writes, flipped the way the runbook does it.
+
+    Ask for it after fixtures that insert rows with the monolith's ids (e.g. `catalog`): on PostgreSQL
+    the id sequences only move above those ids here.
+    """
+    id_sequences_advance()
     ownership_set(aggregate_type="product", owner="catalog")
     ownership_set(aggregate_type="category", owner="catalog")
 
