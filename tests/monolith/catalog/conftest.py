@@ -8,6 +8,11 @@ from rest_framework.test import APIClient
 from tests.monolith.catalog.factories import make_category, make_product
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """PBKDF2's deliberate slowness would dominate these tests' run time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 @pytest.fixture
 def tree(db):
     """home > kitchen > knives, and garden (a sibling root)."""
