@@ -87,7 +87,7 @@ class Relay:
             if not rows:
                 return 0
             confirmed: list[int] = []
-            failed: OutboxEvent | None = None
+            failed: OutboxEvent | None = rows[0]  # a connection failure counts against the first row
             try:
                 producer = self._producer()
                 for event in rows:

@@ -1,0 +1,108 @@
+"""Fixtures of the data-plane tests: a private broker namespace and ownership file per test."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from kombu import Queue
+
+from monolith.catalog.models import Category, Product
+from strangler_sync.broker import broker_connection
+from strangler_sync.conf import sync_settings
+
+
+def filesystem_options(folder) -> dict:
+    for name in ("queue", "processed", "control"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(folder / "queue"),
+        "data_folder_out": str(folder / "queue"),
+        "processed_folder": str(folder / "processed"),
+        "control_folder": str(folder / "control"),
+        "store_processed": False,
+        "polling_interval": 0.02,
+    }
+
+
+@pytest.fixture(autouse=True)
+def sync_env(settings, tmp_path):
+    """Filesystem broker in tmp_path, a unique namespace, a private ownership file, no Celery trigger."""
+    namespace = "t" + uuid.uuid4().hex[:10]
+    settings.STRANGLER_SYNC = {
+        **settings.STRANGLER_SYNC,
+        "NAMESPACE": namespace,
+        "BROKER_URL": "filesystem://",
+        "BROKER_TRANSPORT_OPTIONS": filesystem_options(tmp_path / "broker"),
+        "OWNERSHIP_FILE": str(tmp_path / "ownership.json"),
+        "RELAY_TRIGGER": "none",
+        "BACKOFF_BASE": 0.0,
+    }
+    return settings
+
+
+@pytest.fixture
+def on_rabbitmq(settings, rabbitmq_url):
+    """Switch the data plane to the real RabbitMQ (publisher confirms); deletes the test's queues afterwards."""
+    settings.STRANGLER_SYNC = {
+        **settings.STRANGLER_SYNC,
+        "BROKER_URL": rabbitmq_url,
+        "BROKER_TRANSPORT_OPTIONS": {"confirm_publish": True},
+    }
+    yield settings
+    config = sync_settings()
+    try:
+        with broker_connection() as connection:
+            channel = connection.channel()
+            for queue in [*config.subscribers, config.queue, config.dead_letter_queue]:
+                channel.queue_delete(queue)
+            channel.exchange_delete(config.exchange)
+    except Exception:  # best effort: the broker may be what a test broke
+        pass
+
+
+def drain_queue(name: str, *, timeout: float = 0.5) -> list:
+    """Every message currently in a queue (acked), as raw kombu messages (malformed bodies included)."""
+    received = []
+
+    def keep(message):
+        message.ack()
+        received.append(message)
+
+    with broker_connection() as connection:
+        queue = Queue(name, durable=True)
+        with connection.Consumer(queue, on_message=keep, accept=["json"]):
+            while True:
+                try:
+                    connection.drain_events(timeout=timeout)
+                except TimeoutError:
+                    break
+    return received
+
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def product_payload(product_id: int, **changes) -> dict:
+    payload = {
+        "id": product_id, "sku": f"SKU-{product_id}", "slug": f"product-{product_id}", "name": f"Product {product_id}",
+        "description": "", "price": "10.00", "currency": "USD", "is_active": True, "category_id": None,
+        "images": [], "created_at": T0.isoformat(), "updated_at": T0.isoformat(),
+    }
+    payload.update(changes)
+    return payload
+
+
+def make_product(product_id: int | None = None, **fields) -> Product:
+    n = product_id or Product.objects.count() + 1
+    values = {"sku": f"SKU-{n}", "slug": f"product-{n}", "name": f"Product {n}", "price": Decimal("10.00")}
+    values.update(fields)
+    if product_id is not None:
+        values["id"] = product_id
+    return Product.objects.create(**values)
+
+
+def make_category(name: str = "Tools") -> Category:
+    return Category.objects.create(name=name, slug=name.lower())
