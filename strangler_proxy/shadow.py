@@ -42,6 +42,7 @@ class ShadowJob:
     primary_response: HttpResponseData | None = None  # None: fetch it too (the nginx diff endpoint case)
     request_id: str | None = None
     timeout: float = 30.0
+    host: str | None = None  # Host header the client sent; None = the upstream's own host:port
 
 
 class DiffStore:
@@ -177,7 +178,7 @@ class ShadowRunner:
         headers = [*job.headers, (SHADOW_HEADER, "1")]
         return self.client.fetch(
             base_url=job.upstream_urls[upstream], method=job.method, path=job.path, headers=headers,
-            body=job.body, timeout=job.timeout,
+            body=job.body, timeout=job.timeout, host_header=job.host,
         )
 
     def run(self, job: ShadowJob) -> DiffResult:

@@ -1,0 +1,540 @@
+"""The mitmproxy addon of the traffic plane: route each request by the route file, shadow, fall back, record.
+
+Run it in reverse mode (``strangler-proxy run`` does this for you)::
+
+    mitmdump --mode reverse:http://127.0.0.1:8000 --set keep_host_header=true \\
+        -s strangler_proxy/addon.py --set strangler_routes=strangler_proxy/routes.yaml
+
+Traffic for the monolith is forwarded by mitmproxy itself. Traffic for a service is sent by the addon
+(a pooled HTTP/1.1 client on a thread pool) because only then can it enforce the route's timeout and turn a
+connect error, timeout or 5xx into a fallback: mitmproxy answers a failed upstream connection with its own
+502 before any hook could replace it. A fallback re-points the flow at the monolith and lets mitmproxy
+send it, so the client gets a real second answer. Shadows, metrics and recording happen after the
+response is ready and never delay it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import random
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mitmproxy import ctx, exceptions, http
+
+if __package__ != "strangler_proxy":  # loaded by `mitmdump -s strangler_proxy/addon.py` as a script: find the project
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from servicekit.request_id import clean_request_id
+from strangler_proxy.breaker import BreakerBoard, BreakerState
+from strangler_proxy.diffing import HttpResponseData
+from strangler_proxy.fetch import HOP_BY_HOP, UpstreamClient, UpstreamError
+from strangler_proxy.loader import RouteFileError, load_route_file, parse_route_text, route_file_path
+from strangler_proxy.metrics import AdminServer, ProxyMetrics
+from strangler_proxy.recording import Recorder, exchange_record
+from strangler_proxy.routing import Decision, PathRejected, RequestInfo, decide
+from strangler_proxy.shadow import DiffStore, ShadowJob, ShadowRunner
+from strangler_proxy.spec import SAFE_METHODS, RouteTable
+
+logger = logging.getLogger("strangler_proxy")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+ROUTE_HEADER = "X-Strangler-Route"
+UPSTREAM_HEADER = "X-Strangler-Upstream"
+FALLBACK_HEADER = "X-Strangler-Fallback"
+PROXY_UPSTREAM = "proxy"  # X-Strangler-Upstream of answers the proxy gives itself
+METADATA_KEY = "strangler"
+DEFAULT_HOSTS = "localhost,127.0.0.1,[::1]"
+
+
+def error_response(status: int, code: str, message: str, details: dict | None = None) -> http.Response:
+    """The project's one API error shape, ``{"error": {"code", "message", "details"}}``."""
+    body = json.dumps({"error": {"code": code, "message": message, "details": details or {}}}).encode()
+    response = http.Response.make(status, body, {"Content-Type": "application/json"})
+    if not response.reason:
+        response.reason = _REASONS.get(status, "")
+    return response
+
+
+_REASONS = {421: "Misdirected Request"}  # missing from mitmproxy's status table
+
+
+def _hostname(host_header: str) -> str:
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class FlowState:
+    """What the addon decided for one flow (kept in ``flow.metadata``).
+
+    A plain class, not a dataclass: mitmproxy runs this file as a script module that is not in
+    sys.modules, which dataclasses need.
+    """
+
+    def __init__(self, *, table: RouteTable, request_id: str, started: float):
+        self.table = table  # the table the request started with, even if the file is reloaded meanwhile
+        self.request_id = request_id
+        self.started = started
+        self.decision: Decision | None = None
+        self.upstream: str | None = None  # upstream that produced the response
+        self.fallback_reason: str | None = None
+        self.upstream_seconds: float | None = None
+        self.forwarded_headers: tuple[tuple[str, str], ...] = ()
+        self.error: str | None = None
+        self.recorded = False
+
+    @property
+    def route_label(self) -> str:
+        return self.decision.route_label if self.decision else "default"
+
+
+class RouteFileWatcher:
+    """Polls the route file; a changed, valid file is swapped in whole, an invalid one is logged once."""
+
+    def __init__(self, path: Path, *, on_table, on_error, interval: float = 0.25, digest: str = ""):
+        self.path = path
+        self.interval = interval
+        self._on_table = on_table
+        self._on_error = on_error
+        self._last_stat: tuple[int, int] | None = self._stat()
+        self._last_digest = digest
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="strangler-route-watch", daemon=True)
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def start(self) -> RouteFileWatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=2)
+
+    def check(self) -> None:
+        stat = self._stat()
+        if stat is None or stat == self._last_stat:
+            return
+        self._last_stat = stat
+        try:
+            content = self.path.read_bytes()
+        except OSError:
+            return
+        digest = hashlib.sha256(content).hexdigest()
+        if digest == self._last_digest:
+            return  # touched, not changed; or the same bad content we already reported
+        self._last_digest = digest
+        try:
+            table = parse_route_text(content.decode("utf-8"), source=str(self.path))
+        except UnicodeDecodeError:
+            self._on_error(RouteFileError(str(self.path), 0, "file", "not UTF-8"))
+        except RouteFileError as exc:
+            self._on_error(exc)
+        else:
+            self._on_table(table)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.check()
+            except Exception:  # the watcher must outlive any surprise; the table in use stays valid
+                logger.exception("route file watcher failed on %s", self.path)
+
+
+class StranglerAddon:
+    def __init__(self) -> None:
+        self.table: RouteTable | None = None
+        self.metrics = ProxyMetrics()
+        self.breakers = BreakerBoard(on_change=self._breaker_changed)
+        self.client = UpstreamClient()
+        self.store = DiffStore()
+        self.shadows: ShadowRunner | None = None
+        self.recorder: Recorder | None = None
+        self.admin: AdminServer | None = None
+        self.watcher: RouteFileWatcher | None = None
+        self.allowed_hosts: frozenset[str] = frozenset()
+        self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="strangler-upstream")
+        self._random = random.Random()
+        self._route_path: Path | None = None
+
+    # -- options -----------------------------------------------------------------------------------------
+
+    def load(self, loader) -> None:
+        loader.add_option("strangler_routes", str, "", "Route file (default: $STRANGLER_ROUTES or the bundled one).")
+        loader.add_option("strangler_hosts", str, DEFAULT_HOSTS,
+                          "Comma-separated host names clients may address (Host header); '*' accepts any.")
+        loader.add_option("strangler_record", str, "", "Append every exchange as a JSON line to this file.")
+        loader.add_option("strangler_admin_port", int, 0, "Port of the admin server (/metrics, /diffs); 0 = off.")
+        loader.add_option("strangler_admin_host", str, "127.0.0.1", "Address the admin server listens on.")
+        loader.add_option("strangler_diffs", str, "var/proxy/diffs.jsonl",
+                          "JSON-lines file for the bounded sample of shadow differences; empty = keep none.")
+        loader.add_option("strangler_breaker_failures", int, 5, "Consecutive failures that open an upstream's breaker.")
+        loader.add_option("strangler_breaker_cooldown", float, 5.0, "Seconds an open breaker waits before a probe.")
+        loader.add_option("strangler_reload_interval", float, 0.25, "Seconds between route file checks; 0 = off.")
+        loader.add_option("strangler_shadow_workers", int, 4, "Threads sending shadow requests.")
+
+    def configure(self, updated: set[str]) -> None:
+        opts = ctx.options
+        if "strangler_routes" in updated or self.table is None:
+            path = route_file_path(opts.strangler_routes or None)
+            try:
+                table = load_route_file(path)
+            except RouteFileError as exc:
+                raise exceptions.OptionsError(str(exc)) from exc
+            self._install(table)
+            self._route_path = path
+            self._restart_watcher(opts.strangler_reload_interval)
+        elif "strangler_reload_interval" in updated:
+            self._restart_watcher(opts.strangler_reload_interval)
+        if "strangler_hosts" in updated or not self.allowed_hosts:
+            hosts = frozenset(_hostname(h) for h in opts.strangler_hosts.split(",") if h.strip())
+            if not hosts:
+                raise exceptions.OptionsError("strangler_hosts: at least one host name (or '*') is needed")
+            self.allowed_hosts = hosts
+        if {"strangler_breaker_failures", "strangler_breaker_cooldown"} & updated:
+            if opts.strangler_breaker_failures < 1 or opts.strangler_breaker_cooldown < 0:
+                raise exceptions.OptionsError("strangler_breaker_failures must be >= 1 and the cooldown >= 0")
+            self.breakers = BreakerBoard(failure_threshold=opts.strangler_breaker_failures,
+                                         cooldown=opts.strangler_breaker_cooldown, on_change=self._breaker_changed)
+        if "strangler_record" in updated:
+            if self.recorder is not None:
+                self.recorder.close()
+            self.recorder = None
+            if opts.strangler_record:
+                try:
+                    self.recorder = Recorder(opts.strangler_record)
+                except OSError as exc:
+                    raise exceptions.OptionsError(f"strangler_record: {exc}") from exc
+        if "strangler_diffs" in updated or "strangler_shadow_workers" in updated or self.shadows is None:
+            if opts.strangler_shadow_workers < 1:
+                raise exceptions.OptionsError("strangler_shadow_workers must be >= 1")
+            noise = self.store.noise
+            self.store = DiffStore(samples_path=opts.strangler_diffs or None)
+            self.store.noise = noise  # learned noise survives a reconfiguration
+            if self.shadows is not None:
+                self.shadows.shutdown(wait=False)
+            self.shadows = ShadowRunner(
+                store=self.store, client=self.client, max_workers=opts.strangler_shadow_workers,
+                on_compared=self._shadow_compared, on_error=self._shadow_failed,
+            )
+        if {"strangler_admin_port", "strangler_admin_host"} & updated:
+            if self.admin is not None:
+                self.admin.stop()
+                self.admin = None
+            if opts.strangler_admin_port:
+                try:
+                    self.admin = AdminServer(metrics=self.metrics, diff_summary=self.diff_summary,
+                                             host=opts.strangler_admin_host, port=opts.strangler_admin_port).start()
+                except OSError as exc:
+                    raise exceptions.OptionsError(f"strangler_admin_port {opts.strangler_admin_port}: {exc}") from exc
+
+    def running(self) -> None:
+        # The Host check needs the Host the client sent; mitmproxy's reverse mode rewrites it unless this is on.
+        if not ctx.options.keep_host_header:
+            ctx.options.keep_host_header = True
+        if self.table is not None:
+            logger.info("strangler: serving %d routes from %s (digest %s)", len(self.table.routes),
+                        self.table.source, self.table.digest[:12])
+
+    def done(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.admin is not None:
+            self.admin.stop()
+        if self.shadows is not None:
+            self.shadows.shutdown(wait=False)
+        if self.recorder is not None:
+            self.recorder.close()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _install(self, table: RouteTable) -> None:
+        # One attribute assignment: flows that already started keep the table they captured.
+        self.table = table
+
+    def _restart_watcher(self, interval: float) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        if interval > 0 and self._route_path is not None and self.table is not None:
+            self.watcher = RouteFileWatcher(
+                self._route_path, interval=interval, digest=self.table.digest,
+                on_table=self._reloaded, on_error=self._reload_rejected,
+            ).start()
+
+    def _reloaded(self, table: RouteTable) -> None:
+        self._install(table)
+        self.metrics.route_table_reloads.labels(result="ok").inc()
+        logger.warning("strangler: route file reloaded: %d routes (digest %s)", len(table.routes), table.digest[:12])
+
+    def _reload_rejected(self, error: RouteFileError) -> None:
+        self.metrics.route_table_reloads.labels(result="rejected").inc()
+        logger.error("strangler: route file rejected, previous table keeps serving: %s", error)
+
+    # -- hooks -------------------------------------------------------------------------------------------
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        table = self.table
+        assert table is not None, "configure() loads the route table before any request"
+        request = flow.request
+        request_id = clean_request_id(request.headers.get(REQUEST_ID_HEADER))
+        state = FlowState(table=table, request_id=request_id, started=time.monotonic())
+        flow.metadata[METADATA_KEY] = state
+        refusal = self._refusal(flow, table)
+        if refusal is not None:
+            status, code, message = refusal
+            self.metrics.rejections.labels(reason=code).inc()
+            flow.response = error_response(status, code, message)
+            state.upstream = PROXY_UPSTREAM
+            return
+        _strip_hop_by_hop(request.headers)
+        info = RequestInfo(
+            method=request.method, path=request.path,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            cookies=dict(request.cookies.items()),
+            client_addr=flow.client_conn.peername[0] if flow.client_conn.peername else "",
+        )
+        try:
+            decision = decide(table, info, override_secret=os.environ.get(table.override.secret_env))
+        except PathRejected as exc:
+            self.metrics.rejections.labels(reason="bad_path").inc()
+            flow.response = error_response(400, "bad_path", f"Request path refused: {exc}")
+            state.upstream = PROXY_UPSTREAM
+            return
+        state.decision = decision
+        request.headers[REQUEST_ID_HEADER] = request_id
+        request.headers.pop(table.override.header, None)  # signed or not, it never reaches an upstream
+        client_host = request.host_header or ""
+        request.headers["X-Forwarded-For"] = ", ".join(
+            v for v in (request.headers.get("X-Forwarded-For"), info.client_addr) if v)
+        request.headers["X-Forwarded-Host"] = client_host
+        request.headers["X-Forwarded-Proto"] = "https" if flow.client_conn.tls else "http"
+        state.forwarded_headers = tuple(
+            (k, v) for k, v in request.headers.items(multi=True) if k.lower() not in ("host", "accept-encoding"))
+
+        primary = decision.primary
+        if primary == table.monolith:
+            self._point_at(flow, table, table.monolith)
+            state.upstream = table.monolith
+            return
+        breaker = self.breakers.get(primary)
+        if not breaker.allow():
+            self._service_unavailable(flow, state, primary, "breaker_open",
+                                      f"{primary} is failing; its circuit breaker is open")
+            return
+        await self._send_to_service(flow, state, primary, breaker)
+
+    async def _send_to_service(self, flow: http.HTTPFlow, state: FlowState, upstream: str, breaker) -> None:
+        table, decision, request = state.table, state.decision, flow.request
+        assert decision is not None
+        timeout = decision.route.timeout if decision.route is not None else 30.0
+        self._point_at(flow, table, upstream)
+        headers = [(k, v) for k, v in request.headers.items(multi=True) if k.lower() != "host"]
+        started = time.monotonic()
+        loop = asyncio.get_running_loop()
+        try:
+            fetched = await asyncio.wait_for(loop.run_in_executor(self._executor, lambda: self.client.fetch(
+                base_url=table.upstreams[upstream].url, method=request.method, path=request.path, headers=headers,
+                body=request.raw_content or None, timeout=timeout, host_header=request.host_header,
+            )), timeout=timeout + 1)
+            failure = f"status_{fetched.status}" if fetched.status >= 500 else None
+        except UpstreamError as exc:
+            fetched, failure = None, exc.reason
+        except TimeoutError:
+            fetched, failure = None, "timeout"
+        state.upstream_seconds = time.monotonic() - started
+        if failure is None:
+            breaker.record_success()
+            flow.response = _response_from(fetched, head=request.method == "HEAD")
+            state.upstream = upstream
+            return
+        breaker.record_failure()
+        reason = "5xx" if failure.startswith("status_") else failure
+        self.metrics.upstream_failures.labels(upstream=upstream, reason=reason).inc()
+        logger.warning("strangler: %s %s -> %s failed (%s) request_id=%s", request.method, request.path, upstream,
+                       failure, state.request_id)
+        if decision.fallback is not None:
+            self._fall_back(flow, state, upstream, failure)
+        elif fetched is not None:
+            flow.response = _response_from(fetched, head=request.method == "HEAD")  # the service's own 5xx
+            state.upstream = upstream
+        else:
+            self._service_unavailable(flow, state, upstream, reason, f"{upstream} did not answer ({failure})")
+
+    def _service_unavailable(self, flow: http.HTTPFlow, state: FlowState, upstream: str, reason: str,
+                             message: str) -> None:
+        """Serve a safe request from the monolith, refuse an unsafe one with 503."""
+        if flow.request.method in SAFE_METHODS:
+            self._fall_back(flow, state, upstream, reason)
+            return
+        flow.response = error_response(503, "upstream_unavailable", message,
+                                       {"upstream": upstream, "reason": reason})
+        flow.response.headers["Retry-After"] = "5"
+        state.upstream = PROXY_UPSTREAM
+        state.error = reason
+
+    def _fall_back(self, flow: http.HTTPFlow, state: FlowState, failed: str, reason: str) -> None:
+        table = state.table
+        self.metrics.fallbacks.labels(route=state.route_label, upstream=failed, reason=reason).inc()
+        flow.response = None
+        self._point_at(flow, table, table.monolith)  # mitmproxy sends it: a real second request
+        state.upstream = table.monolith
+        state.fallback_reason = f"{failed}:{reason}"
+
+    def _point_at(self, flow: http.HTTPFlow, table: RouteTable, upstream: str) -> None:
+        url = urlsplit(table.upstreams[upstream].url)
+        client_host = flow.request.host_header  # setting .host below rewrites the Host header
+        flow.request.scheme = url.scheme
+        flow.request.host = url.hostname
+        flow.request.port = url.port or (443 if url.scheme == "https" else 80)
+        # Upstreams see the Host the client used (already checked against strangler_hosts), as with the
+        # nginx plane, so absolute links they build (pagination, redirects) point back at the proxy.
+        flow.request.host_header = client_host or url.netloc
+
+    def _refusal(self, flow: http.HTTPFlow, table: RouteTable) -> tuple[int, str, str] | None:
+        request = flow.request
+        if request.method == "CONNECT":
+            return 405, "connect_refused", "This is a reverse proxy; CONNECT is not served."
+        if request.http_version.startswith("HTTP/1") and request.authority:
+            return 400, "absolute_form_refused", "Absolute-form request targets are not served; send a path."
+        if "*" not in self.allowed_hosts:
+            host = request.host_header or request.authority or ""
+            if _hostname(host) not in self.allowed_hosts:
+                return 421, "unknown_host", f"This proxy does not serve host {host[:100]!r}."
+        if len(request.raw_content or b"") > table.settings.max_body_bytes:
+            return 413, "body_too_large", f"Request body exceeds {table.settings.max_body_bytes} bytes."
+        return None
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        state: FlowState | None = flow.metadata.get(METADATA_KEY)
+        if state is None or flow.response is None:
+            return
+        response = flow.response
+        if response.status_code >= 500 and state.fallback_reason is None and state.upstream == state.table.monolith:
+            self.metrics.upstream_failures.labels(upstream=state.table.monolith, reason="5xx").inc()
+        if state.table.settings.route_headers:
+            response.headers[ROUTE_HEADER] = state.route_label
+            response.headers[UPSTREAM_HEADER] = state.upstream or PROXY_UPSTREAM
+            if state.fallback_reason:
+                response.headers[FALLBACK_HEADER] = state.fallback_reason
+        if REQUEST_ID_HEADER not in response.headers:
+            response.headers[REQUEST_ID_HEADER] = state.request_id
+        elapsed = time.monotonic() - state.started
+        if state.upstream_seconds is None and state.upstream not in (None, PROXY_UPSTREAM):
+            # Forwarded by mitmproxy: from the request fully read to the response fully read.
+            if response.timestamp_end and flow.request.timestamp_end:
+                state.upstream_seconds = max(0.0, response.timestamp_end - flow.request.timestamp_end)
+        upstream = state.upstream or PROXY_UPSTREAM
+        self.metrics.requests.labels(route=state.route_label, upstream=upstream,
+                                     status=str(response.status_code)).inc()
+        self.metrics.latency.labels(route=state.route_label, upstream=upstream).observe(elapsed)
+        self._maybe_shadow(flow, state)
+        self._record(flow, state, elapsed)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        state: FlowState | None = flow.metadata.get(METADATA_KEY)
+        if state is None:
+            return
+        message = flow.error.msg if flow.error else "error"
+        state.error = message
+        if state.upstream and state.upstream != PROXY_UPSTREAM:
+            self.metrics.upstream_failures.labels(upstream=state.upstream, reason="connect").inc()
+        self.metrics.requests.labels(route=state.route_label, upstream=state.upstream or PROXY_UPSTREAM,
+                                     status="error").inc()
+        self._record(flow, state, time.monotonic() - state.started)
+
+    # -- after the response -------------------------------------------------------------------------------
+
+    def _maybe_shadow(self, flow: http.HTTPFlow, state: FlowState) -> None:
+        decision = state.decision
+        if decision is None or decision.shadow is None or decision.route is None or self.shadows is None:
+            return
+        if state.fallback_reason or state.upstream != decision.primary:
+            return  # the primary did not answer; there is nothing to compare
+        spec = decision.route.shadow
+        sample = spec.sample if spec is not None else 1.0
+        if sample < 1.0 and self._random.random() >= sample:
+            return
+        response = flow.response
+        primary_response = HttpResponseData.from_pairs(
+            status=response.status_code, header_pairs=response.headers.items(multi=True),
+            body=response.get_content(strict=False) or b"",
+        )
+        table = state.table
+        self.shadows.submit(ShadowJob(
+            route=state.route_label, rules=decision.route.diff, method=flow.request.method,
+            path=flow.request.path, headers=state.forwarded_headers, body=flow.request.raw_content or None,
+            monolith=table.monolith, primary=decision.primary, shadow=decision.shadow,
+            upstream_urls={name: u.url for name, u in table.upstreams.items()},
+            primary_response=primary_response, request_id=state.request_id, timeout=decision.route.timeout,
+            host=flow.request.host_header,
+        ))
+
+    def _shadow_compared(self, job: ShadowJob, result) -> None:
+        self.metrics.shadow_comparisons.labels(route=job.route).inc()
+        if not result.equal:
+            self.metrics.shadow_diffs.labels(route=job.route).inc()
+
+    def _shadow_failed(self, job: ShadowJob, reason: str) -> None:
+        self.metrics.shadow_errors.labels(route=job.route, reason=reason).inc()
+
+    def _record(self, flow: http.HTTPFlow, state: FlowState, elapsed: float) -> None:
+        if self.recorder is None or state.recorded:
+            return
+        state.recorded = True
+        response = flow.response
+        self.recorder.write(exchange_record(
+            method=flow.request.method, path=flow.request.path,
+            request_headers=flow.request.headers.items(multi=True), request_body=flow.request.raw_content,
+            status=response.status_code if response is not None else None, upstream=state.upstream,
+            route=state.route_label, request_id=state.request_id, started_at=flow.request.timestamp_start,
+            upstream_seconds=state.upstream_seconds, total_seconds=elapsed,
+            response_bytes=len(response.raw_content or b"") if response is not None else None,
+            error=state.error or state.fallback_reason,
+        ))
+
+    def _breaker_changed(self, upstream: str, state: BreakerState) -> None:
+        self.metrics.breaker_changed(upstream, state)
+        logger.warning("strangler: circuit breaker for %s is now %s", upstream, state.value)
+
+    def diff_summary(self) -> dict:
+        summary = self.store.summary()
+        summary["breakers"] = self.breakers.states()
+        table = self.table
+        summary["route_table"] = {"source": table.source, "digest": table.digest} if table else None
+        return summary
+
+
+def _strip_hop_by_hop(headers: http.Headers) -> None:
+    named = {token.strip().lower() for value in headers.get_all("connection") for token in value.split(",")}
+    for name in HOP_BY_HOP | named:
+        if name and name in headers:
+            del headers[name]
+
+
+def _response_from(fetched: HttpResponseData, *, head: bool) -> http.Response:
+    pairs = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fetched.header_pairs
+             if name.lower() not in HOP_BY_HOP and (head or name.lower() != "content-length")]
+    if not head:
+        pairs.append((b"Content-Length", str(len(fetched.body)).encode()))
+    now = time.time()
+    reason = (fetched.reason or "").encode("latin-1", "replace")
+    return http.Response(b"HTTP/1.1", fetched.status, reason, http.Headers(pairs), fetched.body, None, now, now)
+
+
+addons = [StranglerAddon()]

@@ -1,0 +1,172 @@
+"""Diff endpoint for the nginx plane: receives nginx's mirrored copies and diffs both upstreams' answers.
+
+nginx's ``mirror`` discards the mirror's response and never shows it the primary's, so the copy only says
+which route it belongs to and which upstreams to compare (``X-Strangler-Mirror-Route`` / ``-Primary`` /
+``-Shadow``, request target = the client's ``$request_uri``). The endpoint answers 202 at once (nginx waits
+for mirror subrequests before finishing a keep-alive request), then fetches the primary, the shadow and,
+for noise learning, the monolith again, and diffs them with the same code as the mitmproxy plane.
+
+Only safe methods are compared: fetching the primary again would repeat a write.
+
+    python -m strangler_proxy.diff_endpoint --routes strangler_proxy/routes.yaml [--listen 127.0.0.1:8790]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from strangler_proxy.fetch import HOP_BY_HOP
+from strangler_proxy.loader import RouteFileError, load_route_file, route_file_path
+from strangler_proxy.shadow import SAFE_METHODS, DiffStore, ShadowJob, ShadowRunner
+from strangler_proxy.spec import (
+    MIRROR_PRIMARY_HEADER,
+    MIRROR_ROUTE_HEADER,
+    MIRROR_SHADOW_HEADER,
+    RouteTable,
+)
+
+logger = logging.getLogger("strangler_proxy.diff_endpoint")
+
+_MIRROR_HEADERS = {MIRROR_ROUTE_HEADER.lower(), MIRROR_PRIMARY_HEADER.lower(), MIRROR_SHADOW_HEADER.lower()}
+MAX_BODY = 10 * 1024 * 1024
+
+
+class DiffEndpoint:
+    """An HTTP server (stdlib, threaded) in front of a ShadowRunner; ``GET /diffs`` returns the summary."""
+
+    def __init__(self, *, table: RouteTable, host: str = "127.0.0.1", port: int = 0, store: DiffStore | None = None,
+                 workers: int = 4):
+        self.table = table
+        self.store = store or DiffStore()
+        self.runner = ShadowRunner(store=self.store, max_workers=workers)
+        self.skipped: dict[str, int] = {}
+        self._lock = threading.Lock()
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive with nginx's `keepalive` upstream pool
+
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > MAX_BODY:
+                    self._answer(413, {"error": {"code": "body_too_large", "message": "Body too large.",
+                                                 "details": {}}})
+                    self.close_connection = True
+                    return
+                body = self.rfile.read(length) if length else b""
+                if self.command == "GET" and self.path == "/diffs" and MIRROR_ROUTE_HEADER not in self.headers:
+                    self._answer(200, endpoint.summary())
+                    return
+                status, payload = endpoint.accept(self.command, self.path, list(self.headers.items()), body)
+                self._answer(status, payload)
+
+            do_GET = do_HEAD = do_OPTIONS = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+            def _answer(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def log_message(self, format: str, *args) -> None:  # noqa: A002 - one line per mirror is noise
+                pass
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def _skip(self, reason: str) -> None:
+        with self._lock:
+            self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def accept(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> tuple[int, dict]:
+        """Validate one mirrored copy and queue its comparison; returns (status, JSON body) for nginx."""
+        lowered = {name.lower(): value for name, value in headers}
+        label = lowered.get(MIRROR_ROUTE_HEADER.lower(), "")
+        primary = lowered.get(MIRROR_PRIMARY_HEADER.lower(), "")
+        shadow = lowered.get(MIRROR_SHADOW_HEADER.lower(), "")
+        table = self.table
+        route = next((r for r in table.routes if r.label == label), None)
+        if route is None or primary not in table.upstreams or shadow not in table.upstreams or primary == shadow:
+            self._skip("bad_headers")
+            return 400, {"error": {"code": "bad_mirror", "message": "Unknown route or upstreams in mirror headers.",
+                                   "details": {"route": label, "primary": primary, "shadow": shadow}}}
+        if method not in SAFE_METHODS:
+            self._skip("unsafe_method")
+            return 202, {"queued": False, "reason": "unsafe methods are not compared (the primary would write twice)"}
+        forwarded = tuple(
+            (name, value) for name, value in headers
+            if name.lower() not in _MIRROR_HEADERS and name.lower() not in HOP_BY_HOP
+            and name.lower() not in ("host", "content-length", "accept-encoding")
+        )
+        job = ShadowJob(
+            route=route.label, rules=route.diff, method=method, path=target, headers=forwarded, body=body or None,
+            monolith=table.monolith, primary=primary, shadow=shadow,
+            upstream_urls={name: u.url for name, u in table.upstreams.items()},
+            request_id=lowered.get("x-request-id"), timeout=route.timeout, host=lowered.get("host"),
+        )
+        queued = self.runner.submit(job)
+        return 202, {"queued": queued}
+
+    def summary(self) -> dict:
+        summary = self.store.summary()
+        with self._lock:
+            summary["skipped"] = dict(self.skipped)
+        return summary
+
+    def start(self) -> DiffEndpoint:
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="strangler-diff-endpoint", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever(poll_interval=0.5)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self.runner.shutdown(wait=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m strangler_proxy.diff_endpoint",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--routes", metavar="FILE", default=None)
+    parser.add_argument("--listen", default=None, metavar="HOST:PORT",
+                        help="default: settings.diff_endpoint of the route file")
+    parser.add_argument("--diffs", default="var/proxy/diffs-nginx.jsonl", metavar="PATH",
+                        help="JSON-lines sample of differences")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        table = load_route_file(route_file_path(args.routes))
+    except RouteFileError as exc:
+        print(str(exc))
+        return 2
+    host, _, port = (args.listen or table.settings.diff_endpoint).rpartition(":")
+    endpoint = DiffEndpoint(table=table, host=host or "127.0.0.1", port=int(port),
+                            store=DiffStore(samples_path=args.diffs or None))
+    print(f"diff endpoint on http://{host}:{endpoint.port}/ (GET /diffs for the summary)", flush=True)
+    try:
+        endpoint.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        endpoint.runner.shutdown(wait=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

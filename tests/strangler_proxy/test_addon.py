@@ -1,0 +1,304 @@
+"""addon hooks (mitmproxy taddons/tflow): options, decisions applied to flows, headers, fallback, breaker.
+
+Service-bound requests are really sent (the addon's own client) to real HTTP servers on ephemeral ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from mitmproxy import exceptions, http
+from mitmproxy.test import taddons, tflow
+
+from strangler_proxy.addon import StranglerAddon
+from strangler_proxy.override import override_token
+from strangler_proxy.recording import read_recording
+
+from .upstream_servers import UpstreamServer, json_answer
+
+ROUTES = """\
+upstreams:
+  monolith: {monolith}
+  catalog: {catalog}
+monolith: monolith
+settings:
+  max_body_bytes: 1000
+routes:
+  - prefix: /api/products/
+    mode: service
+    service: catalog
+    fallback: true
+    timeout: 1
+  - prefix: /api/orders/
+    mode: service
+    service: catalog
+    timeout: 1
+  - prefix: /api/categories/
+    mode: shadow
+    service: catalog
+  - prefix: /legacy/
+    mode: monolith
+"""
+
+
+@pytest.fixture
+def monolith():
+    server = UpstreamServer("monolith").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def catalog():
+    server = UpstreamServer("catalog").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def routes_file(tmp_path, monolith, catalog):
+    path = tmp_path / "routes.yaml"
+    path.write_text(ROUTES.format(monolith=monolith.url, catalog=catalog.url))
+    return path
+
+
+@pytest.fixture
+def proxy(routes_file, tmp_path):
+    addon = StranglerAddon()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, strangler_routes=str(routes_file), strangler_reload_interval=0.0,
+                       strangler_breaker_failures=2, strangler_breaker_cooldown=60.0,
+                       strangler_diffs=str(tmp_path / "diffs.jsonl"), strangler_record=str(tmp_path / "rec.jsonl"))
+        yield addon, tctx
+    addon.done()
+
+
+def make_flow(method="GET", path="/", *, host="localhost:8080", headers=(), body=b"", authority=""):
+    header_pairs = [(b"Host", host.encode())] if host else []
+    header_pairs += [(k.encode(), v.encode()) for k, v in headers]
+    request = http.Request(
+        "127.0.0.1", 8080, method.encode(), b"http", authority.encode(), path.encode(), b"HTTP/1.1",
+        http.Headers(header_pairs), body, None, time.time(), time.time(),
+    )
+    return tflow.tflow(req=request)
+
+
+def through(addon, flow):
+    """request hook, then (when mitmproxy would forward) a canned monolith answer, then the response hook."""
+    asyncio.run(addon.request(flow))
+    if flow.response is None:
+        flow.response = http.Response.make(200, b'{"upstream": "monolith"}', {"Content-Type": "application/json"})
+    addon.response(flow)
+    return flow
+
+
+def error_of(flow):
+    return json.loads(flow.response.content)["error"]
+
+
+def test_bad_route_file_is_an_options_error_with_file_line_field(tmp_path, routes_file):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(routes_file.read_text().replace("mode: shadow", "mode: shadowy"))
+    addon = StranglerAddon()
+    with taddons.context(addon) as tctx:
+        with pytest.raises(exceptions.OptionsError, match=r"bad\.yaml:\d+: routes\[2\]\.mode: unknown mode"):
+            tctx.configure(addon, strangler_routes=str(bad), strangler_reload_interval=0.0)
+        with pytest.raises(exceptions.OptionsError, match="strangler_breaker_failures"):
+            tctx.configure(addon, strangler_breaker_failures=0)
+    addon.done()
+
+
+def test_monolith_routes_are_pointed_at_the_monolith_and_tagged(proxy, monolith):
+    addon, _ = proxy
+    flow = through(addon, make_flow("GET", "/legacy/page?x=1"))
+    assert (flow.request.host, flow.request.port, flow.request.scheme) == ("127.0.0.1", monolith.port, "http")
+    assert flow.request.host_header == "localhost:8080"  # the client's Host goes upstream, like nginx
+    assert flow.response.headers["X-Strangler-Route"] == "/legacy/"
+    assert flow.response.headers["X-Strangler-Upstream"] == "monolith"
+    unmatched = through(addon, make_flow("GET", "/about/"))
+    assert unmatched.response.headers["X-Strangler-Route"] == "default"
+
+
+def test_service_routes_are_sent_to_the_service_with_request_id_and_forwarded_headers(proxy, catalog):
+    addon, _ = proxy
+    flow = through(addon, make_flow("GET", "/api/products/7/?q=a", headers=[("X-Request-ID", "abc-123")]))
+    assert flow.response.status_code == 200
+    assert json.loads(flow.response.content)["upstream"] == "catalog"
+    assert flow.response.headers["X-Strangler-Upstream"] == "catalog"
+    assert flow.response.headers["X-Request-ID"] == "abc-123"
+    sent = catalog.received()[0]
+    assert sent["path"] == "/api/products/7/?q=a"
+    assert sent["headers"]["x-request-id"] == "abc-123"
+    assert sent["headers"]["host"] == "localhost:8080"
+    assert sent["headers"]["x-forwarded-for"] == "127.0.0.1"
+
+
+def test_a_request_id_is_made_when_missing_or_unsafe(proxy, catalog):
+    addon, _ = proxy
+    flow = through(addon, make_flow("GET", "/api/products/", headers=[("X-Request-ID", "bad id\twith spaces")]))
+    made = flow.response.headers["X-Request-ID"]
+    assert made != "bad id\twith spaces" and len(made) == 32
+    assert catalog.received()[0]["headers"]["x-request-id"] == made
+
+
+def test_override_header_is_honoured_only_when_signed_and_never_forwarded(proxy, catalog, monolith, monkeypatch):
+    addon, _ = proxy
+    monkeypatch.setenv("STRANGLER_OVERRIDE_SECRET", "s3cret")
+    forced = through(addon, make_flow("GET", "/legacy/x", headers=[
+        ("X-Strangler-Force", override_token("s3cret", "catalog"))]))
+    assert forced.response.headers["X-Strangler-Upstream"] == "catalog"
+    assert "x-strangler-force" not in catalog.received()[0]["headers"]
+    forged = through(addon, make_flow("GET", "/legacy/x", headers=[
+        ("X-Strangler-Force", override_token("wrong", "catalog"))]))
+    assert forged.response.headers["X-Strangler-Upstream"] == "monolith"
+    assert "X-Strangler-Force" not in forged.request.headers
+
+
+def test_hop_by_hop_headers_are_stripped(proxy, catalog):
+    addon, _ = proxy
+    through(addon, make_flow("GET", "/api/products/", headers=[
+        ("Connection", "keep-alive, X-Secret-Hop"), ("X-Secret-Hop", "1"), ("Keep-Alive", "timeout=5"),
+        ("TE", "trailers"), ("Proxy-Authorization", "Basic eA=="), ("Accept", "application/json")]))
+    sent = catalog.received()[0]["headers"]
+    assert not {"x-secret-hop", "keep-alive", "te", "proxy-authorization"} & set(sent)
+    assert sent["accept"] == "application/json"
+
+
+@pytest.mark.parametrize(("kwargs", "status", "code"), [
+    ({"method": "CONNECT", "path": ""}, 405, "connect_refused"),
+    ({"path": "/x", "authority": "evil.example:80"}, 400, "absolute_form_refused"),
+    ({"path": "/x", "host": "evil.example"}, 421, "unknown_host"),
+    ({"path": "/x", "host": ""}, 421, "unknown_host"),
+    ({"path": "/api/%2e%2e/%2e%2e/etc/passwd"}, 400, "bad_path"),
+    ({"path": "/api/products%2f..%2fadmin"}, 400, "bad_path"),
+    ({"method": "POST", "path": "/legacy/", "body": b"x" * 1001}, 413, "body_too_large"),
+])
+def test_refusals_are_json_errors_and_nothing_is_contacted(proxy, monolith, catalog, kwargs, status, code):
+    addon, _ = proxy
+    flow = make_flow(**kwargs)
+    through(addon, flow)
+    assert flow.response.status_code == status
+    assert error_of(flow)["code"] == code
+    assert flow.response.headers["X-Strangler-Upstream"] == "proxy"
+    assert flow.request.host == "127.0.0.1" and flow.request.port == 8080  # never re-pointed
+    assert catalog.received() == [] and monolith.received() == []
+
+
+def test_allowed_hosts_option(proxy):
+    addon, tctx = proxy
+    tctx.configure(addon, strangler_hosts="shop.example")
+    assert through(addon, make_flow("GET", "/legacy/", host="shop.example:443")).response.status_code == 200
+    assert through(addon, make_flow("GET", "/legacy/", host="localhost")).response.status_code == 421
+    tctx.configure(addon, strangler_hosts="*")
+    assert through(addon, make_flow("GET", "/legacy/", host="anything")).response.status_code == 200
+
+
+def test_service_5xx_on_a_safe_method_falls_back_to_the_monolith(proxy, catalog, monolith):
+    addon, _ = proxy
+    catalog.handler = lambda m, p, h, b: json_answer(502, {"boom": True})
+    flow = make_flow("GET", "/api/products/")
+    asyncio.run(addon.request(flow))
+    assert flow.response is None  # mitmproxy sends it on, to the monolith
+    assert (flow.request.host, flow.request.port) == ("127.0.0.1", monolith.port)
+    addon.response(through_monolith(flow))
+    assert flow.response.headers["X-Strangler-Upstream"] == "monolith"
+    assert flow.response.headers["X-Strangler-Fallback"] == "catalog:status_502"
+
+
+def through_monolith(flow):
+    flow.response = http.Response.make(200, b"{}", {"Content-Type": "application/json"})
+    return flow
+
+
+def test_timeout_falls_back_for_safe_methods(proxy, catalog, monolith):
+    addon, _ = proxy
+    catalog.handler = lambda m, p, h, b: (time.sleep(1.5), json_answer(200, {}))[1]
+    started = time.monotonic()
+    flow = make_flow("GET", "/api/products/")
+    asyncio.run(addon.request(flow))
+    assert time.monotonic() - started < 1.4  # the route's 1 s timeout, not the service's 1.5 s
+    assert flow.response is None and flow.request.port == monolith.port
+
+
+def test_unsafe_method_to_a_dead_service_gets_a_503_json_error(proxy, catalog):
+    addon, _ = proxy
+    catalog.stop()
+    flow = through(addon, make_flow("POST", "/api/products/", body=b"{}"))
+    assert flow.response.status_code == 503
+    assert error_of(flow) == {"code": "upstream_unavailable", "message": "catalog did not answer (connect)",
+                              "details": {"upstream": "catalog", "reason": "connect"}}
+
+
+def test_service_5xx_without_fallback_is_passed_through(proxy, catalog):
+    addon, _ = proxy
+    catalog.handler = lambda m, p, h, b: json_answer(500, {"error": {"code": "server_error"}})
+    flow = through(addon, make_flow("GET", "/api/orders/"))
+    assert flow.response.status_code == 500
+    assert flow.response.headers["X-Strangler-Upstream"] == "catalog"
+
+
+def test_open_breaker_sends_safe_requests_to_the_monolith_and_refuses_unsafe_ones(proxy, catalog, monolith):
+    addon, _ = proxy
+    catalog.stop()
+    for _ in range(2):  # strangler_breaker_failures=2
+        through(addon, make_flow("GET", "/api/orders/"))
+    assert addon.breakers.states() == {"catalog": "open"}
+    safe = make_flow("GET", "/api/orders/")
+    asyncio.run(addon.request(safe))
+    assert safe.response is None and safe.request.port == monolith.port  # no fallback configured, breaker open
+    unsafe = through(addon, make_flow("DELETE", "/api/orders/1/"))
+    assert unsafe.response.status_code == 503
+    assert error_of(unsafe)["details"] == {"upstream": "catalog", "reason": "breaker_open"}
+    text = addon.metrics.exposition().decode()
+    assert 'strangler_proxy_breaker_state{upstream="catalog"} 2.0' in text
+
+
+def test_shadow_route_serves_the_monolith_and_compares_in_the_background(proxy, catalog, monolith):
+    addon, _ = proxy
+    catalog.handler = lambda m, p, h, b: json_answer(200, {"upstream": "monolith", "extra": 1})
+    flow = through(addon, make_flow("GET", "/api/categories/", headers=[("X-Request-ID", "shadow-1")]))
+    assert flow.response.headers["X-Strangler-Upstream"] == "monolith"
+    catalog.wait_for(1)
+    deadline = time.monotonic() + 5
+    while addon.store.summary()["comparisons"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    summary = addon.diff_summary()
+    assert summary["routes"]["/api/categories/"]["diffs"] == 1
+    assert summary["recent"][0]["differences"] == [
+        {"path": "$.extra", "kind": "added", "expected": None, "actual": 1}]
+    assert catalog.received()[0]["headers"]["x-strangler-shadow"] == "1"
+    assert catalog.received()[0]["headers"]["x-request-id"] == "shadow-1"
+
+
+def test_unsafe_methods_are_not_shadowed_by_default(proxy, catalog):
+    addon, _ = proxy
+    through(addon, make_flow("POST", "/api/categories/", body=b"{}"))
+    time.sleep(0.2)
+    assert catalog.received() == []
+
+
+def test_every_exchange_is_recorded_without_secrets(proxy, tmp_path, catalog):
+    addon, _ = proxy
+    through(addon, make_flow("POST", "/api/products/", body=b'{"a": 1}',
+                             headers=[("Authorization", "Bearer t0ken"), ("X-Request-ID", "rec-1")]))
+    through(addon, make_flow("GET", "/x", host="evil.example"))
+    rows = list(read_recording(tmp_path / "rec.jsonl"))
+    assert [(r["method"], r["path"], r["status"], r["upstream"], r["route"]) for r in rows] == [
+        ("POST", "/api/products/", 200, "catalog", "/api/products/"), ("GET", "/x", 421, "proxy", "default")]
+    assert rows[0]["body"] == '{"a": 1}' and rows[0]["request_id"] == "rec-1"
+    assert ["Authorization", "[redacted]"] in rows[0]["headers"]
+    assert "t0ken" not in (tmp_path / "rec.jsonl").read_text()
+    assert rows[0]["timings"]["upstream_seconds"] > 0
+
+
+def test_metrics_count_requests_by_route_upstream_and_status(proxy, catalog):
+    addon, _ = proxy
+    through(addon, make_flow("GET", "/api/products/"))
+    through(addon, make_flow("GET", "/x", host="evil.example"))
+    text = addon.metrics.exposition().decode()
+    assert 'strangler_proxy_requests_total{route="/api/products/",status="200",upstream="catalog"} 1.0' in text
+    assert 'strangler_proxy_rejections_total{reason="unknown_host"} 1.0' in text
+    assert 'strangler_proxy_request_seconds_count{route="/api/products/",upstream="catalog"} 1.0' in text
