@@ -1,4 +1,11 @@
-"""accounts api urls (placeholder until the app is built)."""
+"""Accounts API routes under /api/."""
 
-app_name = "accounts" if "api_urls" == "urls" else None
-urlpatterns: list = []
+from django.urls import path
+
+from monolith.accounts import apis
+
+app_name = "accounts_api"
+urlpatterns = [
+    path("me/", apis.MeApi.as_view(), name="me"),
+    path("addresses/", apis.AddressListCreateApi.as_view(), name="addresses"),
+]

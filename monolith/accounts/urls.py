@@ -1,4 +1,15 @@
-"""accounts urls (placeholder until the app is built)."""
+"""Accounts pages under /accounts/."""
 
-app_name = "accounts" if "urls" == "urls" else None
-urlpatterns: list = []
+from django.urls import path
+
+from monolith.accounts import views
+
+app_name = "accounts"
+urlpatterns = [
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("signup/", views.signup, name="signup"),
+    path("profile/", views.profile, name="profile"),
+    path("addresses/<int:address_id>/default/", views.address_make_default, name="address-default"),
+    path("addresses/<int:address_id>/delete/", views.address_remove, name="address-delete"),
+]

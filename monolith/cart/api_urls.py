@@ -1,4 +1,12 @@
-"""cart api urls (placeholder until the app is built)."""
+"""Cart API routes under /api/."""
 
-app_name = "cart" if "api_urls" == "urls" else None
-urlpatterns: list = []
+from django.urls import path
+
+from monolith.cart import apis
+
+app_name = "cart_api"
+urlpatterns = [
+    path("cart/", apis.CartApi.as_view(), name="cart"),
+    path("cart/items/", apis.CartItemsApi.as_view(), name="items"),
+    path("cart/items/<int:product_id>/", apis.CartItemApi.as_view(), name="item"),
+]

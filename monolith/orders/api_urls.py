@@ -1,4 +1,12 @@
-"""orders api urls (placeholder until the app is built)."""
+"""Orders API routes under /api/."""
 
-app_name = "orders" if "api_urls" == "urls" else None
-urlpatterns: list = []
+from django.urls import path
+
+from monolith.orders import apis
+
+app_name = "orders_api"
+urlpatterns = [
+    path("orders/", apis.OrderListCreateApi.as_view(), name="list"),
+    path("orders/<str:reference>/", apis.OrderDetailApi.as_view(), name="detail"),
+    path("orders/<str:reference>/cancel/", apis.OrderCancelApi.as_view(), name="cancel"),
+]

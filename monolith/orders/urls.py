@@ -1,4 +1,13 @@
-"""orders urls (placeholder until the app is built)."""
+"""Orders pages under /orders/."""
 
-app_name = "orders" if "urls" == "urls" else None
-urlpatterns: list = []
+from django.urls import path
+
+from monolith.orders import views
+
+app_name = "orders"
+urlpatterns = [
+    path("", views.order_list, name="list"),
+    path("checkout/", views.checkout, name="checkout"),
+    path("<str:reference>/", views.order_detail, name="detail"),
+    path("<str:reference>/cancel/", views.order_cancel, name="cancel"),
+]

@@ -30,3 +30,8 @@ def customer_api(django_user_model):
     client = APIClient()
     client.force_authenticate(django_user_model.objects.create_user(username="shopper"))
     return client
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

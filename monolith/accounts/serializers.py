@@ -1,0 +1,33 @@
+"""Accounts API serializers: the current user and addresses."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class MeOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.CharField()
+    is_staff = serializers.BooleanField()
+
+
+class AddressOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    line1 = serializers.CharField()
+    line2 = serializers.CharField()
+    city = serializers.CharField()
+    postal_code = serializers.CharField()
+    country = serializers.CharField()
+    is_default = serializers.BooleanField()
+
+
+class AddressInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=120)
+    line1 = serializers.CharField(max_length=200)
+    line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    city = serializers.CharField(max_length=120)
+    postal_code = serializers.CharField(max_length=20)
+    country = serializers.CharField(max_length=2)
+    is_default = serializers.BooleanField(required=False, default=False)
