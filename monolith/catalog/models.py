@@ -43,6 +43,7 @@ class Product(models.Model):
             models.Index(fields=["category", "is_active"]),
             models.Index(fields=["price"]),
             models.Index(fields=["created_at"]),  # ordering=newest
+            models.Index(fields=["name", "id"]),  # the default ordering: page 1 without sorting the whole table
         ]
         constraints = [models.CheckConstraint(condition=models.Q(price__gte=0), name="product_price_non_negative")]
 
