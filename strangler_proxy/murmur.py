@@ -1,4 +1,7 @@
-"""MurmurHash2 and canary bucketing exactly as nginx's split_clients computes them."""
+"""MurmurHash2 and canary bucketing exactly as nginx's split_clients computes them.
+
+Keys are hashed as the bytes on the wire: UTF-8, with undecodable bytes kept through surrogateescape.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ def _boundary(hundredths: int) -> int:
 
 def split_bucket(key: str) -> int:
     """The key's bucket 0..9999: in a canary of W% exactly when bucket < W * 100."""
-    h = murmurhash2(key.encode("utf-8"))
+    h = murmurhash2(key.encode("utf-8", "surrogateescape"))
     bucket = min(h * BUCKETS // _MASK, BUCKETS - 1)
     # The integer division above can land one off nginx's boundaries; settle on the largest b with boundary(b) <= h.
     while bucket + 1 < BUCKETS and _boundary(bucket + 1) <= h:
@@ -55,4 +58,4 @@ def in_canary(key: str, weight: int) -> bool:
         return False
     if weight >= 100:
         return True
-    return murmurhash2(key.encode("utf-8")) < _boundary(weight * 100)
+    return murmurhash2(key.encode("utf-8", "surrogateescape")) < _boundary(weight * 100)

@@ -1,0 +1,133 @@
+"""Start the real traffic planes for tests: a private nginx from the rendered config, and mitmdump with the addon."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from strangler_proxy.nginx.control import NginxInstance
+from strangler_proxy.nginx.render import NginxOptions
+from strangler_proxy.spec import RouteTable
+
+REPO = Path(__file__).resolve().parents[2]
+ADDON = REPO / "strangler_proxy" / "addon.py"
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s") from None
+            time.sleep(0.05)
+
+
+@dataclass
+class Reply:
+    status: int
+    served_by: str | None  # X-Upstream-Name: the upstream process that really answered
+    upstream_header: str | None  # X-Strangler-Upstream
+    route_header: str | None  # X-Strangler-Route
+    body: bytes
+
+
+class Client:
+    """Sends raw request targets (no client-side normalisation) over one keep-alive connection."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.conn: http.client.HTTPConnection | None = None
+
+    def send(self, method: str, target: str, headers: dict[str, str | bytes] | None = None,
+             body: bytes | None = None) -> Reply:
+        for attempt in range(2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            try:
+                self.conn.putrequest(method, target, skip_accept_encoding=True)
+                for name, value in (headers or {}).items():
+                    self.conn.putheader(name, value)
+                self.conn.putheader("Content-Length", str(len(body or b"")))
+                self.conn.endheaders(body or b"")
+                response = self.conn.getresponse()
+                data = response.read()
+            except (http.client.HTTPException, OSError):
+                self.close()
+                if attempt:
+                    raise
+                continue
+            if response.getheader("Connection", "").lower() == "close":
+                self.close()
+            return Reply(response.status, response.getheader("X-Upstream-Name"),
+                         response.getheader("X-Strangler-Upstream"), response.getheader("X-Strangler-Route"), data)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def start_nginx(table: RouteTable, runtime_dir: Path, port: int, *, override_secret: str | None) -> NginxInstance:
+    instance = NginxInstance(NginxOptions(runtime_dir=runtime_dir, listen=f"127.0.0.1:{port}",
+                                          override_secret=override_secret))
+    instance.reload(table)
+    wait_for_port(port)
+    return instance
+
+
+def mitmproxy_available() -> bool:
+    return ADDON.exists()
+
+
+def start_mitmdump(route_file: Path, monolith_url: str, workdir: Path, port: int, *,
+                   override_secret: str | None) -> subprocess.Popen:
+    """mitmdump in reverse mode with the strangler addon, as `strangler-proxy run` starts it."""
+    mitmdump = Path(sys.executable).with_name("mitmdump")
+    env = {**os.environ, "STRANGLER_OVERRIDE_SECRET": override_secret or ""}
+    args = [
+        str(mitmdump), "--mode", f"reverse:{monolith_url}", "--listen-host", "127.0.0.1", "--listen-port", str(port),
+        "--set", f"confdir={workdir / 'mitmproxy'}", "--set", "keep_host_header=true",
+        "-s", str(ADDON), "--set", f"strangler_routes={route_file}",
+        "--set", f"strangler_diffs={workdir / 'diffs.jsonl'}", "-q",
+    ]
+    log = open(workdir / "mitmdump.log", "wb")  # noqa: SIM115 - owned by the process for its lifetime
+    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, timeout=30)
+        # The port opens before the addon is loaded: wait until a request really goes through.
+        deadline = time.monotonic() + 15
+        while True:
+            if process.poll() is not None:
+                raise TimeoutError("mitmdump exited")
+            try:
+                if Client(port).send("GET", "/__probe__").status < 500:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("mitmdump does not answer")
+            time.sleep(0.1)
+    except TimeoutError as exc:
+        process.kill()
+        log = (workdir / "mitmdump.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"{exc}; mitmdump log:\n{log}") from None
+    return process
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -1,0 +1,344 @@
+"""Conformance: one table of requests through the pure decide(), the real nginx plane and the mitmproxy plane.
+
+Every row must reach the same upstream process (or the same 400/502) in every plane, with real upstream servers
+that answer with their own name. Also: nginx's split_clients agrees with murmur.in_canary on 10,000 keys.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from strangler_proxy.loader import load_route_file
+from strangler_proxy.murmur import in_canary
+from strangler_proxy.override import override_token
+from strangler_proxy.routing import PathRejected, RequestInfo, decide, parse_cookie_header
+from strangler_proxy.spec import MIRROR_PRIMARY_HEADER, MIRROR_ROUTE_HEADER, MIRROR_SHADOW_HEADER
+from tests.strangler_proxy.planes import (
+    Client,
+    mitmproxy_available,
+    start_mitmdump,
+    start_nginx,
+    stop_process,
+    wait_for_port,
+)
+from tests.strangler_proxy.upstreams import NamedUpstream, free_port
+
+pytestmark = pytest.mark.nginx
+
+SECRET = "conformance-secret"
+UNAVAILABLE = 502  # no upstream could answer and there is no fallback
+
+ROUTES = """\
+upstreams:
+  monolith: {monolith}
+  catalog: {catalog}
+  orders: {orders}
+  dead: http://127.0.0.1:{dead_port}
+monolith: monolith
+settings:
+  diff_endpoint: 127.0.0.1:{diff_port}
+routes:
+  - prefix: /api/products/
+    mode: canary
+    weight: 50
+    service: catalog
+    fallback: true
+  - path: /api/products/featured
+    mode: service
+    service: catalog
+  - prefix: /api/products/
+    methods: [POST, PUT]
+    mode: monolith
+    service: catalog
+  - prefix: /api/categories/
+    mode: canary
+    weight: 10
+    service: catalog
+  - prefix: /api/reviews/
+    mode: canary
+    weight: 0
+    service: catalog
+  - prefix: /api/cart/
+    mode: canary
+    weight: 100
+    service: orders
+  - prefix: /api/orders/
+    mode: service
+    service: orders
+    timeout: 5
+  - prefix: /api/orders/export/
+    mode: service
+    service: dead
+    fallback: true
+  - prefix: /api/search/
+    mode: shadow
+    service: catalog
+  - prefix: /api/
+    methods: [DELETE]
+    mode: service
+    service: orders
+"""
+
+# (method, raw request target, headers)
+PATH_ROWS = [
+    ("GET", "/", {}),
+    ("GET", "/api/orders/1", {}),
+    ("POST", "/api/orders/", {}),
+    ("GET", "/api//orders//1", {}),
+    ("GET", "/api/./orders/./1", {}),
+    ("GET", "/api/x/../orders/1", {}),
+    ("GET", "/api/%6frders/1", {}),
+    ("GET", "/%61pi/orders/", {}),
+    ("GET", "/api/%2e%2e/api/orders/", {}),
+    ("GET", "/api/%2E%2E/api/orders/", {}),
+    ("GET", "/api/orders/..", {}),
+    ("GET", "/api/orders/.", {}),
+    ("GET", "/api/orders/1?next=/admin/&q=%2f", {}),
+    ("GET", "/api/orders%2f1", {}),
+    ("GET", "/api/orders%2F1", {}),
+    ("GET", "/api/orders/%00", {}),
+    ("GET", "/api/orders\\1", {}),
+    ("GET", "/api/orders/%5c1", {}),
+    ("GET", "/api/orders/%zz", {}),
+    ("GET", "/../api/orders/", {}),
+    ("GET", "/api/../../api/orders/", {}),
+    ("GET", "/api/orders/%2e%2e/%2e%2e/%2e%2e/x", {}),
+    ("GET", "/API/orders/", {}),
+    ("GET", "/api/orders", {}),
+    ("GET", "/api/orders%252f1", {}),
+    ("GET", "/api/products/featured", {}),
+    ("GET", "/api/products/featured?page=2", {}),
+    ("GET", "/api/products//featured", {}),
+    ("POST", "/api/products/featured", {}),
+    ("GET", "/api/products/featured/", {"X-User-Id": "u-7"}),
+    ("POST", "/api/products/1", {}),
+    ("PUT", "/api/products/1", {}),
+    ("DELETE", "/api/products/1", {}),
+    ("DELETE", "/api/anything/1", {}),
+    ("DELETE", "/static/x", {}),
+    ("PATCH", "/api/orders/1", {}),
+    ("HEAD", "/api/orders/1", {}),
+    ("OPTIONS", "/api/orders/1", {}),
+    ("GET", "/api/reviews/", {"X-User-Id": "u-1"}),
+    ("GET", "/api/cart/", {"X-User-Id": "u-1"}),
+    ("GET", "/api/search/?q=shoe", {}),
+    ("POST", "/api/search/", {}),
+    ("GET", "/api/orders/export/", {}),
+    ("HEAD", "/api/orders/export/x", {}),
+    ("POST", "/api/orders/export/", {}),
+    ("DELETE", "/api/orders/export/", {}),
+    ("GET", "/api/products/../orders/export/", {}),
+    ("GET", "http://evil.example/api/orders/", {}),
+]
+
+# Canary stickiness: the cookie beats the header beats the client address, at weights 10 and 50.
+STICKY_ROWS = [
+    (method, path, headers)
+    for i in range(24)
+    for method, path, headers in (
+        ("GET", f"/api/products/{i}", {"Cookie": f"strangler_uid=user-{i}"}),
+        ("GET", f"/api/categories/?page={i}", {"X-User-Id": f"member-{i}"}),
+        ("GET", f"/api/products/{i}", {"Cookie": f"theme=dark; strangler_uid=c{i}", "X-User-Id": f"h{i}"}),
+        ("HEAD", f"/api/categories/{i}", {"Cookie": f"strangler_uid=k{i * 7}"}),
+    )
+] + [("GET", "/api/products/", {}), ("GET", "/api/categories/", {"Cookie": "strangler_uid="})]
+
+_GOOD = {"catalog": override_token(SECRET, "catalog"), "monolith": override_token(SECRET, "monolith"),
+         "orders": override_token(SECRET, "orders")}
+OVERRIDE_ROWS = [
+    ("GET", "/api/reviews/", {"X-Strangler-Force": _GOOD["catalog"]}),
+    ("GET", "/api/orders/1", {"X-Strangler-Force": _GOOD["monolith"]}),
+    ("POST", "/api/products/1", {"X-Strangler-Force": _GOOD["orders"]}),
+    ("GET", "/nowhere", {"X-Strangler-Force": _GOOD["catalog"]}),
+    ("GET", "/api/orders/export/", {"X-Strangler-Force": _GOOD["monolith"]}),
+    ("GET", "/api/reviews/", {"X-Strangler-Force": "catalog"}),
+    ("GET", "/api/reviews/", {"X-Strangler-Force": _GOOD["catalog"][:-1] + "0"}),
+    ("GET", "/api/reviews/", {"X-Strangler-Force": override_token("other-secret", "catalog")}),
+    ("GET", "/api/reviews/", {"X-Strangler-Force": override_token(SECRET, "evil")}),
+    ("GET", "/api/orders/1", {"X-Strangler-Force": ""}),
+]
+
+ROWS = PATH_ROWS + STICKY_ROWS + OVERRIDE_ROWS
+
+
+@pytest.fixture(scope="module")
+def environment(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("conformance")
+    upstreams = {name: NamedUpstream(name) for name in ("monolith", "catalog", "orders", "diff")}
+    route_file = workdir / "routes.yaml"
+    route_file.write_text(ROUTES.format(
+        monolith=upstreams["monolith"].url, catalog=upstreams["catalog"].url, orders=upstreams["orders"].url,
+        dead_port=free_port(), diff_port=upstreams["diff"].port,
+    ))
+    table = load_route_file(route_file)
+    planes: dict[str, int] = {}
+    nginx = start_nginx(table, workdir / "nginx", free_port(), override_secret=SECRET)
+    planes["nginx"] = int(nginx.options.listen.rsplit(":", 1)[1])
+    mitm = None
+    if mitmproxy_available():
+        port = free_port()
+        mitm = start_mitmdump(route_file, upstreams["monolith"].url, workdir, port, override_secret=SECRET)
+        planes["mitmproxy"] = port
+    clients = {plane: Client(port) for plane, port in planes.items()}
+    try:
+        yield table, upstreams, clients
+    finally:
+        for client in clients.values():
+            client.close()
+        nginx.stop()
+        if mitm is not None:
+            stop_process(mitm)
+        for upstream in upstreams.values():
+            upstream.close()
+
+
+def expected_outcome(table, method: str, target: str, headers: dict[str, str]) -> tuple[int, str | None, str | None]:
+    """(status, upstream that answers, route label) according to the pure core."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    request = RequestInfo(method=method, path=target, headers=lowered,
+                          cookies=parse_cookie_header(lowered.get("cookie", "")), client_addr="127.0.0.1")
+    try:
+        decision = decide(table, request, override_secret=SECRET)
+    except PathRejected:
+        return 400, None, None
+    served = decision.primary
+    if served == "dead":  # nothing listens there: the fallback answers, or the plane's 502
+        if decision.fallback is None:
+            return UNAVAILABLE, None, decision.route_label
+        served = decision.fallback
+    return 200, served, decision.route_label
+
+
+def test_every_row_reaches_the_same_upstream_in_every_plane(environment):
+    table, _upstreams, clients = environment
+    mismatches = []
+    for method, target, headers in ROWS:
+        want = expected_outcome(table, method, target, headers)
+        for plane, client in clients.items():
+            reply = client.send(method, target, headers)
+            got = (reply.status, reply.served_by, reply.route_header if reply.status != 400 else None)
+            if reply.status in (502, 503, 504):  # nginx says 502; a plane with an open breaker may say 503
+                got = (UNAVAILABLE, None, reply.route_header)
+            if got != want:
+                mismatches.append(f"{plane}: {method} {target} {headers}: want {want}, got {got}")
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_canary_rows_cover_both_sides(environment):
+    """The sticky rows are only meaningful if the weights split them both ways."""
+    table, _upstreams, _clients = environment
+    served = {expected_outcome(table, *row)[1] for row in STICKY_ROWS if "/api/products/" in row[1]}
+    assert served == {"catalog", "monolith"}
+    served = {expected_outcome(table, *row)[1] for row in STICKY_ROWS if "/api/categories/" in row[1]}
+    assert served == {"catalog", "monolith"}
+
+
+def test_route_and_upstream_headers_match_the_decision(environment):
+    table, _upstreams, clients = environment
+    for plane, client in clients.items():
+        for method, target, headers in [("GET", "/api/orders/1", {}), ("GET", "/x", {}),
+                                        ("GET", "/api/products/featured", {})]:
+            status, served, label = expected_outcome(table, method, target, headers)
+            reply = client.send(method, target, headers)
+            assert (reply.status, reply.upstream_header, reply.route_header) == (status, served, label), plane
+
+
+def test_override_header_never_reaches_an_upstream(environment):
+    _table, upstreams, clients = environment
+    for plane, client in clients.items():
+        for value in (_GOOD["catalog"], "catalog", "junk"):
+            request_id = f"force-{plane}-{len(value)}"
+            client.send("GET", "/api/reviews/", {"X-Strangler-Force": value, "X-Request-ID": request_id})
+            seen = [r for u in upstreams.values() for r in u.requests if r["headers"].get("x-request-id") == request_id]
+            assert seen, f"{plane}: no upstream saw {request_id}"
+            assert all("x-strangler-force" not in r["headers"] for r in seen), plane
+
+
+def test_request_id_is_propagated_or_generated(environment):
+    _table, upstreams, clients = environment
+    for plane, client in clients.items():
+        client.send("GET", "/api/orders/7", {"X-Request-ID": f"given-{plane}"})
+        assert any(r["headers"].get("x-request-id") == f"given-{plane}" for r in upstreams["orders"].requests)
+        before = len(upstreams["orders"].requests)
+        client.send("GET", "/api/orders/8", {"X-Request-ID": "bad id\twith spaces"})
+        generated = upstreams["orders"].requests[before]["headers"].get("x-request-id")
+        assert generated and generated != "bad id\twith spaces", plane
+
+
+def test_nginx_mirrors_shadow_routes_to_the_diff_endpoint(environment):
+    _table, upstreams, clients = environment
+    clients["nginx"].send("GET", "/api/search/?q=mirror-me", {"X-Request-ID": "mirror-1"})
+    clients["nginx"].send("POST", "/api/search/?q=not-me", {"X-Request-ID": "mirror-2"})
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        mirrored = [r for r in upstreams["diff"].requests if r["headers"].get("x-request-id") == "mirror-1"]
+        if mirrored:
+            break
+        time.sleep(0.05)
+    assert len(mirrored) == 1
+    headers = mirrored[0]["headers"]
+    assert mirrored[0]["path"] == "/api/search/?q=mirror-me"
+    assert headers[MIRROR_ROUTE_HEADER.lower()] == "/api/search/"
+    assert headers[MIRROR_PRIMARY_HEADER.lower()] == "monolith"
+    assert headers[MIRROR_SHADOW_HEADER.lower()] == "catalog"
+    # unsafe methods are not mirrored unless the route says so
+    assert not [r for r in upstreams["diff"].requests if r["headers"].get("x-request-id") == "mirror-2"]
+
+
+CANARY_ANSWERS = """\
+worker_processes 1;
+pid {run}/nginx.pid;
+error_log {run}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {run}/client_body;
+    proxy_temp_path {run}/proxy;
+    fastcgi_temp_path {run}/fastcgi;
+    uwsgi_temp_path {run}/uwsgi;
+    scgi_temp_path {run}/scgi;
+    server {{ listen 127.0.0.1:{stable}; location / {{ add_header X-Upstream-Name monolith; return 204; }} }}
+    server {{ listen 127.0.0.1:{canary}; location / {{ add_header X-Upstream-Name catalog; return 204; }} }}
+}}
+"""
+
+
+@pytest.mark.slow
+def test_nginx_split_clients_equals_in_canary_on_10000_keys(tmp_path):
+    """A rendered 37% canary: which side each of 10,000 sticky keys lands on, asked of real nginx."""
+    from strangler_proxy.loader import parse_route_text
+    from strangler_proxy.nginx.control import NginxInstance
+    from strangler_proxy.nginx.render import NginxOptions
+
+    stable, canary, port = free_port(), free_port(), free_port()
+    answers_dir = tmp_path / "answers"
+    answers_dir.mkdir()
+    (answers_dir / "nginx.conf").write_text(CANARY_ANSWERS.format(run=answers_dir, stable=stable, canary=canary))
+    answers = NginxInstance(NginxOptions(runtime_dir=answers_dir))
+    answers.start()
+    table = parse_route_text(
+        f"upstreams:\n  monolith: http://127.0.0.1:{stable}\n  catalog: http://127.0.0.1:{canary}\n"
+        "monolith: monolith\nroutes:\n  - prefix: /k/\n    mode: canary\n    weight: 37\n    service: catalog\n",
+        source="canary37.yaml",
+    )
+    nginx = start_nginx(table, tmp_path / "proxy", port, override_secret=None)
+    client = Client(port)
+    try:
+        wait_for_port(stable)
+        keys = [f"user-{i}" for i in range(9000)] + [f"{i:08x}-Ü-{i * 7919}" for i in range(1000)]
+        mismatched, in_canary_count = [], 0
+        for key in keys:
+            # http.client would send str headers as latin-1; the planes see UTF-8 bytes from real clients
+            by_cookie = client.send("GET", "/k/", {"Cookie": f"strangler_uid={key}".encode()}).served_by
+            want = "catalog" if in_canary(key, 37) else "monolith"
+            in_canary_count += want == "catalog"
+            if by_cookie != want:
+                mismatched.append(key)
+        assert not mismatched, f"{len(mismatched)} keys differ, e.g. {mismatched[:5]}"
+        assert 0.35 < in_canary_count / len(keys) < 0.39
+    finally:
+        client.close()
+        nginx.stop()
+        answers.stop()
