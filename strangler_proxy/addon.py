@@ -185,8 +185,9 @@ class StranglerAddon:
         loader.add_option("strangler_diffs", str, "var/proxy/diffs.jsonl",
                           "JSON-lines file for the bounded sample of shadow differences; empty = keep none.")
         loader.add_option("strangler_breaker_failures", int, 5, "Consecutive failures that open an upstream's breaker.")
-        loader.add_option("strangler_breaker_cooldown", float, 5.0, "Seconds an open breaker waits before a probe.")
-        loader.add_option("strangler_reload_interval", float, 0.25, "Seconds between route file checks; 0 = off.")
+        # Seconds are str options: mitmproxy's --set cannot parse float options.
+        loader.add_option("strangler_breaker_cooldown", str, "5", "Seconds an open breaker waits before a probe.")
+        loader.add_option("strangler_reload_interval", str, "0.25", "Seconds between route file checks; 0 = off.")
         loader.add_option("strangler_shadow_workers", int, 4, "Threads sending shadow requests.")
 
     def configure(self, updated: set[str]) -> None:
@@ -199,19 +200,20 @@ class StranglerAddon:
                 raise exceptions.OptionsError(str(exc)) from exc
             self._install(table)
             self._route_path = path
-            self._restart_watcher(opts.strangler_reload_interval)
+            self._restart_watcher(_seconds(opts, "strangler_reload_interval"))
         elif "strangler_reload_interval" in updated:
-            self._restart_watcher(opts.strangler_reload_interval)
+            self._restart_watcher(_seconds(opts, "strangler_reload_interval"))
         if "strangler_hosts" in updated or not self.allowed_hosts:
             hosts = frozenset(_hostname(h) for h in opts.strangler_hosts.split(",") if h.strip())
             if not hosts:
                 raise exceptions.OptionsError("strangler_hosts: at least one host name (or '*') is needed")
             self.allowed_hosts = hosts
         if {"strangler_breaker_failures", "strangler_breaker_cooldown"} & updated:
-            if opts.strangler_breaker_failures < 1 or opts.strangler_breaker_cooldown < 0:
-                raise exceptions.OptionsError("strangler_breaker_failures must be >= 1 and the cooldown >= 0")
+            if opts.strangler_breaker_failures < 1:
+                raise exceptions.OptionsError("strangler_breaker_failures must be >= 1")
             self.breakers = BreakerBoard(failure_threshold=opts.strangler_breaker_failures,
-                                         cooldown=opts.strangler_breaker_cooldown, on_change=self._breaker_changed)
+                                         cooldown=_seconds(opts, "strangler_breaker_cooldown"),
+                                         on_change=self._breaker_changed)
         if "strangler_record" in updated:
             if self.recorder is not None:
                 self.recorder.close()
@@ -518,6 +520,17 @@ class StranglerAddon:
         table = self.table
         summary["route_table"] = {"source": table.source, "digest": table.digest} if table else None
         return summary
+
+
+def _seconds(opts, name: str) -> float:
+    raw = getattr(opts, name)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise exceptions.OptionsError(f"{name}: {raw!r} is not a number of seconds") from None
+    if not 0 <= value < 86400:
+        raise exceptions.OptionsError(f"{name}: must be 0..86400 seconds")
+    return value
 
 
 def _strip_hop_by_hop(headers: http.Headers) -> None:

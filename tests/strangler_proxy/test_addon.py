@@ -69,8 +69,8 @@ def routes_file(tmp_path, monolith, catalog):
 def proxy(routes_file, tmp_path):
     addon = StranglerAddon()
     with taddons.context(addon) as tctx:
-        tctx.configure(addon, strangler_routes=str(routes_file), strangler_reload_interval=0.0,
-                       strangler_breaker_failures=2, strangler_breaker_cooldown=60.0,
+        tctx.configure(addon, strangler_routes=str(routes_file), strangler_reload_interval="0",
+                       strangler_breaker_failures=2, strangler_breaker_cooldown="60",
                        strangler_diffs=str(tmp_path / "diffs.jsonl"), strangler_record=str(tmp_path / "rec.jsonl"))
         yield addon, tctx
     addon.done()
@@ -105,9 +105,11 @@ def test_bad_route_file_is_an_options_error_with_file_line_field(tmp_path, route
     addon = StranglerAddon()
     with taddons.context(addon) as tctx:
         with pytest.raises(exceptions.OptionsError, match=r"bad\.yaml:\d+: routes\[2\]\.mode: unknown mode"):
-            tctx.configure(addon, strangler_routes=str(bad), strangler_reload_interval=0.0)
+            tctx.configure(addon, strangler_routes=str(bad), strangler_reload_interval="0")
         with pytest.raises(exceptions.OptionsError, match="strangler_breaker_failures"):
             tctx.configure(addon, strangler_breaker_failures=0)
+        with pytest.raises(exceptions.OptionsError, match="strangler_breaker_cooldown: 'soon' is not a number"):
+            tctx.configure(addon, strangler_breaker_cooldown="soon")
     addon.done()
 
 

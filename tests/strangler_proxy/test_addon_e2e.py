@@ -1,0 +1,304 @@
+"""End to end: a real mitmdump (`python -m strangler_proxy run`) in front of real upstream HTTP servers.
+
+One proxy serves the whole module; each test installs the route file it needs through hot reload (and
+waits until the admin endpoint reports the new file's digest), which also exercises reloading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .upstream_servers import UpstreamServer, free_port, json_answer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+HEAD = """\
+upstreams:
+  monolith: {monolith}
+  catalog: {catalog}
+  orders: {dead}
+monolith: monolith
+routes:
+"""
+DEAD_SERVICE = """\
+  - prefix: /api/orders/
+    mode: service
+    service: orders
+    fallback: true
+    timeout: 2
+"""
+SERVICE_WITH_FALLBACK = """\
+  - prefix: /api/products/
+    mode: {mode}
+    service: catalog
+    fallback: true
+    timeout: 2
+"""
+SHADOWED = """\
+  - prefix: /api/categories/
+    mode: shadow
+    service: catalog
+    diff:
+      ignore: ["$.path"]
+"""
+
+
+class Proxy:
+    def __init__(self, tmp: Path, monolith: UpstreamServer, catalog: UpstreamServer):
+        self.monolith, self.catalog = monolith, catalog
+        self.routes = tmp / "routes.yaml"
+        self.log_path = tmp / "mitmdump.log"
+        self.port, self.admin_port, self.dead_port = free_port(), free_port(), free_port()
+        self.write_routes(self.routes_text(mode="monolith"))
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "strangler_proxy", "run", "--routes", str(self.routes),
+             "--listen-port", str(self.port), "--admin-port", str(self.admin_port),
+             "--diffs", str(tmp / "diffs.jsonl"), "--record", str(tmp / "record.jsonl"),
+             "--set", "strangler_breaker_failures=3", "--set", "strangler_breaker_cooldown=0.5",
+             "--set", "strangler_reload_interval=0.1", "--set", "termlog_verbosity=info"],
+            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"mitmdump exited:\n{self.log()}")
+            try:
+                self.admin("/diffs")
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"mitmdump did not start:\n{self.log()}")
+
+    def routes_text(self, *, mode: str = "service", extra: str = "") -> str:
+        return (HEAD.format(monolith=self.monolith.url, catalog=self.catalog.url, dead=f"http://127.0.0.1:{self.dead_port}")
+                + SERVICE_WITH_FALLBACK.format(mode=mode) + SHADOWED + extra)
+
+    def write_routes(self, text: str) -> None:
+        # Editors and config management replace files; write-then-rename is what they do.
+        tmp = self.routes.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, self.routes)
+
+    def install(self, text: str, timeout: float = 5.0) -> None:
+        self.write_routes(text)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.admin("/diffs")["route_table"]["digest"] == digest:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"route file not reloaded:\n{self.log()}")
+
+    def admin(self, path: str):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=2) as response:
+            body = response.read()
+        return json.loads(body) if path == "/diffs" else body.decode()
+
+    def request(self, method: str, path: str, *, body: bytes | None = None, headers: dict | None = None,
+                timeout: float = 10):
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers={"Host": f"localhost:{self.port}", **(headers or {})})
+            response = connection.getresponse()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        finally:
+            connection.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def servers():
+    monolith = UpstreamServer("monolith").start()
+    catalog = UpstreamServer("catalog").start()
+    yield monolith, catalog
+    monolith.stop()
+    catalog.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy(servers, tmp_path_factory):
+    monolith, catalog = servers
+    running = Proxy(tmp_path_factory.mktemp("proxy"), monolith, catalog)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def reset(servers, proxy):
+    """Default upstream behaviour and an empty request log for each test."""
+    for server in servers:
+        name = server.name
+        server.handler = lambda m, p, h, b, name=name: json_answer(200, {"upstream": name, "path": p})
+        with server._lock:
+            server.requests.clear()
+    return proxy
+
+
+def upstream_of(answer) -> str:
+    status, headers, body = answer
+    return headers.get("x-strangler-upstream", "")
+
+
+def test_hot_reload_applies_within_a_second_without_failing_requests(reset):
+    proxy = reset
+    proxy.install(proxy.routes_text(mode="monolith"))
+    results: list[tuple[float, int, str]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            status, headers, _ = proxy.request("GET", "/api/products/")
+            results.append((time.monotonic(), status, headers.get("x-strangler-upstream", "")))
+
+    threads = [threading.Thread(target=client) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        switched_at = time.monotonic()
+        proxy.write_routes(proxy.routes_text(mode="service"))
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not any(r[2] == "catalog" and r[0] > switched_at for r in results):
+            time.sleep(0.02)
+        first_catalog = min(r[0] for r in results if r[2] == "catalog")
+        time.sleep(0.3)
+        # A bad edit: rejected with one clear line, the previous table keeps serving.
+        bad_at = time.monotonic()
+        proxy.write_routes(proxy.routes_text(mode="service").replace("timeout: 2", "timeout: -1"))
+        time.sleep(0.6)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert first_catalog - switched_at < 1.0
+    assert all(status == 200 for _, status, _ in results), [r for r in results if r[1] != 200][:5]
+    after_switch = [up for at, _, up in results if at > first_catalog]
+    assert after_switch and set(after_switch) == {"catalog"}
+    assert {up for at, _, up in results if at > bad_at} == {"catalog"}
+    rejected = [line for line in proxy.log().splitlines() if "route file rejected" in line]
+    assert len(rejected) == 1
+    assert f"{proxy.routes}:11: routes[0].timeout: must be 0.001..3600" in rejected[0]
+    assert "strangler_proxy_route_table_reloads_total{result=\"rejected\"} 1.0" in proxy.admin("/metrics")
+
+
+def test_service_down_safe_requests_fall_back_and_unsafe_get_503(reset, servers):
+    proxy = reset
+    proxy.install(proxy.routes_text(mode="service", extra=DEAD_SERVICE))
+    status, headers, body = proxy.request("GET", "/api/orders/1/")  # nothing listens on the orders port
+    assert status == 200 and headers["x-strangler-upstream"] == "monolith"
+    assert headers["x-strangler-fallback"] == "orders:connect"
+    status, headers, body = proxy.request("POST", "/api/orders/", body=b"{}")
+    assert status == 503 and json.loads(body)["error"]["details"] == {"upstream": "orders", "reason": "connect"}
+    _, catalog = servers
+    catalog.handler = lambda m, p, h, b: json_answer(503, {"error": {"code": "unavailable"}})
+    status, headers, body = proxy.request("GET", "/api/products/?page=2")
+    assert status == 200 and headers["x-strangler-upstream"] == "monolith"
+    assert headers["x-strangler-fallback"] == "catalog:status_503"
+    assert json.loads(body) == {"upstream": "monolith", "path": "/api/products/?page=2"}
+    status, headers, body = proxy.request("POST", "/api/products/", body=b"{}",
+                                          headers={"Content-Type": "application/json"})
+    assert status == 503  # the service's own 503: the write may have happened, so it is not retried
+    assert json.loads(body) == {"error": {"code": "unavailable"}}
+
+
+def test_breaker_opens_then_probes_and_closes(reset, servers):
+    proxy = reset
+    proxy.install(proxy.routes_text(mode="service"))
+    _, catalog = servers
+    catalog.handler = lambda m, p, h, b: json_answer(500, {})
+    for _ in range(3):  # strangler_breaker_failures=3
+        assert proxy.request("GET", "/api/products/")[0] == 200  # each one served by the fallback
+    assert 'strangler_proxy_breaker_state{upstream="catalog"} 2.0' in proxy.admin("/metrics")
+    seen = len(catalog.received())
+    for _ in range(5):
+        status, headers, _ = proxy.request("GET", "/api/products/")
+        assert status == 200 and headers["x-strangler-fallback"] == "catalog:breaker_open"
+    status, headers, body = proxy.request("PUT", "/api/products/1/", body=b"{}")
+    assert status == 503 and json.loads(body)["error"]["details"]["reason"] == "breaker_open"
+    assert len(catalog.received()) == seen  # an open breaker sends nothing to the service
+    catalog.handler = lambda m, p, h, b: json_answer(200, {"upstream": "catalog"})
+    time.sleep(0.6)  # strangler_breaker_cooldown=0.5: the next request is the probe
+    assert upstream_of(proxy.request("GET", "/api/products/")) == "catalog"
+    assert 'strangler_proxy_breaker_state{upstream="catalog"} 0.0' in proxy.admin("/metrics")
+
+
+def test_shadow_never_delays_the_client_and_diffs_are_counted(reset, servers):
+    proxy = reset
+    proxy.install(proxy.routes_text(mode="monolith"))
+    _, catalog = servers
+    catalog.handler = lambda m, p, h, b: (time.sleep(1.0), json_answer(200, {"upstream": "catalog", "path": p}))[1]
+    before = proxy.admin("/diffs")["routes"].get("/api/categories/", {}).get("comparisons", 0)
+    started = time.monotonic()
+    status, headers, _ = proxy.request("GET", "/api/categories/")
+    elapsed = time.monotonic() - started
+    assert status == 200 and headers["x-strangler-upstream"] == "monolith"
+    assert elapsed < 0.5, f"client waited {elapsed:.2f}s for a 1 s shadow"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        route = proxy.admin("/diffs")["routes"].get("/api/categories/", {})
+        if route.get("comparisons", 0) > before:
+            break
+        time.sleep(0.05)
+    assert route["comparisons"] == before + 1
+    assert route["top_fields"].get("$.upstream", 0) >= 1  # "$.path" is ignored by the route's diff rules
+    assert "$.path" not in route["top_fields"]
+    assert 'strangler_proxy_shadow_comparisons_total{route="/api/categories/"}' in proxy.admin("/metrics")
+
+
+def raw_exchange(port: int, data: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        chunks = []
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if b"\r\n\r\n" in b"".join(chunks):
+                head, _, rest = b"".join(chunks).partition(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                if len(rest) >= length:
+                    break
+        return b"".join(chunks)
+
+
+def test_security_refusals_over_the_wire(reset, servers):
+    proxy = reset
+    monolith, catalog = servers
+    absolute = raw_exchange(proxy.port, b"GET http://169.254.169.254/latest/meta-data HTTP/1.1\r\n"
+                                        b"Host: 169.254.169.254\r\n\r\n")
+    assert absolute.startswith(b"HTTP/1.1 400") and b"absolute_form_refused" in absolute
+    connect = raw_exchange(proxy.port, b"CONNECT internal.example:443 HTTP/1.1\r\nHost: internal.example:443\r\n\r\n")
+    assert connect.split(b" ")[1] in (b"400", b"405")
+    status, _, body = proxy.request("GET", "/api/products/", headers={"Host": "attacker.example"})
+    assert status == 421 and json.loads(body)["error"]["code"] == "unknown_host"
+    status, _, body = proxy.request("GET", "/static/..%2f..%2fsettings.py")
+    assert status == 400 and json.loads(body)["error"]["code"] == "bad_path"
+    assert monolith.received() == [] and catalog.received() == []
