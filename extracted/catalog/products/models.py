@@ -54,7 +54,13 @@ class Product(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
-        indexes = [models.Index(fields=["category", "is_active"]), models.Index(fields=["price"])]
+        # the monolith's indexes: same queries, same plans
+        indexes = [
+            models.Index(fields=["category", "is_active"]),
+            models.Index(fields=["price"]),
+            models.Index(fields=["created_at"]),  # ordering=newest
+            models.Index(fields=["name", "id"]),  # the default ordering: page 1 without sorting the whole table
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(price__gte=0), name="catalog_service_price_non_negative")
         ]

@@ -1,0 +1,39 @@
+"""Where the service's database comes from, and proof that CI's PostgreSQL pass really runs this suite there."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from extracted.catalog import settings as catalog_settings
+
+
+@pytest.mark.parametrize(
+    ("environ", "engine", "name"),
+    [
+        ({"CATALOG_DATABASE_URL": "postgres://u@db:5432/catalog", "DATABASE_URL": "postgres://u@db:5432/shop"},
+         "django.db.backends.postgresql", "catalog"),
+        ({"DATABASE_URL": "postgres://u@db:5432/shop"}, "django.db.backends.postgresql", "shop_catalog"),
+        ({"DATABASE_URL": "sqlite:////tmp/monolith.sqlite3"}, "django.db.backends.sqlite3", "catalog.sqlite3"),
+        ({}, "django.db.backends.sqlite3", "catalog.sqlite3"),
+    ],
+)  # fmt: skip
+def test_database_choice(monkeypatch, tmp_path, environ, engine, name):
+    monkeypatch.delenv("CATALOG_DATABASE_URL", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setattr(catalog_settings.env, "VAR_DIR", tmp_path)
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    config = catalog_settings._database()
+    assert config["ENGINE"] == engine
+    assert str(config["NAME"]).endswith(name)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_suite_runs_on_its_own_postgresql_database():
+    assert connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_database()")
+        (name,) = cursor.fetchone()
+    assert name.startswith("test_") and name.endswith("_catalog"), name
