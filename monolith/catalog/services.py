@@ -95,7 +95,8 @@ def _unique_slug(model, base: str, *, max_length: int, exclude_id: int | None = 
 # -- categories ------------------------------------------------------------------------------------------------------
 
 
-def _check_category_parent(*, category: Category | None, parent: Category | None) -> None:
+def category_parent_check(*, category: Category | None, parent: Category | None) -> None:
+    """InvalidInput when parent would put the category below itself (also used by the admin form)."""
     if parent is None or category is None or category.pk is None:
         return
     node = parent
@@ -139,7 +140,7 @@ def category_update(*, category: Category, data: dict[str, Any]) -> Category:
     if "description" in data:
         changes["description"] = data["description"] or ""
     if "parent" in data:
-        _check_category_parent(category=category, parent=data["parent"])
+        category_parent_check(category=category, parent=data["parent"])
         changes["parent"] = data["parent"]
     try:
         with transaction.atomic():
@@ -165,7 +166,8 @@ def category_delete(*, category: Category) -> Category:
 # -- products --------------------------------------------------------------------------------------------------------
 
 
-def _clean_product_fields(data: dict[str, Any]) -> dict[str, Any]:
+def product_fields_clean(data: dict[str, Any]) -> dict[str, Any]:
+    """The given product fields, validated and normalised; InvalidInput with per-field details otherwise."""
     cleaned: dict[str, Any] = {}
     if "sku" in data:
         if not isinstance(data["sku"], str) or not _SKU.match(data["sku"]):
@@ -228,7 +230,7 @@ def product_create(
     }
     if slug:
         data["slug"] = slug
-    fields = _clean_product_fields(data)
+    fields = product_fields_clean(data)
     _check_product_unique(sku=fields["sku"], slug=fields.get("slug"), exclude_id=None)
     if "slug" not in fields:
         fields["slug"] = _unique_slug(Product, fields["name"], max_length=200)
@@ -246,7 +248,7 @@ def product_update(*, product: Product, data: dict[str, Any]) -> Product:
     unknown = set(data) - set(PRODUCT_FIELDS)
     if unknown:
         raise InvalidInput("Unknown fields.", details={f: ["Not an updatable field."] for f in sorted(unknown)})
-    changes = _clean_product_fields(data)
+    changes = product_fields_clean(data)
     _check_product_unique(sku=changes.get("sku"), slug=changes.get("slug"), exclude_id=product.id)
     try:
         with transaction.atomic():
