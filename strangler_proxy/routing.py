@@ -99,19 +99,20 @@ class Decision:
 
 
 def route_match(routes: Sequence[Route], *, path: str, method: str, exact_allowed: bool = True) -> Route | None:
-    """Longest matching prefix among routes accepting the method; an exact route beats a prefix of the same length."""
+    """Longest matching prefix among routes accepting the method; at the same length an exact route beats a prefix,
+    and a route listing methods beats one taking every method."""
     method = method.upper()
     best: Route | None = None
-    best_rank = (-1, -1)
+    best_rank = (-1, -1, -1)
     for route in routes:
         if not route.accepts_method(method):
             continue
         if route.match == "exact":
             if not exact_allowed or path != route.prefix:
                 continue
-            rank = (len(route.prefix), 1)
+            rank = (len(route.prefix), 1, route.methods is not None)
         elif path.startswith(route.prefix):
-            rank = (len(route.prefix), 0)
+            rank = (len(route.prefix), 0, route.methods is not None)
         else:
             continue
         if rank > best_rank:

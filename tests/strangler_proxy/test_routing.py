@@ -1,0 +1,233 @@
+"""The pure routing core: path normalisation (security table), route choice, canary stickiness, overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from strangler_proxy.loader import parse_route_text
+from strangler_proxy.murmur import in_canary
+from strangler_proxy.override import override_token, verify_override
+from strangler_proxy.routing import PathRejected, RequestInfo, decide, normalize_path, parse_cookie_header
+
+TABLE = parse_route_text(
+    """\
+upstreams:
+  monolith: http://127.0.0.1:8000
+  catalog: http://127.0.0.1:8001
+  orders: http://127.0.0.1:8002
+monolith: monolith
+routes:
+  - prefix: /api/
+    mode: service
+    service: orders
+  - prefix: /api/products/
+    mode: service
+    service: catalog
+    fallback: true
+  - path: /api/products/
+    mode: monolith
+  - prefix: /api/products/
+    methods: [post, PUT]
+    mode: monolith
+  - prefix: /api/orders/export/
+    methods: [GET]
+    mode: service
+    service: catalog
+  - prefix: /api/categories/
+    mode: canary
+    weight: 30
+    service: catalog
+  - prefix: /api/search/
+    mode: shadow
+    service: catalog
+    shadow: {sample: 0.25}
+  - prefix: /api/reviews/
+    mode: shadow
+    service: catalog
+    shadow: {unsafe_methods: true}
+  - prefix: /api/cart/
+    mode: service
+    service: orders
+    shadow: {}
+""",
+    source="routes.yaml",
+)
+SECRET = "s3cret"
+
+
+def request(method="GET", path="/", headers=None, cookies=None, client="10.0.0.1") -> RequestInfo:
+    return RequestInfo(method=method, path=path, headers={k.lower(): v for k, v in (headers or {}).items()},
+                       cookies=cookies or {}, client_addr=client)
+
+
+def decision(*args, secret=SECRET, **kwargs):
+    return decide(TABLE, request(*args, **kwargs), override_secret=secret)
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("/", "/"),
+        ("/a/b", "/a/b"),
+        ("/a//b", "/a/b"),
+        ("//a///b//", "/a/b/"),
+        ("/a/./b", "/a/b"),
+        ("/a/b/..", "/a/"),
+        ("/a/b/../c", "/a/c"),
+        ("/a/.", "/a/"),
+        ("/./", "/"),
+        ("/a/%2e%2e/c", "/c"),
+        ("/a/%2E%2e/c", "/c"),
+        ("/a/.%2e/c", "/c"),
+        ("/a/%2e/c", "/a/c"),
+        ("/a/...", "/a/..."),
+        ("/a/.b/..c", "/a/.b/..c"),
+        ("/a?x=../../%2f&y=\\", "/a"),
+        ("/a#frag/../..", "/a"),
+        ("/%61pi/", "/api/"),
+        ("/caf%C3%A9", "/café"),
+        ("/a%252fb", "/a%2fb"),
+        ("/a%3fb", "/a?b"),
+        ("/a%20b", "/a b"),
+    ],
+)
+def test_normalize_path(raw, normalised):
+    assert normalize_path(raw) == normalised
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "/..",
+        "/../etc/passwd",
+        "/a/../..",
+        "/a/../../x",
+        "/%2e%2e/x",
+        "/a/%2e%2e/%2e%2e/x",
+        "/a%2fb",
+        "/a%2Fb",
+        "/api%2f..%2fadmin",
+        "/a\\b",
+        "/a%5cb",
+        "/a%5C..%5Cb",
+        "/a%00b",
+        "/a%00",
+        "/a%zz",
+        "/a%2",
+        "/a%",
+        "http://evil.example/api/",
+        "evil.example:443",
+        "*",
+        "",
+    ],
+)
+def test_unsafe_paths_are_rejected(raw):
+    with pytest.raises(PathRejected):
+        normalize_path(raw)
+    with pytest.raises(PathRejected):
+        decide(TABLE, request(path=raw), override_secret=None)
+
+
+def test_longest_prefix_wins():
+    assert decision(path="/api/orders/1").primary == "orders"
+    d = decision(path="/api/products/1")
+    assert (d.route.prefix, d.primary) == ("/api/products/", "catalog")
+
+
+def test_exact_beats_prefix_of_the_same_length_and_matches_only_itself():
+    d = decision(path="/api/products/")
+    assert (d.route.match, d.primary) == ("exact", "monolith")
+    assert decision(path="/api/products/?page=2").route.match == "exact"
+    assert decision(path="/api/products//").route.match == "exact"
+    assert decision(path="/api/products/x").route.match == "prefix"
+
+
+def test_method_routes_beat_any_method_routes_and_filtered_out_methods_use_the_next_prefix():
+    assert decision("POST", "/api/products/1").primary == "monolith"
+    assert decision("put", "/api/products/1").primary == "monolith"
+    assert decision("PATCH", "/api/products/1").primary == "catalog"
+    assert decision("GET", "/api/orders/export/1").primary == "catalog"
+    d = decision("DELETE", "/api/orders/export/1")
+    assert (d.route.prefix, d.primary) == ("/api/", "orders")
+
+
+def test_unmatched_goes_to_the_monolith():
+    d = decision(path="/checkout/")
+    assert (d.route, d.primary, d.route_label, d.shadow, d.fallback) == (None, "monolith", "default", None, None)
+    assert decision(path="/API/orders/").route is None  # matching is case-sensitive, like nginx on Linux
+
+
+def test_traversal_is_routed_by_the_normalised_path():
+    d = decision(path="/api/products/../orders/1")
+    assert (d.path, d.primary) == ("/api/orders/1", "orders")
+    assert decision(path="/static/%2e%2e/api/products/9").primary == "catalog"
+
+
+def test_fallback_only_for_safe_methods_away_from_the_monolith():
+    assert decision("GET", "/api/products/1").fallback == "monolith"
+    assert decision("HEAD", "/api/products/1").fallback == "monolith"
+    assert decision("DELETE", "/api/products/1").fallback is None
+    assert decision("GET", "/api/orders/1").fallback is None  # route without fallback
+
+
+def test_canary_is_sticky_on_cookie_then_header_then_client_address():
+    for i in range(200):
+        by_cookie = decision(path="/api/categories/", cookies={"strangler_uid": f"u{i}"},
+                             headers={"X-User-Id": "someone-else"}, client=f"10.0.{i}.1")
+        assert by_cookie.primary == ("catalog" if in_canary(f"u{i}", 30) else "monolith")
+        assert by_cookie.bucket is not None and (by_cookie.bucket < 3000) == (by_cookie.primary == "catalog")
+        again = decision(path=f"/api/categories/{i}?x=1", cookies={"strangler_uid": f"u{i}"})
+        assert again.primary == by_cookie.primary
+        by_header = decision(path="/api/categories/", headers={"X-User-Id": f"h{i}"}, client="10.9.9.9")
+        assert by_header.primary == ("catalog" if in_canary(f"h{i}", 30) else "monolith")
+        by_addr = decision(path="/api/categories/", cookies={"strangler_uid": ""}, client=f"10.1.{i}.7")
+        assert by_addr.primary == ("catalog" if in_canary(f"10.1.{i}.7", 30) else "monolith")
+    sides = {decision(path="/api/categories/", cookies={"strangler_uid": f"u{i}"}).primary for i in range(200)}
+    assert sides == {"catalog", "monolith"}
+
+
+def test_shadow_candidates():
+    d = decision("GET", "/api/search/?q=x")
+    assert (d.primary, d.shadow) == ("monolith", "catalog")
+    assert decision("POST", "/api/search/").shadow is None  # unsafe methods only when the route allows it
+    assert decision("POST", "/api/reviews/").shadow == "catalog"
+    assert decision("GET", "/api/cart/").shadow == "monolith"  # a service route shadows back to the monolith
+    assert decision("GET", "/api/orders/").shadow is None
+
+
+def test_signed_override_forces_the_upstream_and_drops_shadow_and_fallback():
+    token = override_token(SECRET, "monolith")
+    d = decision("GET", "/api/products/1", headers={"X-Strangler-Force": token})
+    assert (d.primary, d.overridden, d.fallback, d.shadow) == ("monolith", True, None, None)
+    assert d.route.prefix == "/api/products/"
+    forced = decision("GET", "/nowhere", headers={"X-Strangler-Force": override_token(SECRET, "catalog")})
+    assert (forced.primary, forced.route_label) == ("catalog", "default")
+
+
+@pytest.mark.parametrize(
+    ("value", "secret"),
+    [
+        ("catalog", SECRET),
+        (override_token("other", "catalog"), SECRET),
+        (override_token(SECRET, "catalog")[:-1] + "x", SECRET),
+        (override_token(SECRET, "nosuch"), SECRET),
+        (override_token(SECRET, "catalog"), None),
+        (override_token(SECRET, "catalog"), ""),
+        ("", SECRET),
+    ],
+)
+def test_unsigned_or_bad_overrides_are_ignored(value, secret):
+    d = decision("GET", "/api/search/", headers={"X-Strangler-Force": value}, secret=secret)
+    assert (d.primary, d.overridden) == ("monolith", False)
+    assert verify_override(secret, value, TABLE.upstreams) is None
+
+
+def test_override_token_shape():
+    token = override_token("k", "catalog")
+    name, digest = token.split(".")
+    assert name == "catalog" and len(digest) == 64 and int(digest, 16) >= 0
+    assert verify_override("k", token, ["catalog"]) == "catalog"
+
+
+def test_cookie_header_parsing_keeps_the_first_duplicate_like_nginx():
+    assert parse_cookie_header("a=1; strangler_uid=x; strangler_uid=y;b") == {"a": "1", "strangler_uid": "x"}
