@@ -108,10 +108,11 @@ class _Reader:
 
     def number(self, node: yaml.Node, field: str, low: float, high: float, *, integer: bool = False) -> float:
         value = self.scalar(node, field)
+        bounds = f"{int(low)}..{int(high)}" if integer else f"{low:g}..{high:g}"
         if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)):
-            raise self.fail(node, field, f"must be {'an integer' if integer else 'a number'} {low:g}..{high:g}")
+            raise self.fail(node, field, f"must be {'an integer' if integer else 'a number'} {bounds}")
         if math.isnan(value) or not low <= value <= high:
-            raise self.fail(node, field, f"must be {low:g}..{high:g}")
+            raise self.fail(node, field, f"must be {bounds}")
         return value
 
     def strings(self, node: yaml.Node, field: str) -> tuple[str, ...]:
@@ -241,7 +242,9 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
         root = yaml.compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise RouteFileError(source, mark.line + 1 if mark else 1, "file", f"not valid YAML: {exc}") from exc
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        where = f" (column {mark.column + 1})" if mark else ""
+        raise RouteFileError(source, mark.line + 1 if mark else 1, "file", f"not valid YAML: {problem}{where}") from exc
     if root is None:
         raise RouteFileError(source, 1, "file", "empty route file")
     top = r.mapping(root, "", {"upstreams", "monolith", "routes", "sticky", "override", "settings"})

@@ -1,0 +1,147 @@
+"""Route file loading: the shipped file parses, and every mistake names file, line and field."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from strangler_proxy.loader import DEFAULT_ROUTE_FILE, RouteFileError, load_route_file, parse_route_text
+from strangler_proxy.spec import DiffRules, ShadowSpec
+
+BASE = """\
+upstreams:
+  monolith: http://127.0.0.1:8000
+  catalog:
+    url: http://127.0.0.1:8001
+    health_path: /ready
+monolith: monolith
+routes:
+  - prefix: /api/products/
+    mode: canary
+    weight: 10
+    service: catalog
+"""
+
+
+def parse(extra_routes: str = "", base: str = BASE):
+    return parse_route_text(base + textwrap.indent(textwrap.dedent(extra_routes), "  "), source="routes.yaml")
+
+
+def error_of(text: str) -> RouteFileError:
+    with pytest.raises(RouteFileError) as info:
+        parse_route_text(text, source="routes.yaml")
+    return info.value
+
+
+def test_the_shipped_route_file_loads():
+    table = load_route_file(DEFAULT_ROUTE_FILE)
+    assert set(table.upstreams) == {"monolith", "catalog"}
+    assert table.upstreams["catalog"].url == "http://127.0.0.1:8001"
+    assert [(r.prefix, r.mode) for r in table.routes] == [
+        ("/api/products/", "monolith"), ("/api/categories/", "monolith"),
+    ]
+    assert len(table.digest) == 64 and table.source == str(DEFAULT_ROUTE_FILE)
+
+
+def test_full_route_is_typed():
+    table = parse("""\
+      - path: /api/products/featured
+        methods: [get, HEAD]
+        mode: shadow
+        service: catalog
+        shadow: {sample: 0.5, unsafe_methods: true, target: catalog}
+        fallback: true
+        timeout: 2.5
+        diff:
+          ignore: ["$.results[*].updated_at"]
+          unordered: ["$.results"]
+          headers: [Content-Type]
+          learn_noise: false
+    """)
+    route = table.routes[1]
+    assert route.match == "exact" and route.prefix == "/api/products/featured"
+    assert route.methods == frozenset({"GET", "HEAD"})
+    assert route.shadow == ShadowSpec(sample=0.5, unsafe_methods=True, target="catalog")
+    assert (route.fallback, route.timeout, route.line) == (True, 2.5, 12)
+    assert route.diff == DiffRules(ignore=("$.results[*].updated_at",), unordered=("$.results",),
+                                   headers=("content-type",), learn_noise=False)
+    assert table.upstreams["catalog"].health_path == "/ready"
+    assert table.routes[0].weight == 10 and table.routes[0].shadow is None
+
+
+def test_shadow_mode_gets_a_default_shadow_spec():
+    table = parse("- prefix: /api/search/\n  mode: shadow\n  service: catalog\n")
+    assert table.routes[1].shadow == ShadowSpec()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (BASE.replace("service: catalog", "service: nosuch"),
+         "routes.yaml:11: routes[0].service: unknown upstream 'nosuch'"),
+        (BASE.replace("weight: 10", "weight: 150"), "routes.yaml:10: routes[0].weight: must be 0..100"),
+        (BASE.replace("weight: 10", "weight: -1"), "routes.yaml:10: routes[0].weight: must be 0..100"),
+        (BASE.replace("weight: 10", "weight: 12.5"), "routes.yaml:10: routes[0].weight: must be an integer 0..100"),
+        (BASE.replace("weight: 10", "weight: ten"), "routes.yaml:10: routes[0].weight: must be an integer 0..100"),
+        (BASE + "  - prefix: /api/products/\n    mode: monolith\n",
+         "routes.yaml:12: routes[1].prefix: duplicate of the route on line 8 (same prefix, match and methods)"),
+        (BASE.replace("    service: catalog\n", "    service: catalog\n    colour: red\n"),
+         "routes.yaml:12: routes[0].colour: unknown key"),
+        (BASE.replace("mode: canary", "mode: blue-green"), "routes.yaml:9: routes[0].mode: unknown mode 'blue-green'"),
+        (BASE.replace("http://127.0.0.1:8001", "https://127.0.0.1:8001"),
+         "routes.yaml:4: upstreams.catalog.url: must be"),
+        (BASE.replace("http://127.0.0.1:8001", "http://127.0.0.1:8001/api"), "routes.yaml:4: upstreams.catalog.url:"),
+        (BASE.replace("http://127.0.0.1:8001", "http://127.0.0.1"), "routes.yaml:4: upstreams.catalog.url:"),
+        (BASE.replace("monolith: monolith", "monolith: catalogue"), "routes.yaml:6: monolith: unknown upstream"),
+        (BASE.replace("monolith: monolith\n", ""), "routes.yaml:1: monolith: required"),
+        (BASE.replace("    service: catalog\n", ""), "routes.yaml:9: routes[0].service: required in canary mode"),
+        (BASE.replace("    weight: 10\n", ""), "routes.yaml:9: routes[0].weight: required in canary mode"),
+        (BASE.replace("mode: canary", "mode: service"), "routes.yaml:10: routes[0].weight: only canary routes"),
+        (BASE.replace("/api/products/", "api/products/"), "routes.yaml:8: routes[0].prefix: invalid value"),
+        (BASE.replace("/api/products/", "/api//products/"), "routes.yaml:8: routes[0].prefix: must be canonical"),
+        (BASE.replace("/api/products/", "/api/../admin/"), "routes.yaml:8: routes[0].prefix: must be canonical"),
+        (BASE.replace("/api/products/", "/api/%70roducts/"), "routes.yaml:8: routes[0].prefix: invalid value"),
+        (BASE.replace("/api/products/", '"/api/pro ducts/"'), "routes.yaml:8: routes[0].prefix: invalid value"),
+        (BASE + "sticky: {cookie: 'my-cookie'}\n", "routes.yaml:12: sticky.cookie: invalid value"),
+        (BASE + "settings: {max_body_bytes: 0}\n", "routes.yaml:12: settings.max_body_bytes: must be 1..1099511627776"),
+        (BASE + "settings: {diff_endpoint: 'localhost'}\n", "routes.yaml:12: settings.diff_endpoint: invalid value"),
+        (BASE + "extras: 1\n", "routes.yaml:12: extras: unknown key"),
+        (BASE.replace("    weight: 10\n", "    weight: 10\n    methods: [GET, 'PO ST']\n"),
+         "routes.yaml:11: routes[0].methods[1]: invalid method"),
+        (BASE.replace("    weight: 10\n", "    weight: 10\n    timeout: 0\n"),
+         "routes.yaml:11: routes[0].timeout: must be"),
+        (BASE.replace("    weight: 10\n", "    weight: 10\n    shadow: {sample: 2}\n"),
+         "routes.yaml:11: routes[0].shadow.sample: must be 0..1"),
+        (BASE.replace("    weight: 10\n", "    weight: 10\n    shadow: {target: nosuch}\n"),
+         "routes.yaml:11: routes[0].shadow.target: unknown upstream 'nosuch'"),
+        (BASE.replace("    weight: 10\n", "    weight: 10\n    diff: {ignore: [results]}\n"),
+         "routes.yaml:11: routes[0].diff.ignore[0]: JSON paths start with '$'"),
+        (BASE.replace("    service: catalog\n", "    service: monolith\n"),
+         "routes.yaml:11: routes[0].service: must not be the monolith upstream"),
+        (BASE.replace("  catalog:\n", "  Catalog-Svc:\n"), "routes.yaml:3: upstreams.Catalog-Svc: upstream names"),
+        (BASE.replace("upstreams:\n", "upstreams:\n  monolith: http://127.0.0.1:9\n"),
+         "routes.yaml:3: upstreams.monolith: duplicate key"),
+        ("routes: [\n", "routes.yaml:2: file: not valid YAML"),
+        ("", "routes.yaml:1: file: empty route file"),
+        ("- a\n- b\n", "routes.yaml:1: : must be a mapping"),
+    ],
+)
+def test_errors_name_file_line_and_field(text, expected):
+    error = error_of(text)
+    assert str(error).startswith(expected), str(error)
+    assert error.path == "routes.yaml"
+    assert str(error) == f"{error.path}:{error.line}: {error.field}: {error.message}"
+
+
+def test_missing_file_is_a_route_file_error(tmp_path):
+    with pytest.raises(RouteFileError, match=r"nope\.yaml:0: file:"):
+        load_route_file(tmp_path / "nope.yaml")
+
+
+def test_environment_variable_names_the_default_file(tmp_path, monkeypatch):
+    path = tmp_path / "mine.yaml"
+    path.write_text(BASE)
+    monkeypatch.setenv("STRANGLER_ROUTES", str(path))
+    assert load_route_file().source == str(path)
+    assert load_route_file(DEFAULT_ROUTE_FILE).source == str(DEFAULT_ROUTE_FILE)  # an explicit path wins
