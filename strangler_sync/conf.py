@@ -115,6 +115,10 @@ def _build() -> SyncSettings:
         transport_options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None)
         if transport_options is None:
             transport_options = env.broker_transport_options(broker_url)
+    transport_options = dict(transport_options)
+    if broker_url.startswith("filesystem://"):
+        # kombu polls the folder once a second by default: too slow for a replication lag budget.
+        transport_options.setdefault("polling_interval", float(os.environ.get("STRANGLER_SYNC_POLL_INTERVAL", 0.05)))
     ownership_file = raw.get("OWNERSHIP_FILE") or os.environ.get("STRANGLER_OWNERSHIP_FILE") or (
         env.VAR_DIR / "ownership.json"
     )
@@ -129,7 +133,7 @@ def _build() -> SyncSettings:
         exchange=named(raw.get("EXCHANGE", "strangler.events")),
         broker_url=broker_url,
         broker_transport_options=dict(transport_options),
-        batch_size=int(raw.get("BATCH_SIZE", 200)),
+        batch_size=int(raw.get("BATCH_SIZE", os.environ.get("STRANGLER_SYNC_BATCH_SIZE", 200))),
         max_attempts=int(raw.get("MAX_ATTEMPTS", 8)),
         backoff_base=float(raw.get("BACKOFF_BASE", 1.0)),
         backoff_max=float(raw.get("BACKOFF_MAX", 300.0)),

@@ -1,0 +1,223 @@
+"""Real processes for end-to-end tests: the monolith and the catalog service, each with its own database.
+
+Both projects get the same private var dir (filesystem broker folders), broker namespace and
+ownership file through the environment, so a test never touches var/ or other runs' queues.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psycopg
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Project:
+    def __init__(self, name: str, manage: list[str], env: dict[str, str], workdir: Path):
+        self.name = name
+        self.manage = manage
+        self.env = {**os.environ, **env}
+        self.workdir = workdir
+        self.processes: list[subprocess.Popen] = []
+        self.url: str | None = None
+
+    def run(self, *args: str, check: bool = True, timeout: float = 180, env: dict | None = None):
+        result = subprocess.run(
+            [*self.manage, *args], cwd=REPO, env={**self.env, **(env or {})}, capture_output=True, text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"{self.name} {' '.join(args)} exited {result.returncode}:\n"
+                                 f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        return result
+
+    def shell(self, code: str) -> str:
+        """Run Python in the project (manage.py shell -c) and return its stdout."""
+        return self.run("shell", "-c", code).stdout
+
+    def shell_json(self, code: str):
+        out = self.shell(code)
+        return json.loads(out.strip().splitlines()[-1])
+
+    def start(self, *args: str, label: str | None = None, env: dict | None = None) -> subprocess.Popen:
+        log = open(self.workdir / f"{self.name}-{label or args[0]}-{len(self.processes)}.log", "w")  # noqa: SIM115
+        process = subprocess.Popen(
+            [*self.manage, *args], cwd=REPO, env={**self.env, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        process.log_path = log.name
+        self.processes.append(process)
+        return process
+
+    def serve(self) -> str:
+        port = free_port()
+        self.start("runserver", "--noreload", f"127.0.0.1:{port}", label="web")
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self.url
+            except requests.RequestException:
+                time.sleep(0.2)
+        raise AssertionError(f"{self.name} did not start serving")
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            stop(process)
+        self.processes.clear()
+
+
+def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
+def kill9(process: subprocess.Popen) -> None:
+    stop(process, signal.SIGKILL)
+
+
+class PgDatabases:
+    """Throwaway PostgreSQL databases, dropped at the end."""
+
+    def __init__(self):
+        self.names: list[str] = []
+
+    def create(self, prefix: str) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.names.append(name)
+        return f"postgres://postgres@127.0.0.1:5432/{name}"
+
+    def drop_all(self) -> None:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            for name in self.names:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def two_projects(tmp_path: Path, *, broker_url: str, databases: PgDatabases | None) -> tuple[Project, Project]:
+    """The monolith (owner, relay) and the catalog service (follower, consumer), migrated, sharing a namespace."""
+    var = tmp_path / "var"
+    var.mkdir()
+    common = {
+        "STRANGLER_VAR_DIR": str(var),
+        "STRANGLER_SYNC_NAMESPACE": "e2e" + uuid.uuid4().hex[:8],
+        "STRANGLER_OWNERSHIP_FILE": str(tmp_path / "ownership.json"),
+        "STRANGLER_SYNC_RELAY_TRIGGER": "none",
+        "CELERY_BROKER_URL": broker_url,
+        "LOG_LEVEL": "WARNING",
+        "DEBUG": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if databases is not None:
+        mono_db, catalog_db = databases.create("e2e_mono"), databases.create("e2e_catalog")
+    else:
+        mono_db, catalog_db = f"sqlite:///{var / 'mono.sqlite3'}", f"sqlite:///{var / 'catalog.sqlite3'}"
+    python = sys.executable
+    monolith = Project("monolith", [python, "manage.py"],
+                       {**common, "DATABASE_URL": mono_db, "DJANGO_SETTINGS_MODULE": "monolith.settings"}, tmp_path)
+    catalog = Project(
+        "catalog", [python, "extracted/catalog/manage.py"],
+        {**common, "DATABASE_URL": mono_db, "CATALOG_DATABASE_URL": catalog_db,
+         "DJANGO_SETTINGS_MODULE": "extracted.catalog.settings"}, tmp_path,
+    )
+    for project in (monolith, catalog):
+        project.run("migrate", "--noinput", "-v", "0")
+    return monolith, catalog
+
+
+# Written to the monolith through its own services' transaction pattern: the row change and its event
+# in one transaction (what catalog.services does once wired to strangler_sync).
+WRITER = """
+import json, random
+from decimal import Decimal
+from django.db import transaction
+from monolith.catalog.models import Category, Product
+from strangler_sync import events
+from strangler_sync.services import event_publish
+from strangler_sync.snapshots import aggregate_payload
+
+def emit(kind, aggregate, row):
+    event_publish(event_type=f"{{aggregate}}.{{kind}}", aggregate_type=aggregate, aggregate_id=row.id,
+                  payload=aggregate_payload(aggregate_type=aggregate, instance=row))
+
+rng = random.Random({seed})
+with transaction.atomic():
+    cats = []
+    for i in range({categories}):
+        c = Category.objects.create(name=f"Cat {{i}}-{seed}", slug=f"cat-{{i}}-{seed}")
+        emit("created", "category", c)
+        cats.append(c)
+for i in range({products}):
+    with transaction.atomic():
+        p = Product.objects.create(sku=f"S{seed}-{{i}}", slug=f"p-{seed}-{{i}}", name=f"P {{i}}",
+                                   price=Decimal("1.00") + i, category=rng.choice(cats))
+        emit("created", "product", p)
+for _ in range({updates}):
+    with transaction.atomic():
+        p = Product.objects.select_for_update().order_by("?").first()
+        p.price = p.price + 1
+        p.name = p.name + "+"
+        p.save()
+        emit("updated", "product", p)
+print(json.dumps({{"products": Product.objects.count(), "categories": Category.objects.count()}}))
+"""
+
+
+def write(monolith: Project, *, seed: int = 1, categories: int = 3, products: int = 40, updates: int = 60) -> dict:
+    return monolith.shell_json(WRITER.format(seed=seed, categories=categories, products=products, updates=updates))
+
+
+OUTBOX_STATS = """
+import json
+from strangler_sync.selectors import outbox_stats
+print(json.dumps(outbox_stats()))
+"""
+
+INBOX_STATS = """
+import json
+from django.db.models import Count
+from strangler_sync.models import InboxMessage, DeadLetter
+rows = InboxMessage.objects.values_list("message_id", flat=True)
+ids = [str(m) for m in rows]
+print(json.dumps({"inbox": len(ids), "distinct": len(set(ids)),
+                  "applied": InboxMessage.objects.filter(outcome="applied").count(),
+                  "dead": DeadLetter.objects.count()}))
+"""
+
+
+def wait_for(predicate, *, timeout: float = 60, interval: float = 0.3, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
