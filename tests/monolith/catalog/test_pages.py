@@ -54,6 +54,13 @@ def test_bad_filter_is_reported_not_fatal(client, shelf):
     assert names_on_page(response) == ["Chef Knife"]
 
 
+def test_contradictory_price_range_is_reported_and_ignored(client, shelf):
+    response = client.get(reverse("catalog:category", args=["home"]), {"min_price": "50", "max_price": "10"})
+    assert response.status_code == 200
+    assert "min_price is above max_price." in response.content.decode()
+    assert names_on_page(response) == ["Chef Knife", "Desk Lamp", "Frying Pan"]  # still within the category
+
+
 def test_pagination_keeps_the_query(client, shelf, settings):
     settings.CATALOG = {"PAGE_SIZE": 2}
     first = client.get("/", {"q": "a"})  # every active product has an "a"
