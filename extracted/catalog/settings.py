@@ -95,13 +95,14 @@ CATALOG_SERVICE = {
 # The data plane (see strangler_sync.conf): this service follows the monolith's products and categories
 # (queue sync.catalog) until ownership flips, then emits the same events for the monolith to follow.
 # FIELDS are the canonical names hashed by /sync/checksums/ and sent as event payloads: they must equal
-# the monolith's (monolith/settings.py) or verify sees every row as different. Timestamps are not among
-# them, so a follower stamps rows with the event's occurred_at (the dumpdata loader keeps the owner's).
+# the monolith's (monolith/settings.py) or verify sees every row as different. Timestamps are included,
+# so a follower keeps the owner's created_at/updated_at (ordering=newest answers the same on both).
 _CATALOG_FIELDS = {
     "product": [
         "id", "sku", "slug", "name", "description", "price", "currency", "is_active", "category_id", "images",
+        "created_at", "updated_at",
     ],
-    "category": ["id", "name", "slug", "parent_id", "description"],
+    "category": ["id", "name", "slug", "parent_id", "description", "created_at", "updated_at"],
 }
 STRANGLER_SYNC = {
     "ORIGIN": PROJECT_NAME,
