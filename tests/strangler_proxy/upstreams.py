@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -29,6 +30,8 @@ class _NameHandler(BaseHTTPRequestHandler):
             "body": body.decode("utf-8", "replace"),
         }
         server.record(record)
+        if server.delay:
+            time.sleep(server.delay)
         status = server.status
         payload = json.dumps(record).encode()
         self.send_response(status)
@@ -48,9 +51,10 @@ class _NameHandler(BaseHTTPRequestHandler):
 class NamedUpstream:
     """A threaded HTTP server on a free port; every response body is JSON naming this upstream."""
 
-    def __init__(self, name: str, *, status: int = 200):
+    def __init__(self, name: str, *, status: int = 200, delay: float = 0.0):
         self.name = name
         self.status = status
+        self.delay = delay  # seconds to wait before answering (timeouts)
         self.requests: list[dict] = []
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NameHandler)

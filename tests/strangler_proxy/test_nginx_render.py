@@ -1,0 +1,179 @@
+"""The rendered nginx config: what it contains, that nginx accepts it, and behaviour conformance does not cover."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from strangler_proxy.loader import DEFAULT_ROUTE_FILE, load_route_file, parse_route_text
+from strangler_proxy.murmur import in_canary
+from strangler_proxy.nginx.control import config_test
+from strangler_proxy.nginx.render import NginxOptions, render_nginx
+from strangler_proxy.override import override_token
+from tests.strangler_proxy.planes import Client, start_nginx
+from tests.strangler_proxy.upstreams import NamedUpstream, free_port
+
+COMPLEX = """\
+upstreams:
+  monolith: http://127.0.0.1:{monolith}
+  catalog: http://127.0.0.1:{catalog}
+  orders: http://127.0.0.1:{orders}
+monolith: monolith
+sticky: {{cookie: sid, header: X-Session}}
+override: {{header: X-Force-Upstream, secret_env: MY_SECRET}}
+settings: {{route_headers: {route_headers}, max_body_bytes: 2048, diff_endpoint: "127.0.0.1:{diff}"}}
+routes:
+  - prefix: /zero/
+    mode: canary
+    weight: 0
+    service: catalog
+    fallback: true
+  - prefix: /all/
+    mode: canary
+    weight: 100
+    service: catalog
+    fallback: true
+  - prefix: /some/
+    mode: canary
+    weight: 37
+    service: catalog
+    fallback: true
+    shadow: {{sample: 0.3}}
+  - path: /exact
+    methods: [POST]
+    mode: service
+    service: orders
+    timeout: 2.5
+  - prefix: /slow/
+    mode: service
+    service: orders
+    fallback: true
+    timeout: 0.5
+  - prefix: /shadow/
+    mode: shadow
+    service: catalog
+    shadow: {{unsafe_methods: true}}
+"""
+
+
+def complex_table(*, route_headers: bool = True, ports: dict[str, int] | None = None):
+    ports = ports or {"monolith": 8000, "catalog": 8001, "orders": 8002, "diff": 8790}
+    return parse_route_text(COMPLEX.format(route_headers=str(route_headers).lower(), **ports), source="c.yaml")
+
+
+def render(table, tmp_path, secret=None):
+    return render_nginx(table, NginxOptions(runtime_dir=tmp_path, listen="127.0.0.1:9999", override_secret=secret))
+
+
+def test_everything_the_instance_writes_is_under_its_runtime_dir(tmp_path):
+    text = render(complex_table(), tmp_path)
+    run = str(tmp_path.resolve())
+    for directive in ("pid", "error_log", "access_log", "client_body_temp_path", "proxy_temp_path",
+                      "fastcgi_temp_path", "uwsgi_temp_path", "scgi_temp_path"):
+        line = next(line.strip() for line in text.splitlines() if line.strip().startswith(directive + " "))
+        assert line.split()[1].startswith(run + "/"), line
+    assert "include" not in text and "/etc/nginx" not in text
+
+
+def test_canary_weights_render_as_split_clients_only_between_0_and_100(tmp_path):
+    text = render(complex_table(), tmp_path)
+    assert text.count('split_clients "$strangler_key"') == 1
+    assert "    37% 1;\n" in text.replace("        ", "    ")
+    assert "map $cookie_sid $strangler_key" in text and "map $http_x_session $strangler_key_fallback" in text
+
+
+def test_overrides_are_precomputed_only_with_a_secret_and_always_stripped(tmp_path):
+    without = render(complex_table(), tmp_path)
+    assert "catalog." not in without
+    with_secret = render(complex_table(), tmp_path, secret="k")
+    for name in ("monolith", "catalog", "orders"):
+        assert f'"{override_token("k", name)}" {name};' in with_secret
+    assert "map $http_x_force_upstream $strangler_forced" in with_secret
+    assert with_secret.count('proxy_set_header X-Force-Upstream "";') == with_secret.count("proxy_pass ")
+
+
+def test_settings_and_timeouts_and_headers(tmp_path):
+    text = render(complex_table(), tmp_path)
+    assert "client_max_body_size 2048;" in text
+    assert "proxy_read_timeout 500ms;" in text and "proxy_read_timeout 2500ms;" in text
+    assert 'add_header X-Strangler-Route "/some/" always;' in text
+    assert "server 127.0.0.1:8790;" in text
+    quiet = render(complex_table(route_headers=False), tmp_path)
+    assert "X-Strangler-Route" not in quiet.replace("$sent_http_x_strangler_route", "")
+
+
+@pytest.mark.nginx
+def test_nginx_accepts_the_shipped_and_a_complex_route_file(tmp_path):
+    for name, table in (("shipped", load_route_file(DEFAULT_ROUTE_FILE)), ("complex", complex_table())):
+        run = tmp_path / name
+        run.mkdir()
+        conf = run / "nginx.conf"
+        conf.write_text(render(table, run, secret="k"))
+        config_test(conf, run)
+
+
+@pytest.fixture
+def live(tmp_path):
+    upstreams = {"monolith": NamedUpstream("monolith"), "catalog": NamedUpstream("catalog"),
+                 "orders": NamedUpstream("orders", delay=1.5), "diff": NamedUpstream("diff")}
+    table = complex_table(ports={name: u.port for name, u in upstreams.items()})
+    instance = start_nginx(table, tmp_path / "nginx", free_port(), override_secret=None)
+    client = Client(int(instance.options.listen.rsplit(":", 1)[1]))
+    yield upstreams, client
+    client.close()
+    instance.stop()
+    for upstream in upstreams.values():
+        upstream.close()
+
+
+@pytest.mark.nginx
+def test_timeout_falls_back_to_the_monolith_for_safe_methods_only(live):
+    _upstreams, client = live
+    reply = client.send("GET", "/slow/1")
+    assert (reply.status, reply.served_by, reply.upstream_header) == (200, "monolith", "monolith")
+    assert client.send("POST", "/slow/1").status == 504
+
+
+@pytest.mark.nginx
+def test_service_5xx_falls_back_but_monolith_5xx_is_passed_through(live):
+    upstreams, client = live
+    upstreams["catalog"].status = 503
+    reply = client.send("GET", "/all/x")  # 100% canary: the service answered 503
+    assert (reply.status, reply.served_by) == (200, "monolith")
+    inside = next(f"k{i}" for i in range(100) if in_canary(f"k{i}", 37))
+    outside = next(f"k{i}" for i in range(100) if not in_canary(f"k{i}", 37))
+    reply = client.send("GET", "/some/x", {"Cookie": f"sid={inside}"})
+    assert (reply.status, reply.served_by) == (200, "monolith")
+    upstreams["monolith"].status = 500
+    before = len(upstreams["monolith"].requests)
+    reply = client.send("GET", "/zero/x")  # 0% canary: the monolith's own 500 is not retried on itself
+    assert (reply.status, reply.served_by) == (500, "monolith")
+    reply = client.send("GET", "/some/x", {"Cookie": f"sid={outside}"})  # canary picked the monolith: same
+    assert (reply.status, reply.served_by) == (500, "monolith")
+    assert len(upstreams["monolith"].requests) == before + 2
+
+
+@pytest.mark.nginx
+def test_body_size_limit_and_hop_by_hop_headers(live):
+    upstreams, client = live
+    assert client.send("POST", "/x", body=b"x" * 4096).status == 413
+    reply = client.send("POST", "/x", {"Proxy-Authorization": "Basic c2VjcmV0", "TE": "trailers",
+                                       "Keep-Alive": "timeout=5", "X-Request-ID": "hop-1"}, body=b"ok")
+    assert reply.status == 200
+    seen = next(r for r in upstreams["monolith"].requests if r["headers"].get("x-request-id") == "hop-1")
+    assert seen["body"] == "ok"
+    for header in ("proxy-authorization", "te", "keep-alive", "upgrade"):
+        assert header not in seen["headers"]
+    assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
+
+
+@pytest.mark.nginx
+def test_unsafe_methods_are_mirrored_when_the_route_allows(live):
+    upstreams, client = live
+    reply = client.send("DELETE", "/shadow/7", {"X-Request-ID": "mirror-del"})
+    assert (reply.status, reply.served_by) == (200, "monolith")
+    deadline = time.monotonic() + 5
+    while not any(r["headers"].get("x-request-id") == "mirror-del" for r in upstreams["diff"].requests):
+        assert time.monotonic() < deadline, "no mirrored DELETE reached the diff endpoint"
+        time.sleep(0.05)
