@@ -250,6 +250,10 @@ class StranglerAddon:
         # The Host check needs the Host the client sent; mitmproxy's reverse mode rewrites it unless this is on.
         if not ctx.options.keep_host_header:
             ctx.options.keep_host_header = True
+        # The JSON 413 is given once a body is read; mitmproxy's own limit (checked as bytes arrive) bounds the
+        # memory an oversized or endless chunked body can take before that.
+        if self.table is not None and not ctx.options.body_size_limit:
+            ctx.options.body_size_limit = str(2 * self.table.settings.max_body_bytes + 65536)
         if self.table is not None:
             logger.info("strangler: serving %d routes from %s (digest %s)", len(self.table.routes),
                         self.table.source, self.table.digest[:12])

@@ -30,6 +30,8 @@ upstreams:
   catalog: {catalog}
   orders: {dead}
 monolith: monolith
+settings:
+  max_body_bytes: 1000
 routes:
 """
 DEAD_SERVICE = """\
@@ -203,7 +205,7 @@ def test_hot_reload_applies_within_a_second_without_failing_requests(reset):
     assert {up for at, _, up in results if at > bad_at} == {"catalog"}
     rejected = [line for line in proxy.log().splitlines() if "route file rejected" in line]
     assert len(rejected) == 1
-    assert f"{proxy.routes}:11: routes[0].timeout: must be 0.001..3600" in rejected[0]
+    assert f"{proxy.routes}:13: routes[0].timeout: must be 0.001..3600" in rejected[0]
     assert "strangler_proxy_route_table_reloads_total{result=\"rejected\"} 1.0" in proxy.admin("/metrics")
 
 
@@ -302,3 +304,18 @@ def test_security_refusals_over_the_wire(reset, servers):
     status, _, body = proxy.request("GET", "/static/..%2f..%2fsettings.py")
     assert status == 400 and json.loads(body)["error"]["code"] == "bad_path"
     assert monolith.received() == [] and catalog.received() == []
+
+
+def test_body_limits_and_request_smuggling_over_the_wire(reset, servers):
+    proxy = reset
+    status, _, body = proxy.request("POST", "/legacy/", body=b"x" * 1001)
+    assert status == 413 and json.loads(body)["error"]["code"] == "body_too_large"
+    # Far beyond the limit: mitmproxy's own cap (set by the addon) stops reading long before the end.
+    huge = raw_exchange(proxy.port, b"POST /legacy/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000000\r\n\r\n"
+                        + b"x" * 10000)
+    assert huge.startswith(b"HTTP/1.1 413")
+    smuggle = raw_exchange(proxy.port, b"POST /legacy/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                           b"GET /admin/ HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert smuggle.startswith(b"HTTP/1.1 400")
+    assert servers[0].received() == [] and servers[1].received() == []
