@@ -1,16 +1,22 @@
-"""Record proxied traffic as JSON lines (one exchange per line) so it can be replayed against a service later.
+"""Record proxied traffic as JSON lines (one exchange per line) and replay it against a service later.
 
-Secrets never reach the file: credential headers are replaced by ``"[redacted]"``. Bodies are stored as
-text when they are UTF-8 and as base64 otherwise (``body_encoding`` says which).
+Secrets never reach the file: credential headers are replaced by ``"[redacted]"`` (and left out on replay).
+Bodies are stored as text when they are UTF-8 and as base64 otherwise (``body_encoding`` says which).
+
+    python -m strangler_proxy.recording replay var/proxy/record.jsonl --to http://127.0.0.1:8001
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 REDACTED = "[redacted]"
 SECRET_HEADERS = frozenset({
@@ -98,3 +104,67 @@ def read_recording(path: str | Path) -> Iterator[dict]:
                 yield json.loads(line)
             except ValueError:
                 continue
+
+
+@dataclass
+class ReplayReport:
+    total: int = 0
+    sent: int = 0
+    skipped: int = 0  # unsafe methods (unless asked for) and exchanges the proxy itself answered
+    same_status: int = 0
+    mismatches: list[dict] = field(default_factory=list)  # status differs from the recorded one
+    errors: list[dict] = field(default_factory=list)  # the target did not answer
+
+
+def recording_replay(
+    *, path: str | Path, base_url: str, methods: frozenset[str] = SAFE_METHODS, timeout: float = 10.0,
+) -> ReplayReport:
+    """Send every recorded request (of ``methods``) to ``base_url``; compare status codes with the recording."""
+    from strangler_proxy.fetch import UpstreamClient, UpstreamError
+
+    client = UpstreamClient()
+    report = ReplayReport()
+    for record in read_recording(path):
+        report.total += 1
+        if record.get("method") not in methods or record.get("upstream") in (None, "proxy"):
+            report.skipped += 1
+            continue
+        headers = [(name, value) for name, value in record.get("headers", []) if value != REDACTED]
+        body = decode_body(record.get("body_encoding", "utf-8"), record.get("body", "")) or None
+        try:
+            response = client.fetch(base_url=base_url, method=record["method"], path=record["path"],
+                                    headers=headers, body=body, timeout=timeout)
+        except UpstreamError as exc:
+            report.errors.append({"path": record["path"], "error": str(exc)})
+            continue
+        report.sent += 1
+        if response.status == record.get("status"):
+            report.same_status += 1
+        else:
+            report.mismatches.append({"method": record["method"], "path": record["path"],
+                                      "recorded": record.get("status"), "replayed": response.status})
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m strangler_proxy.recording")
+    sub = parser.add_subparsers(dest="command", required=True)
+    replay = sub.add_parser("replay", help="replay a recording against a base URL and compare status codes")
+    replay.add_argument("file")
+    replay.add_argument("--to", required=True, metavar="URL", help="e.g. http://127.0.0.1:8001")
+    replay.add_argument("--all-methods", action="store_true", help="also replay POST/PUT/PATCH/DELETE (writes!)")
+    args = parser.parse_args(argv)
+    methods = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"}) if args.all_methods \
+        else SAFE_METHODS
+    report = recording_replay(path=args.file, base_url=args.to, methods=methods)
+    print(f"{report.total} recorded, {report.sent} replayed, {report.skipped} skipped, "
+          f"{report.same_status} same status, {len(report.mismatches)} different, {len(report.errors)} errors")
+    for mismatch in report.mismatches[:20]:
+        print(f"  {mismatch['method']} {mismatch['path']}: recorded {mismatch['recorded']}, got {mismatch['replayed']}")
+    for error in report.errors[:20]:
+        print(f"  {error['path']}: {error['error']}")
+    return 0 if not report.mismatches and not report.errors else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -54,3 +54,28 @@ def test_reading_skips_a_torn_last_line(tmp_path):
     path = tmp_path / "flows.jsonl"
     path.write_text(json.dumps(record()) + "\n" + '{"method": "GE')
     assert [r["method"] for r in read_recording(path)] == ["POST"]
+
+
+def test_replay_sends_safe_recorded_requests_without_redacted_headers_and_compares_status(tmp_path):
+    from strangler_proxy.recording import recording_replay
+
+    from .upstream_servers import UpstreamServer, json_answer
+
+    target = UpstreamServer("catalog", lambda m, p, h, b: json_answer(404 if p.startswith("/gone") else 200, {}))
+    target.start()
+    try:
+        path = tmp_path / "flows.jsonl"
+        recorder = Recorder(path)
+        recorder.write(record(method="GET", path="/api/products/?page=2", status=200))
+        recorder.write(record(method="GET", path="/gone/1/", status=200))
+        recorder.write(record(method="POST", path="/api/cart/", status=201))  # a write: not replayed by default
+        recorder.write(record(method="GET", path="/x", status=421, upstream="proxy"))  # refused by the proxy
+        recorder.close()
+        report = recording_replay(path=path, base_url=target.url)
+    finally:
+        target.stop()
+    assert (report.total, report.sent, report.skipped, report.same_status) == (4, 2, 2, 1)
+    assert report.mismatches == [{"method": "GET", "path": "/gone/1/", "recorded": 200, "replayed": 404}]
+    sent = target.received()[0]
+    assert sent["path"] == "/api/products/?page=2" and sent["headers"]["accept"] == "*/*"
+    assert "authorization" not in sent["headers"] and "cookie" not in sent["headers"]
