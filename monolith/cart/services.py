@@ -69,17 +69,17 @@ def cart_add_product(*, cart: Cart, product_id: int, quantity: int) -> CartLine:
     quantity = _clean_quantity(quantity)
     product = _sellable_product(product_id)
     with transaction.atomic():
-        line = CartLine.objects.select_for_update().filter(cart=cart, product=product).first()
-        if line is None:
-            line = CartLine.objects.create(cart=cart, product=product, quantity=quantity, unit_price=product.price)
-        else:
-            total = line.quantity + quantity
-            if total > MAX_LINE_QUANTITY:
-                message = f"At most {MAX_LINE_QUANTITY} of one product per order ({line.quantity} already in cart)."
-                raise InvalidInput(message, details={"quantity": [message]})
-            line.quantity = total
-            line.save(update_fields=["quantity"])
+        # Touching the cart row locks it: two adds to one cart (a double click) run one after the other.
         Cart.objects.filter(pk=cart.pk).update(updated_at=timezone.now())
+        line = CartLine.objects.filter(cart=cart, product=product).first()
+        if line is None:
+            return CartLine.objects.create(cart=cart, product=product, quantity=quantity, unit_price=product.price)
+        total = line.quantity + quantity
+        if total > MAX_LINE_QUANTITY:
+            message = f"At most {MAX_LINE_QUANTITY} of one product per order ({line.quantity} already in cart)."
+            raise InvalidInput(message, details={"quantity": [message]})
+        line.quantity = total
+        line.save(update_fields=["quantity"])
     return line
 
 

@@ -39,5 +39,8 @@ class CheckoutForm(forms.Form):
                     self.add_error(field, "Required for a new address.")
         return cleaned
 
+    def new_address_bound_fields(self) -> list:
+        return [self[name] for name in (*ADDRESS_FIELDS, "save_address")]
+
     def new_address_fields(self) -> dict:
         return {field: self.cleaned_data.get(field) or "" for field in ADDRESS_FIELDS}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
@@ -19,6 +20,7 @@ from monolith.accounts.models import Address
 from monolith.cart.models import Cart
 from monolith.cart.selectors import cart_lines
 from monolith.cart.services import cart_clear, cart_reprice
+from monolith.inventory.errors import OutOfStock
 from monolith.inventory.services import stock_confirm, stock_release, stock_reserve, stock_return
 from monolith.orders.errors import CartEmpty, IllegalTransition, PriceChanged, ProductUnavailable
 from monolith.orders.models import Order, OrderLine, Payment
@@ -127,6 +129,16 @@ def _checkout_lines(cart: Cart) -> list[_CheckoutLine]:
     ]
 
 
+def _out_of_stock_for_people(exc: OutOfStock, lines: list[_CheckoutLine]) -> OutOfStock:
+    """Inventory names product ids; the customer reads product names and how many are left."""
+    names = {line.product_id: line.name for line in lines}
+    parts = [
+        f"{names.get(short['product'], short['product'])} (only {short['available']} left)"
+        for short in exc.details.get("products", [])
+    ]
+    return OutOfStock(f"Not enough stock for {', '.join(parts)}. Please change your cart.", details=exc.details)
+
+
 def order_place(
     *,
     user,
@@ -194,6 +206,8 @@ def order_place(
         if existing is None:
             raise
         return _order_replay(existing)
+    except OutOfStock as exc:
+        raise _out_of_stock_for_people(exc, lines) from None
 
     provider = payment_provider()
     try:
@@ -322,3 +336,28 @@ def order_deliver(*, order: Order) -> Order:
     with transaction.atomic():
         order, _ = _order_transition(order=order, to=Order.Status.DELIVERED)
     return order
+
+
+def order_expire_stale(*, older_than: timedelta) -> list[Order]:
+    """Cancel orders stuck in 'placed' (the process died while paying): release the stock, refund to be safe.
+
+    The charge's outcome is unknown, so it is treated like a timeout. A checkout that is in fact still
+    running and finishes later finds its order cancelled and refunds its own charge (see _order_mark_paid).
+    """
+    cutoff = timezone.now() - older_than
+    stale = Order.objects.filter(status=Order.Status.PLACED, placed_at__lt=cutoff).order_by("id")
+    provider = payment_provider()
+    expired = []
+    for order_id in stale.values_list("id", flat=True):
+        with transaction.atomic():
+            order = Order.objects.select_for_update().get(pk=order_id)
+            if order.status != Order.Status.PLACED:
+                continue
+            stock_release(reference=order.reference)
+            order.status = Order.Status.CANCELLED
+            order.failure_code = "payment_abandoned"
+            order.cancelled_at = timezone.now()
+            order.save(update_fields=["status", "failure_code", "cancelled_at"])
+        _refund(order=order, provider=provider)
+        expired.append(order)
+    return expired

@@ -123,7 +123,7 @@ def test_out_of_stock_is_shown(client, shopper, cart, address, products):
     stock_set(product_id=products["pen"].id, quantity_on_hand=0)  # the last pen went elsewhere meanwhile
     response = client.post("/orders/checkout/", _form(page, address=address.id))
     assert response.status_code == 409
-    assert "Not enough stock" in response.content.decode()
+    assert "Not enough stock for Pen (only 0 left)." in response.content.decode()
     assert not Order.objects.exists()
 
 
