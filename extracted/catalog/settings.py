@@ -110,6 +110,7 @@ STRANGLER_SYNC = {
     "SUBSCRIPTIONS": ["product.*", "category.*"],
     # The monolith follows products and categories once this service owns them.
     "SUBSCRIBERS": {"sync.monolith": ["product.*", "category.*"]},
+    "RELAY_TRIGGER": os.environ.get("STRANGLER_SYNC_RELAY_TRIGGER", "celery"),
     "AGGREGATES": {
         "product": {"MODEL": "catalog_service.Product", "ID_FIELD": "id", "FIELDS": _CATALOG_FIELDS["product"]},
         "category": {"MODEL": "catalog_service.Category", "ID_FIELD": "id", "FIELDS": _CATALOG_FIELDS["category"]},

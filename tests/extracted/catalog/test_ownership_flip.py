@@ -1,0 +1,101 @@
+"""After the flip the service is the writer: its API writes reach the monolith through the real data plane.
+
+Real processes on the default (filesystem) transport in a private var dir: the catalog service (live
+server + `sync_relay`), the monolith (live server + `sync_consume`), each with its own SQLite database.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests.extracted.catalog import live
+
+TOKEN = "flip-test-token"
+
+
+def _wait_for(predicate, *, timeout: float = 30, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.slow
+def test_service_owned_writes_reach_the_monolith(tmp_path):
+    common = {"STRANGLER_SYNC_RELAY_TRIGGER": "none", "CATALOG_API_TOKENS": TOKEN}
+    monolith_env = live.project_env(workdir=tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'm.sqlite3'}", **common)
+    service_env = live.project_env(workdir=tmp_path, CATALOG_DATABASE_URL=f"sqlite:///{tmp_path / 'c.sqlite3'}",
+                                   **common)
+    dump = tmp_path / "dump.json"
+    live.manage(live.MONOLITH_MANAGE, "migrate", "--noinput", "-v", "0", env=monolith_env)
+    live.manage(live.MONOLITH_MANAGE, "seed_storefront", "--products", "30", "--users", "1", "--seed", "5",
+                env=monolith_env)
+    live.manage(live.MONOLITH_MANAGE, "dumpdata", "catalog.category", "catalog.product", "--output", str(dump),
+                env=monolith_env)
+    live.manage(live.CATALOG_MANAGE, "migrate", "--noinput", "-v", "0", env=service_env)
+    live.manage(live.CATALOG_MANAGE, "catalog_import", str(dump), env=service_env)
+    # The runbook: flip ownership (one file both projects read), then allocate ids above the monolith's.
+    live.manage(live.CATALOG_MANAGE, "sync_ownership", "--set", "product=catalog", "--set", "category=catalog",
+                env=service_env)
+    live.manage(live.CATALOG_MANAGE, "catalog_id_sequences", "--headroom", "100", env=service_env)
+
+    servers = [
+        live.LiveServer(live.MONOLITH_MANAGE, env=monolith_env, log=tmp_path / "monolith.log"),
+        live.LiveServer(live.CATALOG_MANAGE, env=service_env, log=tmp_path / "catalog.log"),
+    ]
+    consumer = subprocess.Popen(
+        [sys.executable, str(live.MONOLITH_MANAGE), "sync_consume"], cwd=live.REPO, env=monolith_env,
+        stdout=(tmp_path / "consume.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        for server in servers:
+            server.wait_ready()
+        monolith_url, service_url = servers[0].url, servers[1].url
+        auth = {"Authorization": f"Bearer {TOKEN}", "Host": live.SHARED_HOST}
+
+        created = requests.post(f"{service_url}/api/products/", headers=auth, timeout=10, json={
+            "sku": "FLIP-1", "name": "Flipped Lamp", "price": "49.00", "category": 1})
+        assert created.status_code == 201, created.text
+        product_id = created.json()["id"]
+        assert product_id > 130  # above every monolith id + headroom: no clash possible
+        doomed = requests.post(f"{service_url}/api/products/", headers=auth, timeout=10,
+                               json={"sku": "FLIP-2", "name": "Short Lived", "price": "1.00"}).json()["id"]
+        patched = requests.patch(f"{service_url}/api/products/{product_id}/", headers=auth, timeout=10,
+                                 json={"price": "45.50"})
+        assert patched.status_code == 200, patched.text
+        assert requests.delete(f"{service_url}/api/products/{doomed}/", headers=auth, timeout=10).status_code == 204
+
+        relay = live.manage(live.CATALOG_MANAGE, "sync_relay", "--once", env=service_env)
+        assert "published 4 event(s)" in relay
+
+        def monolith_has_it():
+            response = requests.get(f"{monolith_url}/api/products/{product_id}/", headers={"Host": live.SHARED_HOST},
+                                    timeout=10)
+            return response.status_code == 200 and response.json()["price"] == "45.50" and response
+        on_monolith = _wait_for(monolith_has_it, what="the product on the monolith").json()
+        on_service = requests.get(f"{service_url}/api/products/{product_id}/", headers={"Host": live.SHARED_HOST},
+                                  timeout=10).json()
+        assert on_monolith == on_service  # same id, fields and timestamps
+        _wait_for(lambda: requests.get(f"{monolith_url}/api/products/{doomed}/", timeout=10).status_code == 404,
+                  what="the delete on the monolith")
+
+        verify = subprocess.run(
+            [sys.executable, str(live.CATALOG_MANAGE), "sync_verify", "--aggregate", "product",
+             "--source", service_url, "--follower", monolith_url],
+            cwd=live.REPO, env=service_env, capture_output=True, text=True, timeout=60,
+        )
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+        assert " 0 difference(s)" in verify.stdout
+    finally:
+        consumer.terminate()
+        consumer.wait(timeout=10)
+        for server in servers:
+            server.stop()
