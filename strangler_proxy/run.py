@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated Host names clients may use (default: localhost, 127.0.0.1, [::1])")
     parser.add_argument("--record", metavar="PATH", default="", help="append every exchange to this JSON-lines file")
     parser.add_argument("--diffs", metavar="PATH", default=None,
-                        help="JSON-lines sample of shadow differences (default: var/proxy/diffs.jsonl)")
+                        help="JSON-lines sample of shadow differences (default: $STRANGLER_VAR_DIR/proxy/diffs.jsonl)")
     parser.add_argument("--set", dest="extra", action="append", default=[], metavar="OPTION=VALUE",
                         help="any other mitmproxy option, passed through")
 
@@ -49,7 +49,11 @@ def mitmdump_command(args: argparse.Namespace, monolith_url: str, routes_path: s
     }
     if args.hosts:
         options["strangler_hosts"] = args.hosts
-    if args.diffs is not None:
+    if args.diffs is None:
+        from servicekit.env import VAR_DIR
+
+        options["strangler_diffs"] = str(VAR_DIR / "proxy" / "diffs.jsonl")
+    else:
         options["strangler_diffs"] = args.diffs
     command = [*base, "--mode", f"reverse:{monolith_url}", "--listen-host", args.listen_host,
                "--listen-port", str(args.listen_port), "-s", str(ADDON_PATH)]
