@@ -131,6 +131,10 @@ PATH_ROWS = [
     ("DELETE", "/api/orders/export/", {}),
     ("GET", "/api/products/../orders/export/", {}),
     ("GET", "http://evil.example/api/orders/", {}),
+    ("GET", "http://127.0.0.1/api/orders/", {}),
+    ("CONNECT", "evil.example:443", {}),
+    ("OPTIONS", "*", {}),
+    ("PROPFIND", "/api/orders/", {}),
 ]
 
 # Canary stickiness: the cookie beats the header beats the client address, at weights 10 and 50.
