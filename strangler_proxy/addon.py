@@ -330,8 +330,9 @@ class StranglerAddon:
             v for v in (request.headers.get("X-Forwarded-For"), info.client_addr) if v)
         request.headers["X-Forwarded-Host"] = client_host
         request.headers["X-Forwarded-Proto"] = "https" if flow.client_conn.tls else "http"
-        state.forwarded_headers = tuple(
-            (k, v) for k, v in request.headers.items(multi=True) if k.lower() not in ("host", "accept-encoding"))
+        if decision.shadow is not None:  # what the shadow copy carries (it asks for an unencoded body)
+            state.forwarded_headers = tuple(
+                (k, v) for k, v in request.headers.items(multi=True) if k.lower() not in ("host", "accept-encoding"))
 
         primary = decision.primary
         if primary == table.monolith:
@@ -404,13 +405,15 @@ class StranglerAddon:
 
     def _point_at(self, flow: http.HTTPFlow, table: RouteTable, upstream: str) -> None:
         url = urlsplit(table.upstreams[upstream].url)
-        client_host = flow.request.host_header  # setting .host below rewrites the Host header
-        flow.request.scheme = url.scheme
-        flow.request.host = url.hostname
-        flow.request.port = url.port or (443 if url.scheme == "https" else 80)
-        # Upstreams see the Host the client used (already checked against strangler_hosts), as with the
-        # nginx plane, so absolute links they build (pagination, redirects) point back at the proxy.
-        flow.request.host_header = client_host or url.netloc
+        # Set the connection target only (request.data): the .host/.port setters would also rewrite the Host
+        # header, and upstreams must see the Host the client used (already checked against strangler_hosts),
+        # as with the nginx plane, so absolute links they build (pagination, redirects) point at the proxy.
+        data = flow.request.data
+        data.scheme = url.scheme.encode()
+        data.host = url.hostname
+        data.port = url.port or (443 if url.scheme == "https" else 80)
+        if not flow.request.host_header:
+            flow.request.host_header = url.netloc
 
     def _refusal(self, flow: http.HTTPFlow, table: RouteTable) -> tuple[int, str, str] | None:
         request = flow.request
@@ -538,10 +541,13 @@ def _seconds(opts, name: str) -> float:
 
 
 def _strip_hop_by_hop(headers: http.Headers) -> None:
-    named = {token.strip().lower() for value in headers.get_all("connection") for token in value.split(",")}
-    for name in HOP_BY_HOP | named:
-        if name and name in headers:
-            del headers[name]
+    present = {name.lower() for name in headers.keys()}  # one pass: membership tests on Headers are costly
+    doomed = present & HOP_BY_HOP
+    if "connection" in present:
+        named = {token.strip().lower() for value in headers.get_all("connection") for token in value.split(",")}
+        doomed |= present & named
+    for name in doomed:
+        del headers[name]
 
 
 def _response_from(fetched: HttpResponseData, *, head: bool) -> http.Response:
