@@ -84,6 +84,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["extracted.catalog.schema.public_api_only"],
 }
 
 # Service-specific settings, read through extracted.catalog.products.conf (override_settings works).

@@ -23,9 +23,9 @@ from tests.extracted.catalog.openapi_diff import contract_breaks
 TAKEN_OVER = ("/api/products/", "/api/products/{product_id}/", "/api/categories/", "/api/categories/{category_id}/")
 
 
-def _schema(script: Path, workdir: Path, **env: str) -> dict:
+def _schema(script: Path, workdir: Path, *extra: str, **env: str) -> dict:
     target = workdir / f"{script.parent.name}-schema.json"
-    live.manage(script, "spectacular", "--format", "openapi-json", "--file", str(target),
+    live.manage(script, "spectacular", "--format", "openapi-json", "--file", str(target), *extra,
                 env=live.project_env(workdir=workdir, **env))
     return json.loads(target.read_text())
 
@@ -34,7 +34,9 @@ def _schema(script: Path, workdir: Path, **env: str) -> dict:
 def schemas(tmp_path_factory) -> tuple[dict, dict]:
     workdir = tmp_path_factory.mktemp("schemas")
     monolith = _schema(live.MONOLITH_MANAGE, workdir, DATABASE_URL=f"sqlite:///{workdir / 'monolith.sqlite3'}")
-    service = _schema(live.CATALOG_MANAGE, workdir, CATALOG_DATABASE_URL=f"sqlite:///{workdir / 'catalog.sqlite3'}")
+    # the service's schema must generate without a single warning or error
+    service = _schema(live.CATALOG_MANAGE, workdir, "--fail-on-warn",
+                      CATALOG_DATABASE_URL=f"sqlite:///{workdir / 'catalog.sqlite3'}")
     return monolith, service
 
 
