@@ -39,6 +39,7 @@ TRANSITIONS: dict[str, set[str]] = {
 }
 # A replayed checkout whose order failed on payment answers with the same error again.
 _REPLAYED_FAILURES = {cls.code: cls for cls in (PaymentDeclined, PaymentTimeout, PaymentUnavailable)}
+_REPLAYED_FAILURES["payment_abandoned"] = PaymentTimeout  # expired by orders_expire_stale: outcome was unknown
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 

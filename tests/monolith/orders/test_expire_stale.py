@@ -11,6 +11,7 @@ from django.test import override_settings
 from monolith.orders.models import Order
 from monolith.orders.services import order_expire_stale
 from monolith.payments import fake
+from monolith.payments.errors import PaymentTimeout
 from tests.monolith.orders.conftest import assert_no_leaked_reservation, stock_of
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +49,14 @@ def test_stale_order_is_cancelled_released_and_refunded(stuck_order, products):
     assert stock_of(products["lamp"]) == (5, 0)
     assert_no_leaked_reservation()
     assert order_expire_stale(older_than=timedelta(0)) == []  # idempotent
+
+
+def test_retrying_the_abandoned_checkout_reports_the_unknown_outcome(stuck_order, checkout):
+    order_expire_stale(older_than=timedelta(0))
+    with pytest.raises(PaymentTimeout) as caught:
+        checkout()  # same idempotency key as the request that died
+    assert caught.value.details == {"order": stuck_order.reference}
+    assert Order.objects.count() == 1
 
 
 def test_command(stuck_order, capsys):
