@@ -169,6 +169,25 @@ def test_body_size_limit_and_hop_by_hop_headers(live):
 
 
 @pytest.mark.nginx
+def test_large_bodies_go_through_temp_files_in_the_private_runtime_dir(live, tmp_path):
+    upstreams, client = live
+    big = b"b" * 1500  # below the 2048-byte limit of this table, so use a second instance with a roomy limit
+    assert client.send("POST", "/x", body=big).status == 200
+    roomy = parse_route_text(f"upstreams:\n  monolith: {upstreams['monolith'].url}\nmonolith: monolith\n",
+                             source="roomy.yaml")
+    runtime = tmp_path / "private"
+    runtime.mkdir(mode=0o700)
+    instance = start_nginx(roomy, runtime / "nginx", free_port(), override_secret=None)
+    other = Client(int(instance.options.listen.rsplit(":", 1)[1]))
+    try:
+        reply = other.send("POST", "/upload", body=b"u" * 300_000)  # > client_body_buffer_size and proxy_buffers
+        assert reply.status == 200 and len(reply.body) > 300_000  # the echo comes back through proxy temp files
+    finally:
+        other.close()
+        instance.stop()
+
+
+@pytest.mark.nginx
 def test_unsafe_methods_are_mirrored_when_the_route_allows(live):
     upstreams, client = live
     reply = client.send("DELETE", "/shadow/7", {"X-Request-ID": "mirror-del"})
