@@ -25,6 +25,7 @@ from django.utils.text import slugify
 
 from servicekit.errors import Conflict, InvalidInput
 from strangler_sync import events
+from strangler_sync.models import AggregateVersion, AppliedVersion
 from strangler_sync.ownership import ownership_require_owner
 from strangler_sync.services import event_publish
 from strangler_sync.snapshots import aggregate_payload
@@ -177,12 +178,37 @@ def product_discard_synced(*, product_id: int) -> None:
 # -- owner path: writes accepted once this service owns the aggregate ----------------------------------------------
 
 
+def _versions_continue(*, aggregate_type: str, aggregate_id: int) -> None:
+    """Number this owner's events after the last version applied from the previous owner.
+
+    Followers drop versions at or below what they applied; if the new owner restarted at v1, a flip
+    back (rollback) would see the old owner's next events as stale. Runs inside the write's
+    transaction, after the aggregate's row lock, so concurrent writers of one aggregate serialise.
+    """
+    key = {"aggregate_type": aggregate_type, "aggregate_id": str(aggregate_id)}
+    applied = AppliedVersion.objects.filter(**key).values_list("version", flat=True).first()
+    if not applied:
+        return
+    issued, created = AggregateVersion.objects.get_or_create(**key, defaults={"version": applied})
+    if not created and issued.version < applied:
+        AggregateVersion.objects.filter(**key, version__lt=applied).update(version=applied)
+
+
 def _publish(*, event_type: str, aggregate_type: str, instance: Category | Product) -> None:
+    _versions_continue(aggregate_type=aggregate_type, aggregate_id=instance.id)
     event_publish(
         event_type=event_type,
         aggregate_type=aggregate_type,
         aggregate_id=instance.id,
         payload=aggregate_payload(aggregate_type=aggregate_type, instance=instance),
+    )
+
+
+def _publish_deleted(*, aggregate_type: str, aggregate_id: int) -> None:
+    _versions_continue(aggregate_type=aggregate_type, aggregate_id=aggregate_id)
+    event_type = events.CATEGORY_DELETED if aggregate_type == "category" else events.PRODUCT_DELETED
+    event_publish(
+        event_type=event_type, aggregate_type=aggregate_type, aggregate_id=aggregate_id, payload={"id": aggregate_id}
     )
 
 
@@ -258,11 +284,9 @@ def category_delete(*, category: Category) -> Category:
     category_id = category.id
     try:
         with transaction.atomic():
+            list(Category.objects.select_for_update().filter(id=category_id).values_list("id"))  # as for updates
             category.delete()
-            event_publish(
-                event_type=events.CATEGORY_DELETED, aggregate_type="category", aggregate_id=category_id,
-                payload={"id": category_id},
-            )
+            _publish_deleted(aggregate_type="category", aggregate_id=category_id)
     except ProtectedError as exc:
         raise Conflict("The category has subcategories; move or delete them first.") from exc
     category.id = category_id
@@ -374,10 +398,8 @@ def product_delete(*, product: Product) -> Product:
     ownership_require_owner(aggregate_type="product")
     product_id = product.id
     with transaction.atomic():
+        list(Product.objects.select_for_update().filter(id=product_id).values_list("id"))  # serialise with updates
         product.delete()
-        event_publish(
-            event_type=events.PRODUCT_DELETED, aggregate_type="product", aggregate_id=product_id,
-            payload={"id": product_id},
-        )
+        _publish_deleted(aggregate_type="product", aggregate_id=product_id)
     product.id = product_id  # delete() clears the pk; callers still want to know which product went
     return product

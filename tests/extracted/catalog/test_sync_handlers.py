@@ -128,3 +128,18 @@ def test_every_event_delivered_three_times_shuffled_converges_to_the_last_versio
     assert {(p.id, p.name, str(p.price)) for p in Product.objects.all()} == {
         (i, "v4", "4.00") for i in range(1, 5)
     }
+
+
+def test_after_the_flip_versions_continue_from_the_previous_owner(catalog_owned, staff_api):
+    """A rollback to the monolith must not find its next versions stale: this owner numbers after v3."""
+    from extracted.catalog.products.bootstrap import id_sequences_advance
+
+    apply(envelope(events.PRODUCT_SNAPSHOT, 8, 3, product_payload(8)))
+    id_sequences_advance()
+    assert staff_api.patch("/api/products/8/", {"price": "20.00"}, format="json").status_code == 200
+    assert staff_api.delete("/api/products/8/").status_code == 204
+    created = staff_api.post("/api/products/", {"sku": "FRESH-1", "name": "Fresh", "price": "1.00"}, format="json")
+    versions = list(OutboxEvent.objects.order_by("id").values_list("aggregate_id", "event_type", "version"))
+    assert versions == [
+        ("8", "product.updated", 4), ("8", "product.deleted", 5), (str(created.json()["id"]), "product.created", 1)
+    ]
