@@ -8,9 +8,7 @@ lost, nothing applied twice, verify finds 0 differences.
 
 from __future__ import annotations
 
-import json
 import random
-import time
 
 import psycopg
 import pytest
@@ -113,16 +111,16 @@ def test_faults_on_postgresql_and_rabbitmq(tmp_path, rabbitmq_url):
     published = "SELECT count(*) FROM strangler_sync_outboxevent WHERE status = 'published'"
     inbox = "SELECT count(*) FROM strangler_sync_inboxmessage"
     try:
-        write(monolith, categories=5, products=300, updates=500)
+        write(monolith, categories=5, products=200, updates=300)
         events = _count(mono_db, outbox)
-        assert events == 805
+        assert events == 505
 
         # 1. relay killed -9 mid-batch: its batch rolls back and is published again by the next relay.
-        relay = monolith.start("sync_relay", env={"STRANGLER_SYNC_BATCH_SIZE": "100"})
+        relay = monolith.start("sync_relay", env={"STRANGLER_SYNC_BATCH_SIZE": "200"})
         wait_for(lambda: _queue_depth(rabbitmq_url, queue) > 0, interval=0.01, what="the first publishes")
         kill9(relay)
-        assert _count(mono_db, published) < events
-        in_queue_after_kill = _queue_depth(rabbitmq_url, queue)
+        assert _count(mono_db, published) < events  # the killed batch was rolled back: still pending
+        assert _queue_depth(rabbitmq_url, queue) > 0  # ...although the broker already confirmed part of it
         monolith.start("sync_relay", env={"STRANGLER_SYNC_BATCH_SIZE": "100"})
         wait_for(lambda: _count(mono_db, published) == events, what="everything published")
 
@@ -130,7 +128,7 @@ def test_faults_on_postgresql_and_rabbitmq(tmp_path, rabbitmq_url):
         consumer = catalog.start("sync_consume", "--prefetch", "20")
         wait_for(lambda: _count(catalog_db, inbox) > 0, interval=0.02, what="the first applies")
         kill9(consumer)
-        assert _count(catalog_db, inbox) < events + in_queue_after_kill
+        assert _count(catalog_db, inbox) < events
         catalog.start("sync_consume")
         wait_for(lambda: _count(catalog_db, inbox) == events and _queue_depth(rabbitmq_url, queue) == 0,
                  what="every event applied once")
@@ -145,7 +143,8 @@ def test_faults_on_postgresql_and_rabbitmq(tmp_path, rabbitmq_url):
                 producer.publish(body, exchange="", routing_key=queue, serializer="json")
             producer.publish(b"\xff not json", exchange="", routing_key=queue, content_type="application/json",
                              content_encoding="binary")
-        wait_for(lambda: catalog.shell_json(INBOX_STATS)["dead"] == 2 and _queue_depth(rabbitmq_url, queue) == 0,
+        dead = "SELECT count(*) FROM strangler_sync_deadletter"
+        wait_for(lambda: _count(catalog_db, dead) == 2 and _queue_depth(rabbitmq_url, queue) == 0,
                  timeout=120, what="redeliveries consumed, bad messages dead-lettered")
         stats = catalog.shell_json(INBOX_STATS)
         assert stats["inbox"] == stats["distinct"] == events  # nothing lost, nothing recorded twice
@@ -167,8 +166,6 @@ def test_faults_on_postgresql_and_rabbitmq(tmp_path, rabbitmq_url):
         for aggregate in ("category", "product"):
             result = verify(monolith, catalog, aggregate)
             assert result.returncode == 0, result.stdout + result.stderr
-        time.sleep(0)  # (processes are stopped in finally)
-        json.dumps(stats)
     finally:
         monolith.stop_all()
         catalog.stop_all()
