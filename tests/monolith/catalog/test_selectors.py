@@ -101,3 +101,16 @@ def test_category_tree_and_descendants(tree):
         [tree["home"].id, tree["kitchen"].id, tree["knives"].id]
     )
     assert [c.slug for c in selectors.category_ancestors(category=tree["knives"])] == ["home", "kitchen", "knives"]
+
+
+@pytest.mark.postgres
+def test_postgres_has_trigram_indexes_for_text_search(shelf):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'catalog_product' AND indexname LIKE '%trgm'"
+        )
+        names = {row[0] for row in cursor.fetchall()}
+    assert names == {"catalog_product_name_trgm", "catalog_product_sku_trgm", "catalog_product_description_trgm"}
+    assert skus(selectors.product_list(q="CAST iron")) == ["PAN-1"]  # same results with the indexes in place
