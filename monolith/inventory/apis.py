@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,8 +36,14 @@ class StockListApi(APIView):
                 raise InvalidInput("product must be comma-separated ids.", details={"product": [raw]}) from None
             if not product_ids or len(product_ids) > 500:
                 raise InvalidInput("Give 1 to 500 product ids.", details={"product": [raw]})
+        if product_ids is None:  # every row: paginated like the rest of the API
+            paginator = PageNumberPagination()
+            page = paginator.paginate_queryset(selectors.stock_list(), request, view=self)
+            return paginator.get_paginated_response(StockOutputSerializer(page, many=True).data)
         items = selectors.stock_list(product_ids=product_ids)
-        return Response({"results": StockOutputSerializer(items, many=True).data})
+        # The same shape as a page, holding every requested product (at most 500).
+        data = StockOutputSerializer(items, many=True).data
+        return Response({"count": len(data), "next": None, "previous": None, "results": data})
 
 
 class StockDetailApi(APIView):

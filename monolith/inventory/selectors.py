@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import F
+from django.db.models import F, QuerySet
 
 from monolith.catalog.models import Product
 from monolith.inventory.models import Reservation, StockItem
@@ -34,10 +34,11 @@ def stock_get(*, product_id: int) -> StockItem:
     return StockItem(product_id=product_id, quantity_on_hand=0, quantity_reserved=0)
 
 
-def stock_list(*, product_ids: Iterable[int] | None = None) -> list[StockItem]:
-    """Stock rows ordered by product id (all of them, or those of the given products, zero rows filled in)."""
+def stock_list(*, product_ids: Iterable[int] | None = None) -> QuerySet[StockItem] | list[StockItem]:
+    """Stock rows ordered by product id: all of them (a queryset, to paginate), or the given products' rows
+    with all-zero rows filled in for products that never had stock."""
     if product_ids is None:
-        return list(StockItem.objects.order_by("product_id"))
+        return StockItem.objects.order_by("product_id")
     ids = sorted(set(product_ids))
     found = {item.product_id: item for item in StockItem.objects.filter(product_id__in=ids)}
     known = set(Product.objects.filter(id__in=ids).values_list("id", flat=True))

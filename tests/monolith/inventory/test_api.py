@@ -32,6 +32,12 @@ def test_stock_list_by_product_ids(products):
     ]
 
 
+def test_stock_list_without_ids_is_paginated(products):
+    body = APIClient().get("/api/stock/").json()
+    assert body["count"] == 2 and body["next"] is None
+    assert [r["product"] for r in body["results"]] == [products["a"].id, products["b"].id]
+
+
 @pytest.mark.parametrize("param", ["x", "1,,y", ","])
 def test_stock_list_with_junk_ids_is_400(products, param):
     response = APIClient().get("/api/stock/", {"product": param})
