@@ -62,7 +62,8 @@ class NamedUpstream:
         self.httpd.owner = self  # type: ignore[attr-defined]
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name=f"upstream-{name}", daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"upstream-{name}", daemon=True)
         self._thread.start()
 
     def record(self, request: dict) -> None:
