@@ -169,7 +169,7 @@ class StranglerAddon:
         self.admin: AdminServer | None = None
         self.watcher: RouteFileWatcher | None = None
         self.allowed_hosts: frozenset[str] = frozenset()
-        self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="strangler-upstream")
+        self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="strangler-upstream")
         self._random = random.Random()
         self._route_path: Path | None = None
 
@@ -189,6 +189,8 @@ class StranglerAddon:
         loader.add_option("strangler_breaker_cooldown", str, "5", "Seconds an open breaker waits before a probe.")
         loader.add_option("strangler_reload_interval", str, "0.25", "Seconds between route file checks; 0 = off.")
         loader.add_option("strangler_shadow_workers", int, 4, "Threads sending shadow requests.")
+        loader.add_option("strangler_upstream_threads", int, 64,
+                          "Threads sending service-bound requests (the most such requests in flight at once).")
 
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
@@ -235,6 +237,13 @@ class StranglerAddon:
                 store=self.store, client=self.client, max_workers=opts.strangler_shadow_workers,
                 on_compared=self._shadow_compared, on_error=self._shadow_failed,
             )
+        if "strangler_upstream_threads" in updated:
+            if opts.strangler_upstream_threads < 1:
+                raise exceptions.OptionsError("strangler_upstream_threads must be >= 1")
+            old_executor = self._executor
+            self._executor = ThreadPoolExecutor(max_workers=opts.strangler_upstream_threads,
+                                                thread_name_prefix="strangler-upstream")
+            old_executor.shutdown(wait=False)  # requests already in it finish there
         if {"strangler_admin_port", "strangler_admin_host"} & updated:
             if self.admin is not None:
                 self.admin.stop()
