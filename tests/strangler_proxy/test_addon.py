@@ -304,3 +304,16 @@ def test_metrics_count_requests_by_route_upstream_and_status(proxy, catalog):
     assert 'strangler_proxy_requests_total{route="/api/products/",status="200",upstream="catalog"} 1.0' in text
     assert 'strangler_proxy_rejections_total{reason="unknown_host"} 1.0' in text
     assert 'strangler_proxy_request_seconds_count{route="/api/products/",upstream="catalog"} 1.0' in text
+
+
+def test_service_response_keeps_repeated_headers_and_head_keeps_its_length(proxy, catalog):
+    addon, _ = proxy
+
+    catalog.handler = lambda m, p, h, b: (
+        200, [("Content-Type", "text/plain"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")], b"hello")
+    flow = through(addon, make_flow("GET", "/api/products/"))
+    assert flow.response.headers.get_all("Set-Cookie") == ["a=1", "b=2"]
+    assert flow.response.content == b"hello" and flow.response.headers["Content-Length"] == "5"
+    head = through(addon, make_flow("HEAD", "/api/products/"))
+    assert head.response.status_code == 200
+    assert head.response.raw_content == b"" and head.response.headers["Content-Length"] == "5"

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-# handler(method, path, headers, body) -> (status, headers, body)
+# handler(method, path, headers, body) -> (status, headers (dict, or list of pairs to repeat a name), body)
 Handler = Callable[[str, str, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
 
 
@@ -47,7 +47,8 @@ class UpstreamServer:
                                             "body": body, "at": time.monotonic()})
                 status, response_headers, response_body = server.handler(self.command, self.path, headers, body)
                 self.send_response(status)
-                for key, value in response_headers.items():
+                pairs = response_headers.items() if isinstance(response_headers, dict) else response_headers
+                for key, value in pairs:
                     self.send_header(key, value)
                 self.send_header("Content-Length", str(len(response_body)))
                 self.end_headers()
