@@ -124,5 +124,11 @@ CELERY_TASK_ACKS_LATE = False
 CELERY_TASK_DEFAULT_QUEUE = "catalog"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.env_bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Once this service owns writes its worker (`celery -A extracted.catalog worker -B`) relays the outbox:
+# each commit triggers the relay task, the sweep publishes anything a lost trigger left behind.
+CELERY_BEAT_SCHEDULE = {
+    "strangler-sync-sweep": {"task": "strangler_sync.relay_sweep", "schedule": 5.0},
+    "strangler-sync-cleanup": {"task": "strangler_sync.cleanup", "schedule": 3600.0},
+}
 
 LOGGING = logging_config(service=PROJECT_NAME)
