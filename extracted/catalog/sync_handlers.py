@@ -4,6 +4,10 @@ Registered when the app loads (``products.apps.ProductsConfig.ready`` imports th
 event carries the aggregate's full state, so every handler is an idempotent upsert (or delete) by id;
 the consumer's inbox skips redeliveries and its version guard skips stale events before we run.
 Handlers use the follower write path (``*_apply_synced``), which never emits events back.
+
+Events of different rows are not ordered with each other, so an upsert can briefly collide with a
+unique slug/SKU another row still holds (a rename whose event has not arrived yet): the handler then
+fails, the consumer retries the message, and it applies once the other row's event has landed.
 """
 
 from __future__ import annotations

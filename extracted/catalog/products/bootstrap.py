@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from servicekit.errors import InvalidInput
+from servicekit.errors import Conflict, InvalidInput
 
 from .models import Category, Product
 
@@ -79,12 +79,18 @@ def catalog_load_dump(*, records: Iterable[dict], batch_size: int = 1000) -> Loa
             categories.append(_category(record))
         elif model == MONOLITH_PRODUCT:
             products.append(_product(record))
-    with transaction.atomic():
-        for model, rows, fields in ((Category, categories, _CATEGORY_FIELDS), (Product, products, _PRODUCT_FIELDS)):
-            for start in range(0, len(rows), batch_size):
-                model.objects.bulk_create(
-                    rows[start : start + batch_size], update_conflicts=True, unique_fields=["id"], update_fields=fields
-                )
+    try:
+        with transaction.atomic():
+            for model, rows, fields in (
+                (Category, categories, _CATEGORY_FIELDS), (Product, products, _PRODUCT_FIELDS)
+            ):
+                for start in range(0, len(rows), batch_size):
+                    model.objects.bulk_create(
+                        rows[start : start + batch_size], update_conflicts=True, unique_fields=["id"],
+                        update_fields=fields,
+                    )
+    except IntegrityError as exc:  # a slug/SKU held by another id here: this database diverged from the dump
+        raise Conflict(f"The dump conflicts with rows already here (nothing was loaded): {exc}") from exc
     return LoadResult(categories=len(categories), products=len(products))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from extracted.catalog.products import services
 from extracted.catalog.products.bootstrap import catalog_load_dump, id_sequences_advance
@@ -71,3 +71,14 @@ def test_id_sequences_advance_with_headroom(catalog_owned):
 def test_negative_headroom_is_refused():
     with pytest.raises(InvalidInput):
         id_sequences_advance(headroom=-1)
+
+
+def test_a_dump_that_conflicts_with_local_rows_loads_nothing(tmp_path):
+    catalog_load_dump(records=dump())
+    clash = dump()
+    clash[2]["pk"] = 501  # same SKU and slug under another id
+    path = tmp_path / "clash.json"
+    path.write_text(json.dumps(clash))
+    with pytest.raises(CommandError, match="conflicts with rows already here"):
+        call_command("catalog_import", str(path))
+    assert list(Product.objects.values_list("id", flat=True)) == [500]

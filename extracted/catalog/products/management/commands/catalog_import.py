@@ -8,6 +8,7 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from extracted.catalog.products.bootstrap import catalog_load_dump, id_sequences_advance
+from servicekit.errors import DomainError
 
 
 class Command(BaseCommand):
@@ -28,7 +29,10 @@ class Command(BaseCommand):
             raise CommandError(f"cannot read {dump}: {exc}") from exc
         if not isinstance(records, list):
             raise CommandError(f"{dump}: expected a JSON list of dumpdata records")
-        result = catalog_load_dump(records=records, batch_size=batch)
+        try:
+            result = catalog_load_dump(records=records, batch_size=batch)
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
         # Loaded rows carry the monolith's ids; keep this database's id allocator above them.
         id_sequences_advance()
         self.stdout.write(f"loaded {result.categories} categories and {result.products} products")
