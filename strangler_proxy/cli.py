@@ -117,8 +117,9 @@ def cmd_table(args: argparse.Namespace) -> int:
 def _nginx_options(args: argparse.Namespace, table: RouteTable):
     from strangler_proxy.nginx.render import NginxOptions
 
+    hosts = tuple(h.strip() for h in args.hosts.split(",") if h.strip())
     return NginxOptions(runtime_dir=_runtime_dir(args.runtime_dir).resolve(), listen=_listen(args.listen),
-                        override_secret=_override_secret(table))
+                        override_secret=_override_secret(table), hosts=hosts or ("*",))
 
 
 def cmd_render_nginx(args: argparse.Namespace) -> int:
@@ -204,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "render-nginx":
             p.add_argument("--out", metavar="FILE", default=None)
         p.add_argument("--listen", default=DEFAULT_NGINX_LISTEN, metavar="PORT|HOST:PORT")
+        p.add_argument("--hosts", default="localhost,127.0.0.1,[::1]", metavar="NAME,...",
+                       help="Host names clients may address, '*' for any; others get 421 (default: %(default)s)")
         p.add_argument("--runtime-dir", default=None, metavar="DIR",
                        help="nginx prefix dir: pid, logs, temp files (default: var/nginx)")
         _routes_arg(p)

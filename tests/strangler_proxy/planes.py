@@ -53,7 +53,8 @@ class Client:
             if self.conn is None:
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
             try:
-                self.conn.putrequest(method, target, skip_accept_encoding=True)
+                given = {name.lower() for name in headers or {}}
+                self.conn.putrequest(method, target, skip_host="host" in given, skip_accept_encoding=True)
                 for name, value in (headers or {}).items():
                     self.conn.putheader(name, value)
                 self.conn.putheader("Content-Length", str(len(body or b"")))

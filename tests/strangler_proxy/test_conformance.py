@@ -6,6 +6,7 @@ that answer with their own name. Also: nginx's split_clients agrees with murmur.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -237,6 +238,23 @@ def test_canary_rows_cover_both_sides(environment):
     assert served == {"catalog", "monolith"}
     served = {expected_outcome(table, *row)[1] for row in STICKY_ROWS if "/api/categories/" in row[1]}
     assert served == {"catalog", "monolith"}
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [("127.0.0.1", {200}), ("LOCALHOST:8080", {200}), ("localhost", {200}), ("evil.example", {421}),
+     ("127.0.0.1.evil.example", {421}), ("", {400, 421})],  # an empty Host is invalid HTTP/1.1 for nginx
+)
+def test_only_configured_host_names_are_served(environment, host, status):
+    _table, upstreams, clients = environment
+    for plane, client in clients.items():
+        before = sum(len(u.requests) for u in upstreams.values())
+        reply = client.send("GET", "/api/orders/1", {"Host": host})
+        assert reply.status in status, (plane, host, reply.status, reply.body[:200])
+        contacted = sum(len(u.requests) for u in upstreams.values()) - before
+        assert contacted == (1 if reply.status == 200 else 0), (plane, host)
+        if reply.status == 421:
+            assert json.loads(reply.body)["error"]["code"] == "unknown_host", plane
 
 
 def test_route_and_upstream_headers_match_the_decision(environment):
