@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils.text import slugify
 from tqdm import tqdm
 
@@ -149,6 +149,14 @@ def _seed_users(*, count: int, seed: int) -> list:
     return list(user_model.objects.filter(username__in=wanted).order_by("id"))
 
 
+def _refresh_planner_statistics(*model_classes: type[models.Model]) -> None:
+    """ANALYZE the freshly filled tables: without statistics the planner guesses (PostgreSQL's autovacuum
+    would get there eventually; SQLite never does on its own)."""
+    with connection.cursor() as cursor:
+        for model in model_classes:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+
+
 def storefront_seed(
     *, products: int, users: int, seed: int = 0, batch_size: int = 2000, progress: bool = False
 ) -> SeedResult:
@@ -190,6 +198,7 @@ def storefront_seed(
             review_count += len(reviews)
             bar.update(len(batch))
         bar.close()
+    _refresh_planner_statistics(Category, Product, StockItem, Review, get_user_model())
     return SeedResult(
         categories=Category.objects.count(),
         products=product_count,
