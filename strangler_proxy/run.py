@@ -46,6 +46,7 @@ def mitmdump_command(args: argparse.Namespace, monolith_url: str, routes_path: s
         "keep_host_header": "true",  # the addon checks the Host the client sent, then sets the upstream's
         "connection_strategy": "lazy",
         "flow_detail": "0",  # one access line per flow is the addon's job (recording); keep the console quiet
+        "termlog_verbosity": "warn",  # connection chatter costs CPU; reloads, breakers and errors still show
     }
     if args.hosts:
         options["strangler_hosts"] = args.hosts
@@ -55,12 +56,15 @@ def mitmdump_command(args: argparse.Namespace, monolith_url: str, routes_path: s
         options["strangler_diffs"] = str(VAR_DIR / "proxy" / "diffs.jsonl")
     else:
         options["strangler_diffs"] = args.diffs
+    for extra in args.extra:  # --set NAME=VALUE wins over the defaults above (mitmdump refuses a name twice)
+        name, sep, value = extra.partition("=")
+        if not sep:
+            raise SystemExit(f"strangler-proxy run: --set expects NAME=VALUE, got {extra!r}")
+        options[name.strip()] = value
     command = [*base, "--mode", f"reverse:{monolith_url}", "--listen-host", args.listen_host,
                "--listen-port", str(args.listen_port), "-s", str(ADDON_PATH)]
     for name, value in options.items():
         command += ["--set", f"{name}={value}"]
-    for extra in args.extra:
-        command += ["--set", extra]
     return command
 
 

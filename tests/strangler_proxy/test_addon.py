@@ -317,3 +317,22 @@ def test_service_response_keeps_repeated_headers_and_head_keeps_its_length(proxy
     head = through(addon, make_flow("HEAD", "/api/products/"))
     assert head.response.status_code == 200
     assert head.response.raw_content == b"" and head.response.headers["Content-Length"] == "5"
+
+
+def test_run_builds_a_reverse_mode_mitmdump_command_where_set_overrides_defaults():
+    import argparse
+
+    from strangler_proxy.run import ADDON_PATH, add_arguments, mitmdump_command
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--listen-port", "9000", "--admin-port", "0", "--diffs", "d.jsonl",
+                              "--set", "termlog_verbosity=info", "--set", "strangler_breaker_failures=3"])
+    command = mitmdump_command(args, "http://127.0.0.1:8000", "/r/routes.yaml")
+    sets = [command[i + 1] for i, part in enumerate(command) if part == "--set"]
+    assert command[command.index("--mode") + 1] == "reverse:http://127.0.0.1:8000"
+    assert command[command.index("--listen-port") + 1] == "9000"
+    assert command[command.index("-s") + 1] == str(ADDON_PATH)
+    assert "termlog_verbosity=info" in sets and "termlog_verbosity=warn" not in sets
+    assert {"strangler_routes=/r/routes.yaml", "strangler_admin_port=0", "strangler_diffs=d.jsonl",
+            "keep_host_header=true", "strangler_breaker_failures=3"} <= set(sets)
