@@ -119,7 +119,7 @@ class _Renderer:
         return [self.table.monolith, route.service] if expr.startswith("$") else [expr]
 
     def wants_mirror(self, route: Route, method: str) -> bool:
-        if route.shadow is not None and route.shadow.sample <= 0:
+        if route.shadow is not None and round(route.shadow.sample * 10000) <= 0:  # below split_clients' 0.01%
             return False
         return any(shadow_target(self.table, route, primary=p, method=method) for p in self.possible_primaries(route))
 
@@ -178,7 +178,8 @@ class _Renderer:
         body = []
         if route.shadow is not None and (percent := _sample_percent(route.shadow.sample)) is not None:
             self.http[f"sample_{rid}"] = (
-                f"split_clients \"$request_id\" $strangler_sample_{rid} {{\n    {percent} 1;\n    * 0;\n}}\n"
+                # keyed on the request id: a request (and its retries) is sampled the same way every time
+                f"split_clients \"$strangler_request_id\" $strangler_sample_{rid} {{\n    {percent} 1;\n    * 0;\n}}\n"
             )
             body.append(f"if ($strangler_sample_{rid} = 0) {{ return 204; }}")
         if primary.startswith("$"):

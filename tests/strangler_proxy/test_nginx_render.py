@@ -7,7 +7,7 @@ import time
 import pytest
 
 from strangler_proxy.loader import DEFAULT_ROUTE_FILE, load_route_file, parse_route_text
-from strangler_proxy.murmur import in_canary
+from strangler_proxy.murmur import in_canary, murmurhash2
 from strangler_proxy.nginx.control import config_test
 from strangler_proxy.nginx.render import NginxOptions, render_nginx
 from strangler_proxy.override import override_token
@@ -54,6 +54,14 @@ routes:
     mode: shadow
     service: catalog
     shadow: {{unsafe_methods: true}}
+  - prefix: /sampled/
+    mode: shadow
+    service: catalog
+    shadow: {{sample: 0.5}}
+  - prefix: /never/
+    mode: shadow
+    service: catalog
+    shadow: {{sample: 0.00001}}
 """
 
 
@@ -196,3 +204,24 @@ def test_unsafe_methods_are_mirrored_when_the_route_allows(live):
     while not any(r["headers"].get("x-request-id") == "mirror-del" for r in upstreams["diff"].requests):
         assert time.monotonic() < deadline, "no mirrored DELETE reached the diff endpoint"
         time.sleep(0.05)
+
+
+@pytest.mark.nginx
+def test_shadow_sampling_is_keyed_on_the_request_id(live):
+    upstreams, client = live
+    ids = [f"sample-{i}" for i in range(60)]
+    boundary = 5000 * 0xFFFFFFFF // 10000  # split_clients 50.00%
+    expected = {i for i in ids if murmurhash2(i.encode()) < boundary}
+    assert 10 < len(expected) < 50
+    for request_id in ids:
+        assert client.send("GET", "/sampled/x", {"X-Request-ID": request_id}).status == 200
+        client.send("GET", "/never/x", {"X-Request-ID": "never-" + request_id})
+    deadline = time.monotonic() + 5
+    while True:
+        mirrored = {r["headers"].get("x-request-id") for r in upstreams["diff"].requests}
+        if expected <= mirrored or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    client.send("GET", "/x")  # the mirror of the last request has finished once the connection serves another
+    mirrored = {r["headers"].get("x-request-id") for r in upstreams["diff"].requests}
+    assert mirrored == expected
