@@ -41,8 +41,14 @@ from strangler_proxy.loader import RouteFileError, load_route_file, parse_route_
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
 from strangler_proxy.recording import Recorder, exchange_record
 from strangler_proxy.routing import Decision, PathRejected, RequestInfo, decide
-from strangler_proxy.shadow import DiffStore, ShadowJob, ShadowRunner
-from strangler_proxy.spec import SAFE_METHODS, RouteTable
+from strangler_proxy.shadow import SHADOW_HEADER, DiffStore, ShadowJob, ShadowRunner
+from strangler_proxy.spec import (
+    MIRROR_PRIMARY_HEADER,
+    MIRROR_ROUTE_HEADER,
+    MIRROR_SHADOW_HEADER,
+    SAFE_METHODS,
+    RouteTable,
+)
 
 logger = logging.getLogger("strangler_proxy")
 
@@ -52,6 +58,7 @@ UPSTREAM_HEADER = "X-Strangler-Upstream"
 FALLBACK_HEADER = "X-Strangler-Fallback"
 PROXY_UPSTREAM = "proxy"  # X-Strangler-Upstream of answers the proxy gives itself
 METADATA_KEY = "strangler"
+INTERNAL_HEADERS = (SHADOW_HEADER, MIRROR_ROUTE_HEADER, MIRROR_PRIMARY_HEADER, MIRROR_SHADOW_HEADER)
 DEFAULT_HOSTS = "localhost,127.0.0.1,[::1]"
 
 
@@ -334,6 +341,8 @@ class StranglerAddon:
         state.decision = decision
         request.headers[REQUEST_ID_HEADER] = request_id
         request.headers.pop(table.override.header, None)  # signed or not, it never reaches an upstream
+        for internal in INTERNAL_HEADERS:  # only the proxy may say a request is a shadow or mirror copy
+            request.headers.pop(internal, None)
         client_host = request.host_header or ""
         request.headers["X-Forwarded-For"] = ", ".join(
             v for v in (request.headers.get("X-Forwarded-For"), info.client_addr) if v)

@@ -159,6 +159,14 @@ def test_override_header_is_honoured_only_when_signed_and_never_forwarded(proxy,
     assert "X-Strangler-Force" not in forged.request.headers
 
 
+def test_clients_cannot_claim_a_request_is_a_shadow_or_mirror_copy(proxy, catalog):
+    addon, _ = proxy
+    through(addon, make_flow("GET", "/api/products/", headers=[
+        ("X-Strangler-Shadow", "1"), ("X-Strangler-Mirror-Route", "/api/products/"),
+        ("X-Strangler-Mirror-Primary", "monolith"), ("X-Strangler-Mirror-Shadow", "catalog")]))
+    assert not any(name.startswith("x-strangler") for name in catalog.received()[0]["headers"])
+
+
 def test_hop_by_hop_headers_are_stripped(proxy, catalog):
     addon, _ = proxy
     through(addon, make_flow("GET", "/api/products/", headers=[
