@@ -115,3 +115,22 @@ def test_inactive_product_page_is_404_for_customers_only(client, shelf, django_u
     assert client.get(url).status_code == 404
     client.force_login(django_user_model.objects.create_user(username="boss", password="x", is_staff=True))
     assert "Not on sale" in client.get(url).content.decode()
+
+
+def test_layout_nav_for_visitors_and_signed_in_users(client, shelf, django_user_model):
+    html = client.get("/").content.decode()
+    for name in ("catalog:product-list", "cart:detail", "orders:list", "accounts:signup"):
+        assert f'href="{reverse(name)}"' in html, name
+    assert f'href="{reverse("accounts:login")}?next=/"' in html
+    assert reverse("accounts:profile") not in html
+
+    client.force_login(django_user_model.objects.create_user(username="dora", password="pw-dora-1"))
+    html = client.get("/").content.decode()
+    assert f'href="{reverse("accounts:profile")}">Account (dora)</a>' in html
+    logout = re.search(rf'<form method="post" action="{reverse("accounts:logout")}" class="inline">(.*?)</form>', html)
+    assert logout and 'name="csrfmiddlewaretoken"' in logout.group(1)
+    assert f'href="{reverse("accounts:login")}' not in html
+
+
+def test_messages_are_shown_in_the_layout(client, shelf):
+    assert '<li class="message error">' in client.get("/", {"ordering": "sideways"}).content.decode()
