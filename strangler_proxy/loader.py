@@ -35,8 +35,11 @@ _HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _COOKIE = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # nginx's $cookie_<name> needs a variable-safe name
 # Route prefixes are canonical paths: printable ASCII without %, backslash, quotes, spaces, `//` or dot segments,
 # so that the canonical path nginx matches and normalize_path() agree byte for byte.
-_PREFIX = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$")
+# No `$` either: nginx would read it as a variable where the prefix is rendered into a header value.
+_PREFIX = re.compile(r"^/[A-Za-z0-9._~!&'()*+,;=:@/-]*$")
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.-]+:\d{1,5}$")
+# host:port exactly as rendered into nginx `server` lines: a name, IPv4 or bracketed IPv6, nothing else.
+_NETLOC = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$")
 
 
 class RouteFileError(ValueError):
@@ -138,7 +141,8 @@ def _upstream(r: _Reader, name: str, key_node: yaml.Node, node: yaml.Node) -> Up
         port = parts.port
     except ValueError:
         port = None
-    if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/") or parts.query:
+    if (parts.scheme != "http" or not _NETLOC.match(parts.netloc) or port is None or parts.path not in ("", "/")
+            or parts.query or parts.fragment):
         raise r.fail(url_node, f"{field}.url", f"must be http://host:port without a path, got {url!r}")
     health = "/healthz"
     if "health_path" in items:

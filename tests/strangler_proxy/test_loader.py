@@ -93,6 +93,10 @@ def test_shadow_mode_gets_a_default_shadow_spec():
          "routes.yaml:4: upstreams.catalog.url: must be"),
         (BASE.replace("http://127.0.0.1:8001", "http://127.0.0.1:8001/api"), "routes.yaml:4: upstreams.catalog.url:"),
         (BASE.replace("http://127.0.0.1:8001", "http://127.0.0.1"), "routes.yaml:4: upstreams.catalog.url:"),
+        (BASE.replace("http://127.0.0.1:8001", "http://user@127.0.0.1:8001"), "routes.yaml:4: upstreams.catalog.url:"),
+        (BASE.replace("http://127.0.0.1:8001", "'http://a;b:8001'"), "routes.yaml:4: upstreams.catalog.url:"),
+        (BASE.replace("http://127.0.0.1:8001", "http://127.0.0.1:99999"), "routes.yaml:4: upstreams.catalog.url:"),
+        (BASE.replace("/api/products/", "/api/$host/"), "routes.yaml:8: routes[0].prefix: invalid value"),
         (BASE.replace("monolith: monolith", "monolith: catalogue"), "routes.yaml:6: monolith: unknown upstream"),
         (BASE.replace("monolith: monolith\n", ""), "routes.yaml:1: monolith: required"),
         (BASE.replace("    service: catalog\n", ""), "routes.yaml:9: routes[0].service: required in canary mode"),
@@ -132,6 +136,13 @@ def test_errors_name_file_line_and_field(text, expected):
     assert str(error).startswith(expected), str(error)
     assert error.path == "routes.yaml"
     assert str(error) == f"{error.path}:{error.line}: {error.field}: {error.message}"
+
+
+def test_ipv6_and_host_names_are_accepted():
+    table = parse_route_text(BASE.replace("http://127.0.0.1:8001", "http://[::1]:8001")
+                             .replace("http://127.0.0.1:8000", "http://monolith.internal:8000"), source="r.yaml")
+    assert table.upstreams["catalog"].host_port == "[::1]:8001"
+    assert table.upstreams["monolith"].host_port == "monolith.internal:8000"
 
 
 def test_missing_file_is_a_route_file_error(tmp_path):
