@@ -1,7 +1,8 @@
 """After the flip the service is the writer: its API writes reach the monolith through the real data plane.
 
-Real processes on the default (filesystem) transport in a private var dir: the catalog service (live
-server + `sync_relay`), the monolith (live server + `sync_consume`), each with its own SQLite database.
+Real processes: the catalog service (live server + `sync_relay`) and the monolith (live server +
+`sync_consume`), each with its own SQLite database, on the default filesystem transport (private var dir)
+and on RabbitMQ (private namespace).
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 import requests
+from kombu import Connection
 
 from tests.extracted.catalog import live
 
@@ -28,9 +31,25 @@ def _wait_for(predicate, *, timeout: float = 30, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@pytest.fixture(params=["filesystem", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+def broker_env(request):
+    """The default transport (private folders under the test's var dir), or RabbitMQ under a private namespace."""
+    if request.param == "filesystem":
+        yield {}
+        return
+    url = request.getfixturevalue("rabbitmq_url")
+    namespace = f"test-flip-{uuid.uuid4().hex[:8]}"
+    yield {"CELERY_BROKER_URL": url, "STRANGLER_SYNC_NAMESPACE": namespace}
+    with Connection(url) as connection:  # leave nothing behind on the shared broker
+        channel = connection.channel()
+        for queue in ("sync.monolith", "sync.monolith.dlq", "sync.catalog", "sync.catalog.dlq"):
+            channel.queue_delete(f"{namespace}.{queue}")
+        channel.exchange_delete(f"{namespace}.strangler.events")
+
+
 @pytest.mark.slow
-def test_service_owned_writes_reach_the_monolith(tmp_path):
-    common = {"STRANGLER_SYNC_RELAY_TRIGGER": "none", "CATALOG_API_TOKENS": TOKEN}
+def test_service_owned_writes_reach_the_monolith(tmp_path, broker_env):
+    common = {"STRANGLER_SYNC_RELAY_TRIGGER": "none", "CATALOG_API_TOKENS": TOKEN, **broker_env}
     monolith_env = live.project_env(workdir=tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'm.sqlite3'}", **common)
     service_env = live.project_env(workdir=tmp_path, CATALOG_DATABASE_URL=f"sqlite:///{tmp_path / 'c.sqlite3'}",
                                    **common)
