@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import OperationalError, connection
 from drf_spectacular.validation import validate_schema
 
@@ -93,3 +95,11 @@ def test_unknown_page_is_html_404(client):
     response = client.get("/no-such-page/at/all/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+def test_models_and_migrations_agree():
+    out = StringIO()
+    try:
+        call_command("makemigrations", "--check", "--dry-run", stdout=out, stderr=out)
+    except SystemExit as exc:  # --check exits non-zero when a migration is missing
+        pytest.fail(f"a model change has no migration (exit {exc.code}):\n{out.getvalue()}")
