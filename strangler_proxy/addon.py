@@ -399,14 +399,18 @@ class StranglerAddon:
             flow.response = _response_from(fetched, head=request.method == "HEAD")  # the service's own 5xx
             state.upstream = upstream
         else:
-            self._service_unavailable(flow, state, upstream, reason, f"{upstream} did not answer ({failure})")
+            # No fallback on this route (or an unsafe method): say so, like nginx's 502/504 but in our error shape.
+            self._refuse(flow, state, upstream, reason, f"{upstream} did not answer ({failure})")
 
     def _service_unavailable(self, flow: http.HTTPFlow, state: FlowState, upstream: str, reason: str,
                              message: str) -> None:
         """Serve a safe request from the monolith, refuse an unsafe one with 503."""
         if flow.request.method in SAFE_METHODS:
             self._fall_back(flow, state, upstream, reason)
-            return
+        else:
+            self._refuse(flow, state, upstream, reason, message)
+
+    def _refuse(self, flow: http.HTTPFlow, state: FlowState, upstream: str, reason: str, message: str) -> None:
         flow.response = error_response(503, "upstream_unavailable", message,
                                        {"upstream": upstream, "reason": reason})
         flow.response.headers["Retry-After"] = "5"

@@ -242,6 +242,14 @@ def test_unsafe_method_to_a_dead_service_gets_a_503_json_error(proxy, catalog):
                               "details": {"upstream": "catalog", "reason": "connect"}}
 
 
+def test_dead_service_on_a_route_without_fallback_is_a_503_even_for_get(proxy, catalog):
+    addon, _ = proxy
+    catalog.stop()
+    flow = through(addon, make_flow("GET", "/api/orders/"))
+    assert flow.response.status_code == 503
+    assert error_of(flow)["details"] == {"upstream": "catalog", "reason": "connect"}
+
+
 def test_service_5xx_without_fallback_is_passed_through(proxy, catalog):
     addon, _ = proxy
     catalog.handler = lambda m, p, h, b: json_answer(500, {"error": {"code": "server_error"}})
