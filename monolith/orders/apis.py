@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -72,4 +72,22 @@ class OrderCancelApi(APIView):
     @extend_schema(request=None, responses=OrderOutputSerializer)
     def post(self, request, reference: str):
         order = services.order_cancel(order=selectors.order_get(user=request.user, reference=reference))
+        return Response(OrderOutputSerializer(selectors.order_get(user=request.user, reference=order.reference)).data)
+
+
+class OrderShipApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses=OrderOutputSerializer)
+    def post(self, request, reference: str):
+        order = services.order_ship(order=selectors.order_get(user=request.user, reference=reference))
+        return Response(OrderOutputSerializer(selectors.order_get(user=request.user, reference=order.reference)).data)
+
+
+class OrderDeliverApi(APIView):
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses=OrderOutputSerializer)
+    def post(self, request, reference: str):
+        order = services.order_deliver(order=selectors.order_get(user=request.user, reference=reference))
         return Response(OrderOutputSerializer(selectors.order_get(user=request.user, reference=order.reference)).data)

@@ -162,3 +162,16 @@ def test_anonymous_cannot_check_out(products):
                                 HTTP_IDEMPOTENCY_KEY="k")
     assert response.status_code in (401, 403)
     assert not Order.objects.exists()
+
+
+def test_staff_ship_and_deliver(api, django_user_model):
+    reference = _checkout(api).json()["reference"]
+    assert api.post(f"/api/orders/{reference}/ship/").status_code == 403  # the customer is not staff
+    staff = APIClient()
+    staff.force_authenticate(django_user_model.objects.create_user(username="warehouse", is_staff=True))
+    early = staff.post(f"/api/orders/{reference}/deliver/")
+    assert early.status_code == 409 and early.json()["error"]["code"] == "illegal_transition"
+    assert staff.post(f"/api/orders/{reference}/ship/").json()["status"] == "shipped"
+    assert staff.post(f"/api/orders/{reference}/deliver/").json()["status"] == "delivered"
+    assert staff.post(f"/api/orders/{reference}/ship/").status_code == 409
+    assert api.get(f"/api/orders/{reference}/").json()["status"] == "delivered"
