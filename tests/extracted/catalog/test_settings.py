@@ -37,3 +37,17 @@ def test_the_suite_runs_on_its_own_postgresql_database():
         cursor.execute("SELECT current_database()")
         (name,) = cursor.fetchone()
     assert name.startswith("test_") and name.endswith("_catalog"), name
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_text_search_uses_the_trigram_index_on_postgresql(catalog):
+    from extracted.catalog.products.models import Product
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'catalog_service_product'")
+        indexes = {row[0] for row in cursor.fetchall()}
+        assert {"catalog_service_product_name_trgm", "catalog_service_product_description_trgm"} <= indexes
+        cursor.execute("SET LOCAL enable_seqscan = off")  # five rows: make the planner show it can use them
+        plan = Product.objects.filter(name__icontains="novel").explain()  # the SQL selectors' q= builds
+    assert "trgm" in plan, plan
