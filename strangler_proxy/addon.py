@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import sys
 import threading
 import time
@@ -39,6 +38,7 @@ from strangler_proxy.diffing import HttpResponseData
 from strangler_proxy.fetch import HOP_BY_HOP, UpstreamClient, UpstreamError
 from strangler_proxy.loader import RouteFileError, load_route_file, parse_route_text, route_file_path
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
+from strangler_proxy.murmur import split_bucket
 from strangler_proxy.recording import Recorder, exchange_record
 from strangler_proxy.routing import Decision, PathRejected, RequestInfo, decide
 from strangler_proxy.shadow import SHADOW_HEADER, DiffStore, ShadowJob, ShadowRunner
@@ -177,7 +177,6 @@ class StranglerAddon:
         self.watcher: RouteFileWatcher | None = None
         self.allowed_hosts: frozenset[str] = frozenset()
         self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="strangler-upstream")
-        self._random = random.Random()
         self._route_path: Path | None = None
 
     # -- options -----------------------------------------------------------------------------------------
@@ -499,7 +498,8 @@ class StranglerAddon:
             return  # the primary did not answer; there is nothing to compare
         spec = decision.route.shadow
         sample = spec.sample if spec is not None else 1.0
-        if sample < 1.0 and self._random.random() >= sample:
+        # Sampled on the request id the way nginx's split_clients on $request_id does: deterministic per id.
+        if sample < 1.0 and split_bucket(state.request_id) >= round(sample * 10000):
             return
         response = flow.response
         primary_response = HttpResponseData.from_pairs(

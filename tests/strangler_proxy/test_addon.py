@@ -352,3 +352,21 @@ def test_run_builds_a_reverse_mode_mitmdump_command_where_set_overrides_defaults
     assert "termlog_verbosity=info" in sets and "termlog_verbosity=warn" not in sets
     assert {"strangler_routes=/r/routes.yaml", "strangler_admin_port=0", "strangler_diffs=d.jsonl",
             "keep_host_header=true", "strangler_breaker_failures=3"} <= set(sets)
+
+
+def test_shadow_sampling_is_decided_by_the_request_id_like_nginx_split_clients(proxy, catalog, routes_file):
+    from strangler_proxy.murmur import split_bucket
+
+    addon, tctx = proxy
+    shadow_route = "    mode: shadow\n    service: catalog\n"
+    routes_file.write_text(routes_file.read_text().replace(shadow_route, shadow_route + "    shadow: {sample: 0.3}\n"))
+    tctx.configure(addon, strangler_routes=str(routes_file))
+    ids = [f"req-{i}" for i in range(40)]
+    for request_id in ids:
+        through(addon, make_flow("GET", "/api/categories/", headers=[("X-Request-ID", request_id)]))
+    expected = sorted(i for i in ids if split_bucket(i) < 3000)
+    assert 0 < len(expected) < len(ids)
+    received = catalog.wait_for(len(expected))
+    time.sleep(0.1)
+    assert sorted(r["headers"]["x-request-id"] for r in catalog.received()) == expected
+    assert len(received) == len(expected)
