@@ -90,16 +90,13 @@ def mitmproxy_available() -> bool:
     return ADDON.exists()
 
 
-def start_mitmdump(route_file: Path, monolith_url: str, workdir: Path, port: int, *,
+def start_mitmdump(route_file: Path, workdir: Path, port: int, *,
                    override_secret: str | None) -> subprocess.Popen:
-    """mitmdump in reverse mode with the strangler addon, as `strangler-proxy run` starts it."""
-    mitmdump = Path(sys.executable).with_name("mitmdump")
+    """The mitmproxy plane exactly as users start it: `strangler-proxy run` (mitmdump with the addon)."""
     env = {**os.environ, "STRANGLER_OVERRIDE_SECRET": override_secret or ""}
     args = [
-        str(mitmdump), "--mode", f"reverse:{monolith_url}", "--listen-host", "127.0.0.1", "--listen-port", str(port),
-        "--set", f"confdir={workdir / 'mitmproxy'}", "--set", "keep_host_header=true",
-        "-s", str(ADDON), "--set", f"strangler_routes={route_file}",
-        "--set", f"strangler_diffs={workdir / 'diffs.jsonl'}", "-q",
+        sys.executable, "-m", "strangler_proxy", "run", "--routes", str(route_file), "--listen-port", str(port),
+        "--admin-port", "0", "--diffs", str(workdir / "diffs.jsonl"), "--set", f"confdir={workdir / 'mitmproxy'}",
     ]
     log = open(workdir / "mitmdump.log", "wb")  # noqa: SIM115 - owned by the process for its lifetime
     process = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)

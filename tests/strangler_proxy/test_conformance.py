@@ -6,13 +6,16 @@ that answer with their own name. Also: nginx's split_clients agrees with murmur.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
 import pytest
 
-from strangler_proxy.loader import load_route_file
+from strangler_proxy.loader import load_route_file, parse_route_text
 from strangler_proxy.murmur import in_canary
+from strangler_proxy.nginx.control import NginxInstance
+from strangler_proxy.nginx.render import NginxOptions
 from strangler_proxy.override import override_token
 from strangler_proxy.routing import PathRejected, RequestInfo, decide, parse_cookie_header
 from strangler_proxy.spec import MIRROR_PRIMARY_HEADER, MIRROR_ROUTE_HEADER, MIRROR_SHADOW_HEADER
@@ -187,32 +190,28 @@ ROWS = PATH_ROWS + STICKY_ROWS + OVERRIDE_ROWS
 @pytest.fixture(scope="module")
 def environment(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("conformance")
-    upstreams = {name: NamedUpstream(name) for name in ("monolith", "catalog", "orders", "diff")}
-    route_file = workdir / "routes.yaml"
-    route_file.write_text(ROUTES.format(
-        monolith=upstreams["monolith"].url, catalog=upstreams["catalog"].url, orders=upstreams["orders"].url,
-        dead_port=free_port(), diff_port=upstreams["diff"].port,
-    ))
-    table = load_route_file(route_file)
-    planes: dict[str, int] = {}
-    nginx = start_nginx(table, workdir / "nginx", free_port(), override_secret=SECRET)
-    planes["nginx"] = int(nginx.options.listen.rsplit(":", 1)[1])
-    mitm = None
-    if mitmproxy_available():
-        port = free_port()
-        mitm = start_mitmdump(route_file, upstreams["monolith"].url, workdir, port, override_secret=SECRET)
-        planes["mitmproxy"] = port
-    clients = {plane: Client(port) for plane, port in planes.items()}
-    try:
-        yield table, upstreams, clients
-    finally:
-        for client in clients.values():
-            client.close()
-        nginx.stop()
-        if mitm is not None:
-            stop_process(mitm)
+    with contextlib.ExitStack() as stack:
+        upstreams = {name: NamedUpstream(name) for name in ("monolith", "catalog", "orders", "diff")}
         for upstream in upstreams.values():
-            upstream.close()
+            stack.callback(upstream.close)
+        route_file = workdir / "routes.yaml"
+        route_file.write_text(ROUTES.format(
+            monolith=upstreams["monolith"].url, catalog=upstreams["catalog"].url, orders=upstreams["orders"].url,
+            dead_port=free_port(), diff_port=upstreams["diff"].port,
+        ))
+        table = load_route_file(route_file)
+        planes = {"nginx": free_port()}
+        nginx_runtime = workdir / "nginx"
+        stack.callback(NginxInstance(NginxOptions(runtime_dir=nginx_runtime)).stop)  # also after a failed start
+        start_nginx(table, nginx_runtime, planes["nginx"], override_secret=SECRET)
+        if mitmproxy_available():
+            planes["mitmproxy"] = free_port()
+            stack.callback(stop_process, start_mitmdump(route_file, workdir, planes["mitmproxy"],
+                                                        override_secret=SECRET))
+        clients = {plane: Client(port) for plane, port in planes.items()}
+        for client in clients.values():
+            stack.callback(client.close)
+        yield table, upstreams, clients
 
 
 def expected_outcome(table, method: str, target: str, headers: dict[str, str]) -> tuple[int, str | None, str | None]:
@@ -346,24 +345,24 @@ http {{
 @pytest.mark.slow
 def test_nginx_split_clients_equals_in_canary_on_10000_keys(tmp_path):
     """A rendered 37% canary: which side each of 10,000 sticky keys lands on, asked of real nginx."""
-    from strangler_proxy.loader import parse_route_text
-    from strangler_proxy.nginx.control import NginxInstance
-    from strangler_proxy.nginx.render import NginxOptions
 
     stable, canary, port = free_port(), free_port(), free_port()
     answers_dir = tmp_path / "answers"
     answers_dir.mkdir()
     (answers_dir / "nginx.conf").write_text(CANARY_ANSWERS.format(run=answers_dir, stable=stable, canary=canary))
-    answers = NginxInstance(NginxOptions(runtime_dir=answers_dir))
-    answers.start()
     table = parse_route_text(
         f"upstreams:\n  monolith: http://127.0.0.1:{stable}\n  catalog: http://127.0.0.1:{canary}\n"
         "monolith: monolith\nroutes:\n  - prefix: /k/\n    mode: canary\n    weight: 37\n    service: catalog\n",
         source="canary37.yaml",
     )
-    nginx = start_nginx(table, tmp_path / "proxy", port, override_secret=None)
-    client = Client(port)
-    try:
+    with contextlib.ExitStack() as stack:
+        answers = NginxInstance(NginxOptions(runtime_dir=answers_dir))
+        stack.callback(answers.stop)
+        answers.start()
+        stack.callback(NginxInstance(NginxOptions(runtime_dir=tmp_path / "proxy")).stop)
+        start_nginx(table, tmp_path / "proxy", port, override_secret=None)
+        client = Client(port)
+        stack.callback(client.close)
         wait_for_port(stable)
         keys = [f"user-{i}" for i in range(9000)] + [f"{i:08x}-Ü-{i * 7919}" for i in range(1000)]
         mismatched, in_canary_count = [], 0
@@ -376,7 +375,3 @@ def test_nginx_split_clients_equals_in_canary_on_10000_keys(tmp_path):
                 mismatched.append(key)
         assert not mismatched, f"{len(mismatched)} keys differ, e.g. {mismatched[:5]}"
         assert 0.35 < in_canary_count / len(keys) < 0.39
-    finally:
-        client.close()
-        nginx.stop()
-        answers.stop()
