@@ -20,3 +20,6 @@ class AddressForm(forms.ModelForm):
         model = Address
         fields = ("name", "line1", "line2", "city", "postal_code", "country", "is_default")
         labels = {"line1": "Address line 1", "line2": "Address line 2", "is_default": "Make this my default"}
+
+    def clean_country(self):
+        return self.cleaned_data["country"].strip().upper()  # "gb" is fine; the model wants "GB"

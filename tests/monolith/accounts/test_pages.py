@@ -85,5 +85,9 @@ def test_profile_form_errors(client, shopper):
     client.force_login(shopper)
     response = client.post("/accounts/profile/", {**ADDRESS, "country": "gbr"})
     assert response.status_code == 400
-    assert "two-letter ISO country code" in response.content.decode() or "at most 2" in response.content.decode()
+    assert "Ensure this value has at most 2 characters (it has 3)." in response.content.decode()
+    response = client.post("/accounts/profile/", {**ADDRESS, "country": "g1"})
+    assert "Use a two-letter ISO country code, e.g. US." in response.content.decode()
     assert not Address.objects.exists()
+    assert client.post("/accounts/profile/", {**ADDRESS, "country": "gb"}).status_code == 302
+    assert Address.objects.get().country == "GB"
