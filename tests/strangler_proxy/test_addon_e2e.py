@@ -61,6 +61,7 @@ class Proxy:
     def __init__(self, tmp: Path, monolith: UpstreamServer, catalog: UpstreamServer):
         self.monolith, self.catalog = monolith, catalog
         self.routes = tmp / "routes.yaml"
+        self.record_path = tmp / "record.jsonl"
         self.log_path = tmp / "mitmdump.log"
         self.port, self.admin_port, self.dead_port = free_port(), free_port(), free_port()
         self.write_routes(self.routes_text(mode="monolith"))
@@ -319,3 +320,21 @@ def test_body_limits_and_request_smuggling_over_the_wire(reset, servers):
                            b"GET /admin/ HTTP/1.1\r\nHost: localhost\r\n\r\n")
     assert smuggle.startswith(b"HTTP/1.1 400")
     assert servers[0].received() == [] and servers[1].received() == []
+
+
+def test_exchanges_are_recorded_with_secrets_redacted(reset):
+    from strangler_proxy.recording import read_recording
+
+    proxy = reset
+    proxy.install(proxy.routes_text(mode="service"))
+    status, _, _ = proxy.request("GET", "/api/products/?recorded=1",
+                                 headers={"Authorization": "Bearer top-secret", "X-Request-ID": "rec-e2e"})
+    assert status == 200
+    deadline = time.monotonic() + 5
+    rows: list[dict] = []
+    while time.monotonic() < deadline and not rows:
+        rows = [r for r in read_recording(proxy.record_path) if r["request_id"] == "rec-e2e"]
+        time.sleep(0.05)
+    assert rows and rows[0]["path"] == "/api/products/?recorded=1" and rows[0]["upstream"] == "catalog"
+    assert rows[0]["status"] == 200 and rows[0]["route"] == "/api/products/"
+    assert "top-secret" not in proxy.record_path.read_text()
