@@ -41,7 +41,7 @@ class ProductAdminForm(forms.ModelForm):
         cleaned = super().clean()
         if not self.errors:  # run the services' rules (currency, image URLs, decimals) as form errors
             try:
-                services.product_fields_clean({f: cleaned[f] for f in services.PRODUCT_FIELDS if f in cleaned})
+                services.product_fields_clean(data={f: cleaned[f] for f in services.PRODUCT_FIELDS if f in cleaned})
             except DomainError as exc:
                 _add_domain_errors(self, exc)
         return cleaned

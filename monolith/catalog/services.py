@@ -166,7 +166,7 @@ def category_delete(*, category: Category) -> Category:
 # -- products --------------------------------------------------------------------------------------------------------
 
 
-def product_fields_clean(data: dict[str, Any]) -> dict[str, Any]:
+def product_fields_clean(*, data: dict[str, Any]) -> dict[str, Any]:
     """The given product fields, validated and normalised; InvalidInput with per-field details otherwise."""
     cleaned: dict[str, Any] = {}
     if "sku" in data:
@@ -230,7 +230,7 @@ def product_create(
     }
     if slug:
         data["slug"] = slug
-    fields = product_fields_clean(data)
+    fields = product_fields_clean(data=data)
     _check_product_unique(sku=fields["sku"], slug=fields.get("slug"), exclude_id=None)
     if "slug" not in fields:
         fields["slug"] = _unique_slug(Product, fields["name"], max_length=200)
@@ -248,7 +248,7 @@ def product_update(*, product: Product, data: dict[str, Any]) -> Product:
     unknown = set(data) - set(PRODUCT_FIELDS)
     if unknown:
         raise InvalidInput("Unknown fields.", details={f: ["Not an updatable field."] for f in sorted(unknown)})
-    changes = product_fields_clean(data)
+    changes = product_fields_clean(data=data)
     _check_product_unique(sku=changes.get("sku"), slug=changes.get("slug"), exclude_id=product.id)
     try:
         with transaction.atomic():
