@@ -5,6 +5,10 @@ event carries the aggregate's full state, so every handler is an idempotent upse
 the consumer's inbox skips redeliveries and its version guard skips stale events before we run.
 Handlers use the follower write path (``*_apply_synced``), which never emits events back.
 
+Events this service emitted itself (origin "catalog", after the ownership flip) come back on its own
+queue, since it subscribes to the same routing keys; they describe state this database already has,
+and applying one late would roll the row back to an older state, so they are skipped.
+
 Events of different rows are not ordered with each other, so an upsert can briefly collide with a
 unique slug/SKU another row still holds (a rename whose event has not arrived yet): the handler then
 fails, the consumer retries the message, and it applies once the other row's event has landed.
@@ -13,6 +17,7 @@ fails, the consumer retries the message, and it applies once the other row's eve
 from __future__ import annotations
 
 from strangler_sync import events
+from strangler_sync.conf import sync_settings
 from strangler_sync.handlers import SyncEvent, sync_handler
 
 from .products.services import (
@@ -23,21 +28,33 @@ from .products.services import (
 )
 
 
+def _own(event: SyncEvent) -> bool:
+    return event.origin == sync_settings().origin
+
+
 @sync_handler(events.CATEGORY_CREATED, events.CATEGORY_UPDATED, events.CATEGORY_SNAPSHOT)
 def category_upsert(*, event: SyncEvent) -> None:
+    if _own(event):
+        return
     category_apply_synced(category_id=event.aggregate_id_int, data=event.payload, occurred_at=event.occurred_at)
 
 
 @sync_handler(events.CATEGORY_DELETED)
 def category_delete(*, event: SyncEvent) -> None:
+    if _own(event):
+        return
     category_discard_synced(category_id=event.aggregate_id_int)
 
 
 @sync_handler(events.PRODUCT_CREATED, events.PRODUCT_UPDATED, events.PRODUCT_SNAPSHOT)
 def product_upsert(*, event: SyncEvent) -> None:
+    if _own(event):
+        return
     product_apply_synced(product_id=event.aggregate_id_int, data=event.payload, occurred_at=event.occurred_at)
 
 
 @sync_handler(events.PRODUCT_DELETED)
 def product_delete(*, event: SyncEvent) -> None:
+    if _own(event):
+        return
     product_discard_synced(product_id=event.aggregate_id_int)

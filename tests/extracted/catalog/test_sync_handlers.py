@@ -143,3 +143,16 @@ def test_after_the_flip_versions_continue_from_the_previous_owner(catalog_owned,
     assert versions == [
         ("8", "product.updated", 4), ("8", "product.deleted", 5), (str(created.json()["id"]), "product.created", 1)
     ]
+
+
+def test_own_events_coming_back_are_not_applied(catalog_owned):
+    """After the flip this service also receives what it emitted; a late one must not roll the row back."""
+    apply(envelope(events.PRODUCT_CREATED, 1, 1, product_payload(1, name="current")))
+    echo = envelope(events.PRODUCT_UPDATED, 1, 2, product_payload(1, name="older state"))
+    echo["origin"] = "catalog"
+    assert apply(echo) == APPLIED  # recorded by the inbox (so the version guard moves on) ...
+    assert Product.objects.get(id=1).name == "current"  # ... but the row is untouched
+    deleted = envelope(events.PRODUCT_DELETED, 1, 3, {"id": 1})
+    deleted["origin"] = "catalog"
+    apply(deleted)
+    assert Product.objects.filter(id=1).exists()
