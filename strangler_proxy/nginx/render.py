@@ -142,6 +142,8 @@ class _Renderer:
             f"proxy_set_header {self.table.override.header} \"\";",
         ]
         lines += [f"proxy_set_header {name} \"\";" for name in _HOP_BY_HOP]
+        # Exactly one X-Request-ID on every answer, even nginx's own 502/504: the id the upstream was sent.
+        lines += ["proxy_hide_header X-Request-ID;", "add_header X-Request-ID $strangler_request_id always;"]
         return lines
 
     def route_headers(self, label: str, upstream_expr: str) -> list[str]:
@@ -310,6 +312,7 @@ class _Renderer:
                 f"        listen {opts.listen} default_server;\n"
                 "        server_name _;\n"
                 "        default_type application/json;\n"
+                "        add_header X-Request-ID $strangler_request_id always;\n"
                 f"        if ($request ~ \"^[^ ]+ [^/]\") {{ {absolute_form} }}\n"
                 f"        {_json_return(421, 'unknown_host', 'This proxy does not serve that host.')}\n"
                 "    }\n"
@@ -373,6 +376,7 @@ http {{
         listen {opts.listen}{routing_default};
         server_name {server_names};
         default_type application/json;  # for the answers nginx gives itself below
+        add_header X-Request-ID $strangler_request_id always;
 
         # Refuse what normalize_path() refuses: absolute-form/authority-form/asterisk targets, backslash and
         # encoded slash/backslash in the path (nginx would decode %2F into a separator).

@@ -38,6 +38,8 @@ class Reply:
     upstream_header: str | None  # X-Strangler-Upstream
     route_header: str | None  # X-Strangler-Route
     body: bytes
+    headers: dict[str, str]  # lowercased names; the last of repeated headers
+    header_list: list[tuple[str, str]]
 
 
 class Client:
@@ -69,7 +71,8 @@ class Client:
             if response.getheader("Connection", "").lower() == "close":
                 self.close()
             return Reply(response.status, response.getheader("X-Upstream-Name"),
-                         response.getheader("X-Strangler-Upstream"), response.getheader("X-Strangler-Route"), data)
+                         response.getheader("X-Strangler-Upstream"), response.getheader("X-Strangler-Route"), data,
+                         {name.lower(): value for name, value in response.getheaders()}, response.getheaders())
         raise AssertionError("unreachable")
 
     def close(self) -> None:

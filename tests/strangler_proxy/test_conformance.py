@@ -296,12 +296,19 @@ def test_override_header_never_reaches_an_upstream(environment):
 def test_request_id_is_propagated_or_generated(environment):
     _table, upstreams, clients = environment
     for plane, client in clients.items():
-        client.send("GET", "/api/orders/7", {"X-Request-ID": f"given-{plane}"})
+        reply = client.send("GET", "/api/orders/7", {"X-Request-ID": f"given-{plane}"})
         assert any(r["headers"].get("x-request-id") == f"given-{plane}" for r in upstreams["orders"].requests)
+        assert [v for k, v in reply.header_list if k.lower() == "x-request-id"] == [f"given-{plane}"], plane
         before = len(upstreams["orders"].requests)
-        client.send("GET", "/api/orders/8", {"X-Request-ID": "bad id\twith spaces"})
+        reply = client.send("GET", "/api/orders/8", {"X-Request-ID": "bad id\twith spaces"})
         generated = upstreams["orders"].requests[before]["headers"].get("x-request-id")
         assert generated and generated != "bad id\twith spaces", plane
+        assert reply.headers.get("x-request-id") == generated, plane
+        # answers the plane gives itself carry one too
+        for method, target, headers in (("POST", "/api/orders/export/", {}), ("GET", "/a%2fb", {}),
+                                        ("GET", "/x", {"Host": "evil.example"})):
+            reply = client.send(method, target, {"X-Request-ID": f"own-{plane}", **headers})
+            assert reply.status >= 400 and reply.headers.get("x-request-id") == f"own-{plane}", (plane, target)
 
 
 def test_nginx_mirrors_shadow_routes_to_the_diff_endpoint(environment):

@@ -37,6 +37,8 @@ class _NameHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("X-Upstream-Name", server.name)
+        if self.headers.get("X-Request-ID"):  # echoed like servicekit's middleware does
+            self.send_header("X-Request-ID", self.headers["X-Request-ID"])
         self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(payload)))
         self.end_headers()
         if self.command != "HEAD":
