@@ -167,7 +167,12 @@ STICKY_ROWS = [
         ("GET", f"/api/products/{i}", {"Cookie": f"theme=dark; strangler_uid=c{i}", "X-User-Id": f"h{i}"}),
         ("HEAD", f"/api/categories/{i}", {"Cookie": f"strangler_uid=k{i * 7}"}),
     )
-] + [("GET", "/api/products/", {}), ("GET", "/api/categories/", {"Cookie": "strangler_uid="})]
+] + [
+    ("GET", "/api/products/", {}),
+    ("GET", "/api/categories/", {"Cookie": "strangler_uid="}),
+] + [
+    ("GET", "/api/products/", {"Cookie": f"strangler_uid=first{i}; strangler_uid=second{i}"}) for i in range(8)
+]
 
 _GOOD = {"catalog": override_token(SECRET, "catalog"), "monolith": override_token(SECRET, "monolith"),
          "orders": override_token(SECRET, "orders")}
