@@ -34,6 +34,7 @@ from strangler_proxy.spec import (
 # A method name no route lists: stands for "every other method" when resolving method filters.
 _OTHER_METHOD = "_OTHER_"
 _DISPATCH_STATUS = 599  # internal only: never sent, error_page turns it into a jump to a named location
+_MIRROR_TIMEOUT = 1.0  # seconds
 _FALLBACK_STATUSES = "500 502 503 504"  # connect error = 502, timeout = 504
 # Mirror locations contain a backslash: both planes refuse such paths with 400, so clients can never reach them.
 _MIRROR_PREFIX = "/\\strangler-mirror/"
@@ -191,7 +192,9 @@ class _Renderer:
             body.append(f"if ({shadow_expr} = \"\") {{ return 204; }}")
         else:
             shadow_expr = shadows[primary]
-        timeout = route.timeout * 2 + 1  # the diff endpoint calls the shadow (and the primary) itself
+        # The diff endpoint answers 202 at once and compares later; nginx holds the client connection's next
+        # request until the mirror is answered, so a hung diff endpoint may only cost this much.
+        timeout = _MIRROR_TIMEOUT
         body += [
             "internal;",
             *self.proxy_lines("strangler_diff", timeout, request_uri=True),

@@ -225,3 +225,28 @@ def test_shadow_sampling_is_keyed_on_the_request_id(live):
     client.send("GET", "/x")  # the mirror of the last request has finished once the connection serves another
     mirrored = {r["headers"].get("x-request-id") for r in upstreams["diff"].requests}
     assert mirrored == expected
+
+
+@pytest.mark.nginx
+def test_a_hung_diff_endpoint_costs_the_next_request_at_most_the_mirror_timeout(tmp_path):
+    monolith, catalog, diff = NamedUpstream("monolith"), NamedUpstream("catalog"), NamedUpstream("diff", delay=4)
+    table = parse_route_text(
+        f"upstreams:\n  monolith: {monolith.url}\n  catalog: {catalog.url}\nmonolith: monolith\n"
+        f"settings: {{diff_endpoint: '127.0.0.1:{diff.port}'}}\n"
+        "routes:\n  - prefix: /s/\n    mode: shadow\n    service: catalog\n",
+        source="hung.yaml",
+    )
+    instance = start_nginx(table, tmp_path / "nginx", free_port(), override_secret=None)
+    client = Client(int(instance.options.listen.rsplit(":", 1)[1]))
+    try:
+        started = time.monotonic()
+        assert client.send("GET", "/s/1").served_by == "monolith"
+        assert time.monotonic() - started < 0.5  # the client's own answer never waits for the mirror
+        started = time.monotonic()
+        assert client.send("GET", "/s/2").served_by == "monolith"  # same connection: waits for mirror #1
+        assert 0.5 < time.monotonic() - started < 2.5
+    finally:
+        client.close()
+        instance.stop()
+        for upstream in (monolith, catalog, diff):
+            upstream.close()
