@@ -250,3 +250,31 @@ def test_a_hung_diff_endpoint_costs_the_next_request_at_most_the_mirror_timeout(
         instance.stop()
         for upstream in (monolith, catalog, diff):
             upstream.close()
+
+
+@pytest.mark.nginx
+def test_canary_mirror_names_the_picked_primary_and_the_other_side(live):
+    upstreams, client = live
+    boundary = 3000 * 0xFFFFFFFF // 10000  # sample 0.3
+    sent = {}
+    for i in range(40):
+        sid, request_id = f"sid-{i}", f"canary-mirror-{i}"
+        primary = "catalog" if in_canary(sid, 37) else "monolith"
+        reply = client.send("GET", f"/some/{i}", {"Cookie": f"sid={sid}", "X-Request-ID": request_id})
+        assert reply.served_by == primary
+        if murmurhash2(request_id.encode()) < boundary:
+            sent[request_id] = primary
+    assert {"catalog", "monolith"} <= set(sent.values())
+    client.send("GET", "/x")  # the last mirror is done once the connection serves another request
+    deadline = time.monotonic() + 5
+    while len([r for r in upstreams["diff"].requests if r["headers"]["x-request-id"] in sent]) < len(sent):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    mirrored = {r["headers"]["x-request-id"]: r["headers"] for r in upstreams["diff"].requests
+                if r["headers"]["x-request-id"].startswith("canary-mirror-")}
+    assert set(mirrored) == set(sent)
+    for request_id, headers in mirrored.items():
+        primary = sent[request_id]
+        assert headers["x-strangler-mirror-route"] == "/some/"
+        assert headers["x-strangler-mirror-primary"] == primary
+        assert headers["x-strangler-mirror-shadow"] == ("monolith" if primary == "catalog" else "catalog")
