@@ -387,3 +387,17 @@ def test_nginx_split_clients_equals_in_canary_on_10000_keys(tmp_path):
                 mismatched.append(key)
         assert not mismatched, f"{len(mismatched)} keys differ, e.g. {mismatched[:5]}"
         assert 0.35 < in_canary_count / len(keys) < 0.39
+
+
+def test_request_bodies_and_query_strings_arrive_unchanged(environment):
+    _table, upstreams, clients = environment
+    body = "ünïcode & bytes " * 200
+    for plane, client in clients.items():
+        request_id = f"body-{plane}"
+        reply = client.send("PUT", "/api/orders/5?x=1&y=%2F&z=caf%C3%A9", {"X-Request-ID": request_id,
+                                                                           "Content-Type": "text/plain"},
+                            body=body.encode())
+        assert reply.status == 200, plane
+        seen = next(r for r in upstreams["orders"].requests if r["headers"].get("x-request-id") == request_id)
+        assert seen["body"] == body and seen["method"] == "PUT", plane
+        assert seen["path"] == "/api/orders/5?x=1&y=%2F&z=caf%C3%A9", plane
