@@ -37,6 +37,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "servicekit.request_id.RequestIdMiddleware",
+    "servicekit.errors.ApiJsonErrorsMiddleware",
     "servicekit.http_metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -122,7 +123,11 @@ STRANGLER_SYNC = {
     "QUEUE": "sync.monolith",
     "SUBSCRIPTIONS": ["product.*", "category.*", "stock.*", "review.*"],
     # queues the relay declares before publishing, so no event is dropped before a follower first starts
-    "SUBSCRIBERS": {"sync.catalog": ["product.*", "category.*"]},
+    "SUBSCRIBERS": {
+        "sync.catalog": ["product.*", "category.*"],
+        "sync.inventory": ["product.*", "stock.*"],
+        "sync.reviews": ["product.*", "review.*"],
+    },
     "RELAY_TRIGGER": os.environ.get("STRANGLER_SYNC_RELAY_TRIGGER", "celery"),
     "AGGREGATES": {
         "product": {
@@ -151,6 +156,16 @@ CELERY_BEAT_SCHEDULE = {
 PAYMENTS = {
     "PROVIDER": os.environ.get("PAYMENTS_PROVIDER", "monolith.payments.fake.FakePaymentProvider"),
     "TIMEOUT_SECONDS": float(os.environ.get("PAYMENTS_TIMEOUT_SECONDS", "2.0")),
+}
+
+# The inventory service, called by checkout once ownership of "stock" is "inventory" (monolith.orders.saga).
+# A short timeout and a circuit breaker keep a slow or dead service from holding checkouts.
+INVENTORY_SERVICE = {
+    "URL": os.environ.get("INVENTORY_SERVICE_URL", "http://127.0.0.1:8002"),
+    "TOKEN": os.environ.get("INVENTORY_SERVICE_TOKEN", ""),  # one of the service's INVENTORY_API_TOKENS
+    "TIMEOUT": float(os.environ.get("INVENTORY_SERVICE_TIMEOUT", "2.0")),  # seconds per call
+    "BREAKER_FAILURES": int(os.environ.get("INVENTORY_SERVICE_BREAKER_FAILURES", "5")),  # consecutive, to open
+    "BREAKER_COOLDOWN": float(os.environ.get("INVENTORY_SERVICE_BREAKER_COOLDOWN", "10.0")),  # seconds open
 }
 
 LOGGING = logging_config(service=PROJECT_NAME)

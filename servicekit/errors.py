@@ -94,3 +94,36 @@ def json_404(request, exception=None):
 
 def json_500(request):
     return JsonResponse(error_body("server_error", "Internal server error."), status=500)
+
+
+class ApiJsonErrorsMiddleware:
+    """Under /api/, error responses that are not JSON (Django's 404/405/500 pages, DEBUG's technical 404) become
+    the one JSON error shape, so clients and the proxy's diffing never see HTML from an API path."""
+
+    _CODES = {
+        400: "bad_request",
+        403: "permission_denied",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+        500: "server_error",
+    }
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and request.path.startswith("/api/")
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            code = self._CODES.get(response.status_code, "error")
+            message = "Not found." if code == "not_found" else code.replace("_", " ").capitalize() + "."
+            replacement = JsonResponse(error_body(code, message), status=response.status_code)
+            for header in ("Allow", "X-Request-ID"):
+                if header in response:
+                    replacement[header] = response[header]
+            return replacement
+        return response

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "servicekit.request_id.RequestIdMiddleware",
+    "servicekit.errors.ApiJsonErrorsMiddleware",
     "servicekit.http_metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
