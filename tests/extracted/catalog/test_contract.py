@@ -73,8 +73,14 @@ def test_the_schema_comparison_catches_a_real_break(schemas):
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("side-by-side")
-    monolith_env = live.project_env(workdir=workdir, DATABASE_URL=f"sqlite:///{workdir / 'monolith.sqlite3'}")
-    service_env = live.project_env(workdir=workdir, CATALOG_DATABASE_URL=f"sqlite:///{workdir / 'catalog.sqlite3'}")
+    # Each side owns the catalog in its own ownership file, so staff writes are compared too.
+    (workdir / "service-ownership.json").write_text(json.dumps({"owners": {"product": "catalog",
+                                                                           "category": "catalog"}}))
+    quiet = {"STRANGLER_SYNC_RELAY_TRIGGER": "none", "DJANGO_SUPERUSER_PASSWORD": "admin"}
+    monolith_env = live.project_env(workdir=workdir, DATABASE_URL=f"sqlite:///{workdir / 'monolith.sqlite3'}",
+                                    STRANGLER_OWNERSHIP_FILE=str(workdir / "monolith-ownership.json"), **quiet)
+    service_env = live.project_env(workdir=workdir, CATALOG_DATABASE_URL=f"sqlite:///{workdir / 'catalog.sqlite3'}",
+                                   STRANGLER_OWNERSHIP_FILE=str(workdir / "service-ownership.json"), **quiet)
     dump = workdir / "catalog-dump.json"
     live.manage(live.MONOLITH_MANAGE, "migrate", "--noinput", "-v", "0", env=monolith_env)
     live.manage(live.MONOLITH_MANAGE, "seed_storefront", "--products", "150", "--users", "2", "--seed", "7",
@@ -84,6 +90,9 @@ def both(tmp_path_factory):
     live.manage(live.CATALOG_MANAGE, "migrate", "--noinput", "-v", "0", env=service_env)
     loaded = live.manage(live.CATALOG_MANAGE, "catalog_import", str(dump), env=service_env)
     assert "150 products" in loaded
+    # the monolith's seed made admin/admin; the service gets the same staff user in its own database
+    live.manage(live.CATALOG_MANAGE, "createsuperuser", "--noinput", "--username", "admin", "--email", "a@b.test",
+                env=service_env)
     servers = [
         live.LiveServer(live.MONOLITH_MANAGE, env=monolith_env, log=workdir / "monolith.log"),
         live.LiveServer(live.CATALOG_MANAGE, env=service_env, log=workdir / "catalog.log"),
@@ -156,3 +165,62 @@ def test_anonymous_writes_are_refused_the_same_way(both):
         answers.append((response.status_code, response.json()))
     assert answers[0] == answers[1]
     assert answers[0][0] == 403
+
+
+STAFF = ("admin", "admin")
+
+
+def _write(base: str, method: str, path: str, body=None, *, raw: str | None = None) -> tuple[int, object]:
+    headers = {"Host": live.SHARED_HOST, "Accept": "application/json"}
+    if raw is not None:
+        headers["Content-Type"] = "application/json"
+    response = requests.request(method, base + path, json=body, data=raw, headers=headers, auth=STAFF, timeout=10)
+    payload = response.json() if response.content else None
+    if isinstance(payload, dict):  # the clock differs between the two processes
+        payload = {k: v for k, v in payload.items() if k not in {"created_at", "updated_at"}}
+    return response.status_code, payload
+
+
+@pytest.mark.slow
+def test_staff_writes_and_their_errors_are_the_same(both):
+    """Both sides own their copy: the same writes give the same answers (validation, conflicts, results)."""
+    monolith_url, service_url, records = both
+    products = [r for r in records if r["model"] == "catalog.product"]
+    categories = [r for r in records if r["model"] == "catalog.category"]
+    taken_sku, product_id = products[0]["fields"]["sku"], products[1]["pk"]
+    parent = next(c for c in categories if any(o["fields"]["parent"] == c["pk"] for o in categories))
+    child = next(c for c in categories if c["fields"]["parent"] == parent["pk"])
+    new = {"sku": "SIDE-1", "name": "Side By Side", "price": "19.90", "category": child["pk"],
+           "images": ["https://img.test/1.png"]}
+    steps = [
+        ("POST", "/api/products/", {**new, "price": "-1"}),
+        ("POST", "/api/products/", {**new, "price": "1.234"}),
+        ("POST", "/api/products/", {key: v for key, v in new.items() if key != "name"}),
+        ("POST", "/api/products/", {**new, "sku": "bad sku!"}),
+        ("POST", "/api/products/", {**new, "currency": "usd"}),
+        ("POST", "/api/products/", {**new, "images": ["not a url"]}),
+        ("POST", "/api/products/", {**new, "category": 999999}),
+        ("POST", "/api/products/", {**new, "sku": taken_sku}),
+        ("POST", "/api/products/", new),
+        ("PATCH", f"/api/products/{product_id}/", {"price": "abc"}),
+        ("PATCH", f"/api/products/{product_id}/", {"slug": products[2]["fields"]["slug"]}),
+        ("PATCH", f"/api/products/{product_id}/", {"price": "77.00", "is_active": False}),
+        ("PUT", f"/api/products/{product_id}/", {"sku": "PUT-1", "name": "Replaced", "price": "5.00"}),
+        ("DELETE", f"/api/categories/{parent['pk']}/", None),
+        ("PATCH", f"/api/categories/{parent['pk']}/", {"parent": child["pk"]}),
+        ("POST", "/api/categories/", {"name": "Side Category"}),
+        ("POST", "/api/categories/", {"name": "Dup", "slug": parent["fields"]["slug"]}),
+        ("DELETE", f"/api/products/{product_id}/", None),
+        ("DELETE", f"/api/products/{product_id}/", None),
+    ]
+    mismatches, statuses = [], set()
+    for method, path, body in steps:
+        expected, actual = _write(monolith_url, method, path, body), _write(service_url, method, path, body)
+        statuses.add(expected[0])
+        if expected != actual:
+            mismatches.append(f"{method} {path} {body}:\n  monolith {expected!r:.500}\n  service  {actual!r:.500}")
+    malformed = [_write(url, "POST", "/api/products/", raw="{not json") for url in (monolith_url, service_url)]
+    if malformed[0] != malformed[1]:
+        mismatches.append(f"malformed JSON:\n  monolith {malformed[0]!r}\n  service  {malformed[1]!r}")
+    assert not mismatches, "\n".join(mismatches)
+    assert {200, 201, 204, 400, 404, 409} <= statuses  # the steps really exercised every outcome
