@@ -176,24 +176,32 @@ def _shadow(r: _Reader, node: yaml.Node, field: str, upstreams: dict[str, Upstre
 
 
 _ROUTE_KEYS = {
-    "prefix", "path", "match", "methods", "mode", "service", "weight", "shadow", "fallback", "timeout", "diff",
+    "prefix", "path", "pattern", "match", "methods", "mode", "service", "weight", "shadow", "fallback", "timeout",
+    "diff",
 }
 
 
 def _route(r: _Reader, index: int, node: yaml.Node, upstreams: dict[str, Upstream], monolith: str) -> Route:
     field = f"routes[{index}]"
     items = r.mapping(node, field, _ROUTE_KEYS)
-    if "prefix" in items and "path" in items:
-        raise r.fail(node, field, "give either prefix (match: prefix) or path (match: exact), not both")
-    key = "prefix" if "prefix" in items else "path" if "path" in items else None
-    if key is None:
+    given = [key for key in ("prefix", "path", "pattern") if key in items]
+    if len(given) > 1:
+        raise r.fail(node, field, "give one of prefix (match: prefix), path (match: exact) or pattern, not several")
+    if not given:
         raise r.fail(node, f"{field}.prefix", "required")
+    key = given[0]
     prefix_node = items[key][1]
     prefix = r.string(prefix_node, f"{field}.{key}", _PREFIX, "an absolute path of plain ASCII, no %-escapes")
-    if "//" in prefix or any(seg in (".", "..") for seg in prefix.split("/")):
+    segments = prefix.split("/")
+    if "//" in prefix or any(seg in (".", "..") for seg in segments):
         raise r.fail(prefix_node, f"{field}.{key}", "must be canonical (no '//', '.' or '..' segments)")
-    match = "exact" if key == "path" else "prefix"
+    wildcards = [seg for seg in segments if "*" in seg]
+    if key == "pattern" and (not wildcards or any(seg != "*" for seg in wildcards)):
+        raise r.fail(prefix_node, f"{field}.pattern", "'*' stands for one whole segment, like /api/products/*/rating/")
+    match = {"prefix": "prefix", "path": "exact", "pattern": "pattern"}[key]
     if "match" in items:
+        if key == "pattern":
+            raise r.fail(items["match"][1], f"{field}.match", "a pattern matches the start of paths; omit match")
         match = r.string(items["match"][1], f"{field}.match")
         if match not in MATCH_KINDS:
             raise r.fail(items["match"][1], f"{field}.match", f"must be one of {', '.join(MATCH_KINDS)}")

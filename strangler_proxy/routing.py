@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,25 +99,37 @@ class Decision:
         return self.route.label if self.route else "default"
 
 
+_KIND_RANK = {"exact": 2, "prefix": 1, "pattern": 0}
+
+
+@functools.lru_cache(maxsize=1024)
+def _pattern(source: str) -> re.Pattern:
+    return re.compile(source)
+
+
+def route_rank(route: Route) -> tuple[int, int, bool]:
+    """Longer wins (a pattern's `*` counts as one character); at the same length exact > prefix > pattern;
+    then a route listing methods beats one taking every method."""
+    return len(route.prefix), _KIND_RANK[route.match], route.methods is not None
+
+
+def route_matches_path(route: Route, path: str) -> bool:
+    if route.match == "exact":
+        return path == route.prefix
+    if route.match == "pattern":
+        return _pattern(route.pattern_source).match(path) is not None
+    return path.startswith(route.prefix)
+
+
 def route_match(routes: Sequence[Route], *, path: str, method: str, exact_allowed: bool = True) -> Route | None:
-    """Longest matching prefix among routes accepting the method; at the same length an exact route beats a prefix,
-    and a route listing methods beats one taking every method."""
+    """The best route (route_rank) among routes matching the path and accepting the method, or None."""
     method = method.upper()
     best: Route | None = None
-    best_rank = (-1, -1, -1)
     for route in routes:
-        if not route.accepts_method(method):
+        if not route.accepts_method(method) or (route.match == "exact" and not exact_allowed):
             continue
-        if route.match == "exact":
-            if not exact_allowed or path != route.prefix:
-                continue
-            rank = (len(route.prefix), 1, route.methods is not None)
-        elif path.startswith(route.prefix):
-            rank = (len(route.prefix), 0, route.methods is not None)
-        else:
-            continue
-        if rank > best_rank:
-            best, best_rank = route, rank
+        if route_matches_path(route, path) and (best is None or route_rank(route) > route_rank(best)):
+            best = route
     return best
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 Mode = Literal["monolith", "shadow", "canary", "service"]
-MatchKind = Literal["prefix", "exact"]
+# prefix: the path starts with `prefix`; exact: the path is `prefix`; pattern: the path starts with `prefix`
+# read as a pattern where each `*` segment stands for one non-empty segment (`/api/products/*/rating/`).
+MatchKind = Literal["prefix", "exact", "pattern"]
 
 MODES: tuple[str, ...] = ("monolith", "shadow", "canary", "service")
 MATCH_KINDS: tuple[str, ...] = ("prefix", "exact")
@@ -44,7 +47,7 @@ class ShadowSpec:
 
 @dataclass(frozen=True)
 class Route:
-    prefix: str
+    prefix: str  # the prefix, the exact path, or the pattern (see MatchKind)
     match: MatchKind = "prefix"
     methods: frozenset[str] | None = None  # None = every method
     mode: Mode = "monolith"
@@ -60,6 +63,16 @@ class Route:
     def label(self) -> str:
         """What X-Strangler-Route says for this route."""
         return self.prefix
+
+    @property
+    def pattern_lead(self) -> str:
+        """The literal start every path matched by this route has (the whole prefix unless it is a pattern)."""
+        return self.prefix.split("*", 1)[0]
+
+    @property
+    def pattern_source(self) -> str:
+        """Regex (valid for Python and nginx's PCRE) matching the start of the paths of a pattern route."""
+        return "^" + "[^/]+".join(re.escape(part) for part in self.prefix.split("*"))
 
     def accepts_method(self, method: str) -> bool:
         return self.methods is None or method.upper() in self.methods

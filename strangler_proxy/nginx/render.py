@@ -6,8 +6,10 @@ How a request flows through the rendered config:
   2. nginx matches a `location` on its own normalised `$uri` (decoded, `//` merged, dot segments resolved), which
      is exactly what normalize_path() computes. Locations exist for every route prefix (`=` for exact routes).
   3. the location jumps (`return 599` + `error_page 599 = $var`) to a named location picked by a per-location
-     `map` of (override, method): method filters were resolved at render time, because a path matched by location
-     L can only be matched by routes whose prefix is a prefix of L.
+     `map` of (override, method, $uri): prefix/exact routes and method filters were resolved at render time,
+     because a path matched by location L can only be matched by routes whose prefix is a prefix of L; pattern
+     routes (`/api/products/*/rating/`, whose literal start is a location too) are regexes tried first, in
+     rank order, wherever they outrank that static route.
   4. the named location proxies to the upstream (a literal, the canary `split_clients` pick, or the verified
      override), with the route's timeouts, the shadow `mirror`, and the monolith fallback for safe methods.
 """
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from strangler_proxy.override import override_token
-from strangler_proxy.routing import route_match, shadow_target
+from strangler_proxy.routing import route_match, route_rank, shadow_target
 from strangler_proxy.spec import (
     MIRROR_PRIMARY_HEADER,
     MIRROR_ROUTE_HEADER,
@@ -248,31 +250,44 @@ class _Renderer:
     # -- locations ----------------------------------------------------------------------------------------
     def locations(self) -> list[str]:
         routes = self.table.routes
+        static = [r for r in routes if r.match != "pattern"]
+        patterns = sorted((r for r in routes if r.match == "pattern"), key=route_rank, reverse=True)
         # Safe methods are always resolved one by one: only they get the fallback (and, by default, the mirror).
         listed = sorted({m for r in routes if r.methods for m in r.methods} | SAFE_METHODS)
-        keys = {(r.prefix, r.match) for r in routes} | {("/", "prefix")}
+        other_re = "(?!(?:" + "|".join(listed) + r")\|)[^|]+"  # any method not listed
+        keys = {(r.pattern_lead, "exact" if r.match == "exact" else "prefix") for r in routes} | {("/", "prefix")}
         out = []
         for index, (prefix, match) in enumerate(sorted(keys)):
             exact = match == "exact"
-            by_method = {
-                m: route_match(routes, path=prefix, method=m, exact_allowed=exact) for m in [*listed, _OTHER_METHOD]
-            }
-            # Group methods that go to the same place into one regex alternative.
+            # The map key is "forced|method|$uri". Patterns are tried first (regex on $uri), best first, wherever
+            # they outrank the static route; static routes were resolved now (see the module docstring).
+            pattern_entries: list[tuple[str, str]] = []
             plain: dict[str, list[str]] = {}
             forced: dict[str, list[str]] = {}
-            for method, route in by_method.items():
+            other: Route | None = None
+            for method in [*listed, _OTHER_METHOD]:
+                method_re = other_re if method == _OTHER_METHOD else method
+                best = route_match(static, path=prefix, method=method, exact_allowed=exact)
+                for route in patterns:
+                    if (prefix.startswith(route.pattern_lead) and route.accepts_method(method)
+                            and (best is None or route_rank(route) > route_rank(best))):
+                        tail = rf"\|{method_re}\|{route.pattern_source[1:]}"
+                        pattern_entries.append((r"~^[^|]+" + tail, self.location_forced(route)))
+                        pattern_entries.append((r"~^" + tail, self.target(route, method)))
                 if method == _OTHER_METHOD:
-                    continue
-                plain.setdefault(self.target(route, method), []).append(method)
-                forced.setdefault(self.location_forced(route), []).append(method)
-            other = by_method[_OTHER_METHOD]
-            entries = [f"    \"~^[^|]+\\|({'|'.join(ms)})$\" {t};" for t, ms in forced.items()]
-            entries.append(f"    \"~^[^|]\" {self.location_forced(other)};")
-            entries += [f"    \"~^\\|({'|'.join(ms)})$\" {t};" for t, ms in plain.items()]
-            entries.append(f"    default {self.target(other, _OTHER_METHOD)};")
+                    other = best
+                else:
+                    plain.setdefault(self.target(best, method), []).append(method)
+                    forced.setdefault(self.location_forced(best), []).append(method)
+            entries = [*pattern_entries]
+            entries += [(r"~^[^|]+\|(" + "|".join(ms) + r")\|", t) for t, ms in forced.items()]
+            entries.append((r"~^[^|]", self.location_forced(other)))
+            entries += [(r"~^\|(" + "|".join(ms) + r")\|", t) for t, ms in plain.items()]
+            lines = [f"    {_q(key)} {target};" for key, target in entries]
+            lines.append(f"    default {self.target(other, _OTHER_METHOD)};")
             var = f"$strangler_to_l{index}"
             self.http[f"to_l{index}"] = (
-                f"map \"$strangler_forced|$request_method\" {var} {{\n" + "\n".join(entries) + "\n}\n"
+                f"map \"$strangler_forced|$request_method|$uri\" {var} {{\n" + "\n".join(lines) + "\n}\n"
             )
             modifier = "=" if exact else "^~"
             out.append(

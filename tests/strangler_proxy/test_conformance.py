@@ -83,6 +83,18 @@ routes:
     methods: [DELETE]
     mode: service
     service: orders
+  - pattern: /api/products/*/rating/
+    mode: service
+    service: orders
+  - pattern: /api/*/export.csv
+    methods: [GET, HEAD]
+    mode: service
+    service: catalog
+    fallback: true
+  - pattern: /shop/*/*/
+    mode: canary
+    weight: 50
+    service: catalog
 """
 
 # (method, raw request target, headers)
@@ -150,6 +162,25 @@ PATH_ROWS = [
     ("POST", "/api/orders/export/", {}),
     ("DELETE", "/api/orders/export/", {}),
     ("GET", "/api/products/../orders/export/", {}),
+    ("GET", "/api/products/7/rating/", {}),
+    ("POST", "/api/products/7/rating/", {}),
+    ("DELETE", "/api/products/7/rating/x", {}),
+    ("GET", "/api/products/7/ratings", {"X-User-Id": "u-3"}),
+    ("GET", "/api/products//rating/", {"X-User-Id": "u-3"}),
+    ("GET", "/api/products/%37/rating/", {}),
+    ("GET", "/api/products/a%2fb/rating/", {}),
+    ("GET", "/api/products/featured/rating/", {}),
+    ("GET", "/api/orders/export.csv", {}),
+    ("HEAD", "/api/orders/export.csv?all=1", {}),
+    ("GET", "/api/orders/exportXcsv", {}),
+    ("POST", "/api/orders/export.csv", {}),
+    ("DELETE", "/api/x/export.csv", {}),
+    ("GET", "/api/x/y/export.csv", {}),
+    ("GET", "/api/orders/export/export.csv", {}),
+    ("GET", "/shop/a/b/", {"X-User-Id": "u-1"}),
+    ("GET", "/shop/a/b/c", {"X-User-Id": "u-2"}),
+    ("GET", "/shop/a/", {"X-User-Id": "u-2"}),
+    ("PATCH", "/shop/x/y/z", {"Cookie": "strangler_uid=p1"}),
     ("GET", "http://evil.example/api/orders/", {}),
     ("GET", "http://127.0.0.1/api/orders/", {}),
     ("CONNECT", "evil.example:443", {}),

@@ -70,6 +70,11 @@ def test_full_route_is_typed():
     assert table.routes[0].weight == 10 and table.routes[0].shadow is None
 
 
+def test_pattern_route():
+    route = parse("- pattern: /api/products/*/rating/\n  mode: service\n  service: catalog\n").routes[1]
+    assert (route.prefix, route.match, route.pattern_lead) == ("/api/products/*/rating/", "pattern", "/api/products/")
+
+
 def test_shadow_mode_gets_a_default_shadow_spec():
     table = parse("- prefix: /api/search/\n  mode: shadow\n  service: catalog\n")
     assert table.routes[1].shadow == ShadowSpec()
@@ -128,6 +133,14 @@ def test_shadow_mode_gets_a_default_shadow_spec():
          "routes.yaml:3: upstreams.monolith: duplicate key"),
         ("routes: [\n", "routes.yaml:2: file: not valid YAML"),
         ("", "routes.yaml:1: file: empty route file"),
+        (BASE.replace("prefix: /api/products/", "pattern: /api/products/"),
+         "routes.yaml:8: routes[0].pattern: '*' stands for one whole segment"),
+        (BASE.replace("prefix: /api/products/", "pattern: /api/prod*/"),
+         "routes.yaml:8: routes[0].pattern: '*' stands for one whole segment"),
+        (BASE.replace("prefix: /api/products/", "pattern: /api/*/x\n    match: exact"),
+         "routes.yaml:9: routes[0].match: a pattern matches the start of paths"),
+        (BASE.replace("prefix: /api/products/", "pattern: /api/*/x\n    prefix: /api/"),
+         "routes.yaml:8: routes[0]: give one of prefix"),
         ("- a\n- b\n", "routes.yaml:1: : must be a mapping"),
     ],
 )

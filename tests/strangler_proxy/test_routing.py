@@ -231,3 +231,53 @@ def test_override_token_shape():
 
 def test_cookie_header_parsing_keeps_the_first_duplicate_like_nginx():
     assert parse_cookie_header("a=1; strangler_uid=x; strangler_uid=y;b") == {"a": "1", "strangler_uid": "x"}
+
+
+PATTERNS = parse_route_text(
+    """\
+upstreams:
+  monolith: http://127.0.0.1:8000
+  catalog: http://127.0.0.1:8001
+  reviews: http://127.0.0.1:8003
+monolith: monolith
+routes:
+  - prefix: /api/products/
+    mode: service
+    service: catalog
+  - pattern: /api/products/*/rating/
+    mode: service
+    service: reviews
+  - prefix: /api/products/featured/rating/x
+    mode: monolith
+  - pattern: /a/*/
+    mode: service
+    service: reviews
+  - prefix: /a/b/
+    mode: service
+    service: catalog
+  - pattern: /v1.0/*/x
+    mode: service
+    service: catalog
+""",
+    source="patterns.yaml",
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "upstream", "label"),
+    [
+        ("/api/products/7/rating/", "reviews", "/api/products/*/rating/"),
+        ("/api/products/7/rating/votes?x=1", "reviews", "/api/products/*/rating/"),
+        ("/api/products/7/ratings", "catalog", "/api/products/"),
+        ("/api/products//rating/", "catalog", "/api/products/"),  # `*` is one non-empty segment
+        ("/api/products/a/b/rating/", "catalog", "/api/products/"),
+        ("/api/products/featured/rating/x1", "monolith", "/api/products/featured/rating/x"),  # longer prefix wins
+        ("/a/b/c", "catalog", "/a/b/"),  # same length: a literal prefix beats a pattern
+        ("/a/c/d", "reviews", "/a/*/"),
+        ("/v1.0/q/x", "catalog", "/v1.0/*/x"),
+        ("/v1X0/q/x", "monolith", "default"),  # the dot is literal
+    ],
+)
+def test_pattern_routes(path, upstream, label):
+    d = decide(PATTERNS, request(path=path), override_secret=None)
+    assert (d.primary, d.route_label) == (upstream, label)
