@@ -11,4 +11,5 @@ urlpatterns = [
     path("reservations/", apis.ReservationCreateApi.as_view(), name="reservation-create"),
     path("reservations/<str:reference>/release/", apis.ReservationReleaseApi.as_view(), name="reservation-release"),
     path("reservations/<str:reference>/confirm/", apis.ReservationConfirmApi.as_view(), name="reservation-confirm"),
+    path("reservations/<str:reference>/return/", apis.ReservationReturnApi.as_view(), name="reservation-return"),
 ]

@@ -91,3 +91,13 @@ class ReservationConfirmApi(APIView):
     @extend_schema(request=None, responses=dict)
     def post(self, request, reference: str):
         return Response(reservation_body(reference, services.stock_confirm(reference=reference)))
+
+
+class ReservationReturnApi(APIView):
+    """Undo a reservation whatever its state (confirmed stock back on hand, active released); idempotent."""
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(request=None, responses=dict)
+    def post(self, request, reference: str):
+        return Response(reservation_body(reference, services.stock_return(reference=reference)))

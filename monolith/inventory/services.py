@@ -3,6 +3,11 @@
 Every write is one `transaction.atomic()` block that locks StockItem rows with select_for_update in
 ascending product id order (the one lock order everybody uses, so two checkouts cannot deadlock), then
 touches reservations. Quantities never go negative: checked here and by the model's constraints.
+
+Each changed stock row writes a ``stock.changed`` event (its full state) to the outbox in the same
+transaction, so the inventory service can follow. Once ownership of "stock" moves to the inventory
+service these writes refuse with 409 ``not_owner``: checkout then reserves through its API
+(``monolith.orders.inventory_gateway``) and this database follows its events (``sync_handlers``).
 """
 
 from __future__ import annotations
@@ -15,8 +20,18 @@ from monolith.catalog.models import Product
 from monolith.inventory.errors import OutOfStock
 from monolith.inventory.models import Reservation, StockItem
 from servicekit.errors import Conflict, InvalidInput, NotFound
+from strangler_sync import events
+from strangler_sync.ownership import ownership_require_owner
+from strangler_sync.services import event_publish
+from strangler_sync.snapshots import aggregate_payload
 
 MAX_QUANTITY = 2_147_483_647  # PositiveIntegerField upper bound on every backend
+STOCK = "stock"  # the sync plane's aggregate name
+
+
+def _stock_changed(item: StockItem) -> None:
+    event_publish(event_type=events.STOCK_CHANGED, aggregate_type=STOCK, aggregate_id=item.product_id,
+                  payload=aggregate_payload(aggregate_type=STOCK, instance=item))
 
 
 def _clean_quantity(value, *, field: str, minimum: int) -> int:
@@ -50,6 +65,7 @@ def _locked_stock(product_ids: Iterable[int], *, create: bool = False) -> dict[i
 
 def stock_set(*, product_id: int, quantity_on_hand: int) -> StockItem:
     """Set the counted on-hand quantity; it may not drop below what is already reserved."""
+    ownership_require_owner(aggregate_type=STOCK)
     quantity_on_hand = _clean_quantity(quantity_on_hand, field="quantity_on_hand", minimum=0)
     with transaction.atomic():
         item = _locked_stock([product_id], create=True)[product_id]
@@ -60,11 +76,13 @@ def stock_set(*, product_id: int, quantity_on_hand: int) -> StockItem:
             )
         item.quantity_on_hand = quantity_on_hand
         item.save(update_fields=["quantity_on_hand", "updated_at"])
+        _stock_changed(item)
     return item
 
 
 def stock_adjust(*, product_id: int, delta: int) -> StockItem:
     """Add (delivery) or remove (shrinkage) stock; the result may not drop below the reserved quantity."""
+    ownership_require_owner(aggregate_type=STOCK)
     if isinstance(delta, bool) or not isinstance(delta, int):
         raise InvalidInput("delta must be an integer.", details={"delta": ["A valid integer is required."]})
     with transaction.atomic():
@@ -78,6 +96,7 @@ def stock_adjust(*, product_id: int, delta: int) -> StockItem:
             )
         item.quantity_on_hand = new_on_hand
         item.save(update_fields=["quantity_on_hand", "updated_at"])
+        _stock_changed(item)
     return item
 
 
@@ -98,6 +117,7 @@ def _clean_lines(lines) -> dict[int, int]:
 
 def stock_reserve(*, reference: str, lines: list[tuple[int, int]]) -> list[Reservation]:
     """Reserve every line or none (OutOfStock names each short product). Idempotent per reference."""
+    ownership_require_owner(aggregate_type=STOCK)
     reference = _clean_reference(reference)
     wanted = _clean_lines(lines)
     with transaction.atomic():
@@ -119,6 +139,7 @@ def stock_reserve(*, reference: str, lines: list[tuple[int, int]]) -> list[Reser
             item = stock[product_id]
             item.quantity_reserved += quantity
             item.save(update_fields=["quantity_reserved", "updated_at"])
+            _stock_changed(item)
         reservations = Reservation.objects.bulk_create(
             Reservation(reference=reference, product_id=product_id, quantity=quantity)
             for product_id, quantity in sorted(wanted.items())
@@ -140,6 +161,7 @@ def _reservations_locked(reference: str) -> tuple[list[Reservation], dict[int, S
 
 def stock_release(*, reference: str) -> list[Reservation]:
     """Give active reservations back to the shelf. Releasing twice is a no-op; a confirmed one cannot be."""
+    ownership_require_owner(aggregate_type=STOCK)
     reference = _clean_reference(reference)
     with transaction.atomic():
         reservations, stock = _reservations_locked(reference)
@@ -151,6 +173,7 @@ def stock_release(*, reference: str) -> list[Reservation]:
             item = stock[reservation.product_id]
             item.quantity_reserved -= reservation.quantity
             item.save(update_fields=["quantity_reserved", "updated_at"])
+            _stock_changed(item)
             reservation.status = Reservation.Status.RELEASED
             reservation.save(update_fields=["status", "updated_at"])
     return reservations
@@ -158,6 +181,7 @@ def stock_release(*, reference: str) -> list[Reservation]:
 
 def stock_confirm(*, reference: str) -> list[Reservation]:
     """The goods leave with the order: on hand and reserved both drop. Confirming twice is a no-op."""
+    ownership_require_owner(aggregate_type=STOCK)
     reference = _clean_reference(reference)
     with transaction.atomic():
         reservations, stock = _reservations_locked(reference)
@@ -170,6 +194,7 @@ def stock_confirm(*, reference: str) -> list[Reservation]:
             item.quantity_reserved -= reservation.quantity
             item.quantity_on_hand -= reservation.quantity
             item.save(update_fields=["quantity_reserved", "quantity_on_hand", "updated_at"])
+            _stock_changed(item)
             reservation.status = Reservation.Status.CONFIRMED
             reservation.save(update_fields=["status", "updated_at"])
     return reservations
@@ -180,6 +205,7 @@ def stock_return(*, reference: str) -> list[Reservation]:
 
     Idempotent; active reservations are released instead.
     """
+    ownership_require_owner(aggregate_type=STOCK)
     reference = _clean_reference(reference)
     with transaction.atomic():
         reservations, stock = _reservations_locked(reference)
@@ -188,10 +214,12 @@ def stock_return(*, reference: str) -> list[Reservation]:
             if reservation.status == Reservation.Status.CONFIRMED:
                 item.quantity_on_hand += reservation.quantity
                 item.save(update_fields=["quantity_on_hand", "updated_at"])
+                _stock_changed(item)
                 reservation.status = Reservation.Status.RETURNED
             elif reservation.status == Reservation.Status.ACTIVE:
                 item.quantity_reserved -= reservation.quantity
                 item.save(update_fields=["quantity_reserved", "updated_at"])
+                _stock_changed(item)
                 reservation.status = Reservation.Status.RELEASED
             else:
                 continue

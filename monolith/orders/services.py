@@ -3,6 +3,9 @@
 Checkout keeps the request short and never holds a lock while the (possibly slow) payment provider works:
 transaction 1 creates the order and reserves its stock, the charge runs outside any transaction, and
 transaction 2 marks it paid (or cancelled, stock released, refund attempted when the outcome is unknown).
+
+Once the inventory service owns stock, the stock steps are calls to its API instead, made outside the
+transactions, each with its compensation (``monolith.orders.saga``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from monolith.cart.selectors import cart_lines
 from monolith.cart.services import cart_clear, cart_reprice
 from monolith.inventory.errors import OutOfStock
 from monolith.inventory.services import stock_confirm, stock_release, stock_reserve, stock_return
+from monolith.orders import saga
 from monolith.orders.errors import CartEmpty, IllegalTransition, PriceChanged, ProductUnavailable
+from monolith.orders.inventory_gateway import InventoryUnavailable, inventory_confirm, inventory_return
 from monolith.orders.models import Order, OrderLine, Payment
 from monolith.payments.base import ChargeResult, PaymentProvider, card_number_clean
 from monolith.payments.errors import PaymentDeclined, PaymentError, PaymentTimeout, PaymentUnavailable
@@ -40,6 +45,7 @@ TRANSITIONS: dict[str, set[str]] = {
 # A replayed checkout whose order failed on payment answers with the same error again.
 _REPLAYED_FAILURES = {cls.code: cls for cls in (PaymentDeclined, PaymentTimeout, PaymentUnavailable)}
 _REPLAYED_FAILURES["payment_abandoned"] = PaymentTimeout  # expired by orders_expire_stale: outcome was unknown
+_REPLAYED_FAILURES[InventoryUnavailable.code] = InventoryUnavailable  # confirm failed after the charge: refunded
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -171,6 +177,8 @@ def order_place(
             details={"expected_total": f"{expected:.2f}", "total": f"{subtotal:.2f}"},
         )
 
+    stock_lines = [(line.product_id, line.quantity) for line in lines]
+    remote_stock = saga.stock_is_remote()
     try:
         with transaction.atomic():
             # The order row first: a concurrent double submission waits here on the unique key and then
@@ -201,7 +209,10 @@ def order_place(
                 )
                 for line in lines
             )
-            stock_reserve(reference=order.reference, lines=[(line.product_id, line.quantity) for line in lines])
+            if not remote_stock:
+                stock_reserve(reference=order.reference, lines=stock_lines)
+        if remote_stock:  # the saga's first step, outside the transaction; the order is discarded on failure
+            saga.checkout_reserve_remote(order=order, lines=stock_lines)
     except IntegrityError:
         existing = Order.objects.filter(user=user, idempotency_key=key).first()
         if existing is None:
@@ -258,35 +269,82 @@ def _order_fail(*, order: Order, provider: PaymentProvider, card: str, status: s
         order = Order.objects.select_for_update().get(pk=order.pk)
         _payment_record(order=order, provider=provider, kind=Payment.Kind.CHARGE, status=status,
                         card_last4=card[-4:], error_code=error.code, message=error.message[:255])
-        stock_release(reference=order.reference)
+        local_stock = saga.reservation_is_local(reference=order.reference)
+        if local_stock:
+            stock_release(reference=order.reference)
         order.status = Order.Status.CANCELLED
         order.failure_code = error.code
         order.cancelled_at = timezone.now()
         order.save(update_fields=["status", "failure_code", "cancelled_at"])
+    if not local_stock:
+        saga.reservation_undo_quietly(reference=order.reference)
     if refund:
         _refund(order=order, provider=provider)
 
 
+def _order_fail_after_charge(*, order: Order, provider: PaymentProvider, card: str, charge: ChargeResult,
+                             error: InventoryUnavailable) -> None:
+    """Charged, but the stock could not be confirmed: undo the reservation, cancel the order, refund the charge."""
+    error.details = {**error.details, "order": order.reference}
+    saga.reservation_undo_quietly(reference=order.reference)
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order.pk)
+        _payment_record(order=order, provider=provider, kind=Payment.Kind.CHARGE, status=Payment.Status.SUCCEEDED,
+                        card_last4=card[-4:], provider_reference=charge.charge_id)
+        if order.status == Order.Status.PLACED:
+            order.status = Order.Status.CANCELLED
+            order.failure_code = error.code
+            order.cancelled_at = timezone.now()
+            order.save(update_fields=["status", "failure_code", "cancelled_at"])
+    _refund(order=order, provider=provider)
+
+
 def _order_mark_paid(*, order: Order, provider: PaymentProvider, cart: Cart, card: str,
                      charge: ChargeResult) -> Order:
+    local_stock = saga.reservation_is_local(reference=order.reference)
+    if not local_stock:
+        try:  # the saga's last step; any doubt about it (timeout, 5xx, 409) is undone and refunded
+            inventory_confirm(reference=order.reference)
+        except (InventoryUnavailable, Conflict, NotFound) as exc:
+            error = exc if isinstance(exc, InventoryUnavailable) else InventoryUnavailable(
+                f"The inventory service refused to confirm the reservation: {exc.message}")
+            _order_fail_after_charge(order=order, provider=provider, card=card, charge=charge, error=error)
+            raise error from (None if exc is error else exc)
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order.pk)
         _payment_record(order=order, provider=provider, kind=Payment.Kind.CHARGE, status=Payment.Status.SUCCEEDED,
                         card_last4=card[-4:], provider_reference=charge.charge_id)
         cancelled_meanwhile = order.status != Order.Status.PLACED
         if cancelled_meanwhile:
-            stock_release(reference=order.reference)  # no-op when whoever cancelled it already did
+            if local_stock:
+                stock_release(reference=order.reference)  # no-op when whoever cancelled it already did
         else:
-            stock_confirm(reference=order.reference)
+            if local_stock:
+                stock_confirm(reference=order.reference)
             order.status = Order.Status.PAID
             order.paid_at = timezone.now()
             order.save(update_fields=["status", "paid_at"])
             cart_clear(cart=cart)
     if cancelled_meanwhile:
+        if not local_stock:
+            saga.reservation_undo_quietly(reference=order.reference)
         _refund(order=order, provider=provider)
         raise Conflict(f"Order {order.reference} was cancelled while it was being paid; the charge was refunded.",
                        details={"order": order.reference})
     return order
+
+
+def _order_transition_check(*, order: Order, to: str) -> None:
+    if order.status == Order.Status.PLACED and to == Order.Status.CANCELLED:
+        raise IllegalTransition(
+            f"Order {order.reference} is still being paid; try again in a moment.",
+            details={"order": order.reference, "status": order.status, "to": to},
+        )
+    if to not in TRANSITIONS[order.status]:
+        raise IllegalTransition(
+            f"Order {order.reference} is {order.status}; it cannot become {to}.",
+            details={"order": order.reference, "status": order.status, "to": to},
+        )
 
 
 def _order_transition(*, order: Order, to: str) -> tuple[Order, str]:
@@ -310,7 +368,14 @@ def order_cancel(*, order: Order) -> Order:
     """Cancel a paid order: its stock goes back on the shelf and the payment is refunded.
 
     An order still being paid (placed) cannot be cancelled from outside: the checkout finishes it either way.
+    When the inventory service holds the order's stock it is returned there first (idempotent), so a
+    service that cannot be reached leaves the order as it was (503 ``inventory_unavailable``, retry later).
     """
+    local_stock = saga.reservation_is_local(reference=order.reference)
+    if not local_stock:
+        current = Order.objects.get(pk=order.pk)
+        _order_transition_check(order=current, to=Order.Status.CANCELLED)  # before touching the service's stock
+        inventory_return(reference=order.reference)
     with transaction.atomic():
         current = Order.objects.select_for_update().get(pk=order.pk)
         if current.status == Order.Status.PLACED:
@@ -321,7 +386,8 @@ def order_cancel(*, order: Order) -> Order:
         order, previous = _order_transition(order=order, to=Order.Status.CANCELLED)
         order.failure_code = "cancelled"
         order.save(update_fields=["failure_code"])
-        stock_return(reference=order.reference)
+        if local_stock:
+            stock_return(reference=order.reference)
     if previous == Order.Status.PAID:
         _refund(order=order, provider=payment_provider())
     return order
@@ -354,11 +420,15 @@ def order_expire_stale(*, older_than: timedelta) -> list[Order]:
             order = Order.objects.select_for_update().get(pk=order_id)
             if order.status != Order.Status.PLACED:
                 continue
-            stock_release(reference=order.reference)
+            local_stock = saga.reservation_is_local(reference=order.reference)
+            if local_stock:
+                stock_release(reference=order.reference)
             order.status = Order.Status.CANCELLED
             order.failure_code = "payment_abandoned"
             order.cancelled_at = timezone.now()
             order.save(update_fields=["status", "failure_code", "cancelled_at"])
+        if not local_stock:
+            saga.reservation_undo_quietly(reference=order.reference)
         _refund(order=order, provider=provider)
         expired.append(order)
     return expired
