@@ -134,9 +134,9 @@ class RouteFileWatcher:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout=2)
 
-    def check(self) -> None:
+    def check(self, *, force: bool = False) -> None:
         stat = self._stat()
-        if stat is None or stat == self._last_stat:
+        if stat is None or (stat == self._last_stat and not force):
             return
         self._last_stat = stat
         try:
@@ -157,9 +157,13 @@ class RouteFileWatcher:
             self._on_table(table)
 
     def _run(self) -> None:
+        polls = 0
         while not self._stop.wait(self.interval):
+            polls += 1
             try:
-                self.check()
+                # Two same-size writes within the filesystem's timestamp granularity look unchanged to stat:
+                # compare the content itself about once a second as well.
+                self.check(force=polls % max(1, round(1 / self.interval)) == 0)
             except Exception:  # the watcher must outlive any surprise; the table in use stays valid
                 logger.exception("route file watcher failed on %s", self.path)
 

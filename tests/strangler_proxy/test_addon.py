@@ -370,3 +370,29 @@ def test_shadow_sampling_is_decided_by_the_request_id_like_nginx_split_clients(p
     time.sleep(0.1)
     assert sorted(r["headers"]["x-request-id"] for r in catalog.received()) == expected
     assert len(received) == len(expected)
+
+
+def test_route_file_watcher_swaps_valid_edits_and_reports_a_bad_one_once(tmp_path, routes_file):
+    import os
+
+    from strangler_proxy.addon import RouteFileWatcher
+    from strangler_proxy.loader import load_route_file
+
+    tables, errors = [], []
+    text = routes_file.read_text()
+    watcher = RouteFileWatcher(routes_file, interval=0.05, digest=load_route_file(routes_file).digest,
+                               on_table=tables.append, on_error=errors.append)
+    watcher.check()
+    assert tables == [] and errors == []  # unchanged
+    # Same size and (restored) mtime: stat cannot tell, the periodic forced check compares the content.
+    stat = routes_file.stat()
+    routes_file.write_text(text.replace("timeout: 1", "timeout: 2", 1))
+    os.utime(routes_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    watcher.check()
+    assert tables == []
+    watcher.check(force=True)
+    assert [t.routes[0].timeout for t in tables] == [2.0]
+    routes_file.write_text(text.replace("mode: shadow", "mode: shadowy"))
+    watcher.check()
+    watcher.check(force=True)
+    assert len(errors) == 1 and "routes[2].mode: unknown mode" in str(errors[0]) and len(tables) == 1
