@@ -39,7 +39,7 @@ def test_the_shipped_route_file_loads():
     assert set(table.upstreams) == {"monolith", "catalog"}
     assert table.upstreams["catalog"].url == "http://127.0.0.1:8001"
     assert [(r.prefix, r.mode) for r in table.routes] == [
-        ("/api/products/", "monolith"), ("/api/categories/", "monolith"),
+        ("/api/products/", "monolith"), ("/api/products/*/rating/", "monolith"), ("/api/categories/", "monolith"),
     ]
     assert len(table.digest) == 64 and table.source == str(DEFAULT_ROUTE_FILE)
 
