@@ -1,0 +1,7 @@
+"""`python -m migrations_plan ...` runs the plan CLI."""
+
+import sys
+
+from migrations_plan.cli import main
+
+sys.exit(main())

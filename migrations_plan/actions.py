@@ -1,0 +1,148 @@
+"""Apply a step's actions and undo them: route edits (route file), ownership (strangler_sync), commands.
+
+Each applied action yields a change record (JSON) with what undoing it needs; a step whose Nth action fails
+has its earlier actions undone in reverse order before the error is raised, so nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from migrations_plan.errors import ActionFailed, PlanConflict
+from migrations_plan.routefile import route_file_apply
+from migrations_plan.spec import Action, CommandAction, OwnershipChange, RouteEdit, Step
+from servicekit.env import REPO_ROOT
+from strangler_proxy.loader import DEFAULT_ROUTE_FILE
+
+
+def routes_writable(path: Path) -> Path:
+    """The route file plans may write: never the packaged default (copy it under var/ and point at the copy)."""
+    if path.resolve() == DEFAULT_ROUTE_FILE.resolve():
+        raise PlanConflict(f"refusing to edit the packaged route file {path}; copy it (e.g. to var/routes.yaml) "
+                           "and run the proxy and the plan with --routes / STRANGLER_ROUTES pointing at the copy")
+    return path
+
+
+def _django_ready() -> None:
+    """Ownership goes through strangler_sync's own service, which reads the Django settings (ownership file)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monolith.settings")
+    import django
+    from django.apps import apps
+
+    if not apps.ready:
+        django.setup()
+
+
+def _ownership_set(owners: dict[str, str]) -> None:
+    _django_ready()
+    from strangler_sync.ownership import ownership_set
+
+    for aggregate, owner in owners.items():
+        ownership_set(aggregate_type=aggregate, owner=owner)
+
+
+def _ownership_get(aggregates: list[str]) -> dict[str, str]:
+    _django_ready()
+    from strangler_sync.ownership import ownership_owner_get
+
+    return {aggregate: ownership_owner_get(aggregate_type=aggregate) for aggregate in aggregates}
+
+
+def _run(argv: list[str], timeout: float) -> None:
+    argv = [sys.executable if part == "{python}" else part for part in argv]
+    shown = " ".join(argv)
+    try:
+        done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise ActionFailed(f"{shown}: command not found") from None
+    except subprocess.TimeoutExpired:
+        raise ActionFailed(f"{shown}: still running after {timeout:g}s (killed)") from None
+    if done.returncode != 0:
+        last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+        raise ActionFailed(f"{shown}: exit {done.returncode}: {last[:300]}")
+
+
+def action_apply(*, action: Action, routes: Path) -> dict:
+    if isinstance(action, RouteEdit):
+        after = dict(action.changes)
+        before = route_file_apply(path=routes_writable(routes), prefix=action.prefix, changes=after)
+        return {"type": "route", "prefix": action.prefix, "before": before, "after": after}
+    if isinstance(action, OwnershipChange):
+        after = dict(action.owners)
+        before = _ownership_get(list(after))
+        _ownership_set(after)
+        return {"type": "ownership", "before": before, "after": after}
+    assert isinstance(action, CommandAction)
+    _run(list(action.argv), action.timeout)
+    return {"type": "run", "argv": list(action.argv), "undo": list(action.undo) if action.undo else None,
+            "timeout": action.timeout}
+
+
+def change_undo(*, change: dict, routes: Path) -> None:
+    if change["type"] == "route":
+        route_file_apply(path=routes_writable(routes), prefix=change["prefix"], changes=change["before"])
+    elif change["type"] == "ownership":
+        _ownership_set(change["before"])
+    elif change["undo"]:
+        _run(change["undo"], change.get("timeout", 600.0))
+
+
+def change_redo(*, change: dict, routes: Path) -> None:
+    if change["type"] == "route":
+        route_file_apply(path=routes_writable(routes), prefix=change["prefix"], changes=change["after"])
+    elif change["type"] == "ownership":
+        _ownership_set(change["after"])
+    else:
+        _run(change["argv"], change.get("timeout", 600.0))
+
+
+def change_describe(change: dict) -> str:
+    if change["type"] == "route":
+        return f"route {change['prefix']}: " + ", ".join(
+            f"{k} {change['before'][k]!r} -> {change['after'][k]!r}" for k in change["after"])
+    if change["type"] == "ownership":
+        return "ownership " + ", ".join(f"{a} {change['before'][a]} -> {o}" for a, o in change["after"].items())
+    return "ran " + " ".join(change["argv"])
+
+
+def step_apply(*, step: Step, routes: Path) -> list[dict]:
+    """Apply every action in order; on a failure undo the ones already applied (reverse order), then raise."""
+    changes: list[dict] = []
+    for index, action in enumerate(step.actions, start=1):
+        try:
+            changes.append(action_apply(action=action, routes=routes))
+        except ActionFailed as exc:
+            undo_errors = _undo_all(changes, routes)
+            undone = f"undid the {len(changes)} earlier action(s)" if changes else "nothing was applied"
+            if undo_errors:
+                undone = f"undoing the earlier actions failed too: {'; '.join(undo_errors)}"
+            raise ActionFailed(f"step {step.name}: action {index} ({action.describe()}) failed: {exc}; "
+                               f"{undone}") from exc
+    return changes
+
+
+def _undo_all(changes: list[dict], routes: Path) -> list[str]:
+    errors = []
+    for change in reversed(changes):
+        try:
+            change_undo(change=change, routes=routes)
+        except ActionFailed as exc:
+            errors.append(str(exc))
+    return errors
+
+
+def step_undo(*, name: str, changes: list[dict], routes: Path) -> None:
+    """Undo a step's changes in reverse order; if one fails, redo the ones already undone, then raise."""
+    undone: list[dict] = []
+    for change in reversed(changes):
+        try:
+            change_undo(change=change, routes=routes)
+        except ActionFailed as exc:
+            for again in reversed(undone):
+                change_redo(change=again, routes=routes)
+            raise ActionFailed(f"rolling back {name}: undoing '{change_describe(change)}' failed: {exc}; "
+                               f"the step stays applied") from exc
+        undone.append(change)

@@ -1,0 +1,204 @@
+"""`strangler-plan` / `python -m migrations_plan`: status, advance, rollback, freeze, unfreeze, watch, check, history.
+
+A leading `plan` word is accepted too (`strangler-plan plan advance catalog`). Errors are one line on stderr
+with a non-zero exit: 2 for bad input (plan file, arguments), 1 when the plan cannot move (gates, frozen,
+finished, locked, an action failed), 3 when `watch` rolled back or froze the plan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from migrations_plan.errors import PlanError
+from migrations_plan.loader import load_plan, plan_names
+from strangler_proxy.loader import ROUTES_ENV, route_file_path
+
+
+def _routes(args: argparse.Namespace) -> Path:
+    return route_file_path(args.routes)
+
+
+def _actor(args: argparse.Namespace) -> str:
+    return args.actor or os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from migrations_plan.selectors import plan_status
+
+    names = args.plans or plan_names()
+    statuses = [plan_status(plan=load_plan(name, routes=args.routes), routes=_routes(args)) for name in names]
+    if args.json:
+        print(json.dumps(statuses, indent=2))
+        return 0
+    for status in statuses:
+        total = len(status["steps"])
+        where = f"step {status['position']}/{total}" + (f" ({status['current']})" if status["current"] else "")
+        print(f"{status['plan']}: {where}, since {_when(status['entered_at'])}"
+              + (", FINISHED" if status["finished"] else "")
+              + (f", FROZEN by {status['frozen']['by']}: {status['frozen']['reason']}" if status["frozen"] else ""))
+        for index, step in enumerate(status["steps"], start=1):
+            mark = "x" if step["applied"] else ">" if step["name"] == status["next"] else " "
+            note = "" if step["reversible"] else "  (not reversible)"
+            print(f"  [{mark}] {index}. {step['name']:<20} {step['description']}{note}")
+        if status["next"]:
+            print(f"  gates of {status['next']}:" + ("" if status["gates"] else " none"))
+            for gate in status["gates"]:
+                print("    " + _gate_line(gate))
+        if status["watch"]:
+            print(f"  watch of {status['current']}:")
+            for gate in status["watch"]:
+                print("    " + _gate_line(gate))
+    return 0
+
+
+def _gate_line(gate: dict) -> str:
+    from migrations_plan.gates import GateResult
+
+    return GateResult(**gate).line()
+
+
+def cmd_advance(args: argparse.Namespace) -> int:
+    from migrations_plan.services import plan_advance
+
+    done = plan_advance(plan=load_plan(args.plan, routes=args.routes), routes=_routes(args), actor=_actor(args))
+    print(f"{done['plan']}: applied step {done['position']} ({done['step']})")
+    for gate in done["gates"]:
+        print("  " + _gate_line(gate))
+    for change in done["changes"]:
+        print(f"  {change}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from migrations_plan.services import plan_rollback
+
+    done = plan_rollback(plan=load_plan(args.plan, routes=args.routes), routes=_routes(args), actor=_actor(args),
+                         reason=args.reason or "", allow_irreversible=args.allow_irreversible)
+    print(f"{done['plan']}: rolled back {done['step']}, now at step {done['position']}")
+    for change in done["changes"]:
+        print(f"  undid {change}")
+    return 0
+
+
+def cmd_freeze(args: argparse.Namespace) -> int:
+    from migrations_plan.services import plan_freeze
+
+    plan_freeze(plan=load_plan(args.plan, routes=args.routes), actor=_actor(args), reason=args.reason)
+    print(f"{args.plan}: frozen ({args.reason})")
+    return 0
+
+
+def cmd_unfreeze(args: argparse.Namespace) -> int:
+    from migrations_plan.services import plan_unfreeze
+
+    plan_unfreeze(plan=load_plan(args.plan, routes=args.routes), actor=_actor(args), reason=args.reason or "")
+    print(f"{args.plan}: unfrozen")
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from migrations_plan.services import plan_watch
+
+    done = plan_watch(plan=load_plan(args.plan, routes=args.routes), routes=_routes(args), actor=_actor(args),
+                      interval=args.interval, max_seconds=args.max_seconds,
+                      report=lambda line: print(line, flush=True))
+    if done["outcome"] == "held":
+        print(f"{args.plan}: {done['reason']}")
+        return 0
+    print(f"{args.plan}: {done['outcome'].replace('_', ' ')} {done['step']}: {done['reason']}")
+    return 3
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    for name in args.plans or plan_names():
+        plan = load_plan(name, routes=args.routes)
+        print(f"ok: {plan.source}: plan {plan.name}, {len(plan.steps)} steps")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from migrations_plan.state import history_read
+
+    for entry in history_read(plan=args.plan)[-args.last:]:
+        if args.json:
+            print(json.dumps(entry, sort_keys=True))
+            continue
+        print(f"{entry['at']} {entry['actor']} {entry['plan']} {entry['action']} {entry['step'] or '-'}: "
+              f"{entry['result']}" + (f" ({entry['reason']})" if entry["reason"] else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="strangler-plan", description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--routes", metavar="FILE", default=None,
+                        help=f"route file the proxy reads (default: ${ROUTES_ENV}, else strangler_proxy/routes.yaml)")
+    common.add_argument("--actor", default=None, help="who is acting (default: $USER), written to the history")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("status", parents=[common], help="where each plan stands and its gate values now")
+    p.add_argument("plans", nargs="*", metavar="PLAN")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("advance", parents=[common], help="apply the next step if its gates pass")
+    p.add_argument("plan")
+    p.set_defaults(func=cmd_advance)
+
+    p = sub.add_parser("rollback", parents=[common], help="undo the last step's actions in reverse order")
+    p.add_argument("plan")
+    p.add_argument("--reason", default="")
+    p.add_argument("--allow-irreversible", action="store_true",
+                   help="also undo an ownership flip (only once the relays are drained)")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("freeze", parents=[common], help="stop moving the plan without rolling back")
+    p.add_argument("plan")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(func=cmd_freeze)
+
+    p = sub.add_parser("unfreeze", parents=[common], help="let the plan move again")
+    p.add_argument("plan")
+    p.add_argument("--reason", default="")
+    p.set_defaults(func=cmd_unfreeze)
+
+    p = sub.add_parser("watch", parents=[common], help="check the current step's watch gates; roll back on failure")
+    p.add_argument("plan")
+    p.add_argument("--interval", type=float, default=5.0, metavar="SECONDS")
+    p.add_argument("--max-seconds", type=float, default=600.0, metavar="SECONDS")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("check", parents=[common], help="parse plan files (exit 2 with file:line: field: reason)")
+    p.add_argument("plans", nargs="*", metavar="PLAN")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("history", parents=[common], help="print the history log")
+    p.add_argument("plan", nargs="?")
+    p.add_argument("--last", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_history)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["plan"]:
+        argv = argv[1:]
+    args = build_parser().parse_args(argv)
+    if getattr(args, "interval", 1) <= 0 or getattr(args, "max_seconds", 1) < 0:
+        print("error: --interval must be > 0 and --max-seconds >= 0", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code

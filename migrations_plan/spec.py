@@ -1,0 +1,125 @@
+"""Typed, immutable specs of a plan file: steps, their actions and their gates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Keys a route action may set on a route of the route file (the rest of a route is never touched by plans).
+ROUTE_KEYS: tuple[str, ...] = ("mode", "service", "weight", "shadow", "fallback", "timeout")
+
+# Gate kinds. "min" gates wait until the value reaches the threshold; "max" gates fail when the value exceeds
+# it; both are unknown while there is no data, and an unknown gate never passes.
+GATE_KINDS: dict[str, str] = {
+    "min_shadow_sample": "min",  # shadow comparisons on the plan's routes since the current step began
+    "max_diff_rate": "max",  # shadow comparisons that differed / comparisons, 0..1
+    "max_error_rate_increase": "max",  # service 5xx+failure rate minus the monolith's, 0..1
+    "max_p99_seconds": "max",  # p99 latency of requests the service answered on the plan's routes
+    "max_relay_lag_seconds": "max",  # age of the oldest unpublished outbox row, worst sync project
+    "max_relay_backlog": "max",  # unpublished outbox rows, summed over the sync projects
+    "verify": "max",  # differences between monolith and service for these aggregates; must be 0
+    "min_soak_seconds": "min",  # time since the current step began
+    "healthy": "max",  # upstreams whose health path does not answer 200; must be 0
+}
+
+
+@dataclass(frozen=True)
+class RouteEdit:
+    """Set keys of one route (None removes the key). Reversible: the previous values are kept for undo."""
+
+    prefix: str
+    changes: tuple[tuple[str, Any], ...]
+    line: int = 0
+
+    @property
+    def reversible(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{k}={'(unset)' if v is None else v}" for k, v in self.changes)
+        return f"route {self.prefix}: {parts}"
+
+
+@dataclass(frozen=True)
+class OwnershipChange:
+    """Make `owner` the writer of each aggregate. Not reversible: writes may already have happened there."""
+
+    owners: tuple[tuple[str, str], ...]
+    line: int = 0
+
+    @property
+    def reversible(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        return "ownership " + ", ".join(f"{a}={o}" for a, o in self.owners)
+
+
+@dataclass(frozen=True)
+class CommandAction:
+    """Run a command (argv, `{python}` = this interpreter) from the repository root; exit 0 or the step fails.
+
+    Commands are meant to be idempotent (backfill, verify, migrate): rolling back runs `undo` when given,
+    and otherwise has nothing to undo.
+    """
+
+    argv: tuple[str, ...]
+    undo: tuple[str, ...] | None = None
+    timeout: float = 600.0
+    line: int = 0
+
+    @property
+    def reversible(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        return "run " + " ".join(self.argv)
+
+
+Action = RouteEdit | OwnershipChange | CommandAction
+
+
+@dataclass(frozen=True)
+class Gate:
+    kind: str  # a key of GATE_KINDS
+    threshold: float  # for verify and healthy: 0
+    aggregates: tuple[str, ...] = ()  # verify
+    upstreams: tuple[str, ...] = ()  # healthy
+    line: int = 0
+
+    @property
+    def direction(self) -> str:
+        return GATE_KINDS[self.kind]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    description: str
+    actions: tuple[Action, ...]
+    gates: tuple[Gate, ...]  # must pass before this step is applied
+    watch: tuple[Gate, ...] = ()  # checked by `plan watch` while this is the current step
+    line: int = 0
+
+    @property
+    def reversible(self) -> bool:
+        return all(action.reversible for action in self.actions)
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    description: str
+    service: str  # the upstream the plan moves traffic to
+    routes: tuple[str, ...]  # route prefixes whose metrics feed the gates
+    proxy_metrics: str  # URL of the proxy admin's Prometheus text
+    sync_projects: tuple[str, ...]  # Django settings modules whose outbox feeds the relay gates
+    steps: tuple[Step, ...]
+    source: Path = field(default_factory=Path)
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
