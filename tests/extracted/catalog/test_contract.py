@@ -106,8 +106,9 @@ def both(tmp_path_factory):
             server.stop()
 
 
-def _get(base: str, path: str) -> tuple[int, str, object]:
-    response = requests.get(base + path, headers={"Host": live.SHARED_HOST, "Accept": "application/json"}, timeout=10)
+def _get(base: str, path: str, *, auth: tuple[str, str] | None = None) -> tuple[int, str, object]:
+    response = requests.get(base + path, headers={"Host": live.SHARED_HOST, "Accept": "application/json"},
+                            auth=auth, timeout=10)
     return response.status_code, response.headers.get("Content-Type", ""), response.json()
 
 
@@ -214,6 +215,12 @@ def test_staff_writes_and_their_errors_are_the_same(both):
         ("DELETE", f"/api/products/{product_id}/", None),
     ]
     mismatches, statuses = [], set()
+    inactive = [r["pk"] for r in products if not r["fields"]["is_active"]][:1]
+    for path in ["/api/products/?is_active=false", "/api/products/?is_active=all&ordering=-price&page=3",
+                 *[f"/api/products/{pid}/" for pid in inactive]]:  # staff also see inactive products
+        expected, actual = _get(monolith_url, path, auth=STAFF), _get(service_url, path, auth=STAFF)
+        if expected != actual:
+            mismatches.append(f"staff GET {path}:\n  monolith {expected!r:.500}\n  service  {actual!r:.500}")
     for method, path, body in steps:
         expected, actual = _write(monolith_url, method, path, body), _write(service_url, method, path, body)
         statuses.add(expected[0])
