@@ -21,7 +21,7 @@ from tests.extracted.catalog import live
 TOKEN = "flip-test-token"
 
 
-def _wait_for(predicate, *, timeout: float = 30, what: str = "condition"):
+def _wait_for(predicate, *, timeout: float = 60, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = predicate()
