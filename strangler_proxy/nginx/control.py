@@ -69,11 +69,15 @@ class NginxInstance:
         return self.prefix / "nginx.pid"
 
     def master_pid(self) -> int | None:
+        """The running master's pid, or None (no pid file, dead, or the pid now belongs to another program)."""
         try:
             pid = int(self.pid_path.read_text().strip())
             os.kill(pid, 0)
         except (OSError, ValueError):
             return None
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        if cmdline.exists() and not cmdline.read_bytes().startswith(b"nginx: master process"):
+            return None  # a stale pid file after a crash: never signal an unrelated process
         return pid
 
     def install(self, table: RouteTable) -> Path:

@@ -102,3 +102,14 @@ def test_nginx_stop(setup, capsys):
     assert main(["nginx-stop", "--runtime-dir", str(runtime)]) == 0
     assert capsys.readouterr().out.strip() == f"stopped nginx (pid {pid})"
     assert NginxInstance(NginxOptions(runtime_dir=runtime)).master_pid() is None
+
+
+def test_a_stale_pid_file_is_not_mistaken_for_nginx(tmp_path):
+    import os
+
+    runtime = tmp_path / "nginx"
+    runtime.mkdir()
+    (runtime / "nginx.pid").write_text(f"{os.getpid()}\n")  # alive, but pytest, not nginx
+    assert NginxInstance(NginxOptions(runtime_dir=runtime)).master_pid() is None
+    (runtime / "nginx.pid").write_text("garbage")
+    assert NginxInstance(NginxOptions(runtime_dir=runtime)).master_pid() is None
