@@ -36,6 +36,12 @@ def _listen(value: str) -> str:
     return f"127.0.0.1:{value}" if value.isdigit() else value
 
 
+def _workers(value: str) -> str:
+    if value != "auto" and not (value.isdigit() and int(value) > 0):
+        raise argparse.ArgumentTypeError("a positive number or 'auto'")
+    return value
+
+
 def _runtime_dir(value: str | None) -> Path:
     if value:
         return Path(value)
@@ -118,8 +124,9 @@ def _nginx_options(args: argparse.Namespace, table: RouteTable):
     from strangler_proxy.nginx.render import NginxOptions
 
     hosts = tuple(h.strip() for h in args.hosts.split(",") if h.strip())
+    workers = args.workers if args.workers == "auto" else int(args.workers)
     return NginxOptions(runtime_dir=_runtime_dir(args.runtime_dir).resolve(), listen=_listen(args.listen),
-                        override_secret=_override_secret(table), hosts=hosts or ("*",))
+                        override_secret=_override_secret(table), hosts=hosts or ("*",), worker_processes=workers)
 
 
 def cmd_render_nginx(args: argparse.Namespace) -> int:
@@ -205,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "render-nginx":
             p.add_argument("--out", metavar="FILE", default=None)
         p.add_argument("--listen", default=DEFAULT_NGINX_LISTEN, metavar="PORT|HOST:PORT")
+        p.add_argument("--workers", default="auto", type=_workers, metavar="N|auto",
+                       help="nginx worker processes (default: auto, one per core)")
         p.add_argument("--hosts", default="localhost,127.0.0.1,[::1]", metavar="NAME,...",
                        help="Host names clients may address, '*' for any; others get 421 (default: %(default)s)")
         p.add_argument("--runtime-dir", default=None, metavar="DIR",

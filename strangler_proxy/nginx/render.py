@@ -65,7 +65,7 @@ class NginxOptions:
     runtime_dir: Path  # prefix dir of the private instance: pid, logs, temp files
     listen: str = "127.0.0.1:8080"
     override_secret: str | None = None  # tokens are precomputed into a map; None: overrides are ignored
-    worker_processes: int = 1
+    worker_processes: int | str = 1  # a number or "auto" (one per core)
     keepalive: int = 32  # idle upstream connections kept per worker
     user: str | None = field(default_factory=_worker_user)  # `user` directive; None: not rendered
     hosts: tuple[str, ...] = DEFAULT_HOSTS  # Host names clients may address; "*" accepts any; others get 421

@@ -143,6 +143,11 @@ def test_render_nginx_prints_and_writes(capsys, tmp_path, route_file):
     assert "listen 127.0.0.1:9123 default_server;" in out
     assert f"pid {(tmp_path / 'rt').resolve()}/nginx.pid;" in out
     assert 'server_name "localhost" "127.0.0.1" "[::1]";' in out and "return 421" in out
+    assert "worker_processes auto;" in out
+    code, out, _ = run(capsys, "render-nginx", "--routes", route_file, "--workers", "3")
+    assert "worker_processes 3;" in out
+    with pytest.raises(SystemExit):
+        main(["render-nginx", "--routes", str(route_file), "--workers", "0"])
     code, out, _ = run(capsys, "render-nginx", "--routes", route_file, "--hosts", "shop.example,*")
     assert code == 0 and "return 421" not in out and "server_name _;" in out
     code, out, _ = run(capsys, "render-nginx", "--routes", route_file, "--hosts", "Shop.Example")
