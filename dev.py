@@ -24,6 +24,7 @@ VENV_PY = VENV / "bin" / "python"
 TEST_SUITES: list[tuple[str, str, list[str]]] = [
     ("monolith+planes", "monolith.settings", ["tests"]),
     ("extracted-catalog", "extracted.catalog.settings", ["tests/extracted/catalog"]),
+    ("extracted-inventory", "extracted.inventory.settings", ["tests/extracted/inventory"]),
 ]
 # Paths that belong to other suites and must not be collected by the first one.
 TEST_IGNORES: list[str] = ["tests/extracted"]
