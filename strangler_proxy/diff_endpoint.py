@@ -19,8 +19,11 @@ import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
 from strangler_proxy.fetch import HOP_BY_HOP
 from strangler_proxy.loader import RouteFileError, load_route_file, route_file_path
+from strangler_proxy.metrics import ProxyMetrics
 from strangler_proxy.shadow import SAFE_METHODS, DiffStore, ShadowJob, ShadowRunner
 from strangler_proxy.spec import (
     MIRROR_PRIMARY_HEADER,
@@ -36,13 +39,15 @@ MAX_BODY = 10 * 1024 * 1024
 
 
 class DiffEndpoint:
-    """An HTTP server (stdlib, threaded) in front of a ShadowRunner; ``GET /diffs`` returns the summary."""
+    """An HTTP server (stdlib, threaded) in front of a ShadowRunner; ``GET /diffs`` and ``/metrics`` report."""
 
     def __init__(self, *, table: RouteTable, host: str = "127.0.0.1", port: int = 0, store: DiffStore | None = None,
                  workers: int = 4):
         self.table = table
         self.store = store or DiffStore()
-        self.runner = ShadowRunner(store=self.store, max_workers=workers)
+        self.metrics = ProxyMetrics()
+        self.runner = ShadowRunner(store=self.store, max_workers=workers, on_compared=self._compared,
+                                   on_error=self._failed)
         self.skipped: dict[str, int] = {}
         self._lock = threading.Lock()
         endpoint = self
@@ -58,18 +63,24 @@ class DiffEndpoint:
                     self.close_connection = True
                     return
                 body = self.rfile.read(length) if length else b""
-                if self.command == "GET" and self.path == "/diffs" and MIRROR_ROUTE_HEADER not in self.headers:
-                    self._answer(200, endpoint.summary())
-                    return
+                if self.command == "GET" and MIRROR_ROUTE_HEADER not in self.headers:
+                    if self.path == "/diffs":
+                        self._answer(200, endpoint.summary())
+                        return
+                    if self.path == "/metrics":
+                        self._send(200, CONTENT_TYPE_LATEST, endpoint.metrics.exposition())
+                        return
                 status, payload = endpoint.accept(self.command, self.path, list(self.headers.items()), body)
                 self._answer(status, payload)
 
             do_GET = do_HEAD = do_OPTIONS = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
             def _answer(self, status: int, payload: dict) -> None:
-                data = json.dumps(payload).encode()
+                self._send(status, "application/json", json.dumps(payload).encode())
+
+            def _send(self, status: int, content_type: str, data: bytes) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
@@ -85,6 +96,14 @@ class DiffEndpoint:
     @property
     def port(self) -> int:
         return self._server.server_address[1]
+
+    def _compared(self, job: ShadowJob, result) -> None:
+        self.metrics.shadow_comparisons.labels(route=job.route).inc()
+        if not result.equal:
+            self.metrics.shadow_diffs.labels(route=job.route).inc()
+
+    def _failed(self, job: ShadowJob, reason: str) -> None:
+        self.metrics.shadow_errors.labels(route=job.route, reason=reason).inc()
 
     def _skip(self, reason: str) -> None:
         with self._lock:
@@ -158,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     host, _, port = (args.listen or table.settings.diff_endpoint).rpartition(":")
     endpoint = DiffEndpoint(table=table, host=host or "127.0.0.1", port=int(port),
                             store=DiffStore(samples_path=args.diffs or None))
-    print(f"diff endpoint on http://{host}:{endpoint.port}/ (GET /diffs for the summary)", flush=True)
+    print(f"diff endpoint on http://{host}:{endpoint.port}/ (GET /diffs, /metrics)", flush=True)
     try:
         endpoint.serve_forever()
     except KeyboardInterrupt:

@@ -159,9 +159,9 @@ class ShadowRunner:
             return self._pending
 
     def _error(self, job: ShadowJob, reason: str) -> None:
-        self.store.record_error(job.route, reason)
         if self._on_error is not None:
             self._on_error(job, reason)
+        self.store.record_error(job.route, reason)
 
     def _run_guarded(self, job: ShadowJob) -> DiffResult | None:
         try:
@@ -197,9 +197,10 @@ class ShadowRunner:
             expected=expected, actual=actual, rules=job.rules, route=job.route, noise=self.store.noise,
             expected_again=expected_again,
         )
-        self.store.record(job, result, expected_status=expected.status, actual_status=actual.status)
+        # Callbacks (metrics) first: whoever sees the comparison in the summary finds it counted there too.
         if self._on_compared is not None:
             self._on_compared(job, result)
+        self.store.record(job, result, expected_status=expected.status, actual_status=actual.status)
         return result
 
     def shutdown(self, *, wait: bool = True) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
+import urllib.request
 
 import pytest
 
@@ -93,6 +94,15 @@ def test_mirrored_copy_is_answered_at_once_then_both_sides_are_fetched_and_diffe
     assert catalog.received()[0]["headers"]["host"] == "shop.example"
     assert catalog.received()[0]["headers"]["x-request-id"] == "mirror-1"
     assert not any(h.lower().startswith("x-strangler-mirror") for h in catalog.received()[0]["headers"])
+    expected_line = 'strangler_proxy_shadow_diffs_total{route="/api/categories/"} 1.0'
+    deadline = time.monotonic() + 5  # the counter moves just after the summary does
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{endpoint.port}/metrics", timeout=2) as response:
+            if expected_line in response.read().decode():
+                break
+        time.sleep(0.02)
+    else:
+        raise AssertionError(f"{expected_line!r} not in /metrics")
 
 
 def test_bad_mirror_headers_are_refused(endpoint, upstreams):
