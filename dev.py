@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -76,46 +74,12 @@ def run_tests(extra: list[str]) -> int:
     return worst
 
 
-def _start(processes: list[subprocess.Popen], name: str, argv: list[str], env: dict | None = None) -> None:
-    print(f"dev.py: starting {name}: {' '.join(argv)}", flush=True)
-    processes.append(subprocess.Popen(argv, cwd=ROOT, env={**os.environ, **(env or {})}, start_new_session=True))
-
-
 def run_demo(extra: list[str]) -> int:
-    """Migrate, seed once, then run every demo process until Ctrl-C (which stops them all)."""
+    """The whole stack on the embedded default until Ctrl-C (demo/run.py: what it starts and how it stops)."""
     os.chdir(ROOT)
-    py = sys.executable
-    port = os.environ.get("DEMO_PORT", "8000")
-    subprocess.run([py, "manage.py", "migrate", "--noinput", "-v", "0"], check=True)
-    subprocess.run([py, "manage.py", "seed_storefront", "--products", "2000", "--users", "5", "--if-empty"], check=True)
-    processes: list[subprocess.Popen] = []
-    try:
-        _start(processes, "monolith", [py, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"])
-        time.sleep(1.5)
-        print(
-            f"\n  storefront:  http://127.0.0.1:{port}/\n"
-            f"  API schema:  http://127.0.0.1:{port}/api/schema/\n"
-            f"  admin:       http://127.0.0.1:{port}/admin/  (user: admin / password: admin)\n"
-            "  Ctrl-C stops everything.\n",
-            flush=True,
-        )
-        while all(p.poll() is None for p in processes):
-            time.sleep(0.5)
-        print("dev.py: a demo process exited; stopping the rest", flush=True)
-        return 1
-    except KeyboardInterrupt:
-        print("\ndev.py: stopping", flush=True)
-        return 0
-    finally:
-        for p in processes:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for p in processes:
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+    from demo.run import main as demo_main
+
+    return demo_main(extra)
 
 
 def main() -> int:

@@ -1,0 +1,194 @@
+"""What the demo runs: the projects (monolith, then each extracted service present), their ports and processes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MONOLITH_PORT = 8000
+PROXY_PORT = 8080
+PROXY_ADMIN_PORT = 8081
+
+
+@dataclass(frozen=True)
+class ProjectSpec:
+    """One Django project of the demo: its manage.py, settings, port, what to backfill and which paths it serves."""
+
+    name: str
+    manage: str
+    settings: str
+    port: int
+    # aggregates the service copies from the monolith once, on the first start (in this order)
+    backfill: tuple[str, ...] = ()
+    # the offline first copy, when the service has one: `manage.py dumpdata <labels>` loaded by this command
+    # (seconds instead of a minute of snapshot events for 2000 rows); else `sync_backfill --direct` per aggregate
+    dump_labels: tuple[str, ...] = ()
+    import_command: str | None = None
+    # route-file entries the demo points at this service (reads only: writes stay with the owner)
+    routes: tuple[str, ...] = ()
+
+    @property
+    def is_monolith(self) -> bool:
+        return self.name == "monolith"
+
+
+MONOLITH = ProjectSpec(name="monolith", manage="manage.py", settings="monolith.settings", port=MONOLITH_PORT)
+
+# Services in the order they were carved out; one is in the demo when its directory is in the checkout.
+SERVICES: tuple[ProjectSpec, ...] = (
+    ProjectSpec(name="catalog", manage="extracted/catalog/manage.py", settings="extracted.catalog.settings",
+                port=8001, backfill=("category", "product"), dump_labels=("catalog.category", "catalog.product"),
+                import_command="catalog_import", routes=("/api/products/", "/api/categories/")),
+    ProjectSpec(name="inventory", manage="extracted/inventory/manage.py", settings="extracted.inventory.settings",
+                port=8002),
+    ProjectSpec(name="reviews", manage="extracted/reviews/manage.py", settings="extracted.reviews.settings",
+                port=8003),
+)
+
+
+def services_present(root: Path = ROOT) -> list[ProjectSpec]:
+    return [s for s in SERVICES if (root / s.manage).exists() and (root / s.settings.replace(".", "/")).with_suffix(
+        ".py").exists()]
+
+
+@dataclass
+class Stack:
+    """The demo's layout for one run: var dir, port offset and the projects that take part."""
+
+    var_dir: Path
+    port_offset: int = 0
+    projects: list[ProjectSpec] = field(default_factory=list)
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.var_dir / "demo"
+
+    @property
+    def routes_path(self) -> Path:
+        return self.demo_dir / "routes.yaml"
+
+    @property
+    def state_path(self) -> Path:
+        return self.demo_dir / "stack.json"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.demo_dir / "logs"
+
+    @property
+    def ownership_path(self) -> Path:
+        return self.var_dir / "ownership.json"
+
+    @property
+    def proxy_port(self) -> int:
+        return PROXY_PORT + self.port_offset
+
+    @property
+    def admin_port(self) -> int:
+        return PROXY_ADMIN_PORT + self.port_offset
+
+    def port(self, project: ProjectSpec) -> int:
+        return project.port + self.port_offset
+
+    def url(self, project: ProjectSpec) -> str:
+        return f"http://127.0.0.1:{self.port(project)}"
+
+    def project_env(self, project: ProjectSpec) -> dict[str, str]:
+        # Explicit settings module: manage.py only sets a default, and a caller's (e.g. pytest-django's) would win.
+        return {"DJANGO_SETTINGS_MODULE": project.settings}
+
+    def manage(self, project: ProjectSpec, *args: str) -> list[str]:
+        return [sys.executable, project.manage, *args]
+
+
+def stack_build(*, var_dir: Path, port_offset: int = 0, root: Path = ROOT) -> Stack:
+    return Stack(var_dir=var_dir.resolve(), port_offset=port_offset, projects=[MONOLITH, *services_present(root)])
+
+
+def route_table_document(stack: Stack) -> dict:
+    """The demo's route file: every project an upstream; each service's paths routed to it for safe methods.
+
+    Writes keep going to the monolith: it owns every aggregate until a plan flips ownership (the services
+    answer 409 not_owner before that), and moving write traffic is the control plane's step to take.
+    """
+    upstreams: dict = {"monolith": stack.url(MONOLITH)}
+    routes: list[dict] = []
+    for project in stack.projects:
+        if project.is_monolith:
+            continue
+        upstreams[project.name] = {"url": stack.url(project), "health_path": "/healthz"}
+        for prefix in project.routes:
+            route = {"prefix": prefix, "methods": ["GET", "HEAD", "OPTIONS"], "mode": "service",
+                     "service": project.name, "fallback": True, "timeout": 10}
+            if prefix == "/api/products/":
+                route["diff"] = {"ignore": ["$.results[*].updated_at"], "headers": ["content-type"]}
+            routes.append(route)
+    return {
+        "upstreams": upstreams,
+        "monolith": "monolith",
+        "sticky": {"cookie": "strangler_uid", "header": "X-User-Id"},
+        "override": {"header": "X-Strangler-Force", "secret_env": "STRANGLER_OVERRIDE_SECRET"},
+        "settings": {"route_headers": True, "max_body_bytes": 10485760, "diff_endpoint": "127.0.0.1:8790"},
+        "routes": routes,
+    }
+
+
+ROUTES_HEADER = """\
+# The demo's route file (made by `python3 dev.py demo` from demo/stack.py; the tracked example is
+# strangler_proxy/routes.yaml). The running proxy reloads it within a second of an edit, so changing a
+# route's mode (monolith | shadow | canary | service) moves traffic live. Kept across restarts; the
+# upstream ports are brought up to date at every start.
+"""
+
+
+def routes_file_ensure(stack: Stack) -> str:
+    """Write the route file on the first start; later keep its routes, refresh the upstreams; say what it did."""
+    stack.demo_dir.mkdir(parents=True, exist_ok=True)
+    wanted = route_table_document(stack)
+    if not stack.routes_path.exists():
+        _routes_write(stack.routes_path, wanted)
+        return "created"
+    current = yaml.safe_load(stack.routes_path.read_text()) or {}
+    upstreams = current.get("upstreams") or {}
+    changed = False
+    for name, spec in wanted["upstreams"].items():
+        old = upstreams.get(name)
+        old_url = old.get("url") if isinstance(old, dict) else old
+        new_url = spec["url"] if isinstance(spec, dict) else spec
+        if old_url != new_url:
+            upstreams[name] = spec if old is None or not isinstance(old, dict) else {**old, "url": new_url}
+            changed = True
+    if not changed:
+        return "kept"
+    current["upstreams"] = upstreams
+    _routes_write(stack.routes_path, current)
+    return "upstreams updated"
+
+
+def _routes_write(path: Path, document: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(ROUTES_HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=None))
+    tmp.replace(path)  # the proxy polls the file: it must never see half of it
+
+
+def state_write(stack: Stack, *, pids: dict[str, int]) -> None:
+    """var/demo/stack.json: URLs, files and process ids of the running demo (for tests and the control plane)."""
+    state = {
+        "proxy": f"http://127.0.0.1:{stack.proxy_port}",
+        "proxy_admin": f"http://127.0.0.1:{stack.admin_port}",
+        "projects": {p.name: stack.url(p) for p in stack.projects},
+        "routes_file": str(stack.routes_path),
+        "ownership_file": str(stack.ownership_path),
+        "var_dir": str(stack.var_dir),
+        "logs": str(stack.log_dir),
+        "pids": pids,
+    }
+    tmp = stack.state_path.with_name(".stack.json.tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(stack.state_path)
