@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from migrations_plan.actions import change_describe, step_apply, step_undo
+from migrations_plan.actions import change_describe, routes_writable, step_apply, step_undo
 from migrations_plan.errors import ActionFailed, GatesBlocked, PlanConflict
 from migrations_plan.gates import FAIL, PASS, gates_pass
 from migrations_plan.metrics import MetricsUnavailable, metrics_fetch
@@ -48,6 +48,7 @@ def _load_or_start(plan: Plan) -> PlanState:
 
 def plan_advance(*, plan: Plan, routes: Path, actor: str) -> dict:
     """Apply the next step if every one of its gates passes; otherwise change nothing and say why."""
+    routes_writable(routes)
     with control_lock():
         state = _load_or_start(plan)
         _movable(plan, state)
@@ -108,6 +109,7 @@ def _rollback_locked(*, plan: Plan, state: PlanState, routes: Path, actor: str, 
 
 def plan_rollback(*, plan: Plan, routes: Path, actor: str, reason: str = "", allow_irreversible: bool = False) -> dict:
     """Undo the last applied step's actions in reverse order (refused for ownership flips unless allowed)."""
+    routes_writable(routes)
     with control_lock():
         state = _load_or_start(plan)
         _movable(plan, state)
@@ -148,6 +150,7 @@ def plan_watch(*, plan: Plan, routes: Path, actor: str, interval: float, max_sec
     A failed gate rolls the step back on its own (or freezes the plan when the step is not reversible),
     with the failing gates as the reason. Unknown or waiting gates are reported and never act.
     """
+    routes_writable(routes)
     state = plan_state_get(plan=plan)
     _movable(plan, state)
     step = plan_current_step(plan=plan, state=state)
