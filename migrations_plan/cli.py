@@ -67,9 +67,10 @@ def _gate_line(gate: dict) -> str:
 
 
 def cmd_advance(args: argparse.Namespace) -> int:
-    from migrations_plan.services import plan_advance
+    from migrations_plan.services import plan_advance_when_ready
 
-    done = plan_advance(plan=load_plan(args.plan, routes=args.routes), routes=_routes(args), actor=_actor(args))
+    done = plan_advance_when_ready(plan=load_plan(args.plan, routes=args.routes), routes=_routes(args),
+                                   actor=_actor(args), wait_seconds=args.wait)
     print(f"{done['plan']}: applied step {done['position']} ({done['step']})")
     for gate in done["gates"]:
         print("  " + _gate_line(gate))
@@ -92,16 +93,16 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def cmd_freeze(args: argparse.Namespace) -> int:
     from migrations_plan.services import plan_freeze
 
-    plan_freeze(plan=load_plan(args.plan, routes=args.routes), actor=_actor(args), reason=args.reason)
-    print(f"{args.plan}: frozen ({args.reason})")
+    done = plan_freeze(plan=load_plan(args.plan, routes=args.routes), actor=_actor(args), reason=args.reason)
+    print(f"{done['plan']}: frozen ({args.reason})")
     return 0
 
 
 def cmd_unfreeze(args: argparse.Namespace) -> int:
     from migrations_plan.services import plan_unfreeze
 
-    plan_unfreeze(plan=load_plan(args.plan, routes=args.routes), actor=_actor(args), reason=args.reason or "")
-    print(f"{args.plan}: unfrozen")
+    done = plan_unfreeze(plan=load_plan(args.plan, routes=args.routes), actor=_actor(args), reason=args.reason or "")
+    print(f"{done['plan']}: unfrozen")
     return 0
 
 
@@ -112,9 +113,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
                       interval=args.interval, max_seconds=args.max_seconds,
                       report=lambda line: print(line, flush=True))
     if done["outcome"] == "held":
-        print(f"{args.plan}: {done['reason']}")
+        print(f"{done['plan']}: {done['reason']}")
         return 0
-    print(f"{args.plan}: {done['outcome'].replace('_', ' ')} {done['step']}: {done['reason']}")
+    print(f"{done['plan']}: {done['outcome'].replace('_', ' ')} {done['step']}: {done['reason']}")
     return 3
 
 
@@ -152,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("advance", parents=[common], help="apply the next step if its gates pass")
     p.add_argument("plan")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="re-check the gates every second for up to this long before refusing")
     p.set_defaults(func=cmd_advance)
 
     p = sub.add_parser("rollback", parents=[common], help="undo the last step's actions in reverse order")
@@ -194,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["plan"]:
         argv = argv[1:]
     args = build_parser().parse_args(argv)
-    if getattr(args, "interval", 1) <= 0 or getattr(args, "max_seconds", 1) < 0:
-        print("error: --interval must be > 0 and --max-seconds >= 0", file=sys.stderr)
+    if getattr(args, "interval", 1) <= 0 or getattr(args, "max_seconds", 1) < 0 or getattr(args, "wait", 0) < 0:
+        print("error: --interval must be > 0, --max-seconds and --wait >= 0", file=sys.stderr)
         return 2
     try:
         return args.func(args)

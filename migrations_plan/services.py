@@ -46,7 +46,7 @@ def _load_or_start(plan: Plan) -> PlanState:
     return state
 
 
-def plan_advance(*, plan: Plan, routes: Path, actor: str) -> dict:
+def plan_advance(*, plan: Plan, routes: Path, actor: str, record_refusal: bool = True) -> dict:
     """Apply the next step if every one of its gates passes; otherwise change nothing and say why."""
     routes_writable(routes)
     with control_lock():
@@ -60,8 +60,9 @@ def plan_advance(*, plan: Plan, routes: Path, actor: str) -> dict:
         if not gates_pass(results):
             blocking = [r for r in results if r.status != PASS]
             reason = "; ".join(f"{r.kind} {r.status}" + (f" ({r.detail})" if r.detail else "") for r in blocking)
-            history_append(plan=plan.name, actor=actor, action="advance", result="refused", step=step.name,
-                           reason=reason, gates=gates)
+            if record_refusal:
+                history_append(plan=plan.name, actor=actor, action="advance", result="refused", step=step.name,
+                               reason=reason, gates=gates)
             raise GatesBlocked(f"{plan.name}: step {step.name} not applied: {reason}")
         try:
             changes = step_apply(step=step, routes=routes)
@@ -78,6 +79,20 @@ def plan_advance(*, plan: Plan, routes: Path, actor: str) -> dict:
                        gates=gates, changes=changes)
         return {"plan": plan.name, "step": step.name, "position": state.position, "gates": gates,
                 "changes": [change_describe(c) for c in changes]}
+
+
+def plan_advance_when_ready(*, plan: Plan, routes: Path, actor: str, wait_seconds: float,
+                            interval: float = 1.0) -> dict:
+    """plan_advance, re-checking the gates every `interval` seconds for up to `wait_seconds` (one history entry)."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        last_try = time.monotonic() + interval > deadline
+        try:
+            return plan_advance(plan=plan, routes=routes, actor=actor, record_refusal=last_try)
+        except GatesBlocked:
+            if last_try:
+                raise
+        time.sleep(interval)
 
 
 def _rollback_locked(*, plan: Plan, state: PlanState, routes: Path, actor: str, reason: str,
