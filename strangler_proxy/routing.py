@@ -13,10 +13,11 @@ from strangler_proxy.spec import SAFE_METHODS, Route, RouteTable
 
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 _BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_METHOD = re.compile(r"^[A-Z_-]{1,32}\Z")
 
 
 class PathRejected(ValueError):
-    """A path that cannot be normalised safely; both planes answer 400."""
+    """A path that cannot be normalised safely (or a malformed method); both planes answer 400."""
 
 
 def normalize_path(raw_path: str) -> str:
@@ -160,9 +161,12 @@ def shadow_target(table: RouteTable, route: Route, *, primary: str, method: str)
 
 
 def decide(table: RouteTable, req: RequestInfo, *, override_secret: str | None) -> Decision:
-    """The routing decision for one request. Raises PathRejected for paths both planes answer with 400."""
+    """The routing decision for one request. Raises PathRejected for requests both planes answer with 400."""
+    if not _METHOD.match(req.method):
+        # Methods are case-sensitive (RFC 9110) and nginx refuses anything but [A-Z_-]: so do both planes.
+        raise PathRejected(f"invalid method {req.method[:20]!r}")
     path = normalize_path(req.path)
-    method = req.method.upper()
+    method = req.method
     route = route_match(table.routes, path=path, method=method)
     forced_value = req.headers.get(table.override.header.lower())
     forced = verify_override(override_secret, forced_value, table.upstreams)

@@ -144,11 +144,17 @@ def test_exact_beats_prefix_of_the_same_length_and_matches_only_itself():
 
 def test_method_routes_beat_any_method_routes_and_filtered_out_methods_use_the_next_prefix():
     assert decision("POST", "/api/products/1").primary == "monolith"
-    assert decision("put", "/api/products/1").primary == "monolith"
+    assert decision("PUT", "/api/products/1").primary == "monolith"
     assert decision("PATCH", "/api/products/1").primary == "catalog"
     assert decision("GET", "/api/orders/export/1").primary == "catalog"
     d = decision("DELETE", "/api/orders/export/1")
     assert (d.route.prefix, d.primary) == ("/api/", "orders")
+
+
+@pytest.mark.parametrize("method", ["get", "Get", "G ET", "GET\r\n", "", "X" * 40, "GËT"])
+def test_malformed_methods_are_rejected_like_nginx_does(method):
+    with pytest.raises(PathRejected, match="invalid method"):
+        decide(TABLE, request(method=method, path="/"), override_secret=None)
 
 
 def test_unmatched_goes_to_the_monolith():
