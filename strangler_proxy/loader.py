@@ -286,6 +286,12 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
                 raise r.fail(node, f"routes[{index}].prefix",
                              f"duplicate of the route on line {seen[identity]} (same prefix, match and methods)")
             seen[identity] = route.line
+            for other in routes:  # same path, overlapping method lists: which one wins would be file order
+                if (other.prefix, other.match) == (route.prefix, route.match) and route.methods and other.methods \
+                        and route.methods & other.methods:
+                    shared = ", ".join(sorted(route.methods & other.methods))
+                    raise r.fail(node, f"routes[{index}].methods",
+                                 f"{shared} already routed by the route on line {other.line} for the same path")
             routes.append(route)
 
     sticky = StickySpec()

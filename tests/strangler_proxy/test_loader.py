@@ -133,6 +133,9 @@ def test_shadow_mode_gets_a_default_shadow_spec():
          "routes.yaml:3: upstreams.monolith: duplicate key"),
         ("routes: [\n", "routes.yaml:2: file: not valid YAML"),
         ("", "routes.yaml:1: file: empty route file"),
+        (BASE.replace("    weight: 10\n", "    weight: 10\n    methods: [GET, POST]\n")
+         + "  - prefix: /api/products/\n    methods: [PUT, POST]\n    mode: monolith\n",
+         "routes.yaml:13: routes[1].methods: POST already routed by the route on line 8 for the same path"),
         (BASE.replace("prefix: /api/products/", "pattern: /api/products/"),
          "routes.yaml:8: routes[0].pattern: '*' stands for one whole segment"),
         (BASE.replace("prefix: /api/products/", "pattern: /api/prod*/"),
