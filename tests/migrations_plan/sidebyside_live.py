@@ -10,13 +10,17 @@ from __future__ import annotations
 import atexit
 import functools
 import json
+import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.extracted.catalog import live
+from tests.migrations_plan import procs
 
 SHARED_HOST = live.SHARED_HOST
 PRODUCTS = 40
@@ -81,3 +85,23 @@ def live_pair_start(*, workdir: Path, rename_in_service: dict[int, str] | None =
     records = json.loads((prepared / "catalog-dump.json").read_text())
     ids = sorted(r["pk"] for r in records if r["model"] == "catalog.product" and r["fields"]["is_active"])
     return LivePair(servers[0], servers[1], workdir, ids)
+
+
+def proxy_start(*, routes: Path, workdir: Path, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str, str]:
+    """`python -m strangler_proxy run` on free ports; returns (process, proxy URL, admin URL)."""
+    port, admin_port = live.free_port(), live.free_port()
+    log = open(workdir / "proxy.log", "wb")  # noqa: SIM115 - owned by the process for its lifetime
+    process = subprocess.Popen(
+        [sys.executable, "-m", "strangler_proxy", "run", "--routes", str(routes), "--listen-port", str(port),
+         "--admin-port", str(admin_port), "--diffs", str(workdir / "diffs.jsonl"),
+         "--set", f"confdir={workdir / 'mitmproxy'}", *extra],
+        cwd=live.REPO, env={**os.environ, "PYTHONPATH": str(live.REPO)}, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        procs.wait_http(f"http://127.0.0.1:{admin_port}/healthz", process=process)
+        procs.wait_http(f"http://127.0.0.1:{port}/healthz", process=process)
+    except AssertionError:
+        procs.stop(process)
+        raise AssertionError((workdir / "proxy.log").read_text(errors="replace")[-3000:]) from None
+    return process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin_port}"
