@@ -52,8 +52,23 @@ def _runtime_dir(value: str | None) -> Path:
 
 def cmd_check(args: argparse.Namespace) -> int:
     table = load_route_file(args.file or args.routes)
+    if args.nginx:
+        import tempfile
+
+        from strangler_proxy.nginx.control import NginxError, config_test
+        from strangler_proxy.nginx.render import NginxOptions, render_nginx
+
+        with tempfile.TemporaryDirectory(prefix="strangler-nginx-check-") as tmp:
+            conf = Path(tmp) / "nginx.conf"
+            conf.write_text(render_nginx(table, NginxOptions(runtime_dir=Path(tmp),
+                                                             override_secret=_override_secret(table))))
+            try:
+                config_test(conf, Path(tmp))
+            except NginxError as exc:
+                print(f"{table.source}: nginx refuses the rendered config: {exc}", file=sys.stderr)
+                return 1
     print(f"ok: {table.source}: {len(table.upstreams)} upstreams, {len(table.routes)} routes "
-          f"(sha256 {table.digest[:12]})")
+          f"(sha256 {table.digest[:12]})" + ("; nginx -t accepts the rendered config" if args.nginx else ""))
     return 0
 
 
@@ -188,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="validate the route file (exit 2 with file:line: field: message)")
     p.add_argument("file", nargs="?", default=None)
+    p.add_argument("--nginx", action="store_true", help="also render the nginx config and run nginx -t on it")
     _routes_arg(p)
     p.set_defaults(func=cmd_check)
 

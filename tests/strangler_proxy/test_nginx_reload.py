@@ -113,3 +113,19 @@ def test_a_stale_pid_file_is_not_mistaken_for_nginx(tmp_path):
     assert NginxInstance(NginxOptions(runtime_dir=runtime)).master_pid() is None
     (runtime / "nginx.pid").write_text("garbage")
     assert NginxInstance(NginxOptions(runtime_dir=runtime)).master_pid() is None
+
+
+def test_check_with_nginx_runs_nginx_t_on_the_render(tmp_path, capsys):
+    good = tmp_path / "good.yaml"
+    good.write_text(ROUTES.format(monolith="http://127.0.0.1:8000", catalog="http://127.0.0.1:8001", mode="canary\n"
+                                  "    weight: 5"))
+    assert main(["check", "--nginx", str(good)]) == 0
+    assert capsys.readouterr().out.strip().endswith("; nginx -t accepts the rendered config")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(ROUTES.format(monolith="http://127.0.0.1:8000", catalog="http://no-such-host.invalid:8001",
+                                 mode="service"))
+    assert main(["check", str(bad)]) == 0  # the loader alone cannot know
+    capsys.readouterr()
+    assert main(["check", "--nginx", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{bad}: nginx refuses the rendered config:") and "host not found" in err
