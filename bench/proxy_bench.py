@@ -351,19 +351,26 @@ def run(args: argparse.Namespace) -> list[Row]:
             finally:
                 stop(process)
 
-        if wanted("nginx-rendered") and nginx_binary():
+        for name, mode, expect, what in (
+            ("nginx-rendered", "monolith", "monolith",
+             "config rendered from the route file (strangler-proxy nginx-reload)"),
+            ("nginx-rendered-svc", "service", "catalog",
+             "rendered config, service route with the monolith fallback armed (proxy_intercept_errors)"),
+        ):
+            if not (wanted(name) and nginx_binary()):
+                continue
             from strangler_proxy.loader import load_route_file
             from strangler_proxy.nginx.control import NginxInstance
             from strangler_proxy.nginx.render import NginxOptions
 
             port = free_port()
-            table = load_route_file(route_file(workdir, upstream_port, "monolith", "rendered"))
-            instance = NginxInstance(NginxOptions(runtime_dir=workdir / "nginx-rendered", listen=f"127.0.0.1:{port}"))
+            table = load_route_file(route_file(workdir, upstream_port, mode, name))
+            instance = NginxInstance(NginxOptions(runtime_dir=workdir / name, listen=f"127.0.0.1:{port}"))
             instance.reload(table)
             try:
                 wait_for(port)
-                row = Row("nginx-rendered", "config rendered from the route file (strangler-proxy nginx-reload)")
-                measure(row, port, expect_upstream="monolith")
+                row = Row(name, what)
+                measure(row, port, expect_upstream=expect)
                 rows.append(row)
             finally:
                 instance.stop()
