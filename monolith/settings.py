@@ -144,7 +144,12 @@ STRANGLER_SYNC = {
             "ID_FIELD": "product_id",
             "FIELDS": ["product_id", "quantity_on_hand", "quantity_reserved"],
         },
-        "review": {"MODEL": "reviews.Review", "FIELDS": ["id", "product_id", "user_id", "rating", "title", "body"]},
+        "review": {
+            "MODEL": "reviews.Review",
+            "FIELDS": ["id", "product_id", "user_id", "rating", "title", "body"],
+            # payload = FIELDS + username and timestamps, which the reviews service shows (monolith/reviews/sync.py)
+            "SNAPSHOT": "monolith.reviews.sync.review_payload",
+        },
     },
 }
 CELERY_BEAT_SCHEDULE = {

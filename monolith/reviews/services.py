@@ -1,4 +1,10 @@
-"""Review writes: one review per user per product, rating 1-5. Each write is one transaction and returns the review."""
+"""Review writes: one review per user per product, rating 1-5. Each write is one transaction and returns the review.
+
+Each write also records its ``review.*`` event (full state) in the outbox in the same transaction, so the
+reviews service can follow. Once ownership of "review" moves to the reviews service, these writes refuse
+with 409 ``not_owner`` and the monolith follows the service's events instead (``sync_handlers``), which
+keeps the product page's rating summary right.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,18 @@ from django.db import IntegrityError, transaction
 from monolith.catalog.models import Product
 from monolith.reviews.models import RATING_MAX, RATING_MIN, Review
 from servicekit.errors import Conflict, InvalidInput
+from strangler_sync import events
+from strangler_sync.ownership import ownership_require_owner
+from strangler_sync.services import event_publish
+from strangler_sync.snapshots import aggregate_payload
 
 REVIEW_FIELDS = ("rating", "title", "body")
+REVIEW = "review"  # the sync plane's aggregate name
+
+
+def _publish(*, event_type: str, review: Review) -> None:
+    event_publish(event_type=event_type, aggregate_type=REVIEW, aggregate_id=review.id,
+                  payload=aggregate_payload(aggregate_type=REVIEW, instance=review))
 
 
 def _clean(data: dict[str, Any]) -> dict[str, Any]:
@@ -37,6 +53,7 @@ def _clean(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def review_create(*, product: Product, user, rating: int, title: str = "", body: str = "") -> Review:
+    ownership_require_owner(aggregate_type=REVIEW)
     if not product.is_active:
         raise InvalidInput("This product is not on sale and cannot be reviewed.", details={"product": [product.id]})
     fields = _clean({"rating": rating, "title": title, "body": body})
@@ -50,12 +67,14 @@ def review_create(*, product: Product, user, rating: int, title: str = "", body:
     try:
         with transaction.atomic():
             review.save()
+            _publish(event_type=events.REVIEW_CREATED, review=review)
     except IntegrityError as exc:  # a concurrent request created the user's review after the check
         raise duplicate from exc
     return review
 
 
 def review_update(*, review: Review, data: dict[str, Any]) -> Review:
+    ownership_require_owner(aggregate_type=REVIEW)
     unknown = set(data) - set(REVIEW_FIELDS)
     if unknown:
         raise InvalidInput("Unknown fields.", details={f: ["Not an updatable field."] for f in sorted(unknown)})
@@ -65,12 +84,16 @@ def review_update(*, review: Review, data: dict[str, Any]) -> Review:
         for field, value in changes.items():
             setattr(review, field, value)
         review.save()
+        _publish(event_type=events.REVIEW_UPDATED, review=review)
     return review
 
 
 def review_delete(*, review: Review) -> Review:
+    ownership_require_owner(aggregate_type=REVIEW)
     review_id = review.id
     with transaction.atomic():
         review.delete()
+        event_publish(event_type=events.REVIEW_DELETED, aggregate_type=REVIEW, aggregate_id=review_id,
+                      payload={"id": review_id})
     review.id = review_id
     return review
