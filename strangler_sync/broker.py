@@ -12,6 +12,8 @@ queues and bindings from config in the relay before its first publish fixes both
 
 from __future__ import annotations
 
+import time
+
 from kombu import Connection, Exchange, Queue, binding
 
 from strangler_sync.conf import sync_settings
@@ -20,9 +22,10 @@ ATTEMPTS_HEADER = "x-sync-attempts"
 ERROR_HEADER = "x-sync-error"
 
 
-def broker_connection(*, url: str | None = None) -> Connection:
+def broker_connection(*, url: str | None = None, transport_options: dict | None = None) -> Connection:
     config = sync_settings()
-    return Connection(url or config.broker_url, transport_options=dict(config.broker_transport_options))
+    options = config.broker_transport_options if transport_options is None else transport_options
+    return Connection(url or config.broker_url, transport_options=dict(options))
 
 
 def sync_exchange() -> Exchange:
@@ -59,3 +62,47 @@ def topology_declare(*, channel, include_own_queue: bool = False) -> None:
 
 def routing_key_for(*, aggregate_type: str, event_type: str) -> str:
     return f"{aggregate_type}.{event_type.rsplit('.', 1)[-1]}"
+
+
+class BatchConfirms:
+    """AMQP publisher confirms for a whole batch: publish every message, then wait for the broker's acks.
+
+    kombu's ``confirm_publish`` waits for each message's ack before sending the next one (a round
+    trip per event); here the channel is put in confirm mode once, deliveries are numbered 1, 2, ...
+    as the broker numbers them, and ``wait`` blocks until every one is acked (a nack fails the batch).
+    """
+
+    def __init__(self, channel):
+        self.channel = channel
+        channel.confirm_select()
+        channel.events["basic_ack"].add(self._on_ack)
+        channel.events["basic_nack"].add(self._on_nack)
+        self.published = 0
+        self.acked_upto = 0
+        self._acked: set[int] = set()
+        self.nacked: set[int] = set()
+
+    def _on_ack(self, delivery_tag, multiple):
+        if multiple:
+            self.acked_upto = max(self.acked_upto, delivery_tag)
+        else:
+            self._acked.add(delivery_tag)
+        while self.acked_upto + 1 in self._acked:
+            self.acked_upto += 1
+            self._acked.discard(self.acked_upto)
+
+    def _on_nack(self, delivery_tag, multiple):
+        self.nacked.add(delivery_tag)
+        self._on_ack(delivery_tag, multiple)
+
+    def wait(self, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        target = self.published
+        while self.acked_upto < target:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"broker confirmed {self.acked_upto} of {target} messages in {timeout}s")
+            self.channel.connection.drain_events(timeout=remaining)
+        if self.nacked:
+            nacked, self.nacked = sorted(self.nacked), set()
+            raise RuntimeError(f"broker nacked deliveries {nacked[:10]}")

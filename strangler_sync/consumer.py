@@ -23,9 +23,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
+import uuid
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from kombu import Producer
 from kombu.mixins import ConsumerMixin
@@ -91,8 +93,47 @@ def event_parse(*, envelope) -> SyncEvent:
     )
 
 
+def _applied_version_lock(*, aggregate_type: str, aggregate_id: str) -> int:
+    """Lock the aggregate's AppliedVersion row (creating it at 0) and return its version: one statement."""
+    table = connection.ops.quote_name(AppliedVersion._meta.db_table)
+    now = AppliedVersion._meta.get_field("updated_at").get_db_prep_value(timezone.now(), connection)
+    with connection.cursor() as cursor:
+        # The no-op DO UPDATE takes the row lock (DO NOTHING would not, and would return no row).
+        cursor.execute(
+            f"INSERT INTO {table} (aggregate_type, aggregate_id, version, updated_at) VALUES (%s, %s, 0, %s) "
+            "ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET aggregate_type = EXCLUDED.aggregate_type "
+            "RETURNING version",
+            [aggregate_type, aggregate_id, now],
+        )
+        return int(cursor.fetchone()[0])
+
+
+def _inbox_record(*, event: SyncEvent, outcome: str) -> bool:
+    """Insert the InboxMessage row; False when this message_id is already there (a duplicate)."""
+    meta = InboxMessage._meta
+    values = {
+        "message_id": uuid.UUID(event.message_id), "event_type": event.event_type,
+        "aggregate_type": event.aggregate_type, "aggregate_id": event.aggregate_id, "version": event.version,
+        "origin": event.origin, "correlation_id": event.correlation_id, "outcome": outcome,
+        "occurred_at": event.occurred_at, "received_at": timezone.now(),
+    }
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(name).column) for name in values)
+    params = [meta.get_field(name).get_db_prep_value(value, connection) for name, value in values.items()]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "
+            f"VALUES ({', '.join(['%s'] * len(params))}) ON CONFLICT (message_id) DO NOTHING RETURNING id",
+            params,
+        )
+        return cursor.fetchone() is not None
+
+
 def inbox_apply(*, event: SyncEvent) -> str:
-    """Apply one event in one transaction; returns applied, duplicate, stale or own. Handler errors propagate."""
+    """Apply one event in one transaction; returns applied, duplicate, stale or own. Handler errors propagate.
+
+    Three statements besides the handler: lock-and-read the version row, insert the inbox row
+    (ON CONFLICT DO NOTHING tells a duplicate), and bump the version when applied.
+    """
     if event.origin == sync_settings().origin:
         return OWN
     handler = handler_get(event_type=event.event_type)
@@ -100,34 +141,98 @@ def inbox_apply(*, event: SyncEvent) -> str:
         raise UnknownEventType(f"no handler registered for {event.event_type!r}")
     with transaction.atomic():
         # Lock order: the aggregate's version row first, so duplicates and versions of one aggregate serialise.
-        applied, _ = AppliedVersion.objects.select_for_update().get_or_create(
-            aggregate_type=event.aggregate_type, aggregate_id=event.aggregate_id
-        )
-        if InboxMessage.objects.filter(message_id=event.message_id).exists():
-            return DUPLICATE
-        outcome = STALE if event.version <= applied.version else APPLIED
-        try:
-            with transaction.atomic():
-                InboxMessage.objects.create(
-                    message_id=event.message_id,
-                    event_type=event.event_type,
-                    aggregate_type=event.aggregate_type,
-                    aggregate_id=event.aggregate_id,
-                    version=event.version,
-                    origin=event.origin,
-                    correlation_id=event.correlation_id,
-                    outcome=outcome,
-                    occurred_at=event.occurred_at,
-                )
-        except IntegrityError:  # a concurrent consumer recorded it first
+        applied_version = _applied_version_lock(aggregate_type=event.aggregate_type, aggregate_id=event.aggregate_id)
+        outcome = STALE if event.version <= applied_version else APPLIED
+        if not _inbox_record(event=event, outcome=outcome):
             return DUPLICATE
         if outcome == STALE:
             return STALE
         with applying_synced_event(event):
             handler(event=event)
-        applied.version = event.version
-        applied.save(update_fields=["version", "updated_at"])
+        AppliedVersion.objects.filter(aggregate_type=event.aggregate_type, aggregate_id=event.aggregate_id).update(
+            version=event.version, updated_at=timezone.now()
+        )
     return APPLIED
+
+
+def _applied_versions_lock(keys: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """_applied_version_lock for many aggregates in one statement (keys sorted: a fixed lock order)."""
+    table = connection.ops.quote_name(AppliedVersion._meta.db_table)
+    now = AppliedVersion._meta.get_field("updated_at").get_db_prep_value(timezone.now(), connection)
+    params: list = []
+    for aggregate_type, aggregate_id in keys:
+        params += [aggregate_type, aggregate_id, now]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (aggregate_type, aggregate_id, version, updated_at) VALUES "
+            + ", ".join(["(%s, %s, 0, %s)"] * len(keys))
+            + " ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET aggregate_type = EXCLUDED.aggregate_type "
+            "RETURNING aggregate_type, aggregate_id, version",
+            params,
+        )
+        return {(row[0], row[1]): int(row[2]) for row in cursor.fetchall()}
+
+
+def inbox_apply_batch(*, events: list[SyncEvent]) -> list[str]:
+    """Apply several events in the caller's transaction with a few statements per batch, not per event.
+
+    Same rules as inbox_apply (the version rows of every aggregate in the batch are locked first, in
+    sorted order; duplicates and stale versions are skipped), outcomes in the order of `events`.
+    Any error propagates: the caller rolls the batch back and falls back to inbox_apply per event.
+    """
+    own_origin = sync_settings().origin
+    outcomes: dict[int, str] = {}
+    candidates = []
+    for index, event in enumerate(events):
+        if event.origin == own_origin:
+            outcomes[index] = OWN
+        elif handler_get(event_type=event.event_type) is None:
+            raise UnknownEventType(f"no handler registered for {event.event_type!r}")
+        else:
+            candidates.append((index, event))
+    if candidates:
+        keys = sorted({(e.aggregate_type, e.aggregate_id) for _, e in candidates})
+        current = _applied_versions_lock(keys)
+        # Safe to read without a race: inserting an inbox row needs the aggregate's version lock we hold.
+        seen = {str(m) for m in InboxMessage.objects.filter(
+            message_id__in=[uuid.UUID(e.message_id) for _, e in candidates]).values_list("message_id", flat=True)}
+        inbox_rows, to_apply = [], []
+        for index, event in sorted(candidates, key=lambda item: (item[1].aggregate_type, item[1].aggregate_id,
+                                                                 item[1].version)):
+            key = (event.aggregate_type, event.aggregate_id)
+            if str(uuid.UUID(event.message_id)) in seen:
+                outcomes[index] = DUPLICATE
+                continue
+            seen.add(str(uuid.UUID(event.message_id)))
+            if event.version <= current[key]:
+                outcomes[index] = STALE
+            else:
+                outcomes[index] = APPLIED
+                current[key] = event.version
+                to_apply.append(event)
+            inbox_rows.append(InboxMessage(
+                message_id=event.message_id, event_type=event.event_type, aggregate_type=event.aggregate_type,
+                aggregate_id=event.aggregate_id, version=event.version, origin=event.origin,
+                correlation_id=event.correlation_id, outcome=outcomes[index], occurred_at=event.occurred_at,
+            ))
+        InboxMessage.objects.bulk_create(inbox_rows)
+        for event in to_apply:
+            token = current_request_id.set(event.correlation_id or None)
+            try:
+                with applying_synced_event(event):
+                    handler_get(event_type=event.event_type)(event=event)
+            finally:
+                current_request_id.reset(token)
+        newest = {(e.aggregate_type, e.aggregate_id): e.version for e in to_apply}
+        if newest:
+            table = connection.ops.quote_name(AppliedVersion._meta.db_table)
+            now = AppliedVersion._meta.get_field("updated_at").get_db_prep_value(timezone.now(), connection)
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    f"UPDATE {table} SET version = %s, updated_at = %s WHERE aggregate_type = %s AND aggregate_id = %s",
+                    [(version, now, key[0], key[1]) for key, version in sorted(newest.items())],
+                )
+    return [outcomes[i] for i in range(len(events))]
 
 
 def inbox_cleanup(*, older_than_days: int | None = None) -> int:
@@ -146,14 +251,27 @@ def dead_letter_record(*, message_id: str, queue: str, event_type: str, body: st
 
 
 class SyncConsumer(ConsumerMixin):
-    """Consumes this project's queue (``STRANGLER_SYNC["QUEUE"]``) and applies each message via ``inbox_apply``."""
+    """Consumes this project's queue (``STRANGLER_SYNC["QUEUE"]``) and applies each message via ``inbox_apply``.
 
-    def __init__(self, connection, *, prefetch: int = 50, stop_event: threading.Event | None = None):
+    Messages are applied in small batches: up to ``batch`` received messages (never waiting more than
+    ``max_wait`` seconds for more) share one transaction, each inside its own savepoint so a failing
+    message rolls back alone; all are acked after the commit. The batch is sorted by (aggregate, version)
+    first, so version rows are locked in a fixed order (no deadlock between parallel consumers) and
+    versions of one aggregate apply in order. If the commit itself fails the process exits without
+    acking and the broker redelivers.
+    """
+
+    def __init__(self, connection, *, prefetch: int = 100, batch: int = 50, max_wait: float = 0.02,
+                 stop_event: threading.Event | None = None):
         self.connection = connection
-        self.prefetch = prefetch
+        self.prefetch = max(prefetch, batch)
+        self.batch = batch
+        self.max_wait = max_wait
         self.stop_event = stop_event
         self.config = sync_settings()
         self.handled = 0
+        self._pending: list[tuple[object, object]] = []  # (body, message)
+        self._first_pending_at = 0.0
 
     def get_consumers(self, Consumer, channel):
         topology_declare(channel=channel, include_own_queue=True)
@@ -166,46 +284,106 @@ class SyncConsumer(ConsumerMixin):
         )
         return [consumer]
 
-    def drain(self, *, idle_seconds: float = 0.5, max_seconds: float = 60.0) -> int:
-        """Consume until the queue stays empty for `idle_seconds` (tests, benchmarks, ``--until-idle``)."""
-        import time
+    def run(self, _tokens=1, **kwargs):
+        # drain_events wakes every max_wait seconds so a partial batch is flushed promptly
+        kwargs.setdefault("safety_interval", self.max_wait)
+        return super().run(_tokens, **kwargs)
 
+    def drain(self, *, idle_seconds: float = 0.5, max_seconds: float = 60.0) -> int:
+        """Consume until the queue stays empty for `idle_seconds` (tests, benchmarks)."""
         deadline = time.monotonic() + max_seconds
+        idle_since = time.monotonic()
         with self.Consumer() as (connection, _channel, _consumers):
             while time.monotonic() < deadline:
                 try:
-                    connection.drain_events(timeout=idle_seconds)
+                    connection.drain_events(timeout=self.max_wait)
+                    idle_since = time.monotonic()
                 except TimeoutError:  # socket.timeout too (an alias since 3.10)
-                    break
+                    self.flush()
+                    if time.monotonic() - idle_since > idle_seconds:
+                        break
+                if len(self._pending) >= self.batch:
+                    self.flush()
+            self.flush()
         return self.handled
 
     def on_iteration(self):
+        # Called before each drain_events: after a message arrived or after max_wait without one.
+        if self._pending and (
+            len(self._pending) >= self.batch or time.monotonic() - self._first_pending_at >= self.max_wait
+        ):
+            self.flush()
         if self.stop_event is not None and self.stop_event.is_set():
             self.should_stop = True
+
+    def on_consume_end(self, connection, channel):
+        self.flush()
 
     # kombu calls this for a body it cannot decode (not JSON, wrong content type).
     def on_decode_error(self, message, exc):
         self._fail(message, body_text=_raw_text(message), event_type="", message_id="", error=f"undecodable: {exc}")
 
     def on_message(self, body, message):
-        queue = self.config.queue
-        envelope = body if isinstance(body, dict) else None
-        message_id = str((envelope or {}).get("message_id") or "")
-        event_type = str((envelope or {}).get("event_type") or "")
-        token = current_request_id.set((envelope or {}).get("correlation_id") or None)
-        try:
+        if not self._pending:
+            self._first_pending_at = time.monotonic()
+        self._pending.append((body, message))
+        if len(self._pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        parsed, failures = [], []
+        for body, message in pending:
             try:
-                event = event_parse(envelope=body)
-                outcome = inbox_apply(event=event)
+                parsed.append((event_parse(envelope=body), message))
             except Exception as exc:
-                self._fail(message, body_text=_raw_text(message), event_type=event_type, message_id=message_id,
-                           error=f"{type(exc).__name__}: {exc}")
-                return
+                failures.append((body, message, exc))
+        parsed.sort(key=lambda item: (item[0].aggregate_type, item[0].aggregate_id, item[0].version))
+        applied: list[tuple[SyncEvent, object, str]] = []
+        try:
+            with transaction.atomic():
+                outcomes = inbox_apply_batch(events=[event for event, _ in parsed])
+            applied = [(event, message, outcome) for (event, message), outcome in zip(parsed, outcomes, strict=True)]
+        except Exception:
+            # Something in the batch failed: redo it one event per savepoint so only the culprit fails.
+            logger.info("batch of %s failed; applying one by one", len(parsed), exc_info=True)
+            with transaction.atomic():
+                for event, message in parsed:
+                    token = current_request_id.set(event.correlation_id or None)
+                    try:
+                        outcome = inbox_apply(event=event)  # its atomic() is a savepoint: a failure rolls back alone
+                        applied.append((event, message, outcome))
+                    except Exception as exc:
+                        failures.append((event, message, exc))
+                    finally:
+                        current_request_id.reset(token)
+        for event, message, outcome in applied:
             message.ack()
-            self.handled += 1
-            metrics.CONSUMED.labels(queue, event.event_type, outcome).inc()
-            if outcome == APPLIED:
-                metrics.LAG.labels(queue).observe(max(0.0, (timezone.now() - event.occurred_at).total_seconds()))
+            self._observe(event, outcome)
+        for body, message, exc in failures:
+            event = body if isinstance(body, SyncEvent) else None
+            envelope = body if isinstance(body, dict) else {}
+            token = current_request_id.set(event.correlation_id if event else envelope.get("correlation_id") or None)
+            try:
+                self._fail(
+                    message, body_text=_raw_text(message),
+                    event_type=event.event_type if event else str(envelope.get("event_type") or ""),
+                    message_id=event.message_id if event else str(envelope.get("message_id") or ""),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            finally:
+                current_request_id.reset(token)
+
+    def _observe(self, event: SyncEvent, outcome: str) -> None:
+        queue = self.config.queue
+        self.handled += 1
+        metrics.CONSUMED.labels(queue, event.event_type, outcome).inc()
+        if outcome == APPLIED:
+            metrics.LAG.labels(queue).observe(max(0.0, (timezone.now() - event.occurred_at).total_seconds()))
+        token = current_request_id.set(event.correlation_id or None)
+        try:
             logger.info(
                 "sync %s %s %s:%s v%s", outcome, event.event_type, event.aggregate_type, event.aggregate_id,
                 event.version, extra={"message_id": event.message_id, "outcome": outcome, "origin": event.origin},
@@ -256,10 +434,3 @@ def _raw_text(message) -> str:
     return body if isinstance(body, str) else json.dumps(body, default=str)
 
 
-def consume_run(*, stop_event: threading.Event | None = None, prefetch: int = 50) -> SyncConsumer:
-    from strangler_sync.broker import broker_connection
-
-    with broker_connection() as connection:
-        consumer = SyncConsumer(connection, prefetch=prefetch, stop_event=stop_event)
-        consumer.run()
-    return consumer

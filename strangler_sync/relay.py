@@ -25,7 +25,14 @@ from django.utils import timezone
 from kombu import Producer
 
 from strangler_sync import metrics
-from strangler_sync.broker import ATTEMPTS_HEADER, broker_connection, routing_key_for, sync_exchange, topology_declare
+from strangler_sync.broker import (
+    ATTEMPTS_HEADER,
+    BatchConfirms,
+    broker_connection,
+    routing_key_for,
+    sync_exchange,
+    topology_declare,
+)
 from strangler_sync.conf import sync_settings
 from strangler_sync.models import OutboxEvent
 from strangler_sync.selectors import outbox_stats
@@ -52,16 +59,27 @@ def event_envelope(event: OutboxEvent) -> dict:
 class Relay:
     """Publishes outbox batches over one broker connection (declares the topology once per connection)."""
 
+    confirm_timeout = 30.0
+
     def __init__(self, *, url: str | None = None):
         self.url = url
         self.connection = None
         self.producer: Producer | None = None
+        self.confirms: BatchConfirms | None = None
 
     def _producer(self) -> Producer:
         if self.producer is None:
-            self.connection = broker_connection(url=self.url)
-            channel = self.connection.channel()
+            connection = broker_connection(url=self.url)  # lazy: nothing is connected yet
+            is_amqp = connection.transport.driver_type == "amqp"
+            if is_amqp:
+                # per-batch confirms (BatchConfirms) replace kombu's per-message confirm_publish
+                options = {k: v for k, v in connection.transport_options.items() if k != "confirm_publish"}
+                connection = broker_connection(url=self.url, transport_options=options)
+            self.connection = connection
+            channel = connection.channel()
             topology_declare(channel=channel)
+            if is_amqp:
+                self.confirms = BatchConfirms(channel)
             self.producer = Producer(channel, exchange=sync_exchange(), serializer="json")
         return self.producer
 
@@ -73,6 +91,7 @@ class Relay:
                 logger.debug("error closing the broker connection", exc_info=True)
         self.connection = None
         self.producer = None
+        self.confirms = None
 
     def publish_batch(self) -> int:
         """Claim and publish one batch; returns the number of rows confirmed by the broker."""
@@ -90,10 +109,15 @@ class Relay:
             failed: OutboxEvent | None = rows[0]  # a connection failure counts against the first row
             try:
                 producer = self._producer()
+                sent = []
                 for event in rows:
                     failed = event
                     self._publish_one(producer, event)
-                    confirmed.append(event.id)
+                    sent.append(event.id)
+                if self.confirms is not None:
+                    failed = rows[0]
+                    self.confirms.wait(timeout=self.confirm_timeout)
+                confirmed = sent
                 failed = None
             except Exception as exc:  # broker down, nack, timeout: retry later with backoff
                 self.close()
@@ -119,6 +143,8 @@ class Relay:
             delivery_mode=2,
             retry=False,  # a failure is handled by the outbox's own backoff, not by blocking here
         )
+        if self.confirms is not None:
+            self.confirms.published += 1
 
     def drain(self, *, max_batches: int = 1000) -> int:
         """Publish batches until nothing is due (bounded, for the Celery task)."""

@@ -70,7 +70,7 @@ class Project:
         port = free_port()
         self.start("runserver", "--noreload", f"127.0.0.1:{port}", label="web")
         self.url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded 2-core CI box can be slow to import Django
         while time.monotonic() < deadline:
             try:
                 if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
@@ -212,7 +212,7 @@ print(json.dumps({"inbox": len(ids), "distinct": len(set(ids)),
 """
 
 
-def wait_for(predicate, *, timeout: float = 60, interval: float = 0.3, what: str = "condition"):
+def wait_for(predicate, *, timeout: float = 120, interval: float = 0.3, what: str = "condition"):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:

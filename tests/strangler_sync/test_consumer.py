@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 from kombu import Producer
 
@@ -26,6 +27,7 @@ from strangler_sync.consumer import (
     UnknownEventType,
     event_parse,
     inbox_apply,
+    inbox_apply_batch,
 )
 from strangler_sync.errors import SchemaError
 from strangler_sync.handlers import handler_unregister, sync_handler
@@ -86,6 +88,24 @@ def test_every_message_three_times_shuffled_gives_the_in_order_result():
         (1, Decimal("6.00"), "p1 v6"), (2, Decimal("6.00"), "p2 v6"),
     ]
     assert dict(AppliedVersion.objects.values_list("aggregate_id", "version")) == {"1": 6, "2": 6, "3": 7}
+
+
+def test_batches_give_the_same_result_as_one_by_one():
+    """inbox_apply_batch (what sync_consume uses) on 3x shuffled deliveries, in batches of 7."""
+    rng = random.Random(5)
+    history = [envelope(pid, 1, event_type=events.PRODUCT_CREATED) for pid in (1, 2)]
+    history += [envelope(pid, v, name=f"p{pid} v{v}") for pid in (1, 2) for v in range(2, 6)]
+    deliveries = history * 3
+    rng.shuffle(deliveries)
+    outcomes = []
+    for start in range(0, len(deliveries), 7):
+        with transaction.atomic():
+            outcomes += inbox_apply_batch(events=[event_parse(envelope=b) for b in deliveries[start:start + 7]])
+    assert outcomes.count(DUPLICATE) == 2 * len(history)
+    assert outcomes.count(APPLIED) + outcomes.count(STALE) == len(history)
+    assert InboxMessage.objects.count() == len(history)
+    assert sorted(Product.objects.values_list("id", "name")) == [(1, "p1 v5"), (2, "p2 v5")]
+    assert dict(AppliedVersion.objects.values_list("aggregate_id", "version")) == {"1": 5, "2": 5}
 
 
 def test_malformed_and_unknown_messages_are_refused():

@@ -56,6 +56,22 @@ def test_publishes_pending_rows_to_the_bound_queues_only(subscribed):
     assert stock.delivery_info["routing_key"] == "stock.changed"
 
 
+@pytest.mark.rabbitmq
+def test_rabbitmq_batches_are_confirmed_then_marked(on_rabbitmq, subscribed, settings):
+    settings.STRANGLER_SYNC = {**settings.STRANGLER_SYNC, "BATCH_SIZE": 40}
+    rows = emit(100)
+    relay = Relay()
+    try:
+        assert relay.publish_batch() == 40
+        assert relay.confirms is not None and relay.confirms.acked_upto == 40  # the broker confirmed the batch
+        assert relay.drain() == 60
+    finally:
+        relay.close()
+    assert OutboxEvent.objects.filter(status="published").count() == 100
+    received = drain_queue(subscribed["catalog"])
+    assert sorted(m.payload["message_id"] for m in received) == sorted(str(r.message_id) for r in rows)
+
+
 def test_a_row_published_before_any_consumer_existed_is_not_lost(subscribed):
     """The relay declares the subscriber queues itself: nobody consumed yet, the message still waits."""
     emit(1)

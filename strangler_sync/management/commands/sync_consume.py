@@ -14,9 +14,10 @@ class Command(BaseCommand):
     help = "Consume STRANGLER_SYNC['QUEUE'] and apply each event through the registered sync handlers."
 
     def add_arguments(self, parser):
-        parser.add_argument("--prefetch", type=int, default=50)
+        parser.add_argument("--prefetch", type=int, default=100, help="unacked messages the broker may send ahead")
+        parser.add_argument("--batch", type=int, default=50, help="messages applied per transaction")
 
-    def handle(self, *args, prefetch, **options):
+    def handle(self, *args, prefetch, batch, **options):
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
@@ -24,6 +25,6 @@ class Command(BaseCommand):
         self.stdout.write(f"consuming {config.queue} ({', '.join(config.subscriptions)}) from {config.broker_url}")
         self.stdout.flush()
         with broker_connection() as connection:
-            consumer = SyncConsumer(connection, prefetch=prefetch, stop_event=stop)
+            consumer = SyncConsumer(connection, prefetch=prefetch, batch=batch, stop_event=stop)
             consumer.run()
         self.stdout.write(f"stopped after {consumer.handled} message(s)")

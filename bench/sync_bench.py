@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Data-plane benchmark on PostgreSQL + RabbitMQ: monolith outbox -> relay -> broker -> catalog service inbox.
+
+Measures, in one run, side by side:
+  * raw broker publish rate (kombu, publisher confirms), the ceiling for the relay
+  * throughput: a backlog of outbox rows until all are applied in the follower's database
+  * lag at a steady offered rate (default 1,000 events/s): commit (occurred_at) -> applied, p50/p99
+  * backfill rows/s (snapshots into the outbox, and straight to the broker)
+  * verify time for N rows on each side (HTTP checksums, bucket drill-down), clean and with 3 differences
+
+    .venv/bin/python bench/sync_bench.py          # small, < 2 minutes
+    .venv/bin/python bench/sync_bench.py --full   # the issue's targets (5,000 ev/s, 1M-row verify, ...)
+
+Prints a table and writes bench/results/sync.json. Needs PostgreSQL on 127.0.0.1:5432 (user postgres) and
+RabbitMQ on 127.0.0.1:5672 (guest/guest); it creates and drops its own databases and queues.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import psycopg  # noqa: E402
+from kombu import Connection, Exchange, Producer, Queue  # noqa: E402
+
+from strangler_sync.broker import BatchConfirms  # noqa: E402
+from strangler_sync.verify import verify_aggregate  # noqa: E402
+from tests.strangler_sync.processes import PgDatabases, stop, two_projects, wait_for  # noqa: E402
+
+RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+RESULTS = REPO / "bench" / "results" / "sync.json"
+
+PRODUCT_COLUMNS = "id, sku, slug, name, description, price, currency, is_active, images, category_id, created_at, " \
+                  "updated_at"
+
+# Runs inside the monolith (manage.py shell): a backlog of distinct product events, as event_publish writes them.
+PRELOAD = """
+import json
+from django.utils import timezone
+from strangler_sync.models import OutboxEvent
+now = timezone.now()
+def payload(i):
+    return {{"id": i, "sku": f"B-{{i}}", "slug": f"b-{{i}}", "name": f"Bench {{i}}", "description": "",
+             "price": "9.99", "currency": "USD", "is_active": True, "category_id": None, "images": [],
+             "created_at": now.isoformat(), "updated_at": now.isoformat()}}
+OutboxEvent.objects.bulk_create([
+    OutboxEvent(event_type="product.created", aggregate_type="product", aggregate_id=str(i), version=1,
+                payload=payload(i), occurred_at=now, origin="monolith", next_attempt_at=now)
+    for i in range({first}, {first} + {count})], batch_size=2000)
+print(json.dumps({{"preloaded": {count}}}))
+"""
+
+# Runs inside the monolith: commits product.updated events at a steady rate through event_publish.
+STEADY_WRITER = """
+import json, random, time
+from django.db import transaction
+from django.utils import timezone
+from strangler_sync.services import event_publish
+rate, duration, per_tick = {rate}, {duration}, max(1, {rate} // 100)
+tick = per_tick / rate
+rng = random.Random(1)
+started = time.perf_counter()
+sent = 0
+next_at = started
+while time.perf_counter() - started < duration:
+    with transaction.atomic():
+        for _ in range(per_tick):
+            i = rng.randint({first}, {last})
+            now = timezone.now().isoformat()
+            event_publish(event_type="product.updated", aggregate_type="product", aggregate_id=i, payload={{
+                "id": i, "sku": f"B-{{i}}", "slug": f"b-{{i}}", "name": f"Bench {{i}} {{sent}}", "description": "",
+                "price": "9.99", "currency": "USD", "is_active": True, "category_id": None, "images": [],
+                "created_at": now, "updated_at": now}})
+            sent += 1
+    next_at += tick
+    delay = next_at - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+print(json.dumps({{"sent": sent, "seconds": time.perf_counter() - started}}))
+"""
+
+BACKFILL = """
+import json
+from strangler_sync.backfill import backfill_run
+from strangler_sync.models import OutboxEvent
+r1 = backfill_run(aggregate_type="product", batch_size={batch})
+OutboxEvent.objects.filter(event_type="product.snapshot").delete()
+r2 = backfill_run(aggregate_type="product", batch_size={batch}, direct=True)
+print(json.dumps({{"outbox_rows": r1.emitted, "outbox_seconds": r1.seconds,
+                  "direct_rows": r2.emitted, "direct_seconds": r2.seconds}}))
+"""
+
+
+def pg(dsn: str) -> psycopg.Connection:
+    return psycopg.connect(dsn.replace("postgres://", "postgresql://"), autocommit=True)
+
+
+def count(dsn: str, sql: str) -> int:
+    with pg(dsn) as conn:
+        return conn.execute(sql).fetchone()[0]
+
+
+def raw_publish_rate(n: int, *, batch: int | None) -> float:
+    """Messages/s one kombu producer publishes with confirms: per message (batch None) or per batch."""
+    exchange = Exchange("bench.raw", type="topic", durable=True)
+    queue = Queue("bench.raw.q", exchange=exchange, routing_key="product.*", durable=True)
+    body = {"message_id": "x", "event_type": "product.updated", "payload": {"id": 1, "name": "x" * 200}}
+    options = {} if batch else {"confirm_publish": True}
+    with Connection(RABBITMQ_URL, transport_options=options) as connection:
+        channel = connection.channel()
+        queue(channel).declare()
+        confirms = BatchConfirms(channel) if batch else None
+        producer = Producer(channel, exchange=exchange, serializer="json")
+        started = time.perf_counter()
+        for i in range(n):
+            producer.publish(body, routing_key="product.updated", delivery_mode=2)
+            if confirms is not None:
+                confirms.published += 1
+                if (i + 1) % batch == 0 or i + 1 == n:
+                    confirms.wait(timeout=30)
+        seconds = time.perf_counter() - started
+        queue(channel).delete()
+        exchange(channel).delete()
+    return n / seconds
+
+
+def seed_products(dsn: str, table: str, n: int) -> float:
+    started = time.perf_counter()
+    with pg(dsn) as conn:
+        conn.execute(
+            f"INSERT INTO {table} ({PRODUCT_COLUMNS}) SELECT g, 'V-' || g, 'v-' || g, 'Verify ' || g, '', "
+            "(g %% 1000) + 0.99, 'USD', true, '[]'::jsonb, NULL, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' "
+            "FROM generate_series(1, %s) AS g",
+            [n],
+        )
+    return time.perf_counter() - started
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="the issue's targets (several minutes)")
+    parser.add_argument("--relays", type=int, default=2)
+    parser.add_argument("--consumers", type=int, default=2)
+    args = parser.parse_args()
+    size = {
+        "raw": 20_000 if args.full else 3_000,
+        "backlog": 50_000 if args.full else 5_000,
+        "rate": 5_000 if args.full else 1_000,
+        "duration": 20 if args.full else 5,
+        "backfill": 200_000 if args.full else 20_000,
+        "verify": 1_000_000 if args.full else 50_000,
+    }
+    databases = PgDatabases()
+    results: dict = {"mode": "full" if args.full else "default", "sizes": size, "relays": args.relays,
+                     "consumers": args.consumers, "machine": f"{platform.machine()} {os.cpu_count()} cpu"}
+    with tempfile.TemporaryDirectory(prefix="sync-bench-") as tmp:
+        tmp_path = Path(tmp)
+        print("setting up: two PostgreSQL databases, migrations, RabbitMQ namespace ...", flush=True)
+        monolith, catalog = two_projects(tmp_path, broker_url=RABBITMQ_URL, databases=databases)
+        mono_db, catalog_db = monolith.env["DATABASE_URL"], catalog.env["CATALOG_DATABASE_URL"]
+        inbox_sql = "SELECT count(*) FROM strangler_sync_inboxmessage"
+        try:
+            print("raw broker publish ...", flush=True)
+            results["raw_publish_per_s"] = raw_publish_rate(size["raw"], batch=None)
+            results["raw_publish_batched_per_s"] = raw_publish_rate(size["raw"], batch=500)
+
+            print(f"throughput: {size['backlog']} outbox rows -> applied ...", flush=True)
+            monolith.shell(PRELOAD.format(first=1, count=size["backlog"]))
+            catalog_procs = [catalog.start("sync_consume", "--prefetch", "200") for _ in range(args.consumers)]
+            started = time.perf_counter()
+            relay_env = {"STRANGLER_SYNC_BATCH_SIZE": "500"}
+            relays = [monolith.start("sync_relay", "--interval", "0.01", env=relay_env) for _ in range(args.relays)]
+            wait_for(lambda: count(catalog_db, inbox_sql) >= size["backlog"], timeout=900, interval=0.05,
+                     what="backlog applied")
+            seconds = time.perf_counter() - started
+            results["throughput_events_per_s"] = size["backlog"] / seconds
+            results["throughput_seconds"] = seconds
+            print(f"  raw {results['raw_publish_per_s']:,.0f} / {results['raw_publish_batched_per_s']:,.0f} msg/s;"
+                  f" throughput {size['backlog'] / seconds:,.0f} ev/s", flush=True)
+
+            print(f"lag: {size['rate']} events/s offered for {size['duration']} s ...", flush=True)
+            phase_start = time.time()
+            writer = json.loads(monolith.shell(STEADY_WRITER.format(
+                rate=size["rate"], duration=size["duration"], first=1, last=size["backlog"])).strip().splitlines()[-1])
+            wait_for(lambda: count(catalog_db, inbox_sql) >= size["backlog"] + writer["sent"], timeout=600,
+                     interval=0.1, what="steady events applied")
+            with pg(catalog_db) as conn:
+                lags = [r[0] for r in conn.execute(
+                    "SELECT EXTRACT(EPOCH FROM received_at - occurred_at) FROM strangler_sync_inboxmessage "
+                    "WHERE occurred_at >= to_timestamp(%s)", [phase_start]).fetchall()]
+            lags = [float(x) * 1000 for x in lags]
+            results["lag"] = {"offered_per_s": size["rate"], "achieved_per_s": writer["sent"] / writer["seconds"],
+                              "events": len(lags), "p50_ms": percentile(lags, 50), "p99_ms": percentile(lags, 99),
+                              "max_ms": max(lags) if lags else None}
+            print(f"  lag {results['lag']}", flush=True)
+            for process in relays + catalog_procs:
+                stop(process)
+
+            print(f"backfill: {size['backfill']} rows ...", flush=True)
+            with pg(mono_db) as conn:
+                conn.execute("DELETE FROM strangler_sync_outboxevent")
+            seed_products(mono_db, "catalog_product", size["backfill"])
+            backfill = json.loads(monolith.shell(BACKFILL.format(batch=2000)).strip().splitlines()[-1])
+            results["backfill_outbox_rows_per_s"] = backfill["outbox_rows"] / backfill["outbox_seconds"]
+            results["backfill_direct_rows_per_s"] = backfill["direct_rows"] / backfill["direct_seconds"]
+
+            print(f"verify: {size['verify']} rows per side ...", flush=True)
+            with pg(mono_db) as conn:
+                conn.execute("DELETE FROM catalog_product")
+            with pg(catalog_db) as conn:
+                conn.execute("DELETE FROM catalog_service_product")
+            seed_products(mono_db, "catalog_product", size["verify"])
+            seed_products(catalog_db, "catalog_service_product", size["verify"])
+            monolith.serve()
+            catalog.serve()
+            clean = verify_aggregate(source=monolith.url, follower=catalog.url, aggregate="product", buckets=256)
+            with pg(catalog_db) as conn:
+                conn.execute("UPDATE catalog_service_product SET price = price + 1 WHERE id = %s",
+                             [size["verify"] // 3])
+                conn.execute("DELETE FROM catalog_service_product WHERE id = %s", [size["verify"] // 2])
+                conn.execute(f"INSERT INTO catalog_service_product ({PRODUCT_COLUMNS}) SELECT id + %s, sku || 'x', "
+                             "slug || 'x', name, description, price, currency, is_active, images, category_id, "
+                             "created_at, updated_at FROM catalog_service_product WHERE id = 1", [size["verify"]])
+            dirty = verify_aggregate(source=monolith.url, follower=catalog.url, aggregate="product", buckets=256)
+            results["verify"] = {
+                "rows": size["verify"], "clean_seconds": clean.seconds, "clean_differences": clean.differences,
+                "dirty_seconds": dirty.seconds, "dirty_differences": dirty.differences,
+                "dirty_requests": dirty.requests,
+            }
+        finally:
+            monolith.stop_all()
+            catalog.stop_all()
+            databases.drop_all()
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    lag = results["lag"]
+    rows = [
+        ("raw broker publish, confirm each", f"{results['raw_publish_per_s']:,.0f} msg/s", "kombu confirm_publish"),
+        ("raw broker publish, confirm per batch", f"{results['raw_publish_batched_per_s']:,.0f} msg/s",
+         "500 per batch, what the relay does"),
+        ("outbox -> applied throughput", f"{results['throughput_events_per_s']:,.0f} ev/s",
+         f"{size['backlog']:,} events, {args.relays} relays, {args.consumers} consumers"),
+        (f"lag at {lag['offered_per_s']:,} ev/s offered", f"p50 {lag['p50_ms']:.0f} ms, p99 {lag['p99_ms']:.0f} ms",
+         f"achieved {lag['achieved_per_s']:,.0f} ev/s"),
+        ("backfill into outbox", f"{results['backfill_outbox_rows_per_s']:,.0f} rows/s", f"{size['backfill']:,} rows"),
+        ("backfill straight to broker", f"{results['backfill_direct_rows_per_s']:,.0f} rows/s",
+         f"{size['backfill']:,} rows"),
+        (f"verify {size['verify']:,} rows", f"{results['verify']['clean_seconds']:.1f} s clean",
+         f"{results['verify']['dirty_seconds']:.1f} s finding {results['verify']['dirty_differences']} differences"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"\n| {'measure'.ljust(width)} | result | notes |\n| {'-' * width} | --- | --- |")
+    for name, value, note in rows:
+        print(f"| {name.ljust(width)} | {value} | {note} |")
+    print(f"\nwritten to {RESULTS.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
