@@ -54,8 +54,10 @@ def _ownership_get(aggregates: list[str]) -> dict[str, str]:
 def _run(argv: list[str], timeout: float) -> None:
     argv = [sys.executable if part == "{python}" else part for part in argv]
     shown = " ".join(argv)
+    # Each manage.py picks its own settings module; an inherited one (ours, for ownership) would override it.
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     try:
-        done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
         raise ActionFailed(f"{shown}: command not found") from None
     except subprocess.TimeoutExpired:
