@@ -101,12 +101,17 @@ def change_redo(*, change: dict, routes: Path) -> None:
         _run(change["argv"], change.get("timeout", 600.0))
 
 
-def change_describe(change: dict) -> str:
+def change_describe(change: dict, *, undone: bool = False) -> str:
+    """`route /api/products/: mode 'monolith' -> 'shadow'`; with undone=True the arrow points back."""
+    old, new = ("after", "before") if undone else ("before", "after")
     if change["type"] == "route":
         return f"route {change['prefix']}: " + ", ".join(
-            f"{k} {change['before'][k]!r} -> {change['after'][k]!r}" for k in change["after"])
+            f"{k} {change[old][k]!r} -> {change[new][k]!r}" for k in change["after"])
     if change["type"] == "ownership":
-        return "ownership " + ", ".join(f"{a} {change['before'][a]} -> {o}" for a, o in change["after"].items())
+        return "ownership " + ", ".join(f"{a} {change[old][a]} -> {change[new][a]}" for a in change["after"])
+    if undone:
+        return "ran " + " ".join(change["undo"]) if change["undo"] else "nothing to undo for " + " ".join(
+            change["argv"])
     return "ran " + " ".join(change["argv"])
 
 

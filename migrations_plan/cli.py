@@ -34,11 +34,19 @@ def _when(epoch: float) -> str:
 def cmd_status(args: argparse.Namespace) -> int:
     from migrations_plan.selectors import plan_status
 
-    names = args.plans or plan_names()
-    statuses = [plan_status(plan=load_plan(name, routes=args.routes), routes=_routes(args)) for name in names]
+    statuses, failures = [], []
+    for name in args.plans or plan_names():
+        try:
+            statuses.append(plan_status(plan=load_plan(name, routes=args.routes), routes=_routes(args)))
+        except PlanError as exc:
+            if args.plans:  # asked for by name: its error is the answer
+                raise
+            failures.append(f"{name}: cannot load: {exc}")  # listing all: say so and show the others
+    for failure in failures:
+        print(failure, file=sys.stderr)
     if args.json:
         print(json.dumps(statuses, indent=2))
-        return 0
+        return 2 if failures else 0
     for status in statuses:
         total = len(status["steps"])
         where = f"step {status['position']}/{total}" + (f" ({status['current']})" if status["current"] else "")
@@ -57,7 +65,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  watch of {status['current']}:")
             for gate in status["watch"]:
                 print("    " + _gate_line(gate))
-    return 0
+    return 2 if failures else 0
 
 
 def _gate_line(gate: dict) -> str:
@@ -86,7 +94,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
                          reason=args.reason or "", allow_irreversible=args.allow_irreversible)
     print(f"{done['plan']}: rolled back {done['step']}, now at step {done['position']}")
     for change in done["changes"]:
-        print(f"  undid {change}")
+        print(f"  {change}")
     return 0
 
 

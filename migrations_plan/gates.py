@@ -189,7 +189,7 @@ def _relay(o: Observation, gate: Gate) -> GateResult:
         except MetricsUnavailable as exc:
             return _judge(gate, None, str(exc))
         values.append(value)
-        parts.append(f"{project.split('.')[0] if project != 'monolith.settings' else 'monolith'} {value:g}")
+        parts.append(f"{project.rsplit('.', 1)[0].split('.')[-1]} {value:g}")  # extracted.catalog.settings: catalog
     value = max(values) if gate.kind == "max_relay_lag_seconds" else sum(values)
     return _judge(gate, value, ", ".join(parts))
 

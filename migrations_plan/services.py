@@ -119,7 +119,7 @@ def _rollback_locked(*, plan: Plan, state: PlanState, routes: Path, actor: str, 
     history_append(plan=plan.name, actor=actor, action=action, result="rolled_back", step=applied.step,
                    reason=reason, gates=gates, changes=applied.changes)
     return {"plan": plan.name, "step": applied.step, "position": state.position,
-            "changes": [change_describe(c) for c in reversed(applied.changes)]}
+            "changes": [change_describe(c, undone=True) for c in reversed(applied.changes)]}
 
 
 def plan_rollback(*, plan: Plan, routes: Path, actor: str, reason: str = "", allow_irreversible: bool = False) -> dict:

@@ -90,6 +90,7 @@ def test_guide_runs_verbatim_then_the_plan_walks_back(tmp_path):
                 continue
             done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", f"{env_block}\nset -x\n{body}"], cwd=REPO,
                                   env=env, capture_output=True, text=True, timeout=180)
+            print(done.stdout, done.stderr)
             assert done.returncode == 0, (f"guide block failed:\n{body}\n--- output:\n{done.stdout[-4000:]}\n"
                                           f"{done.stderr[-4000:]}\n{background.tails()}")
         guide_seconds = time.monotonic() - started

@@ -94,7 +94,9 @@ def test_walk_forward_to_the_end_and_back(tmp_path, routes_file, state_dir, owne
     with pytest.raises(PlanConflict, match="plan demo is finished: all 4 steps are applied"):
         plan_advance(**kw)
 
-    plan_rollback(**kw)
+    undone = plan_rollback(**kw)
+    assert undone["changes"] == ["route /api/products/: mode 'service' -> 'canary', weight None -> 10, "
+                                 "fallback False -> True"]
     products = route(routes_file, "/api/products/")
     assert (products.mode, products.weight, products.fallback) == ("canary", 10, True)
     with pytest.raises(PlanConflict, match=r"step flip is not reversible by rollback \(ownership product monolith -> "
