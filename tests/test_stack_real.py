@@ -1,0 +1,264 @@
+"""docker-compose.yml's commands without Docker, on this machine's real PostgreSQL, RabbitMQ and nginx.
+
+Every service of the compose file (but the optional seed) is started with its own command and environment,
+rewritten only where a container differs from a shared host: service host names become 127.0.0.1, ports
+become private ones, database names and the RabbitMQ vhost become throwaway ones, /var/lib/strangler and the
+mounted route file become temp paths. The databases are made by the compose file's own init script, and
+readiness is the compose health checks themselves. Then a product created in the monolith must be served
+through nginx by the catalog service once the relay (Celery worker) and the consumer have synced it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import requests
+import yaml
+
+from tests.test_compose import OUR_IMAGE, ROUTES_IN_CONTAINER, SERVICES, interpolate
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.nginx, pytest.mark.slow]
+
+# Create the product the way monolith.catalog.services does, with its event in the same transaction. The
+# monolith's catalog services do not record product events yet, so record the one they would when missing.
+CREATE_PRODUCT = """
+import json
+from django.db import transaction
+from monolith.catalog.services import product_create
+from strangler_sync.models import OutboxEvent
+from strangler_sync.services import event_publish
+from strangler_sync.snapshots import aggregate_payload
+with transaction.atomic():
+    product = product_create(sku="STACK-{tag}", name="Stack test {tag}", price="12.50")
+    if not OutboxEvent.objects.filter(aggregate_type="product", aggregate_id=str(product.id)).exists():
+        event_publish(event_type="product.created", aggregate_type="product", aggregate_id=product.id,
+                      payload=aggregate_payload(aggregate_type="product", instance=product))
+print("CREATED" + json.dumps({{"id": product.id}}))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class HostStack:
+    """The compose services as host processes; every container-specific value is mapped to a private one."""
+
+    def __init__(self, tmp: Path, rabbitmq_url: str):
+        self.tmp = tmp
+        self.var = tmp / "var"
+        self.var.mkdir()
+        tag = uuid.uuid4().hex[:8]
+        self.tag = tag
+        self.ports = {"8000": free_port(), "8001": free_port(), "8790": free_port(), "8080": free_port()}
+        self.hosts = {"monolith": "8000", "catalog": "8001", "diff-endpoint": "8790"}
+        self.databases = {name: f"stack_{tag}_{name}" for name in SERVICES["postgres"]["environment"][
+            "STRANGLER_DATABASES"].split()}
+        self.vhost = f"stack_{tag}"
+        parsed = urlsplit(rabbitmq_url)
+        self.broker = urlunsplit((parsed.scheme, parsed.netloc, f"/{self.vhost}", "", ""))
+        self.routes = tmp / "routes.yaml"
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.secret = "stack-test-" + uuid.uuid4().hex
+
+    # -- mapping container values to host values ----------------------------------------------------------
+    def host_port(self, host: str, port: str) -> str:
+        return f"127.0.0.1:{self.ports[port]}"
+
+    def rewrite(self, value: str) -> str:
+        value = interpolate(str(value), {"SECRET_KEY": self.secret})
+        value = value.replace(ROUTES_IN_CONTAINER, str(self.routes)).replace("/var/lib/strangler", str(self.var))
+        value = re.sub(r"0\.0\.0\.0:(8000|8001|8790|8080)", lambda m: self.host_port("", m.group(1)), value)
+        value = re.sub(r"http://127\.0\.0\.1:(8000|8001|8790|8080)/",
+                       lambda m: f"http://{self.host_port('', m.group(1))}/", value)
+        return value
+
+    def env_of(self, service: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL") and k not in (
+            "DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL", "STRANGLER_SYNC_NAMESPACE")}
+        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}{os.pathsep}/usr/sbin"
+        env["PYTHONUNBUFFERED"] = "1"
+        env["STRANGLER_VAR_DIR"] = str(self.var)  # the Dockerfile's ENV
+        for name, value in (SERVICES[service].get("environment") or {}).items():
+            value = self.rewrite(value)
+            if name.endswith("DATABASE_URL"):
+                url = urlsplit(value)
+                value = f"postgres://postgres@127.0.0.1:5432/{self.databases[url.path.lstrip('/')]}"
+            elif name == "CELERY_BROKER_URL":
+                value = self.broker
+            elif name == "WEB_CONCURRENCY":
+                value = "1"  # two shared cores: one worker per web process is enough to prove the command
+            env[name] = value
+        return env
+
+    def argv_of(self, command: list[str]) -> list[str]:
+        argv = [self.rewrite(arg) for arg in command]
+        if argv[0] == "python":
+            argv[0] = sys.executable
+        elif argv[0] in ("gunicorn", "celery"):
+            argv[0] = str(BIN / argv[0])
+        return argv
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        script = ROOT / "deploy/postgres/init-databases.sh"
+        env = {**os.environ, "PGHOST": "127.0.0.1", "POSTGRES_USER": "postgres",
+               "STRANGLER_DATABASES": " ".join(self.databases.values())}
+        subprocess.run(["sh", str(script)], env=env, check=True, capture_output=True, timeout=60)
+        subprocess.run(["rabbitmqctl", "-q", "add_vhost", self.vhost], check=True, capture_output=True, timeout=60)
+        subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*"],
+                       check=True, capture_output=True, timeout=60)
+        table = yaml.safe_load((ROOT / "deploy/routes.yaml").read_text())
+        for name, upstream in table["upstreams"].items():
+            url = upstream["url"] if isinstance(upstream, dict) else upstream
+            port = urlsplit(url).port
+            new = f"http://{self.host_port(name, str(port))}"
+            table["upstreams"][name] = {**upstream, "url": new} if isinstance(upstream, dict) else new
+        host, _, port = table["settings"]["diff_endpoint"].partition(":")
+        table["settings"]["diff_endpoint"] = self.host_port(host, port)
+        self.routes.write_text(yaml.safe_dump(table, sort_keys=False))
+
+    def run_job(self, service: str) -> None:
+        spec = SERVICES[service]
+        result = subprocess.run(self.argv_of(spec["command"]), cwd=ROOT, env=self.env_of(service),
+                                capture_output=True, text=True, timeout=240)
+        assert result.returncode == 0, f"{service}: {result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+
+    def start(self, service: str) -> None:
+        log = open(self.tmp / f"{service}.log", "w")  # noqa: SIM115 - the process writes it until the end
+        self.processes[service] = subprocess.Popen(
+            self.argv_of(SERVICES[service]["command"]), cwd=ROOT, env=self.env_of(service), stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def healthy(self, service: str) -> bool:
+        test = SERVICES[service]["healthcheck"]["test"]
+        if test[0] == "CMD":
+            argv = self.argv_of(test[1:])
+        else:  # CMD-SHELL: the container's hostname is this machine's
+            argv = ["sh", "-c", self.rewrite(test[1]).replace("$HOSTNAME", socket.gethostname())]
+        env = self.env_of(service)
+        return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, timeout=60).returncode == 0
+
+    def log(self, service: str) -> str:
+        return (self.tmp / f"{service}.log").read_text(errors="replace")[-3000:]
+
+    def wait_healthy(self, services: list[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(services)
+        while pending:
+            for service, process in self.processes.items():
+                assert process.poll() is None, f"{service} exited {process.returncode}:\n{self.log(service)}"
+            pending = [s for s in pending if not self.healthy(s)]
+            if pending:
+                assert time.monotonic() < deadline, f"not healthy: {pending}\n" + "\n".join(
+                    f"== {s}\n{self.log(s)}" for s in pending if s in self.processes)
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+
+    def cleanup(self) -> None:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            for name in self.databases.values():
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.vhost], capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def stack(tmp_path, rabbitmq_url):
+    if shutil.which("rabbitmqctl") is None:
+        pytest.fail("rabbitmqctl is needed to make a private RabbitMQ vhost")
+    host = HostStack(tmp_path, rabbitmq_url)
+    try:
+        host.prepare()
+        yield host
+    finally:
+        host.stop()
+        host.cleanup()
+
+
+def test_compose_commands_run_the_stack_without_docker(stack):
+    jobs = [name for name, spec in SERVICES.items()
+            if spec.get("image") == OUR_IMAGE and spec.get("restart") == "no" and not spec.get("profiles")]
+    assert sorted(jobs) == ["catalog-migrate", "monolith-migrate"]
+    for job in jobs:
+        stack.run_job(job)
+    long_running = [name for name, spec in SERVICES.items()
+                    if spec.get("image") == OUR_IMAGE and name not in jobs and not spec.get("profiles")]
+    # in compose order of dependencies: the proxy last (it needs the webs and the diff endpoint healthy)
+    for service in long_running:
+        if service != "proxy":
+            stack.start(service)
+    backends = [s for s in long_running if s != "proxy" and "healthcheck" in SERVICES[s]]
+    stack.wait_healthy(backends, timeout=120)
+    stack.start("proxy")
+    stack.wait_healthy(["proxy"], timeout=60)
+
+    proxy = f"http://127.0.0.1:{stack.ports['8080']}"
+    monolith = f"http://127.0.0.1:{stack.ports['8000']}"
+    home = requests.get(f"{proxy}/healthz", timeout=10)
+    assert home.status_code == 200 and home.headers["X-Strangler-Upstream"] == "monolith"
+
+    result = subprocess.run([sys.executable, "manage.py", "shell", "-c", CREATE_PRODUCT.format(tag=stack.tag)],
+                            cwd=ROOT, env=stack.env_of("monolith"), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    product_id = json.loads(result.stdout.split("CREATED", 1)[1])["id"]
+    expected = requests.get(f"{monolith}/api/products/{product_id}/", timeout=10).json()
+
+    deadline = time.monotonic() + 30  # relay task on commit (worker), else the beat's 5 s sweep; then the consumer
+    while True:
+        through_nginx = requests.get(f"{proxy}/api/products/{product_id}/", timeout=10)
+        if through_nginx.status_code == 200 and through_nginx.headers["X-Strangler-Upstream"] == "catalog":
+            break
+        assert time.monotonic() < deadline, (
+            f"product {product_id} never served by catalog: {through_nginx.status_code} "
+            f"{dict(through_nginx.headers)}\n== worker\n{stack.log('monolith-worker')}\n"
+            f"== consumer\n{stack.log('catalog-consumer')}")
+        time.sleep(0.3)
+    assert through_nginx.json() == expected
+    assert through_nginx.headers["X-Strangler-Route"] == "/api/products/"
+
+    # writes go to the owner through nginx: anonymous is refused by the monolith, not by the follower
+    write = requests.post(f"{proxy}/api/products/", json={}, timeout=10)
+    assert write.status_code == 403 and write.headers["X-Strangler-Upstream"] == "monolith"
+
+    # categories are shadowed: nginx mirrors to the diff endpoint, which compares monolith and catalog
+    categories = requests.get(f"{proxy}/api/categories/", timeout=10)
+    assert categories.status_code == 200 and categories.headers["X-Strangler-Upstream"] == "monolith"
+    diffs_url = f"http://127.0.0.1:{stack.ports['8790']}/diffs"
+    deadline = time.monotonic() + 20
+    while "/api/categories/" not in json.dumps(requests.get(diffs_url, timeout=5).json()):
+        assert time.monotonic() < deadline, requests.get(diffs_url, timeout=5).text
+        time.sleep(0.3)
+
+    for service, process in stack.processes.items():
+        assert process.poll() is None, f"{service} died:\n{stack.log(service)}"
