@@ -16,6 +16,7 @@ response is ready and never delay it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -316,8 +317,11 @@ class StranglerAddon:
     async def request(self, flow: http.HTTPFlow) -> None:
         table = self.table
         assert table is not None, "configure() loads the route table before any request"
+        # Headers are read and rewritten as raw fields in a few passes: every Headers lookup or assignment scans
+        # and rebuilds the whole field tuple, and a dozen of them cost more than the rest of this hook.
         request = flow.request
-        request_id = clean_request_id(request.headers.get(REQUEST_ID_HEADER))
+        fields = request.headers.fields
+        request_id = clean_request_id(_folded_value(fields, b"x-request-id"))
         state = FlowState(table=table, request_id=request_id, started=time.monotonic())
         flow.metadata[METADATA_KEY] = state
         refusal = self._refusal(flow, table)
@@ -327,11 +331,11 @@ class StranglerAddon:
             flow.response = error_response(status, code, message)
             state.upstream = PROXY_UPSTREAM
             return
-        _strip_hop_by_hop(request.headers)
+        fields = request.headers.fields = _without_hop_by_hop(fields)
+        headers = _folded_headers(fields)
         info = RequestInfo(
-            method=request.method, path=request.path,
-            headers={k.lower(): v for k, v in request.headers.items()},
-            cookies=dict(request.cookies.items()),
+            method=request.method, path=request.path, headers=headers,
+            cookies=dict(request.cookies.items()) if "cookie" in headers else {},
             client_addr=flow.client_conn.peername[0] if flow.client_conn.peername else "",
         )
         try:
@@ -342,18 +346,17 @@ class StranglerAddon:
             state.upstream = PROXY_UPSTREAM
             return
         state.decision = decision
-        request.headers[REQUEST_ID_HEADER] = request_id
-        request.headers.pop(table.override.header, None)  # signed or not, it never reaches an upstream
-        for internal in INTERNAL_HEADERS:  # only the proxy may say a request is a shadow or mirror copy
-            request.headers.pop(internal, None)
         client_host = request.host_header or ""
-        request.headers["X-Forwarded-For"] = ", ".join(
-            v for v in (request.headers.get("X-Forwarded-For"), info.client_addr) if v)
-        request.headers["X-Forwarded-Host"] = client_host
-        request.headers["X-Forwarded-Proto"] = "https" if flow.client_conn.tls else "http"
+        forwarded_for = ", ".join(v for v in (headers.get("x-forwarded-for"), info.client_addr) if v)
+        fields = request.headers.fields = _rewritten(fields, drop=_dropped_names(table.override.header), set_to=(
+            (REQUEST_ID_HEADER, request_id),
+            ("X-Forwarded-For", forwarded_for),
+            ("X-Forwarded-Host", client_host),
+            ("X-Forwarded-Proto", "https" if flow.client_conn.tls else "http"),
+        ))
         if decision.shadow is not None:  # what the shadow copy carries (it asks for an unencoded body)
             state.forwarded_headers = tuple(
-                (k, v) for k, v in request.headers.items(multi=True) if k.lower() not in ("host", "accept-encoding"))
+                (_native(k), _native(v)) for k, v in fields if k.lower() not in (b"host", b"accept-encoding"))
 
         primary = decision.primary
         if primary == table.monolith:
@@ -429,16 +432,16 @@ class StranglerAddon:
         state.fallback_reason = f"{failed}:{reason}"
 
     def _point_at(self, flow: http.HTTPFlow, table: RouteTable, upstream: str) -> None:
-        url = urlsplit(table.upstreams[upstream].url)
+        scheme, host, port, netloc = _target(table.upstreams[upstream].url)
         # Set the connection target only (request.data): the .host/.port setters would also rewrite the Host
         # header, and upstreams must see the Host the client used (already checked against strangler_hosts),
         # as with the nginx plane, so absolute links they build (pagination, redirects) point at the proxy.
         data = flow.request.data
-        data.scheme = url.scheme.encode()
-        data.host = url.hostname
-        data.port = url.port or (443 if url.scheme == "https" else 80)
+        data.scheme = scheme
+        data.host = host
+        data.port = port
         if not flow.request.host_header:
-            flow.request.host_header = url.netloc
+            flow.request.host_header = netloc
 
     def _refusal(self, flow: http.HTTPFlow, table: RouteTable) -> tuple[int, str, str] | None:
         request = flow.request
@@ -461,22 +464,22 @@ class StranglerAddon:
         response = flow.response
         if response.status_code >= 500 and state.fallback_reason is None and state.upstream == state.table.monolith:
             self.metrics.upstream_failures.labels(upstream=state.table.monolith, reason="5xx").inc()
+        added: list[tuple[str, str]] = []
         if state.table.settings.route_headers:
-            response.headers[ROUTE_HEADER] = state.route_label
-            response.headers[UPSTREAM_HEADER] = state.upstream or PROXY_UPSTREAM
+            added += [(ROUTE_HEADER, state.route_label), (UPSTREAM_HEADER, state.upstream or PROXY_UPSTREAM)]
             if state.fallback_reason:
-                response.headers[FALLBACK_HEADER] = state.fallback_reason
-        if REQUEST_ID_HEADER not in response.headers:
-            response.headers[REQUEST_ID_HEADER] = state.request_id
+                added.append((FALLBACK_HEADER, state.fallback_reason))
+        if _folded_value(response.headers.fields, b"x-request-id") is None:
+            added.append((REQUEST_ID_HEADER, state.request_id))
+        if added:  # one rewrite of the fields instead of a scan and rebuild per header
+            response.headers.fields = _rewritten(response.headers.fields, drop=frozenset(), set_to=added)
         elapsed = time.monotonic() - state.started
         if state.upstream_seconds is None and state.upstream not in (None, PROXY_UPSTREAM):
             # Forwarded by mitmproxy: from the request fully read to the response fully read.
             if response.timestamp_end and flow.request.timestamp_end:
                 state.upstream_seconds = max(0.0, response.timestamp_end - flow.request.timestamp_end)
-        upstream = state.upstream or PROXY_UPSTREAM
-        self.metrics.requests.labels(route=state.route_label, upstream=upstream,
-                                     status=str(response.status_code)).inc()
-        self.metrics.latency.labels(route=state.route_label, upstream=upstream).observe(elapsed)
+        self.metrics.request_answered(route=state.route_label, upstream=state.upstream or PROXY_UPSTREAM,
+                                      status=str(response.status_code), seconds=elapsed)
         self._maybe_shadow(flow, state)
         self._record(flow, state, elapsed)
 
@@ -488,8 +491,8 @@ class StranglerAddon:
         state.error = message
         if state.upstream and state.upstream != PROXY_UPSTREAM:
             self.metrics.upstream_failures.labels(upstream=state.upstream, reason="connect").inc()
-        self.metrics.requests.labels(route=state.route_label, upstream=state.upstream or PROXY_UPSTREAM,
-                                     status="error").inc()
+        self.metrics.request_answered(route=state.route_label, upstream=state.upstream or PROXY_UPSTREAM,
+                                      status="error")
         self._record(flow, state, time.monotonic() - state.started)
 
     # -- after the response -------------------------------------------------------------------------------
@@ -566,14 +569,74 @@ def _seconds(opts, name: str) -> float:
     return value
 
 
-def _strip_hop_by_hop(headers: http.Headers) -> None:
-    present = {name.lower() for name in headers.keys()}  # one pass: membership tests on Headers are costly
-    doomed = present & HOP_BY_HOP
-    if "connection" in present:
-        named = {token.strip().lower() for value in headers.get_all("connection") for token in value.split(",")}
-        doomed |= present & named
-    for name in doomed:
-        del headers[name]
+# -- raw header fields (mitmproxy's Headers.fields: a tuple of (name, value) bytes pairs) --------------------------
+
+_HOP_BY_HOP_NAMES = frozenset(name.encode() for name in HOP_BY_HOP)
+
+
+def _native(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")  # as mitmproxy's Headers decode
+
+
+def _raw(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _folded_value(fields, lowered_name: bytes) -> str | None:
+    """What ``Headers.get`` answers: the values of that header joined with ", ", or None when absent."""
+    values = [value for name, value in fields if name.lower() == lowered_name]
+    return _native(b", ".join(values)) if values else None
+
+
+def _folded_headers(fields) -> dict[str, str]:
+    """Lowercased name -> folded value, for every header (what routing.decide reads)."""
+    headers: dict[str, str] = {}
+    for name, value in fields:
+        key, text = _native(name.lower()), _native(value)
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
+
+
+def _without_hop_by_hop(fields) -> tuple:
+    """The fields minus hop-by-hop headers and the headers the Connection header names."""
+    doomed = _HOP_BY_HOP_NAMES
+    for name, value in fields:
+        if name.lower() == b"connection":
+            doomed = doomed | {token.strip().lower() for token in value.split(b",")}
+    return tuple(field for field in fields if field[0].lower() not in doomed)
+
+
+@functools.lru_cache(maxsize=64)
+def _dropped_names(override_header: str) -> frozenset[bytes]:
+    # The override header, signed or not, never reaches an upstream; only the proxy may say a request is a
+    # shadow or mirror copy.
+    return frozenset(_raw(name.lower()) for name in (override_header, *INTERNAL_HEADERS))
+
+
+def _rewritten(fields, *, drop: frozenset[bytes], set_to) -> tuple:
+    """The fields without the ``drop`` names and with each ``(name, value)`` of ``set_to`` set as
+    ``Headers.__setitem__`` would: the first field of that name keeps its place and takes the value, later
+    ones go, and a name not present is appended (in ``set_to`` order)."""
+    pending = {_raw(name.lower()): (name, value) for name, value in set_to}
+    out = []
+    for name, value in fields:
+        lowered = name.lower()
+        if lowered in drop:
+            continue
+        if lowered in pending:
+            out.append((name, _raw(pending.pop(lowered)[1])))
+            drop = drop | {lowered}  # later fields of that name go
+            continue
+        out.append((name, value))
+    out += [(_raw(name), _raw(value)) for name, value in pending.values()]
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _target(url: str) -> tuple[bytes, str, int, str]:
+    """scheme, host, port and netloc of an upstream URL (parsed once, not per request)."""
+    parts = urlsplit(url)
+    return parts.scheme.encode(), parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), parts.netloc
 
 
 def _response_from(fetched: HttpResponseData, *, head: bool) -> http.Response:

@@ -62,6 +62,22 @@ class ProxyMetrics:
             ["result"], registry=self.registry,
         )
 
+        # labels() hashes and locks on every call; the proxy answers few distinct label sets, so keep the children.
+        self._answered: dict[tuple[str, str, str], tuple] = {}
+
+    def request_answered(self, *, route: str, upstream: str, status: str, seconds: float | None = None) -> None:
+        """Count one answer and, when given, observe its latency (per route and upstream)."""
+        key = (route, upstream, status)
+        children = self._answered.get(key)
+        if children is None:
+            children = self._answered[key] = (
+                self.requests.labels(route=route, upstream=upstream, status=status),
+                self.latency.labels(route=route, upstream=upstream),
+            )
+        children[0].inc()
+        if seconds is not None:
+            children[1].observe(seconds)
+
     def breaker_changed(self, upstream: str, state: BreakerState) -> None:
         self.breaker_state.labels(upstream=upstream).set(STATE_VALUES[state])
 
