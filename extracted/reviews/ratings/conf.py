@@ -1,0 +1,18 @@
+"""Lazy accessor for the REVIEWS settings dict (read on every call, so override_settings applies)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+DEFAULTS = {
+    "ACCOUNTS_URL": "http://127.0.0.1:8000/api/me/",  # the monolith's "who am I" endpoint
+    "ACCOUNTS_TIMEOUT": 2.0,  # seconds
+    "API_MAX_PAGE_SIZE": 100,  # upper bound for ?page_size= (the monolith's CATALOG["API_MAX_PAGE_SIZE"])
+}
+
+
+def reviews_setting(name: str):
+    configured = getattr(settings, "REVIEWS", {}) or {}
+    if name not in DEFAULTS:
+        raise KeyError(f"unknown REVIEWS setting {name!r}")
+    return configured.get(name, DEFAULTS[name])
