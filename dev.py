@@ -23,6 +23,7 @@ TEST_SUITES: list[tuple[str, str, list[str]]] = [
     ("monolith+planes", "monolith.settings", ["tests"]),
     ("extracted-catalog", "extracted.catalog.settings", ["tests/extracted/catalog"]),
     ("extracted-inventory", "extracted.inventory.settings", ["tests/extracted/inventory"]),
+    ("extracted-reviews", "extracted.reviews.settings", ["tests/extracted/reviews"]),
 ]
 # Paths that belong to other suites and must not be collected by the first one.
 TEST_IGNORES: list[str] = ["tests/extracted"]
