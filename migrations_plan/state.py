@@ -69,12 +69,16 @@ def state_path(plan: str) -> Path:
 
 
 def state_load(*, plan: str) -> PlanState | None:
+    path = state_path(plan)
     try:
-        data = json.loads(state_path(plan).read_text())
+        data = json.loads(path.read_text())
+        data["applied"] = [AppliedStep(**item) for item in data.get("applied", [])]
+        return PlanState(**data)
     except FileNotFoundError:
         return None
-    data["applied"] = [AppliedStep(**item) for item in data.get("applied", [])]
-    return PlanState(**data)
+    except (ValueError, TypeError, KeyError) as exc:  # hand-edited or truncated: never guess where the plan is
+        raise PlanConflict(f"{path}: unreadable plan state ({type(exc).__name__}: {exc}); restore it from "
+                           f"history.jsonl or remove it to start the plan over") from exc
 
 
 def state_save(*, state: PlanState) -> None:

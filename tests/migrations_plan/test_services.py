@@ -12,7 +12,7 @@ import pytest
 
 from migrations_plan.errors import ActionFailed, GatesBlocked, PlanConflict
 from migrations_plan.loader import load_plan
-from migrations_plan.services import plan_advance, plan_freeze, plan_rollback, plan_unfreeze
+from migrations_plan.services import plan_advance, plan_freeze, plan_rollback, plan_unfreeze, plan_watch
 from migrations_plan.state import history_read, state_load
 from strangler_proxy.loader import DEFAULT_ROUTE_FILE, load_route_file
 
@@ -221,3 +221,34 @@ def test_cli_status_advance_and_refusals(tmp_path, routes_file, state_dir):
     assert again.returncode == 1 and "is frozen (by " in again.stderr and "incident 42" in again.stderr
     history = plan_cli("history", "demo", "--routes", str(routes_file), env=env)
     assert "advance shadow: refused" in history.stdout and "freeze -: frozen (incident 42)" in history.stdout
+
+
+def test_watch_freezes_a_step_it_cannot_roll_back(tmp_path, routes_file, state_dir, ownership_file):
+    # The catalog upstream of the test route file is a closed port: the watch gate `healthy` fails for real.
+    text = PLAN.replace("      - run: [\"{python}\", \"-c\", \"print('flipped')\"]\n    gates: {min_soak_seconds: 0}",
+                        "    gates: {min_soak_seconds: 0}\n    watch: {healthy: [catalog]}")
+    plan = load_plan(str(plan_file(tmp_path, text)), routes=routes_file)
+    kw = {"plan": plan, "routes": routes_file, "actor": "watcher"}
+    for _ in range(3):
+        plan_advance(**kw)
+    lines = []
+    done = plan_watch(**kw, interval=0.1, max_seconds=5, report=lines.append)
+    assert (done["outcome"], done["step"]) == ("frozen", "flip")
+    assert done["reason"] == "watch: FAIL    healthy = 1 (needs <= 0): catalog ConnectionError"
+    state = state_load(plan="demo")
+    assert state.position == 3 and state.frozen["reason"].endswith("(step not reversible)")
+    assert owners(ownership_file) == {"product": "catalog"}  # frozen, not flipped back
+    assert history_read(plan="demo")[-1]["action"] == "watch-freeze"
+    with pytest.raises(PlanConflict, match="is frozen"):
+        plan_watch(**kw, interval=0.1, max_seconds=1)
+
+
+def test_an_unreadable_state_file_is_refused_not_guessed(tmp_path, routes_file, state_dir):
+    path = plan_file(tmp_path)
+    state_dir.mkdir(parents=True)
+    (state_dir / "demo.json").write_text('{"plan": "demo", "applied": [')
+    done = plan_cli("advance", str(path), "--routes", str(routes_file),
+                    env={"STRANGLER_PLAN_STATE_DIR": str(state_dir)})
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: {state_dir / 'demo.json'}: unreadable plan state (JSONDecodeError")
+    assert len(done.stderr.strip().splitlines()) == 1
