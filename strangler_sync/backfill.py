@@ -21,12 +21,20 @@ from django.utils import timezone
 from kombu import Producer
 
 from servicekit.request_id import get_request_id
-from strangler_sync.broker import ATTEMPTS_HEADER, broker_connection, routing_key_for, sync_exchange, topology_declare
+from strangler_sync.broker import (
+    ATTEMPTS_HEADER,
+    BatchConfirms,
+    broker_connection,
+    routing_key_for,
+    sync_exchange,
+    topology_declare,
+)
 from strangler_sync.conf import sync_settings
 from strangler_sync.events import snapshot_event_type
-from strangler_sync.models import AggregateVersion, BackfillCheckpoint, OutboxEvent
+from strangler_sync.models import BackfillCheckpoint, OutboxEvent
 from strangler_sync.relay import event_envelope
 from strangler_sync.schemas import payload_validate
+from strangler_sync.services import aggregate_versions_ensure, outbox_insert_many
 from strangler_sync.snapshots import aggregate_model, aggregate_payload, canonical_row
 
 
@@ -36,18 +44,6 @@ class BackfillResult:
     emitted: int
     last_id: int | None
     seconds: float
-
-
-def _versions(*, aggregate_type: str, ids: list[str]) -> dict[str, int]:
-    AggregateVersion.objects.bulk_create(
-        [AggregateVersion(aggregate_type=aggregate_type, aggregate_id=i, version=1) for i in ids],
-        ignore_conflicts=True,
-    )
-    return dict(
-        AggregateVersion.objects.filter(aggregate_type=aggregate_type, aggregate_id__in=ids).values_list(
-            "aggregate_id", "version"
-        )
-    )
 
 
 def _payloads(*, aggregate_type: str, ids: list[int]) -> dict[int, dict]:
@@ -64,7 +60,7 @@ def _snapshot_events(*, aggregate_type: str, ids: list[int]) -> list[OutboxEvent
     """Unsaved OutboxEvent rows (snapshots) for the ids that still exist, version read before state."""
     config = sync_settings()
     event_type = snapshot_event_type(aggregate_type)
-    versions = _versions(aggregate_type=aggregate_type, ids=[str(i) for i in ids])
+    versions = aggregate_versions_ensure(aggregate_type=aggregate_type, aggregate_ids=[str(i) for i in ids])
     payloads = _payloads(aggregate_type=aggregate_type, ids=ids)
     now = timezone.now()
     events = []
@@ -102,11 +98,16 @@ def backfill_run(
         checkpoint.save()
     cursor = checkpoint.last_id
     emitted_total = 0
-    producer = connection = None
+    producer = connection = confirms = None
     if direct:
-        connection = broker_connection()
+        connection = broker_connection()  # lazy until the channel is opened
+        is_amqp = connection.transport.driver_type == "amqp"
+        if is_amqp:  # confirm each batch at once instead of each message (see BatchConfirms)
+            options = {k: v for k, v in connection.transport_options.items() if k != "confirm_publish"}
+            connection = broker_connection(transport_options=options)
         channel = connection.channel()
         topology_declare(channel=channel)
+        confirms = BatchConfirms(channel) if is_amqp else None
         producer = Producer(channel, exchange=sync_exchange(), serializer="json")
     try:
         while True:
@@ -120,15 +121,18 @@ def backfill_run(
                 events = _snapshot_events(aggregate_type=aggregate_type, ids=ids)
                 if direct:
                     for event in events:
-                        event.message_id = event._meta.get_field("message_id").get_default()
                         producer.publish(
                             event_envelope(event),
                             routing_key=routing_key_for(aggregate_type=aggregate_type, event_type=event.event_type),
                             message_id=str(event.message_id), headers={ATTEMPTS_HEADER: 0}, delivery_mode=2,
                             retry=False,
                         )
+                        if confirms is not None:
+                            confirms.published += 1
+                    if confirms is not None:
+                        confirms.wait(timeout=60)  # checkpoint only what the broker confirmed
                 else:
-                    OutboxEvent.objects.bulk_create(events, batch_size=1000)
+                    outbox_insert_many(events=events)
                 cursor = ids[-1]
                 BackfillCheckpoint.objects.filter(pk=checkpoint.pk).update(
                     last_id=cursor, emitted=checkpoint.emitted + emitted_total + len(events)

@@ -94,6 +94,49 @@ def relay_trigger() -> None:
         logger.warning("could not trigger the outbox relay; the periodic sweep will publish", exc_info=True)
 
 
+_COPY_FIELDS = ["message_id", "event_type", "aggregate_type", "aggregate_id", "version", "payload", "schema_version",
+                "occurred_at", "origin", "correlation_id", "status", "attempts", "next_attempt_at", "last_error"]
+
+
+def outbox_insert_many(*, events: list[OutboxEvent]) -> None:
+    """Insert many unsaved outbox rows (backfill): COPY on PostgreSQL, bulk_create elsewhere.
+
+    Django 5.2's bulk_create on PostgreSQL sends UNNEST arrays, which psycopg's client-side binding
+    escapes value by value with regular expressions: COPY is an order of magnitude faster for 10^5 rows.
+    """
+    if connection.vendor != "postgresql":
+        OutboxEvent.objects.bulk_create(events, batch_size=1000)
+        return
+    import json
+
+    meta = OutboxEvent._meta
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(f).column) for f in _COPY_FIELDS)
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {connection.ops.quote_name(meta.db_table)} ({columns}) FROM STDIN") as copy:
+            for e in events:
+                copy.write_row((e.message_id, e.event_type, e.aggregate_type, e.aggregate_id, e.version,
+                                json.dumps(e.payload), e.schema_version, e.occurred_at, e.origin, e.correlation_id,
+                                e.status, e.attempts, e.next_attempt_at, e.last_error))
+
+
+def aggregate_versions_ensure(*, aggregate_type: str, aggregate_ids: list[str]) -> dict[str, int]:
+    """Current version of each aggregate, creating version 1 for aggregates that never had an event."""
+    table = connection.ops.quote_name(AggregateVersion._meta.db_table)
+    if aggregate_ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (aggregate_type, aggregate_id, version) VALUES "
+                + ", ".join(["(%s, %s, 1)"] * len(aggregate_ids))
+                + " ON CONFLICT (aggregate_type, aggregate_id) DO NOTHING",
+                [v for aggregate_id in aggregate_ids for v in (aggregate_type, aggregate_id)],
+            )
+    return dict(
+        AggregateVersion.objects.filter(aggregate_type=aggregate_type, aggregate_id__in=aggregate_ids).values_list(
+            "aggregate_id", "version"
+        )
+    )
+
+
 def outbox_backoff_delay(*, attempts: int) -> float:
     """Exponential backoff with full jitter in [50%, 100%] of min(max, base * 2^(attempts-1))."""
     config = sync_settings()

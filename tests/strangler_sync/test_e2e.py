@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from kombu import Connection, Producer
 
+from strangler_sync.cli import main as cli_main
 from tests.strangler_sync.processes import (
     INBOX_STATS,
     OUTBOX_STATS,
@@ -52,6 +53,7 @@ def test_end_to_end_on_the_default_transport(tmp_path):
             assert " 0 difference(s)" in result.stdout
         assert f"source {written['products']} rows, follower {written['products']} rows" in verify(
             monolith, catalog, "product").stdout
+        assert cli_main(["verify", "--aggregate", "product", "--source", monolith.url, "--follower", catalog.url]) == 0
 
         # Someone writes to the follower behind the data plane's back: verify sees it, --repair fixes it.
         catalog.shell(
@@ -66,6 +68,7 @@ def test_end_to_end_on_the_default_transport(tmp_path):
         assert "extra (1): 100000" in result.stdout
         repaired = verify(monolith, catalog, "product", "--repair")
         assert "re-emitted 2 snapshot(s), 1 delete(s)" in repaired.stdout
+        assert cli_main(["verify", "--aggregate", "product", "--source", monolith.url, "--follower", catalog.url]) == 1
         wait_for(lambda: verify(monolith, catalog, "product").returncode == 0, timeout=60, what="repair applied")
     finally:
         monolith.stop_all()
