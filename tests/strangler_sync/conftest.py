@@ -12,6 +12,26 @@ from kombu import Queue
 from monolith.catalog.models import Category, Product
 from strangler_sync.broker import broker_connection
 from strangler_sync.conf import sync_settings
+from strangler_sync.handlers import handler_get, handler_unregister, sync_handler
+
+
+@pytest.fixture
+def swap_handler():
+    """swap(event_type, fn): replace the project's handler (None: no handler) for one test, restored after."""
+    saved = {}
+
+    def swap(event_type: str, fn) -> None:
+        if event_type not in saved:
+            saved[event_type] = handler_get(event_type=event_type)
+        handler_unregister(event_type=event_type)
+        if fn is not None:
+            sync_handler(event_type)(fn)
+
+    yield swap
+    for event_type, fn in saved.items():
+        handler_unregister(event_type=event_type)
+        if fn is not None:
+            sync_handler(event_type)(fn)
 
 
 def filesystem_options(folder) -> dict:

@@ -30,7 +30,6 @@ from strangler_sync.consumer import (
     inbox_apply_batch,
 )
 from strangler_sync.errors import SchemaError
-from strangler_sync.handlers import handler_unregister, sync_handler
 from strangler_sync.models import AppliedVersion, DeadLetter, InboxMessage
 from tests.strangler_sync.conftest import T0, drain_queue, product_payload
 
@@ -108,7 +107,8 @@ def test_batches_give_the_same_result_as_one_by_one():
     assert dict(AppliedVersion.objects.values_list("aggregate_id", "version")) == {"1": 5, "2": 5}
 
 
-def test_malformed_and_unknown_messages_are_refused():
+def test_malformed_and_unknown_messages_are_refused(swap_handler):
+    swap_handler(events.REVIEW_CREATED, None)
     with pytest.raises(SchemaError):
         event_parse(envelope={"event_type": events.PRODUCT_UPDATED})
     with pytest.raises(SchemaError):
@@ -123,20 +123,18 @@ def test_malformed_and_unknown_messages_are_refused():
     assert not InboxMessage.objects.exists()
 
 
-def test_a_failing_handler_rolls_back_everything():
-    @sync_handler(events.REVIEW_CREATED)
+def test_a_failing_handler_rolls_back_everything(swap_handler):
     def explode(*, event):
         Product.objects.create(sku="X", slug="x", name="half-applied", price=1)
         raise RuntimeError("handler bug")
 
+    swap_handler(events.REVIEW_CREATED, explode)
+
     body = envelope(1, 1)
     body.update(event_type=events.REVIEW_CREATED, aggregate_type="review",
                 payload={"id": 1, "product_id": 1, "rating": 5})
-    try:
-        with pytest.raises(RuntimeError):
-            apply(body)
-    finally:
-        handler_unregister(event_type=events.REVIEW_CREATED)
+    with pytest.raises(RuntimeError):
+        apply(body)
     assert not Product.objects.exists()
     assert not InboxMessage.objects.exists()
     assert AppliedVersion.objects.filter(version__gt=0).count() == 0
@@ -185,13 +183,13 @@ def test_consumer_retries_then_dead_letters_with_the_error(settings):
     assert drain_queue(config.queue) == []  # nothing left behind
 
 
-def test_consumer_applies_with_the_correlation_id_and_observes_lag():
+def test_consumer_applies_with_the_correlation_id_and_observes_lag(swap_handler):
     seen = []
 
-    @sync_handler(events.REVIEW_UPDATED)
     def record(*, event):
         seen.append(get_request_id())
 
+    swap_handler(events.REVIEW_UPDATED, record)
     body = envelope(5, 1)
     body.update(event_type=events.REVIEW_UPDATED, aggregate_type="review", payload={"id": 5, "product_id": 1,
                                                                                      "rating": 4},
@@ -199,13 +197,30 @@ def test_consumer_applies_with_the_correlation_id_and_observes_lag():
     queue = sync_settings().queue
     lag_count = metrics.LAG.labels(queue)._sum.get()
     applied = metrics.CONSUMED.labels(queue, events.REVIEW_UPDATED, "applied")._value.get()
-    try:
-        _send([body, body])  # the second copy is a duplicate
-        consumer = consume_all()
-    finally:
-        handler_unregister(event_type=events.REVIEW_UPDATED)
+    _send([body, body])  # the second copy is a duplicate
+    consumer = consume_all()
     assert seen == ["corr-5-1"]
     assert consumer.handled == 2
     assert metrics.LAG.labels(queue)._sum.get() - lag_count >= 2.0
     assert metrics.CONSUMED.labels(queue, events.REVIEW_UPDATED, "applied")._value.get() == applied + 1
     assert metrics.CONSUMED.labels(queue, events.REVIEW_UPDATED, "duplicate")._value.get() >= 1
+
+
+def test_the_monolith_follows_category_events_after_a_flip():
+    from monolith.catalog.models import Category
+
+    def category(version: int, event_type: str, **payload) -> dict:
+        body = envelope(9, version, event_type=event_type)
+        body.update(aggregate_type="category", payload={"id": 9, "name": "Tools", "slug": "tools", "parent_id": None,
+                                                        "description": "", **payload})
+        return body
+
+    assert apply(category(1, events.CATEGORY_CREATED)) == APPLIED
+    assert apply(envelope(1, 1, event_type=events.PRODUCT_CREATED, category_id=9)) == APPLIED
+    assert apply(category(2, events.CATEGORY_UPDATED, name="Hand tools")) == APPLIED
+    assert Category.objects.get(id=9).name == "Hand tools"
+    deleted = envelope(9, 3, event_type=events.PRODUCT_DELETED)
+    deleted.update(event_type=events.CATEGORY_DELETED, aggregate_type="category")
+    assert apply(deleted) == APPLIED
+    assert not Category.objects.filter(id=9).exists()
+    assert Product.objects.get(id=1).category_id is None  # SET_NULL, as on the owner
