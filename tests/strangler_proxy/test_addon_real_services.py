@@ -96,6 +96,7 @@ def test_shadowing_the_extracted_catalog_finds_no_false_differences_and_a_real_o
     assert summary["diffs"] == 0, summary["recent"]
 
     product = json.loads(proxy.request("GET", "/api/products/1/")[2])
+    comparisons_settle(proxy, len(PATHS) + 1)  # that request's own shadow must not see the drift below
     with sqlite3.connect(service_db) as db:  # the service's copy drifts: exactly what shadowing must catch
         db.execute("UPDATE catalog_service_product SET price = price + 1 WHERE id = 1")
     proxy.request("GET", "/api/products/1/")
