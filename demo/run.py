@@ -171,8 +171,12 @@ def demo_run(stack: Stack, *, products: int, ready_timeout: float) -> int:
             supervisor.start(project.name, stack.manage(project, "runserver", "--noreload", f"127.0.0.1:"
                                                         f"{stack.port(project)}"),
                              env=project_env, health_url=f"{stack.url(project)}/readyz")
-            supervisor.start(f"{project.name}-relay", stack.manage(project, "sync_relay"), env=project_env)
-            supervisor.start(f"{project.name}-consumer", stack.manage(project, "sync_consume"), env=project_env)
+            # Workers come back after a crash (as `restart: unless-stopped` does in compose); web servers and
+            # the proxy do not, so a dead service stays dead and the proxy's fallback is there to see.
+            supervisor.start(f"{project.name}-relay", stack.manage(project, "sync_relay"), env=project_env,
+                             restart=True)
+            supervisor.start(f"{project.name}-consumer", stack.manage(project, "sync_consume"), env=project_env,
+                             restart=True)
         supervisor.start("proxy", [sys.executable, "-m", "strangler_proxy", "run", "--routes", str(stack.routes_path),
                                    "--listen-port", str(stack.proxy_port), "--admin-port", str(stack.admin_port)],
                          health_url=f"http://127.0.0.1:{stack.proxy_port}/healthz")
@@ -185,7 +189,12 @@ def demo_run(stack: Stack, *, products: int, ready_timeout: float) -> int:
         _say("ready")
         while True:
             for child in supervisor.exited():
-                _say(f"{child.name} exited with code {child.process.returncode}; the rest keep running. "
+                code = child.process.returncode
+                if child.restart and supervisor.restart(child):
+                    _say(f"{child.name} exited with code {code}; restarted (see {child.log_path})")
+                    state_write(stack, pids={c.name: c.pid for c in supervisor.children})
+                    continue
+                _say(f"{child.name} exited with code {code}; the rest keep running. "
                      f"Last lines of {child.log_path}:\n{child.log_tail(10)}")
             time.sleep(0.5)
     except (KeyboardInterrupt, Stop):

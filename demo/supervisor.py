@@ -34,6 +34,9 @@ class Child:
     log_path: Path
     process: subprocess.Popen
     health_url: str | None = None
+    restart: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+    restarts: list[float] = field(default_factory=list)  # monotonic times of recent restarts
     reported_exit: bool = field(default=False)
 
     @property
@@ -58,16 +61,31 @@ class Supervisor:
         log_dir.mkdir(parents=True, exist_ok=True)
 
     def start(self, name: str, argv: list[str], *, env: dict[str, str] | None = None,
-              health_url: str | None = None) -> Child:
+              health_url: str | None = None, restart: bool = False) -> Child:
         log_path = self.log_dir / f"{name}.log"
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                argv, cwd=self.cwd, env={**self.env, **(env or {})}, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
-            )
-        child = Child(name=name, argv=argv, log_path=log_path, process=process, health_url=health_url)
+        child = Child(name=name, argv=argv, log_path=log_path, process=self._spawn(argv, env or {}, log_path),
+                      health_url=health_url, restart=restart, env=env or {})
         self.children.append(child)
         return child
+
+    def _spawn(self, argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
+                argv, cwd=self.cwd, env={**self.env, **env}, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+            )
+
+    def restart(self, child: Child, *, limit: int = 5, window: float = 60.0) -> bool:
+        """Start an exited child again, at most `limit` times per `window` seconds (no crash loop)."""
+        now = time.monotonic()
+        child.restarts = [t for t in child.restarts if now - t < window]
+        if len(child.restarts) >= limit:
+            return False
+        _signal_group(child.pid, signal.SIGKILL)  # whatever the old group left behind
+        child.restarts.append(now)
+        child.process = self._spawn(child.argv, child.env, child.log_path)
+        child.reported_exit = False
+        return True
 
     def exited(self) -> list[Child]:
         """Children that exited since the last call."""

@@ -241,6 +241,10 @@ def test_catalog_api_is_served_by_the_catalog_service(demo):
     assert through_proxy.headers["X-Strangler-Route"] == "/api/products/"
     monolith = requests.get(f"{demo.state['projects']['monolith']}/api/products/?ordering=price", timeout=10)
     assert through_proxy.json()["results"] == monolith.json()["results"]
+    # the rating inside /api/products/ belongs to the reviews app: a pattern route keeps it off the catalog
+    product_id = through_proxy.json()["results"][0]["id"]
+    rating = requests.get(f"{demo.proxy}/api/products/{product_id}/rating/", timeout=10)
+    assert rating.status_code == 200 and rating.headers["X-Strangler-Upstream"] == "monolith"
     categories = requests.get(f"{demo.proxy}/api/categories/", timeout=10)
     assert categories.headers["X-Strangler-Upstream"] == "catalog"
     # writes still go to the owner, the monolith (anonymous: refused by it, not by the follower's not_owner)
@@ -317,7 +321,20 @@ def test_service_down_during_canary(demo):
     assert requests.get(f"{demo.proxy}/", timeout=10).status_code == 200
 
 
+def test_a_crashed_consumer_is_restarted(demo):
+    old_pid = demo.state["pids"]["monolith-consumer"]
+    os.killpg(old_pid, signal.SIGKILL)
+    _until(lambda: "demo: monolith-consumer exited with code -9; restarted" in demo.text(), timeout=10,
+           what="the restart")
+    state = _until(lambda: (s := json.loads(Path(demo.state["routes_file"]).with_name("stack.json").read_text()))
+                   ["pids"]["monolith-consumer"] != old_pid and s, timeout=10, what="the new pid in stack.json")
+    new_pid = state["pids"]["monolith-consumer"]
+    assert _process_groups().get(new_pid) == new_pid
+    demo.state = state
+
+
 def test_sigint_stops_every_process(demo):
+    demo.state = json.loads((demo.var_dir / "demo" / "stack.json").read_text())
     leaders = set(demo.state["pids"].values())
     groups = _process_groups()
     members = {pid for pid, group in groups.items() if group in leaders}
