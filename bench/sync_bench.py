@@ -169,7 +169,8 @@ def main() -> int:
     }
     databases = PgDatabases()
     results: dict = {"mode": "full" if args.full else "default", "sizes": size, "relays": args.relays,
-                     "consumers": args.consumers, "machine": f"{platform.machine()} {os.cpu_count()} cpu"}
+                     "consumers": args.consumers, "machine": f"{platform.machine()} {os.cpu_count()} cpu",
+                     "load_average_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="sync-bench-") as tmp:
         tmp_path = Path(tmp)
         print("setting up: two PostgreSQL databases, migrations, RabbitMQ namespace ...", flush=True)
@@ -256,6 +257,7 @@ def main() -> int:
             catalog.stop_all()
             databases.drop_all()
 
+    results["load_average_after"] = os.getloadavg()[0]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     lag = results["lag"]
@@ -277,7 +279,8 @@ def main() -> int:
     print(f"\n| {'measure'.ljust(width)} | result | notes |\n| {'-' * width} | --- | --- |")
     for name, value, note in rows:
         print(f"| {name.ljust(width)} | {value} | {note} |")
-    print(f"\nwritten to {RESULTS.relative_to(REPO)}")
+    print(f"\nload average (1 min) {results['load_average_before']:.1f} before, "
+          f"{results['load_average_after']:.1f} after; written to {RESULTS.relative_to(REPO)}")
     return 0
 
 

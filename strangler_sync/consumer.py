@@ -326,9 +326,9 @@ class SyncConsumer(ConsumerMixin):
     def on_message(self, body, message):
         if not self._pending:
             self._first_pending_at = time.monotonic()
+        # Only buffer here: flushing happens in on_iteration (or drain), never re-entrantly from inside a
+        # flush (waiting for a publisher confirm in _fail may deliver more messages to this callback).
         self._pending.append((body, message))
-        if len(self._pending) >= self.batch:
-            self.flush()
 
     def flush(self) -> None:
         if not self._pending:
