@@ -7,7 +7,9 @@ from rest_framework import serializers
 from .models import RATING_MAX, RATING_MIN, Product, Review
 
 
+# Product ids are the catalog's (a plain integer in the monolith's schema, not this table's int64 key).
 class ReviewOutputSerializer(serializers.ModelSerializer):
+    product = serializers.IntegerField(source="product_id", read_only=True)
     user = serializers.IntegerField(source="user_id", read_only=True)
 
     class Meta:
@@ -17,7 +19,7 @@ class ReviewOutputSerializer(serializers.ModelSerializer):
 
 
 class ReviewCreateSerializer(serializers.Serializer):
-    product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
+    product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all(), pk_field=serializers.IntegerField())
     rating = serializers.IntegerField(min_value=RATING_MIN, max_value=RATING_MAX)
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     body = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")
