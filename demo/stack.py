@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,10 @@ SERVICES: tuple[ProjectSpec, ...] = (
 )
 
 
+def _named(name: str) -> ProjectSpec:
+    return next(s for s in SERVICES if s.name == name)
+
+
 def services_present(root: Path = ROOT) -> list[ProjectSpec]:
     return [s for s in SERVICES if (root / s.manage).exists() and (root / s.settings.replace(".", "/")).with_suffix(
         ".py").exists()]
@@ -64,6 +69,7 @@ class Stack:
     var_dir: Path
     port_offset: int = 0
     projects: list[ProjectSpec] = field(default_factory=list)
+    service_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))  # per start, never stored
 
     @property
     def demo_dir(self) -> Path:
@@ -101,7 +107,18 @@ class Stack:
 
     def project_env(self, project: ProjectSpec) -> dict[str, str]:
         # Explicit settings module: manage.py only sets a default, and a caller's (e.g. pytest-django's) would win.
-        return {"DJANGO_SETTINGS_MODULE": project.settings}
+        env = {"DJANGO_SETTINGS_MODULE": project.settings}
+        names = {p.name for p in self.projects}
+        # Where the projects call each other: their defaults name the unshifted ports, and the monolith's
+        # checkout authenticates to the inventory service with a token both sides must know.
+        if project.is_monolith and "inventory" in names:
+            env["INVENTORY_SERVICE_URL"] = self.url(_named("inventory"))
+            env["INVENTORY_SERVICE_TOKEN"] = self.service_token
+        elif project.name == "inventory":
+            env["INVENTORY_API_TOKENS"] = self.service_token
+        elif project.name == "reviews":
+            env["REVIEWS_ACCOUNTS_URL"] = f"{self.url(MONOLITH)}/api/me/"
+        return env
 
     def manage(self, project: ProjectSpec, *args: str) -> list[str]:
         return [sys.executable, project.manage, *args]

@@ -154,7 +154,8 @@ for key, (app_name, argv) in checks["celery"].items():
         parent = click.Context(celery_cli, obj=CLIContext(app=app, no_color=True, workdir=None, quiet=True))
         command.make_context(argv[0], argv[1:], parent=parent)
         missing = [e["task"] for e in app.conf.beat_schedule.values() if e["task"] not in app.tasks]
-        out[key] = {"app": app.main, "beat_tasks_missing": missing, "beat_entries": len(app.conf.beat_schedule)}
+        out[key] = {"app": app.main, "beat_tasks_missing": missing, "beat_entries": len(app.conf.beat_schedule),
+                    "default_queue": app.conf.task_default_queue}
     except (Exception, SystemExit) as exc:
         out[key] = f"celery refuses -A {app_name} {argv}: {exc!r}"
 for path in checks["paths"]:
@@ -221,6 +222,9 @@ def test_every_django_command_is_a_real_entry_point(probes):
                     problems.append(f"{name}: {result}")
                 elif "beat" in command and (result["beat_tasks_missing"] or not result["beat_entries"]):
                     problems.append(f"{name}: beat schedule {result}")
+                elif "worker" in command and command[command.index("-Q") + 1] != result["default_queue"]:
+                    # the relay task goes to the app's default queue: a worker on another queue never runs it
+                    problems.append(f"{name}: consumes {command[command.index('-Q') + 1]}, tasks go to {result}")
                 hc = probes[project].get(f"{name}:healthcheck")
                 if hc is not None and not isinstance(hc, dict):
                     problems.append(f"{name} healthcheck: {hc}")
@@ -295,13 +299,19 @@ def test_tool_variables_are_read_by_the_tool():
     assert "WEB_CONCURRENCY" in Path(gunicorn.config.__file__).read_text()
 
 
-def test_interpolation_needs_only_the_secret():
-    env = {"SECRET_KEY": "x" * 50}
+REQUIRED_SECRETS = {"SECRET_KEY": "x" * 50, "INVENTORY_SERVICE_TOKEN": "t" * 32}
+
+
+def test_interpolation_needs_only_the_secrets():
+    env = dict(REQUIRED_SECRETS)
     for spec in SERVICES.values():
         for value in (spec.get("environment") or {}).values():
             interpolate(str(value), env)
     with pytest.raises(AssertionError, match="SECRET_KEY"):
         interpolate(SERVICES["monolith"]["environment"]["SECRET_KEY"], {})
+    # the monolith's checkout token and the inventory service's accepted tokens are the same secret
+    assert SERVICES["monolith"]["environment"]["INVENTORY_SERVICE_TOKEN"].startswith("${INVENTORY_SERVICE_TOKEN:?")
+    assert SERVICES["inventory"]["environment"]["INVENTORY_API_TOKENS"].startswith("${INVENTORY_SERVICE_TOKEN:?")
 
 
 def test_databases_created_by_the_init_script_are_the_ones_used():
@@ -311,7 +321,7 @@ def test_databases_created_by_the_init_script_are_the_ones_used():
     for spec in ours().values():
         for var, value in (spec.get("environment") or {}).items():
             if var.endswith("DATABASE_URL"):
-                url = urlsplit(interpolate(value, {"SECRET_KEY": "x"}))
+                url = urlsplit(interpolate(value, REQUIRED_SECRETS))
                 assert url.hostname == "postgres" and url.username == postgres["environment"]["POSTGRES_USER"]
                 used.add(url.path.lstrip("/"))
     assert used == created
@@ -334,7 +344,7 @@ def test_dependencies_volumes_and_files_exist():
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
             else:
                 assert source in declared_volumes, f"{name} uses undeclared volume {source}"
-        if spec.get("image") == OUR_IMAGE and name not in ("monolith-migrate", "catalog-migrate", "monolith-seed"):
+        if spec.get("image") == OUR_IMAGE and not name.endswith(("-migrate", "-seed")):
             assert spec.get("restart", SERVICES["monolith"].get("restart")) != "no"
     for path in ("deploy/nginx/plane.sh", "deploy/postgres/init-databases.sh", "deploy/healthcheck.py"):
         assert os.access(ROOT / path, os.X_OK), f"{path} is not executable"

@@ -28,7 +28,7 @@ import pytest
 import requests
 import yaml
 
-from tests.test_compose import OUR_IMAGE, ROUTES_IN_CONTAINER, SERVICES, interpolate
+from tests.test_compose import OUR_IMAGE, REQUIRED_SECRETS, ROUTES_IN_CONTAINER, SERVICES, interpolate
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -69,8 +69,8 @@ class HostStack:
         self.var.mkdir()
         tag = uuid.uuid4().hex[:8]
         self.tag = tag
-        self.ports = {"8000": free_port(), "8001": free_port(), "8790": free_port(), "8080": free_port()}
-        self.hosts = {"monolith": "8000", "catalog": "8001", "diff-endpoint": "8790"}
+        # container port -> private host port (every container has its own network namespace; we do not)
+        self.ports = {port: free_port() for port in ("8000", "8001", "8002", "8003", "8790", "8080")}
         self.databases = {name: f"stack_{tag}_{name}" for name in SERVICES["postgres"]["environment"][
             "STRANGLER_DATABASES"].split()}
         self.vhost = f"stack_{tag}"
@@ -85,12 +85,12 @@ class HostStack:
         return f"127.0.0.1:{self.ports[port]}"
 
     def rewrite(self, value: str) -> str:
-        value = interpolate(str(value), {"SECRET_KEY": self.secret})
+        value = interpolate(str(value), {**REQUIRED_SECRETS, "SECRET_KEY": self.secret})
         value = value.replace(ROUTES_IN_CONTAINER, str(self.routes)).replace("/var/lib/strangler", str(self.var))
-        value = re.sub(r"0\.0\.0\.0:(8000|8001|8790|8080)", lambda m: self.host_port("", m.group(1)), value)
-        value = re.sub(r"http://127\.0\.0\.1:(8000|8001|8790|8080)/",
-                       lambda m: f"http://{self.host_port('', m.group(1))}/", value)
-        return value
+        value = re.sub(r"\b0\.0\.0\.0:(\d+)\b", lambda m: self.host_port("", m.group(1)), value)
+        # http://<compose service or the container's own 127.0.0.1>:<port> -> this machine's private port
+        hosts = "|".join(re.escape(h) for h in ["127.0.0.1", *SERVICES])
+        return re.sub(rf"http://(?:{hosts}):(\d+)\b", lambda m: f"http://{self.host_port('', m.group(1))}", value)
 
     def env_of(self, service: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL") and k not in (
@@ -209,7 +209,7 @@ def stack(tmp_path, rabbitmq_url):
 def test_compose_commands_run_the_stack_without_docker(stack):
     jobs = [name for name, spec in SERVICES.items()
             if spec.get("image") == OUR_IMAGE and spec.get("restart") == "no" and not spec.get("profiles")]
-    assert sorted(jobs) == ["catalog-migrate", "monolith-migrate"]
+    assert sorted(jobs) == sorted(n for n in SERVICES if n.endswith("-migrate"))
     for job in jobs:
         stack.run_job(job)
     long_running = [name for name, spec in SERVICES.items()
