@@ -110,8 +110,13 @@ STRANGLER_SYNC = {
     "ORIGIN": PROJECT_NAME,
     "QUEUE": "sync.catalog",
     "SUBSCRIPTIONS": ["product.*", "category.*"],
-    # The monolith follows products and categories once this service owns them.
-    "SUBSCRIBERS": {"sync.monolith": ["product.*", "category.*"]},
+    # The monolith follows products and categories once this service owns them; the inventory and reviews
+    # services keep learning which products exist (and are on sale) from whoever owns them.
+    "SUBSCRIBERS": {
+        "sync.monolith": ["product.*", "category.*"],
+        "sync.inventory": ["product.*"],
+        "sync.reviews": ["product.*"],
+    },
     "RELAY_TRIGGER": os.environ.get("STRANGLER_SYNC_RELAY_TRIGGER", "celery"),
     "AGGREGATES": {
         "product": {"MODEL": "catalog_service.Product", "ID_FIELD": "id", "FIELDS": _CATALOG_FIELDS["product"]},
