@@ -29,13 +29,13 @@ code{font:12px ui-monospace,monospace}.last{text-align:left;font-size:12px;max-w
 """
 
 
-def _num(value, *, attrs: str = "", pct: bool = False, digits: int = 3) -> str:
+def _num(value, *, attrs: str = "", pct: bool = False, digits: int = 3, alert: bool = False) -> str:
     if value is None:
         return f'<td class="num muted" {attrs}>–</td>'
     shown = f"{value * 100:.1f}%" if pct else (f"{value:g}" if isinstance(value, float) else str(value))
     if isinstance(value, float) and not pct:
         shown = f"{round(value, digits):g}"
-    return f'<td class="num" {attrs}>{shown}</td>'
+    return f'<td class="num{" err" if alert else ""}" {attrs}>{shown}</td>'
 
 
 def _a(**pairs) -> str:
@@ -78,7 +78,7 @@ def _traffic(proxy: dict) -> str:
         rows.append(
             f'<tr {_a(route=t["route"])}><td><code>{escape(t["route"])}</code></td>'
             f'{_num(t["requests"], attrs=_a(field="requests"))}<td>{"".join(split) or "–"}</td>'
-            f'{_num(t["error_rate"], attrs=_a(field="error-rate"), pct=True)}'
+            f'{_num(t["error_rate"], attrs=_a(field="error-rate"), pct=True, alert=bool(t["error_rate"]))}'
             f'{_num(t["shadow_comparisons"], attrs=_a(field="shadow-comparisons"))}'
             f'{_num(t["shadow_diffs"], attrs=_a(field="shadow-diffs"))}'
             f'<td class="num {diff_css}" {_a(field="diff-rate")}>'

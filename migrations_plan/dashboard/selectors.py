@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -178,18 +179,22 @@ def dashboard_snapshot(
         table = load_route_file(routes)
     except RouteFileError as exc:
         return {"taken_at": taken, "error": f"route file: {exc}"}
-    data_plane = []
-    for name, module in (sync_projects or {}).items():
-        data_plane.append({"project": name, "source": module, **sync_probe(settings_module=module)})
-    for name, url in (metrics or {}).items():
-        data_plane.append({"project": name, "source": url, **metrics_endpoint(url=url)})
-    return {
-        "taken_at": taken,
-        "routes_file": table.source,
-        "routes_digest": table.digest[:12],
-        "routes": _routes_section(table),
-        "proxy": proxy_section(admin_url=proxy_admin, table=table),
-        "data_plane": data_plane,
-        "plans": plans_section(routes=routes, names=plans),
-        "seconds": round(time.time() - taken, 3),
-    }
+    # Each source waits on a process or a socket: ask them all at once, so the page costs the slowest one.
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="dashboard") as pool:
+        probes = [(name, module, pool.submit(sync_probe, settings_module=module))
+                  for name, module in (sync_projects or {}).items()]
+        scrapes = [(name, url, pool.submit(metrics_endpoint, url=url)) for name, url in (metrics or {}).items()]
+        proxy = pool.submit(proxy_section, admin_url=proxy_admin, table=table)
+        plan_rows = pool.submit(plans_section, routes=routes, names=plans)
+        data_plane = [{"project": name, "source": source, **future.result()}
+                      for name, source, future in probes + scrapes]
+        return {
+            "taken_at": taken,
+            "routes_file": table.source,
+            "routes_digest": table.digest[:12],
+            "routes": _routes_section(table),
+            "proxy": proxy.result(),
+            "data_plane": data_plane,
+            "plans": plan_rows.result(),
+            "seconds": round(time.time() - taken, 3),
+        }

@@ -32,8 +32,13 @@ ROUTES = """
 upstreams:
   monolith: {monolith}
   catalog: {service}
+  gone: {gone}
 monolith: monolith
 routes:
+  - prefix: /api/orders/
+    mode: service
+    service: gone
+    timeout: 2
   - prefix: /api/products/
     mode: canary
     service: catalog
@@ -75,6 +80,7 @@ steps:
 """
 
 PRODUCT_USERS = [f"user-{i}" for i in range(20)]
+DEAD_SERVICE_READS = 3
 CATEGORY_READS = 10
 DEAD_OUTBOX_ROWS = 2
 
@@ -112,7 +118,8 @@ def stack(tmp_path_factory):
         assert pending > 0
 
         routes = workdir / "routes.yaml"
-        routes.write_text(ROUTES.format(monolith=pair.monolith.url, service=pair.service.url))
+        routes.write_text(ROUTES.format(monolith=pair.monolith.url, service=pair.service.url,
+                                        gone=f"http://127.0.0.1:{live.free_port()}"))
         proxy, proxy_url, admin_url = proxy_start(routes=routes, workdir=workdir,
                                                   extra=("--hosts", f"127.0.0.1,localhost,{live.SHARED_HOST}"))
         processes.append(proxy)
@@ -153,6 +160,9 @@ def _send_known_traffic(stack) -> tuple[int, int]:
         assert response.status_code == 200
     for _ in range(CATEGORY_READS):
         assert requests.get(f"{stack['proxy']}/api/categories/", headers={"Host": live.SHARED_HOST}, timeout=10).ok
+    for _ in range(DEAD_SERVICE_READS):  # a service nobody runs, no fallback: the proxy answers 503
+        assert requests.get(f"{stack['proxy']}/api/orders/", headers={"Host": live.SHARED_HOST}, timeout=10
+                            ).status_code == 503
     to_service = sum(in_canary(user, 50) for user in PRODUCT_USERS)
     return to_service, len(PRODUCT_USERS) - to_service
 
@@ -259,6 +269,14 @@ def test_dashboard_shows_the_live_numbers(stack, tmp_path, monkeypatch):
         assert (categories["compared"], categories["diffs"], categories["diffRate"]) == \
             (str(CATEGORY_READS), "0", "0.0%")
 
+        # error rates: the dead service's requests, answered 503 by the proxy itself
+        orders = page["traffic"]["/api/orders/"]
+        assert orders["upstreams"] == {"proxy": {"requests": str(DEAD_SERVICE_READS), "share": "100.0%",
+                                                 "errors": str(DEAD_SERVICE_READS)}}
+        assert orders["errorRate"] == "100.0%" and orders["compared"] == "0" and orders["diffRate"] == "–"
+        assert metrics.total("strangler_proxy_requests_total", route="/api/orders/", status="503") == \
+            DEAD_SERVICE_READS
+
         # data plane: the monolith's outbox as strangler_sync's own gauges say, and the dead letter
         monolith = page["sync"]["monolith"]
         assert monolith["backlog"] == str(stack["pending"]) == f"{gauges.total('strangler_sync_outbox_backlog'):g}"
@@ -291,7 +309,7 @@ def test_dashboard_shows_the_live_numbers(stack, tmp_path, monkeypatch):
         for _ in range(4):
             assert requests.get(f"{stack['proxy']}/api/categories/", headers={"Host": live.SHARED_HOST}, timeout=10).ok
         # Each meta refresh fires a load event; a stale one only costs one more look.
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # generous: a loaded CI box takes seconds per snapshot
         while _categories_shown(browser) != str(CATEGORY_READS + 4):
             assert time.monotonic() < deadline, "the page never showed the new requests"
             browser.wait_event("Page.loadEventFired")
@@ -305,7 +323,8 @@ def test_snapshot_reports_a_dead_source_instead_of_zeros(tmp_path):
     from migrations_plan.dashboard.selectors import dashboard_snapshot
 
     routes = tmp_path / "routes.yaml"
-    routes.write_text(ROUTES.format(monolith="http://127.0.0.1:9", service="http://127.0.0.1:9"))
+    routes.write_text(ROUTES.format(monolith="http://127.0.0.1:9", service="http://127.0.0.1:9",
+                                    gone="http://127.0.0.1:9"))
     nobody = f"http://127.0.0.1:{live.free_port()}"
     snapshot = dashboard_snapshot(routes=routes, proxy_admin=nobody, metrics={"catalog": f"{nobody}/metrics"},
                                   plans=[])
@@ -313,5 +332,5 @@ def test_snapshot_reports_a_dead_source_instead_of_zeros(tmp_path):
     assert snapshot["data_plane"][0]["error"].startswith(f"{nobody}/metrics: ConnectionError")
     html = dashboard_html(snapshot, refresh_seconds=5)
     assert 'id="proxy-error"' in html and "<script" not in html
-    assert [r["mode"] for r in snapshot["routes"]] == ["canary", "monolith"]
+    assert [r["mode"] for r in snapshot["routes"]] == ["service", "canary", "monolith"]
     json.dumps(snapshot)  # what /snapshot.json serves
