@@ -66,9 +66,9 @@ def test_end_to_end_on_the_default_transport(tmp_path):
         assert result.returncode == 1
         assert "missing (1): 5" in result.stdout and "changed (1): 3" in result.stdout
         assert "extra (1): 100000" in result.stdout
+        assert cli_main(["verify", "--aggregate", "product", "--source", monolith.url, "--follower", catalog.url]) == 1
         repaired = verify(monolith, catalog, "product", "--repair")
         assert "re-emitted 2 snapshot(s), 1 delete(s)" in repaired.stdout
-        assert cli_main(["verify", "--aggregate", "product", "--source", monolith.url, "--follower", catalog.url]) == 1
         wait_for(lambda: verify(monolith, catalog, "product").returncode == 0, timeout=60, what="repair applied")
     finally:
         monolith.stop_all()
