@@ -27,4 +27,4 @@ RUN pip install --no-deps -e . \
 ENV STRANGLER_VAR_DIR=/var/lib/strangler
 USER app
 EXPOSE 8000 8001 8080 8790
-CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind", "0.0.0.0:8000", "monolith.wsgi:application"]
+CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind", "0.0.0.0:8000", "deploy.monolith_wsgi:application"]

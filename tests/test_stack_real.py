@@ -209,7 +209,7 @@ def stack(tmp_path, rabbitmq_url):
 def test_compose_commands_run_the_stack_without_docker(stack):
     jobs = [name for name, spec in SERVICES.items()
             if spec.get("image") == OUR_IMAGE and spec.get("restart") == "no" and not spec.get("profiles")]
-    assert sorted(jobs) == sorted(n for n in SERVICES if n.endswith("-migrate"))
+    assert sorted(jobs) == sorted(n for n in SERVICES if n.endswith(("-migrate", "-collectstatic")))
     for job in jobs:
         stack.run_job(job)
     long_running = [name for name, spec in SERVICES.items()
@@ -227,6 +227,10 @@ def test_compose_commands_run_the_stack_without_docker(stack):
     monolith = f"http://127.0.0.1:{stack.ports['8000']}"
     home = requests.get(f"{proxy}/healthz", timeout=10)
     assert home.status_code == 200 and home.headers["X-Strangler-Upstream"] == "monolith"
+    # the storefront's static files come from gunicorn (WhiteNoise over the collected files), DEBUG off
+    css = requests.get(f"{proxy}/static/storefront/site.css", timeout=10)
+    assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css")
+    assert css.content == (ROOT / "monolith/static/storefront/site.css").read_bytes()
 
     result = subprocess.run([sys.executable, "manage.py", "shell", "-c", CREATE_PRODUCT.format(tag=stack.tag)],
                             cwd=ROOT, env=stack.env_of("monolith"), capture_output=True, text=True, timeout=120)
