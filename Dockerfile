@@ -9,7 +9,7 @@ ENV PYTHONUNBUFFERED=1 \
 
 # nginx for the traffic plane's production proxy (the `proxy` service); libpq comes with psycopg[binary].
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends nginx-light \
+    && apt-get install -y --no-install-recommends nginx \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

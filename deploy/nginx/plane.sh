@@ -12,8 +12,8 @@ case "${1:-run}" in
     mkdir -p "$runtime"
     strangler-proxy render-nginx --routes "$routes" --listen "$listen" --hosts "$hosts" --runtime-dir "$runtime" \
       --out "$runtime/nginx.conf"
-    nginx -t -q -p "$runtime/" -c "$runtime/nginx.conf"
-    exec nginx -p "$runtime/" -c "$runtime/nginx.conf" -g 'daemon off;'
+    nginx -t -q -p "$runtime/" -e "$runtime/error.log" -c "$runtime/nginx.conf"
+    exec nginx -p "$runtime/" -e "$runtime/error.log" -c "$runtime/nginx.conf" -g 'daemon off;'
     ;;
   reload)
     exec strangler-proxy nginx-reload --routes "$routes" --listen "$listen" --hosts "$hosts" --runtime-dir "$runtime"
