@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -203,3 +205,45 @@ def test_console_script_is_installed(tmp_path):
     run = subprocess.run([script, str(missing), "--monolith", "http://127.0.0.1:9", "--service", "http://127.0.0.1:9"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and run.stderr == f"strangler-replay: error: {missing}:0: no such file\n"
+
+
+class _HangsUpExceptOnHealthz(BaseHTTPRequestHandler):
+    """A service that is up (/healthz answers) but drops every other request without an answer."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        if self.path == "/healthz":
+            body = b'{"status":"ok"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        else:
+            self.close_connection = True
+
+    def log_message(self, format, *args):  # noqa: A002 - quiet tests
+        pass
+
+
+def test_requests_the_service_does_not_answer_are_errors_with_examples(pair, tmp_path):
+    live, routes = pair
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HangsUpExceptOnHealthz)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    broken = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        (tmp_path / "r.txt").write_text("GET /api/categories/\nGET /api/products/2/\nGET /api/products/3/\n")
+        code = replay_main([str(tmp_path / "r.txt"), "--monolith", live.monolith.url, "--service", broken,
+                            "--routes", str(routes), "--out", str(tmp_path), "--quiet"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert code == 1
+    assert (summary["compared"], summary["errors"]) == (0, 3)
+    detail = next(e for e in summary["endpoints"] if e["endpoint"] == "GET /api/products/{id}/")
+    assert detail["errors"] == 2 and detail["diff_rate"] is None
+    assert detail["examples"][0]["error"].startswith(f"{broken}: RemoteDisconnected")
+    assert "RemoteDisconnected" in (tmp_path / "report.html").read_text()
