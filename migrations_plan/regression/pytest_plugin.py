@@ -94,6 +94,11 @@ def side_by_side(request: pytest.FixtureRequest, side_by_side_config: dict[str, 
 
     marker = request.node.get_closest_marker(MARKER)
     marked = dict(marker.kwargs) if marker else {}
+    if marker and marker.args:  # @pytest.mark.side_by_side("/api/products/") names the route too
+        if len(marker.args) > 1 or "route" in marked:
+            pytest.fail("side_by_side: one positional argument (the route) at most, and not also route=",
+                        pytrace=False)
+        marked["route"] = marker.args[0]
     unknown = set(marked) - set(_CONFIG_KEYS) | set(side_by_side_config) - set(_CONFIG_KEYS)
     if unknown:
         pytest.fail(f"side_by_side: unknown setting(s) {sorted(unknown)}; known: {list(_CONFIG_KEYS)}", pytrace=False)

@@ -67,6 +67,11 @@ def test_product_api_is_the_same_on_both_sides(side_by_side, path):
     assert exchange.route == "/api/products/"
 
 
+@pytest.mark.side_by_side("/api/categories/")
+def test_route_as_positional_marker_argument(side_by_side):
+    assert side_by_side.check("/api/categories/?page=1").route == "/api/categories/"
+
+
 @pytest.mark.side_by_side
 def test_route_is_matched_per_path_without_a_marker_route(side_by_side, pair):
     exchange = side_by_side.check(f"/api/products/{pair.product_ids[3]}/")
