@@ -264,5 +264,17 @@ def test_compose_commands_run_the_stack_without_docker(stack):
         assert time.monotonic() < deadline, requests.get(diffs_url, timeout=5).text
         time.sleep(0.3)
 
+    # a route file edit goes live with the compose file's reload command (render, nginx -t, reload)
+    table = yaml.safe_load(stack.routes.read_text())
+    next(r for r in table["routes"] if r.get("prefix") == "/api/products/")["mode"] = "monolith"
+    stack.routes.write_text(yaml.safe_dump(table, sort_keys=False))
+    argv = stack.argv_of([*SERVICES["proxy"]["command"][:-1], "reload"])
+    reload = subprocess.run(argv, cwd=ROOT, env=stack.env_of("proxy"), capture_output=True, text=True, timeout=60)
+    assert reload.returncode == 0, reload.stderr
+    deadline = time.monotonic() + 10
+    while requests.get(f"{proxy}/api/products/{product_id}/", timeout=10).headers["X-Strangler-Upstream"] != "monolith":
+        assert time.monotonic() < deadline, "the reloaded nginx still sends product reads to the catalog"
+        time.sleep(0.2)
+
     for service, process in stack.processes.items():
         assert process.poll() is None, f"{service} died:\n{stack.log(service)}"
