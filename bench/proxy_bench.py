@@ -1,17 +1,24 @@
 #!/usr/bin/env python3
 """Traffic-plane overhead, side by side in one run: the same fast upstream reached directly and through each proxy.
 
-    .venv/bin/python bench/proxy_bench.py [--duration 4] [--rounds 2] [--connections 16] [--only direct,mitm-addon]
+    .venv/bin/python bench/proxy_bench.py [--rounds 4] [--duration 2] [--paced-rounds 3] [--only direct,mitm-addon]
 
 Rows: direct; a hand-written nginx proxy_pass; the nginx config rendered from the route file; mitmdump with a
 no-op addon; mitmdump with the strangler addon (monolith route: forwarded by mitmproxy itself); the addon on a
 service route (sent by the addon's own client, which is what enforces timeouts and fallback); the addon with
 shadowing (every request also replayed to the shadow and, for noise learning, to the monolith again).
+
+The machine is shared and noisy, so every setup is started once and measured in interleaved rounds
+(A B C D, A B C D, ...); the table shows medians over the rounds, and each ratio is computed within a round
+(rows measured seconds apart) and then its median taken. Two kinds of load:
+  - saturating: wrk with `--connections` keep-alive connections as fast as they go (throughput; p50/p99 then
+    mostly measure queueing), plus the proxy process's own CPU time per request (far less noisy than req/s);
+  - paced: a fixed request rate well below every row's capacity (wrk with a Lua `delay()`), which is what
+    latency overhead means: the p50 overhead over direct and what shadowing adds to the primary's p99.
 The upstream is a private nginx answering a fixed JSON body (the fastest tiny server at hand, so the proxy is what
 is measured); without nginx a small asyncio server stands in. Load comes from wrk when installed, else from a
 bundled Python keep-alive load generator (slower: compare rows of one run, not runs with different tools).
-Every row is measured in each of `--rounds` rounds and the best round is kept (other work on a shared machine
-only ever slows a row down). Prints a table (req/s, p50, p99) and writes bench/results/proxy.json.
+Prints the tables and the targets, and writes bench/results/proxy.json.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -150,6 +158,7 @@ class Measurement:
     p99_ms: float
     requests: int
     errors: int
+    cpu_us_per_request: float | None = None  # CPU time of the proxy process(es) per request served
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -160,9 +169,15 @@ def _ms(value: str) -> float:
     return float(number) * _UNITS[unit]
 
 
-def load_wrk(url: str, duration: float, connections: int, threads: int) -> Measurement:
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", url],
-                         capture_output=True, text=True, timeout=duration + 60).stdout
+def load_wrk(url: str, duration: int, connections: int, threads: int, delay_ms: float = 0.0,
+             workdir: Path | None = None) -> Measurement:
+    """wrk as fast as it goes, or paced: each connection waits `delay_ms` before each request (Lua `delay()`)."""
+    args = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if delay_ms:
+        script = (workdir or Path(tempfile.gettempdir())) / f"paced-{delay_ms:g}.lua"
+        script.write_text(f"function delay()\n  return {delay_ms:g}\nend\n")
+        args += ["-s", str(script)]
+    out = subprocess.run([*args, url], capture_output=True, text=True, timeout=duration + 60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
@@ -175,7 +190,8 @@ def load_wrk(url: str, duration: float, connections: int, threads: int) -> Measu
     return Measurement(rps, p50, p99, total, errors)
 
 
-def load_python(url: str, duration: float, connections: int, threads: int) -> Measurement:
+def load_python(url: str, duration: int, connections: int, threads: int, delay_ms: float = 0.0,
+                workdir: Path | None = None) -> Measurement:
     """Keep-alive GETs from `connections` threads; good enough to rank rows when wrk is missing."""
     port = int(url.split(":")[2].split("/")[0])
     path = "/" + url.split("/", 3)[3]
@@ -186,6 +202,8 @@ def load_python(url: str, duration: float, connections: int, threads: int) -> Me
     def worker(index: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         while time.monotonic() < deadline:
+            if delay_ms:
+                time.sleep(delay_ms / 1000)
             started = time.perf_counter()
             try:
                 connection.request("GET", path, headers={"Host": "localhost"})
@@ -215,6 +233,27 @@ def load_python(url: str, duration: float, connections: int, threads: int) -> Me
                        int(len(merged) * 0.99))], len(merged), sum(errors))
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(stat[11]) + int(stat[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """Worker processes of an nginx master."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(child) for child in children]
+
+
 # -- proxies ------------------------------------------------------------------------------------------------
 
 NOOP_ADDON = '''\
@@ -230,15 +269,6 @@ class NoOp:
 
 addons = [NoOp()]
 '''
-
-
-@dataclass
-class Row:
-    name: str
-    what: str
-    measurement: Measurement | None = None
-    note: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def route_file(workdir: Path, upstream_port: int, mode: str, name: str) -> Path:
@@ -260,7 +290,8 @@ routes:
     return path
 
 
-def start_mitmdump(workdir: Path, upstream_port: int, script: Path, options: dict[str, str]) -> tuple[int, Callable]:
+def start_mitmdump(workdir: Path, upstream_port: int, script: Path,
+                   options: dict[str, str]) -> tuple[int, Callable, int]:
     port = free_port()
     mitmdump = shutil.which("mitmdump", path=str(Path(sys.executable).parent)) or "mitmdump"
     args = [mitmdump, "--mode", f"reverse:http://127.0.0.1:{upstream_port}", "--listen-host", "127.0.0.1",
@@ -281,7 +312,7 @@ def start_mitmdump(workdir: Path, upstream_port: int, script: Path, options: dic
         except OSError:
             pass
         time.sleep(0.1)
-    return port, lambda: (stop(process), log.close())
+    return port, lambda: (stop(process), log.close()), process.pid
 
 
 def probe(port: int) -> tuple[int, dict[str, str]]:
@@ -296,42 +327,39 @@ def probe(port: int) -> tuple[int, dict[str, str]]:
 
 
 def admin_summary(port: int) -> dict:
-    with socket.create_connection(("127.0.0.1", port), timeout=2):
-        pass
     import urllib.request
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/diffs", timeout=5) as response:
         return json.loads(response.read())
 
 
-def run(args: argparse.Namespace) -> list[Row]:
-    workdir = Path(tempfile.mkdtemp(prefix="proxy-bench-"))
-    upstream_port, stop_upstream, upstream_kind = start_upstream(workdir)
-    loader = load_wrk if shutil.which("wrk") and not args.python_load else load_python
-    rows: list[Row] = []
+@dataclass
+class Setup:
+    """One way of reaching the upstream, started once and measured in every round."""
+
+    name: str
+    what: str
+    port: int
+    plane: str  # "direct", "nginx" or "mitm": paced rows of a plane share a rate
+    cpu_pids: Callable[[], list[int]]  # processes whose CPU time is the cost of this row
+    expect_upstream: str | None = None
+    admin_port: int | None = None
+    saturated: list[Measurement] = field(default_factory=list)
+    paced: list[Measurement] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+
+def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, upstream_kind: str,
+                 upstream_pid: int | None, stoppers: list[Callable]) -> list[Setup]:
     only = set(args.only.split(",")) if args.only else None
-
-    def measure(row: Row, port: int, expect_upstream: str | None = None) -> None:
-        status, headers = probe(port)
-        if status != 200 or (expect_upstream and headers.get("x-strangler-upstream") != expect_upstream):
-            raise RuntimeError(f"{row.name}: probe answered {status} {headers}")
-        row.measurement = loader(f"http://127.0.0.1:{port}{PATH}", args.duration, args.connections, args.threads)
-        m = row.measurement
-        print(f"  {row.name:<18} {m.requests_per_second:>9.0f} req/s  p50 {m.p50_ms:7.2f} ms  p99 {m.p99_ms:7.2f} ms"
-              + (f"  errors {m.errors}" if m.errors else ""), flush=True)
-
-    def wanted(name: str) -> bool:
-        return only is None or name in only
-
-    try:
-        if wanted("direct"):
-            row = Row("direct", f"the upstream itself ({upstream_kind})")
-            measure(row, upstream_port)
-            rows.append(row)
-
-        if wanted("nginx-hand") and nginx_binary():
-            port = free_port()
-            process = start_nginx(f"""\
+    wanted = lambda name: only is None or name in only  # noqa: E731
+    setups: list[Setup] = []
+    if wanted("direct"):
+        pids = (lambda: child_pids(upstream_pid)) if upstream_pid else (lambda: [])
+        setups.append(Setup("direct", f"the upstream itself ({upstream_kind})", upstream_port, "direct", pids))
+    if wanted("nginx-hand") and nginx_binary():
+        port = free_port()
+        process = start_nginx(f"""\
     upstream app {{ server 127.0.0.1:{upstream_port}; keepalive 32; }}
     server {{
         listen 127.0.0.1:{port};
@@ -343,128 +371,257 @@ def run(args: argparse.Namespace) -> list[Row]:
             proxy_set_header Host $http_host;
         }}
     }}""", workdir / "nginx-hand")
-            try:
-                wait_for(port, process=process)
-                row = Row("nginx-hand", "hand-written nginx proxy_pass with upstream keepalive, no access log")
-                measure(row, port)
-                rows.append(row)
-            finally:
-                stop(process)
+        stoppers.append(lambda: stop(process))
+        wait_for(port, process=process)
+        setups.append(Setup("nginx-hand", "hand-written nginx proxy_pass, upstream keepalive, no access log", port,
+                            "nginx", lambda: child_pids(process.pid)))
+    if wanted("nginx-rendered") and nginx_binary():
+        from strangler_proxy.loader import load_route_file
+        from strangler_proxy.nginx.control import NginxInstance
+        from strangler_proxy.nginx.render import NginxOptions
 
-        for name, mode, expect, what in (
-            ("nginx-rendered", "monolith", "monolith",
-             "config rendered from the route file (strangler-proxy nginx-reload)"),
-            ("nginx-rendered-svc", "service", "catalog",
-             "rendered config, service route with the monolith fallback armed (proxy_intercept_errors)"),
-        ):
-            if not (wanted(name) and nginx_binary()):
-                continue
-            from strangler_proxy.loader import load_route_file
-            from strangler_proxy.nginx.control import NginxInstance
-            from strangler_proxy.nginx.render import NginxOptions
+        port = free_port()
+        table = load_route_file(route_file(workdir, upstream_port, "monolith", "rendered"))
+        instance = NginxInstance(NginxOptions(runtime_dir=workdir / "nginx-rendered", listen=f"127.0.0.1:{port}"))
+        instance.reload(table)
+        stoppers.append(instance.stop)
+        wait_for(port)
+        master = int((workdir / "nginx-rendered" / "nginx.pid").read_text())
+        setups.append(Setup("nginx-rendered", "config rendered from the route file (strangler-proxy nginx-reload)",
+                            port, "nginx", lambda: child_pids(master), expect_upstream="monolith"))
+    if wanted("mitm-noop"):
+        script = workdir / "noop_addon.py"
+        script.write_text(NOOP_ADDON)
+        port, stopper, pid = start_mitmdump(workdir, upstream_port, script, {})
+        stoppers.append(stopper)
+        setups.append(Setup("mitm-noop", "mitmdump reverse mode with a no-op addon", port, "mitm",
+                            lambda pid=pid: [pid]))
+    addon = ROOT / "strangler_proxy" / "addon.py"
+    for name, mode, what, expect in (
+        ("mitm-addon", "monolith", "strangler addon, monolith route (forwarded by mitmproxy)", "monolith"),
+        ("mitm-addon-service", "service", "strangler addon, service route (the addon's own client)", "catalog"),
+        ("mitm-addon-shadow", "shadow", "strangler addon, shadow route: + shadow and noise calls", "monolith"),
+    ):
+        if not wanted(name):
+            continue
+        admin_port = free_port()
+        options = {"strangler_routes": str(route_file(workdir, upstream_port, mode, name)),
+                   "strangler_admin_port": str(admin_port), "strangler_diffs": str(workdir / f"{name}.jsonl"),
+                   "strangler_reload_interval": "0.25"}
+        port, stopper, pid = start_mitmdump(workdir, upstream_port, addon, options)
+        stoppers.append(stopper)
+        setups.append(Setup(name, what, port, "mitm", lambda pid=pid: [pid], expect_upstream=expect,
+                            admin_port=admin_port if mode == "shadow" else None))
+    return setups
 
-            port = free_port()
-            table = load_route_file(route_file(workdir, upstream_port, mode, name))
-            instance = NginxInstance(NginxOptions(runtime_dir=workdir / name, listen=f"127.0.0.1:{port}"))
-            instance.reload(table)
-            try:
-                wait_for(port)
-                row = Row(name, what)
-                measure(row, port, expect_upstream=expect)
-                rows.append(row)
-            finally:
-                instance.stop()
 
-        if wanted("mitm-noop"):
-            script = workdir / "noop_addon.py"
-            script.write_text(NOOP_ADDON)
-            port, stopper = start_mitmdump(workdir, upstream_port, script, {})
-            try:
-                row = Row("mitm-noop", "mitmdump reverse mode with a no-op addon")
-                measure(row, port)
-                rows.append(row)
-            finally:
-                stopper()
+def measure(args: argparse.Namespace, setup: Setup, loader, workdir: Path, *, duration: int, connections: int,
+            delay_ms: float = 0.0) -> Measurement:
+    status, headers = probe(setup.port)
+    if status != 200 or (setup.expect_upstream and headers.get("x-strangler-upstream") != setup.expect_upstream):
+        raise RuntimeError(f"{setup.name}: probe answered {status} {headers}")
+    pids = setup.cpu_pids()
+    cpu_before = cpu_seconds(pids)
+    m = loader(f"http://127.0.0.1:{setup.port}{PATH}", duration, connections, args.threads, delay_ms, workdir)
+    if pids and m.requests:
+        m.cpu_us_per_request = (cpu_seconds(pids) - cpu_before) * 1e6 / m.requests
+    cpu = f"  cpu {m.cpu_us_per_request:6.1f} us/req" if m.cpu_us_per_request is not None else ""
+    print(f"  {setup.name:<18} {m.requests_per_second:>9.0f} req/s  p50 {m.p50_ms:7.2f} ms  p99 {m.p99_ms:7.2f} ms"
+          + cpu + (f"  errors {m.errors}" if m.errors else ""), flush=True)
+    return m
 
-        addon = ROOT / "strangler_proxy" / "addon.py"
-        for name, mode, what, expect in (
-            ("mitm-addon", "monolith", "strangler addon, monolith route (forwarded by mitmproxy)", "monolith"),
-            ("mitm-addon-service", "service", "strangler addon, service route (the addon's own client)", "catalog"),
-            ("mitm-addon-shadow", "shadow", "strangler addon, shadow route: + shadow and noise calls", "monolith"),
-        ):
-            if not wanted(name):
-                continue
-            admin_port = free_port()
-            options = {"strangler_routes": str(route_file(workdir, upstream_port, mode, name)),
-                       "strangler_admin_port": str(admin_port), "strangler_diffs": str(workdir / f"{name}.jsonl"),
-                       "strangler_reload_interval": "0.25"}
-            port, stopper = start_mitmdump(workdir, upstream_port, addon, options)
-            try:
-                row = Row(name, what)
-                measure(row, port, expect_upstream=expect)
-                if mode == "shadow":
-                    time.sleep(0.5)
-                    summary = admin_summary(admin_port)
-                    route = summary["routes"].get("/api/products/", {})
-                    row.extra = {key: route.get(key, 0) for key in ("comparisons", "diffs", "errors", "dropped")}
-                    row.note = (f"{row.extra['comparisons']} comparisons, {row.extra['dropped']} shadows dropped "
-                                "(bounded queue)")
-                rows.append(row)
-            finally:
-                stopper()
+
+def paced_delay_ms(args: argparse.Namespace, plane: str) -> float:
+    """Per-connection pause that makes `paced_connections` connections offer the plane's rate."""
+    rate = args.mitm_rate if plane == "mitm" else args.nginx_rate
+    return args.paced_connections * 1000.0 / rate
+
+
+def run(args: argparse.Namespace) -> list[Setup]:
+    workdir = Path(tempfile.mkdtemp(prefix="proxy-bench-"))
+    stoppers: list[Callable] = []
+    upstream_port, stop_upstream, upstream_kind = start_upstream(workdir)
+    upstream_pid_file = workdir / "upstream" / "nginx.pid"
+    loader = load_wrk if shutil.which("wrk") and not args.python_load else load_python
+    try:
+        upstream_pid = int(upstream_pid_file.read_text()) if upstream_pid_file.exists() else None
+        setups = start_setups(args, workdir, upstream_port, upstream_kind, upstream_pid, stoppers)
+        for round_no in range(args.rounds):
+            print(f"saturating, round {round_no + 1}/{args.rounds} ({args.connections} connections)", flush=True)
+            for setup in setups:
+                setup.saturated.append(measure(args, setup, loader, workdir, duration=args.duration,
+                                               connections=args.connections))
+        paced = [s for s in setups if s.name in PACED_ROWS]
+        for round_no in range(args.paced_rounds if paced else 0):
+            print(f"paced, round {round_no + 1}/{args.paced_rounds} (nginx rows {args.nginx_rate:g} req/s, "
+                  f"mitmproxy rows {args.mitm_rate:g} req/s)", flush=True)
+            for setup in paced:
+                setup.paced.append(measure(args, setup, loader, workdir, duration=args.paced_duration,
+                                           connections=args.paced_connections,
+                                           delay_ms=paced_delay_ms(args, setup.plane)))
+        for setup in setups:
+            if setup.admin_port:
+                time.sleep(0.5)  # the last shadows finish
+                route = admin_summary(setup.admin_port)["routes"].get("/api/products/", {})
+                setup.extra = {key: route.get(key, 0) for key in ("comparisons", "diffs", "errors", "dropped")}
+        return setups
     finally:
+        for stopper in reversed(stoppers):
+            stopper()
         stop_upstream()
         shutil.rmtree(workdir, ignore_errors=True)
-    return rows
+
+
+# -- report -------------------------------------------------------------------------------------------------
+
+PACED_ROWS = ("direct", "nginx-hand", "nginx-rendered", "mitm-noop", "mitm-addon", "mitm-addon-shadow")
+
+
+def _median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _paired(a: Setup | None, b: Setup | None, paced: bool, value: Callable[[Measurement, Measurement], float]):
+    """Median over rounds of value(a's measurement, b's measurement) taken in the same round."""
+    if a is None or b is None:
+        return None
+    pairs = zip(a.paced, b.paced, strict=False) if paced else zip(a.saturated, b.saturated, strict=False)
+    return _median([value(x, y) for x, y in pairs])
+
+
+def ratios(setups: list[Setup]) -> list[dict]:
+    by = {s.name: s for s in setups}
+    g = by.get
+    rps = lambda x, y: x.requests_per_second / y.requests_per_second  # noqa: E731
+    cpu = lambda x, y: (x.cpu_us_per_request / y.cpu_us_per_request  # noqa: E731
+                        if x.cpu_us_per_request and y.cpu_us_per_request else None)
+    rows = [
+        ("rendered / hand-written nginx throughput", _paired(g("nginx-rendered"), g("nginx-hand"), False, rps),
+         ">=", 0.95, "x"),
+        ("rendered nginx p50 overhead over direct, paced (ms)",
+         _paired(g("nginx-rendered"), g("direct"), True, lambda x, y: x.p50_ms - y.p50_ms), "<=", 0.5, "ms"),
+        ("rendered nginx p50 overhead over direct, saturating (ms)",
+         _paired(g("nginx-rendered"), g("direct"), False, lambda x, y: x.p50_ms - y.p50_ms), "<=", 0.5, "ms"),
+        ("addon / no-op addon throughput (monolith route)", _paired(g("mitm-addon"), g("mitm-noop"), False, rps),
+         ">=", 0.90, "x"),
+        ("addon / no-op addon throughput (service route)",
+         _paired(g("mitm-addon-service"), g("mitm-noop"), False, rps), ">=", 0.90, "x"),
+        ("shadowing: primary p99 delta, paced (ms)",
+         _paired(g("mitm-addon-shadow"), g("mitm-addon"), True, lambda x, y: x.p99_ms - y.p99_ms), "<=", 1.0, "ms"),
+        # Not targets, for reading the rows: CPU time per request is far steadier than req/s on a shared machine.
+        ("rendered / hand-written nginx CPU per request", _paired(g("nginx-rendered"), g("nginx-hand"), False, cpu),
+         None, None, "x"),
+        ("addon / no-op addon CPU per request (monolith route)",
+         _paired(g("mitm-addon"), g("mitm-noop"), False, cpu), None, None, "x"),
+        ("addon / no-op addon CPU per request (service route)",
+         _paired(g("mitm-addon-service"), g("mitm-noop"), False, cpu), None, None, "x"),
+        ("shadowing: primary p99 delta, saturating (ms)",
+         _paired(g("mitm-addon-shadow"), g("mitm-addon"), False, lambda x, y: x.p99_ms - y.p99_ms), None, None, "ms"),
+    ]
+    out = []
+    for what, value, op, target, unit in rows:
+        if value is None:
+            continue
+        met = None if op is None else (value >= target if op == ">=" else value <= target)
+        out.append({"what": what, "value": round(value, 3), "unit": unit, "target": target and f"{op} {target:g}",
+                    "met": met})
+    return out
+
+
+def summary_row(setup: Setup, measurements: list[Measurement]) -> dict:
+    return {
+        "requests_per_second": round(_median([m.requests_per_second for m in measurements]), 1),
+        "p50_ms": round(_median([m.p50_ms for m in measurements]), 3),
+        "p99_ms": round(_median([m.p99_ms for m in measurements]), 3),
+        "cpu_us_per_request": (round(c, 1) if (c := _median([m.cpu_us_per_request for m in measurements]))
+                               is not None else None),
+        "requests": sum(m.requests for m in measurements),
+        "errors": sum(m.errors for m in measurements),
+    }
+
+
+def print_report(setups: list[Setup], found: list[dict], args: argparse.Namespace) -> None:
+    print()
+    print(f"saturating ({args.connections} connections; medians of {args.rounds} rounds)")
+    print(f"| {'setup':<18} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'CPU us/req':>10} | notes")
+    print(f"|{'-' * 20}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 12}|------")
+    for setup in setups:
+        row = summary_row(setup, setup.saturated)
+        cpu = f"{row['cpu_us_per_request']:.1f}" if row["cpu_us_per_request"] is not None else "-"
+        note = setup.what
+        if setup.extra:
+            note = (f"{setup.extra['comparisons']} comparisons, {setup.extra['dropped']} shadows dropped "
+                    "(bounded queue)")
+        if row["errors"]:
+            note += f"; {row['errors']} errors"
+        print(f"| {setup.name:<18} | {row['requests_per_second']:>8.0f} | {row['p50_ms']:>7.2f} | "
+              f"{row['p99_ms']:>7.2f} | {cpu:>10} | {note}")
+    paced = [s for s in setups if s.paced]
+    if paced:
+        print()
+        print(f"paced ({args.paced_connections} connections; nginx rows {args.nginx_rate:g} req/s, mitmproxy rows "
+              f"{args.mitm_rate:g} req/s; medians of {args.paced_rounds} rounds)")
+        print(f"| {'setup':<18} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} |")
+        print(f"|{'-' * 20}|{'-' * 10}|{'-' * 9}|{'-' * 9}|")
+        for setup in paced:
+            row = summary_row(setup, setup.paced)
+            print(f"| {setup.name:<18} | {row['requests_per_second']:>8.0f} | {row['p50_ms']:>7.2f} | "
+                  f"{row['p99_ms']:>7.2f} |")
+    print()
+    print("ratios (each taken within a round, then the median over rounds)")
+    for item in found:
+        verdict = "" if item["met"] is None else ("  target " + item["target"] + (": met" if item["met"]
+                                                                                  else ": NOT met"))
+        print(f"  {item['what']:<58} {item['value']:>8.3f}{verdict}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds of load per row (default 4)")
-    parser.add_argument("--rounds", type=int, default=2, help="measure every row this often, keep the best")
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--duration", type=int, default=2, help="seconds of load per measurement (default 2)")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved saturating rounds (default 4)")
+    parser.add_argument("--paced-rounds", type=int, default=3, help="interleaved paced rounds (default 3)")
+    parser.add_argument("--paced-duration", type=int, default=3, help="seconds per paced measurement (default 3)")
+    parser.add_argument("--connections", type=int, default=16, help="saturating load: connections (default 16)")
+    parser.add_argument("--paced-connections", type=int, default=4, help="paced load: connections (default 4)")
+    parser.add_argument("--nginx-rate", type=float, default=1000, help="paced req/s for direct and nginx rows")
+    parser.add_argument("--mitm-rate", type=float, default=200, help="paced req/s for mitmproxy rows")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--only", default="", help="comma-separated row names")
     parser.add_argument("--python-load", action="store_true", help="use the bundled load generator even with wrk")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     tool = "wrk" if shutil.which("wrk") and not args.python_load else "python"
-    print(f"proxy_bench: {args.duration:g}s per row, {args.connections} connections, load from {tool}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}", flush=True)
     load_before = os.getloadavg()[0]  # other work on the machine skews every row; recorded with the results
-    rows: list[Row] = []
-    for round_no in range(args.rounds):
-        if args.rounds > 1:
-            print(f"round {round_no + 1}/{args.rounds}", flush=True)
-        for row in run(args):
-            # Best of the rounds: interference from other work only ever slows a row down.
-            best = next((r for r in rows if r.name == row.name), None)
-            if best is None:
-                rows.append(row)
-            elif row.measurement.requests_per_second > best.measurement.requests_per_second:
-                rows[rows.index(best)] = row
-    print()
-    print(f"| {'setup':<18} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | notes")
-    print(f"|{'-' * 20}|{'-' * 10}|{'-' * 9}|{'-' * 9}|------")
-    for row in rows:
-        m = row.measurement
-        note = row.note or row.what
-        if m.errors:
-            note += f"; {m.errors} errors"
-        print(f"| {row.name:<18} | {m.requests_per_second:>8.0f} | {m.p50_ms:>7.2f} | {m.p99_ms:>7.2f} | {note}")
+    started = time.monotonic()
+    print(f"proxy_bench: {args.rounds} saturating rounds of {args.duration}s + {args.paced_rounds} paced rounds of "
+          f"{args.paced_duration}s per row, "
+          f"load from {tool}, {os.cpu_count()} CPUs, load average {load_before:.2f}", flush=True)
+    setups = run(args)
+    found = ratios(setups)
+    print_report(setups, found, args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "benchmark": "proxy",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "python3 bench/proxy_bench.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "seconds": round(time.monotonic() - started, 1),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "load_average_1m_before": load_before, "load_average_1m_after": os.getloadavg()[0]},
-        "load": {"tool": tool, "duration_s": args.duration, "rounds": args.rounds, "connections": args.connections,
-                 "path": PATH},
-        "rows": [{"name": r.name, "what": r.what, "note": r.note, **asdict(r.measurement), **r.extra} for r in rows],
+        "load": {"tool": tool, "duration_s": args.duration, "paced_duration_s": args.paced_duration,
+                 "rounds": args.rounds, "paced_rounds": args.paced_rounds,
+                 "connections": args.connections, "paced_connections": args.paced_connections,
+                 "paced_rate_nginx": args.nginx_rate, "paced_rate_mitm": args.mitm_rate, "path": PATH},
+        "rows": [{"name": s.name, "what": s.what, "saturating": summary_row(s, s.saturated),
+                  "paced": summary_row(s, s.paced) if s.paced else None, **s.extra,
+                  "rounds": {"saturating": [asdict(m) for m in s.saturated], "paced": [asdict(m) for m in s.paced]}}
+                 for s in setups],
+        "ratios": found,
     }, indent=2) + "\n")
-    print(f"\nwrote {out}")
-    return 0 if all(r.measurement and r.measurement.errors == 0 for r in rows) else 1
+    print(f"\nwrote {out} ({time.monotonic() - started:.0f} s)")
+    errors = sum(m.errors for s in setups for m in [*s.saturated, *s.paced])
+    return 0 if setups and errors == 0 else 1
 
 
 if __name__ == "__main__":
