@@ -31,8 +31,11 @@ class ProjectSpec:
     # (seconds instead of a minute of snapshot events for 2000 rows); else `sync_backfill --direct` per aggregate
     dump_labels: tuple[str, ...] = ()
     import_command: str | None = None
-    # route-file entries the demo points at this service (reads only: writes stay with the owner)
+    # route-file prefixes of this service's paths
     routes: tuple[str, ...] = ()
+    # True: the demo serves those paths' reads from the service (it has its first copy); False: the routes
+    # start in mode monolith, for the service's migration plan to walk (backfill, shadow, canary, ...)
+    routes_live: bool = False
 
     @property
     def is_monolith(self) -> bool:
@@ -45,11 +48,11 @@ MONOLITH = ProjectSpec(name="monolith", manage="manage.py", settings="monolith.s
 SERVICES: tuple[ProjectSpec, ...] = (
     ProjectSpec(name="catalog", manage="extracted/catalog/manage.py", settings="extracted.catalog.settings",
                 port=8001, backfill=("category", "product"), dump_labels=("catalog.category", "catalog.product"),
-                import_command="catalog_import", routes=("/api/products/", "/api/categories/")),
+                import_command="catalog_import", routes=("/api/products/", "/api/categories/"), routes_live=True),
     ProjectSpec(name="inventory", manage="extracted/inventory/manage.py", settings="extracted.inventory.settings",
-                port=8002),
+                port=8002, routes=("/api/stock/", "/api/reservations/")),
     ProjectSpec(name="reviews", manage="extracted/reviews/manage.py", settings="extracted.reviews.settings",
-                port=8003),
+                port=8003, routes=("/api/reviews/",)),
 )
 
 
@@ -128,27 +131,35 @@ def stack_build(*, var_dir: Path, port_offset: int = 0, root: Path = ROOT) -> St
     return Stack(var_dir=var_dir.resolve(), port_offset=port_offset, projects=[MONOLITH, *services_present(root)])
 
 
-def route_table_document(stack: Stack) -> dict:
-    """The demo's route file: every project an upstream; each service's paths routed to it for safe methods.
+def service_routes(project: ProjectSpec) -> list[dict]:
+    """A service's route-file entries: live ones serve reads from it, the others wait in mode monolith.
 
-    Writes keep going to the monolith: it owns every aggregate until a plan flips ownership (the services
-    answer 409 not_owner before that), and moving write traffic is the control plane's step to take.
+    Live routes take safe methods only: writes keep going to the monolith, which owns every aggregate until
+    a plan flips ownership (the services answer 409 not_owner before that).
     """
-    upstreams: dict = {"monolith": stack.url(MONOLITH)}
     routes: list[dict] = []
-    for project in stack.projects:
-        if project.is_monolith:
-            continue
-        upstreams[project.name] = {"url": stack.url(project), "health_path": "/healthz"}
-        for prefix in project.routes:
+    for prefix in project.routes:
+        if project.routes_live:
             route = {"prefix": prefix, "methods": ["GET", "HEAD", "OPTIONS"], "mode": "service",
                      "service": project.name, "fallback": True, "timeout": 10}
-            if prefix == "/api/products/":
-                route["diff"] = {"ignore": ["$.results[*].updated_at"], "headers": ["content-type"]}
-            routes.append(route)
-            if prefix == "/api/products/":
-                # the rating is the reviews app's, inside the catalog's prefix: it stays where reviews are
-                routes.append({"pattern": "/api/products/*/rating/", "mode": "monolith"})
+        else:
+            route = {"prefix": prefix, "mode": "monolith", "service": project.name, "fallback": True, "timeout": 10}
+        if prefix == "/api/products/":
+            route["diff"] = {"ignore": ["$.results[*].updated_at"], "headers": ["content-type"]}
+        routes.append(route)
+        if prefix == "/api/products/":
+            # the rating is the reviews app's, inside the catalog's prefix: it stays where reviews are
+            routes.append({"pattern": "/api/products/*/rating/", "mode": "monolith"})
+    return routes
+
+
+def route_table_document(stack: Stack) -> dict:
+    """The demo's route file: every project an upstream, every service's routes."""
+    upstreams: dict = {"monolith": stack.url(MONOLITH)}
+    routes: list[dict] = []
+    for project in stack.projects[1:]:
+        upstreams[project.name] = {"url": stack.url(project), "health_path": "/healthz"}
+        routes += service_routes(project)
     return {
         "upstreams": upstreams,
         "monolith": "monolith",
@@ -168,7 +179,11 @@ ROUTES_HEADER = """\
 
 
 def routes_file_ensure(stack: Stack) -> str:
-    """Write the route file on the first start; later keep its routes, refresh the upstreams; say what it did."""
+    """Write the route file on the first start; later keep its routes, refresh the upstreams; say what it did.
+
+    A service that joined since (its upstream is new) gets its upstream and its routes added; nothing else
+    about the routes changes, since the control plane owns them once the demo has made them.
+    """
     stack.demo_dir.mkdir(parents=True, exist_ok=True)
     wanted = route_table_document(stack)
     if not stack.routes_path.exists():
@@ -177,6 +192,9 @@ def routes_file_ensure(stack: Stack) -> str:
     current = yaml.safe_load(stack.routes_path.read_text()) or {}
     upstreams = current.get("upstreams") or {}
     changed = False
+    for project in stack.projects[1:]:
+        if project.name not in upstreams:
+            current["routes"] = [*(current.get("routes") or []), *service_routes(project)]
     for name, spec in wanted["upstreams"].items():
         old = upstreams.get(name)
         old_url = old.get("url") if isinstance(old, dict) else old

@@ -1,0 +1,81 @@
+"""The demo's layout: its route file (valid, kept across restarts, new services added) and the projects' links."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from demo.stack import MONOLITH, SERVICES, Stack, routes_file_ensure, stack_build
+from strangler_proxy.loader import load_route_file
+from strangler_proxy.routing import RequestInfo, decide
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _stack(var: Path, *, offset: int = 0, services: tuple[str, ...] = ("catalog", "inventory", "reviews")) -> Stack:
+    return Stack(var_dir=var, port_offset=offset, projects=[MONOLITH, *(s for s in SERVICES if s.name in services)])
+
+
+def _decide(path: Path, method: str, target: str):
+    return decide(load_route_file(path), RequestInfo(method=method, path=target, headers={}, cookies={},
+                                                     client_addr="127.0.0.1"), override_secret=None)
+
+
+def test_first_route_file_is_valid_and_routes_catalog_reads_only(tmp_path):
+    stack = _stack(tmp_path, offset=100)
+    assert routes_file_ensure(stack) == "created"
+    table = load_route_file(stack.routes_path)
+    assert {u.name: u.url for u in table.upstreams.values()} == {
+        "monolith": "http://127.0.0.1:8100", "catalog": "http://127.0.0.1:8101",
+        "inventory": "http://127.0.0.1:8102", "reviews": "http://127.0.0.1:8103"}
+    assert _decide(stack.routes_path, "GET", "/api/products/?page=2").primary == "catalog"
+    assert _decide(stack.routes_path, "GET", "/api/categories/3/").primary == "catalog"
+    assert _decide(stack.routes_path, "POST", "/api/products/").primary == "monolith"
+    assert _decide(stack.routes_path, "GET", "/api/products/7/rating/").primary == "monolith"
+    # the other services' routes wait in mode monolith for their plans
+    for target in ("/api/stock/", "/api/reservations/", "/api/reviews/"):
+        decision = _decide(stack.routes_path, "GET", target)
+        assert decision.primary == "monolith" and decision.route is not None and decision.route.service
+
+
+def test_restart_keeps_edited_routes_and_refreshes_ports(tmp_path):
+    stack = _stack(tmp_path)
+    routes_file_ensure(stack)
+    document = yaml.safe_load(stack.routes_path.read_text())
+    document["routes"][0].update(mode="canary", weight=25)
+    stack.routes_path.write_text(yaml.safe_dump(document))
+    assert routes_file_ensure(stack) == "kept"
+    assert routes_file_ensure(_stack(tmp_path, offset=500)) == "upstreams updated"
+    again = yaml.safe_load(stack.routes_path.read_text())
+    assert again["routes"] == document["routes"]
+    assert again["upstreams"]["catalog"] == {"url": "http://127.0.0.1:8501", "health_path": "/healthz"}
+    assert load_route_file(stack.routes_path).routes[0].weight == 25
+
+
+def test_a_service_that_joins_later_gets_its_upstream_and_routes(tmp_path):
+    routes_file_ensure(_stack(tmp_path, services=("catalog",)))
+    before = yaml.safe_load((tmp_path / "demo/routes.yaml").read_text())["routes"]
+    assert routes_file_ensure(_stack(tmp_path)) == "upstreams updated"
+    after = yaml.safe_load((tmp_path / "demo/routes.yaml").read_text())["routes"]
+    assert after[:len(before)] == before
+    assert {r["prefix"] for r in after[len(before):]} == {"/api/stock/", "/api/reservations/", "/api/reviews/"}
+    load_route_file(tmp_path / "demo/routes.yaml")
+
+
+def test_projects_are_pointed_at_each_other_on_shifted_ports(tmp_path):
+    stack = _stack(tmp_path, offset=1000)
+    monolith_env = stack.project_env(MONOLITH)
+    inventory = next(s for s in SERVICES if s.name == "inventory")
+    reviews = next(s for s in SERVICES if s.name == "reviews")
+    assert monolith_env["INVENTORY_SERVICE_URL"] == "http://127.0.0.1:9002"
+    assert monolith_env["INVENTORY_SERVICE_TOKEN"] == stack.project_env(inventory)["INVENTORY_API_TOKENS"]
+    assert len(monolith_env["INVENTORY_SERVICE_TOKEN"]) >= 24
+    assert stack.project_env(reviews)["REVIEWS_ACCOUNTS_URL"] == "http://127.0.0.1:9000/api/me/"
+    assert stack.project_env(reviews)["DJANGO_SETTINGS_MODULE"] == "extracted.reviews.settings"
+
+
+def test_every_service_of_the_checkout_is_in_the_demo():
+    present = [p.name for p in stack_build(var_dir=ROOT / "var").projects]
+    on_disk = sorted(p.parent.name for p in (ROOT / "extracted").glob("*/manage.py"))
+    assert present[0] == "monolith" and sorted(present[1:]) == on_disk
