@@ -12,9 +12,15 @@ queues and bindings from config in the relay before its first publish fixes both
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 
 from kombu import Connection, Exchange, Queue, binding
+from kombu.exceptions import ChannelError
+from kombu.transport import filesystem
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps
 
 from strangler_sync.conf import sync_settings
 
@@ -22,10 +28,35 @@ ATTEMPTS_HEADER = "x-sync-attempts"
 ERROR_HEADER = "x-sync-error"
 
 
+class AtomicFilesystemChannel(filesystem.Channel):
+    """kombu's filesystem channel, except that a message file only appears once it is complete.
+
+    kombu creates the final file and then writes it, so a consumer polling the folder can move and read
+    it in between: it reads nothing, dies on the empty JSON, and the message is gone. Writing under a name
+    consumers skip (it does not end in ``.<queue>.msg``) and renaming it into place (atomic) closes that.
+    """
+
+    def _put(self, queue, payload, **kwargs):
+        final = os.path.join(self.data_folder_out, f"{int(round(time.monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg")
+        partial = os.path.join(self.data_folder_out, f".{uuid.uuid4().hex}.partial")
+        try:
+            with open(partial, "wb") as handle:
+                handle.write(str_to_bytes(dumps(payload)))
+            os.replace(partial, final)
+        except OSError as exc:
+            raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+class AtomicFilesystemTransport(filesystem.Transport):
+    Channel = AtomicFilesystemChannel
+
+
 def broker_connection(*, url: str | None = None, transport_options: dict | None = None) -> Connection:
     config = sync_settings()
     options = config.broker_transport_options if transport_options is None else transport_options
-    return Connection(url or config.broker_url, transport_options=dict(options))
+    url = url or config.broker_url
+    transport = AtomicFilesystemTransport if url.startswith("filesystem://") else None
+    return Connection(url, transport=transport, transport_options=dict(options))
 
 
 def sync_exchange() -> Exchange:
