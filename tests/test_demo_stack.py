@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -79,3 +82,17 @@ def test_every_service_of_the_checkout_is_in_the_demo():
     present = [p.name for p in stack_build(var_dir=ROOT / "var").projects]
     on_disk = sorted(p.parent.name for p in (ROOT / "extracted").glob("*/manage.py"))
     assert present[0] == "monolith" and sorted(present[1:]) == on_disk
+
+
+def test_every_migration_plan_can_walk_the_demo_route_file(tmp_path):
+    """The control plane drives the running demo: each plan's routes must be in the file the demo makes."""
+    stack = stack_build(var_dir=tmp_path)
+    routes_file_ensure(stack)
+    plans = sorted(p.stem for p in (ROOT / "migrations_plan/plans").glob("*.yaml"))
+    assert plans
+    result = subprocess.run(
+        [sys.executable, "-m", "migrations_plan", "check", "--routes", str(stack.routes_path), *plans],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "STRANGLER_VAR_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
