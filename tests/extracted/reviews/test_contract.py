@@ -97,13 +97,11 @@ def stack(tmp_path_factory):
     service_env = live.project_env(workdir=workdir, REVIEWS_DATABASE_URL=f"sqlite:///{workdir / 'reviews.sqlite3'}",
                                    REVIEWS_ACCOUNTS_URL=f"{monolith.url}/api/me/", **common)
     live.manage(REVIEWS_MANAGE, "migrate", "--noinput", "-v", "0", env=service_env)
-    # The first copy, through the data plane: products (which exist, on sale) and then reviews. Published
-    # before the consumer starts: kombu's filesystem transport can hand a consumer a message file the
-    # publisher has not finished writing (an empty read kills the consumer); the real brokers cannot.
+    consumer = _background(REVIEWS_MANAGE, "sync_consume", env=service_env, log=workdir / "reviews-consume.log")
+    # the first copy, through the data plane while the consumer runs: products (which exist, on sale), reviews
     for aggregate in ("product", "review"):
         live.manage(live.MONOLITH_MANAGE, "sync_backfill", "--aggregate", aggregate, "--direct", "--no-progress",
                     env=monolith_env)
-    consumer = _background(REVIEWS_MANAGE, "sync_consume", env=service_env, log=workdir / "reviews-consume.log")
     service = live.LiveServer(REVIEWS_MANAGE, env=service_env, log=workdir / "reviews.log")
     try:
         monolith.wait_ready()
