@@ -6,7 +6,8 @@ Run it in reverse mode (``strangler-proxy run`` does this for you)::
         -s strangler_proxy/addon.py --set strangler_routes=strangler_proxy/routes.yaml
 
 Traffic for the monolith is forwarded by mitmproxy itself. Traffic for a service is sent by the addon
-(a pooled HTTP/1.1 client on a thread pool) because only then can it enforce the route's timeout and turn a
+(a pooled asyncio HTTP/1.1 client on mitmproxy's own event loop: no thread hop, and the loop never blocks on
+it) because only then can it enforce the route's timeout and turn a
 connect error, timeout or 5xx into a fallback: mitmproxy answers a failed upstream connection with its own
 502 before any hook could replace it. A fallback re-points the flow at the monolith and lets mitmproxy
 send it, so the client gets a real second answer. Shadows, metrics and recording happen after the
@@ -15,7 +16,6 @@ response is ready and never delay it.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import json
@@ -24,7 +24,6 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -36,7 +35,7 @@ if __package__ != "strangler_proxy":  # loaded by `mitmdump -s strangler_proxy/a
 from servicekit.request_id import clean_request_id
 from strangler_proxy.breaker import BreakerBoard, BreakerState
 from strangler_proxy.diffing import HttpResponseData
-from strangler_proxy.fetch import HOP_BY_HOP, UpstreamClient, UpstreamError
+from strangler_proxy.fetch import HOP_BY_HOP, AsyncUpstreamClient, UpstreamClient, UpstreamError
 from strangler_proxy.loader import RouteFileError, load_route_file, parse_route_text, route_file_path
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
 from strangler_proxy.murmur import split_bucket
@@ -174,14 +173,14 @@ class StranglerAddon:
         self.table: RouteTable | None = None
         self.metrics = ProxyMetrics()
         self.breakers = BreakerBoard(on_change=self._breaker_changed)
-        self.client = UpstreamClient()
+        self.client = UpstreamClient()  # blocking: the shadow threads'
+        self.service_client = AsyncUpstreamClient()  # on the event loop: service-bound requests
         self.store = DiffStore()
         self.shadows: ShadowRunner | None = None
         self.recorder: Recorder | None = None
         self.admin: AdminServer | None = None
         self.watcher: RouteFileWatcher | None = None
         self.allowed_hosts: frozenset[str] = frozenset()
-        self._executor = ThreadPoolExecutor(max_workers=64, thread_name_prefix="strangler-upstream")
         self._route_path: Path | None = None
 
     # -- options -----------------------------------------------------------------------------------------
@@ -200,8 +199,6 @@ class StranglerAddon:
         loader.add_option("strangler_breaker_cooldown", str, "5", "Seconds an open breaker waits before a probe.")
         loader.add_option("strangler_reload_interval", str, "0.25", "Seconds between route file checks; 0 = off.")
         loader.add_option("strangler_shadow_workers", int, 4, "Threads sending shadow requests.")
-        loader.add_option("strangler_upstream_threads", int, 64,
-                          "Threads sending service-bound requests (the most such requests in flight at once).")
 
     def configure(self, updated: set[str]) -> None:
         opts = ctx.options
@@ -248,13 +245,6 @@ class StranglerAddon:
                 store=self.store, client=self.client, max_workers=opts.strangler_shadow_workers,
                 on_compared=self._shadow_compared, on_error=self._shadow_failed,
             )
-        if "strangler_upstream_threads" in updated:
-            if opts.strangler_upstream_threads < 1:
-                raise exceptions.OptionsError("strangler_upstream_threads must be >= 1")
-            old_executor = self._executor
-            self._executor = ThreadPoolExecutor(max_workers=opts.strangler_upstream_threads,
-                                                thread_name_prefix="strangler-upstream")
-            old_executor.shutdown(wait=False)  # requests already in it finish there
         if {"strangler_admin_port", "strangler_admin_host"} & updated:
             if self.admin is not None:
                 self.admin.stop()
@@ -287,7 +277,6 @@ class StranglerAddon:
             self.shadows.shutdown(wait=False)
         if self.recorder is not None:
             self.recorder.close()
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _install(self, table: RouteTable) -> None:
         # One attribute assignment: flows that already started keep the table they captured.
@@ -377,17 +366,14 @@ class StranglerAddon:
         self._point_at(flow, table, upstream)
         headers = [(k, v) for k, v in request.headers.items(multi=True) if k.lower() != "host"]
         started = time.monotonic()
-        loop = asyncio.get_running_loop()
         try:
-            fetched = await asyncio.wait_for(loop.run_in_executor(self._executor, lambda: self.client.fetch(
+            fetched = await self.service_client.fetch(
                 base_url=table.upstreams[upstream].url, method=request.method, path=request.path, headers=headers,
                 body=request.raw_content or None, timeout=timeout, host_header=request.host_header,
-            )), timeout=timeout + 1)
+            )
             failure = f"status_{fetched.status}" if fetched.status >= 500 else None
         except UpstreamError as exc:
             fetched, failure = None, exc.reason
-        except TimeoutError:
-            fetched, failure = None, "timeout"
         state.upstream_seconds = time.monotonic() - started
         if failure is None:
             breaker.record_success()
