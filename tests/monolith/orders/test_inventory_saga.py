@@ -205,3 +205,26 @@ def test_breaker_opens_fails_fast_then_probes_and_closes(api, proxy, settings, p
     assert _checkout(api, key="b-probe").status_code == 201
     assert inventory_breaker().state == "closed"
     assert not Order.objects.exclude(status=Order.Status.PAID).exists()
+
+
+def test_a_checkout_that_died_mid_payment_is_expired_and_its_service_reservation_released(
+        shopper, address, products, remote_stock):
+    from datetime import timedelta
+
+    from monolith.orders.inventory_gateway import inventory_reserve
+    from monolith.orders.services import order_expire_stale
+
+    # what a process killed between "reserve" and "charge" leaves: a placed order, stock held in the service
+    order = Order.objects.create(
+        reference="ORD-STALE01", user=shopper, idempotency_key="stale-1", currency="USD", subtotal=25, total=25,
+        ship_name=address.name, ship_line1=address.line1, ship_city=address.city,
+        ship_postal_code=address.postal_code, ship_country=address.country)
+    inventory_reserve(reference=order.reference, lines=[(products["lamp"].id, 1)])
+    assert remote_stock.database.stock(products["lamp"].id) == (5, 1)
+    Order.objects.filter(pk=order.pk).update(placed_at=order.placed_at - timedelta(hours=1))
+    assert [o.reference for o in order_expire_stale(older_than=timedelta(minutes=15))] == ["ORD-STALE01"]
+    order.refresh_from_db()
+    assert (order.status, order.failure_code) == (Order.Status.CANCELLED, "payment_abandoned")
+    assert list(order.payments.values_list("kind", "status")) == [("refund", "succeeded")]
+    assert remote_stock.database.reservations(order.reference) == [(products["lamp"].id, 1, "released")]
+    assert remote_stock.database.stock(products["lamp"].id) == (5, 0)
