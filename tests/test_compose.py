@@ -401,3 +401,11 @@ def test_diff_endpoint_command_and_health_path(tmp_path):
             assert response.status == 200
     finally:
         endpoint.stop()
+
+
+def test_every_migration_plan_can_walk_the_compose_route_file():
+    plans = sorted(p.stem for p in (ROOT / "migrations_plan/plans").glob("*.yaml"))
+    result = subprocess.run([sys.executable, "-m", "migrations_plan", "check", "--routes",
+                             str(ROOT / "deploy/routes.yaml"), *plans],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

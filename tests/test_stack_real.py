@@ -250,6 +250,8 @@ def test_compose_commands_run_the_stack_without_docker(stack):
         time.sleep(0.3)
     assert through_nginx.json() == expected
     assert through_nginx.headers["X-Strangler-Route"] == "/api/products/"
+    rating = requests.get(f"{proxy}/api/products/{product_id}/rating/", timeout=10)
+    assert rating.status_code == 200 and rating.headers["X-Strangler-Upstream"] == "monolith"
 
     # writes go to the owner through nginx: anonymous is refused by the monolith, not by the follower
     write = requests.post(f"{proxy}/api/products/", json={}, timeout=10)
