@@ -1,5 +1,6 @@
 """``strangler-dashboard`` (or ``python -m migrations_plan.dashboard``): serve the migration dashboard.
 
+    strangler-dashboard --stack var/demo/stack.json          # everything from the running demo
     strangler-dashboard --routes strangler_proxy/routes.yaml --proxy-admin http://127.0.0.1:8081 \\
         --sync-project monolith=monolith.settings --sync-project catalog=extracted.catalog.settings \\
         [--metrics NAME=URL] [--plan catalog] [--port 8795] [--refresh 5]
@@ -9,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
+import os
 import sys
+from pathlib import Path
 
 from migrations_plan.dashboard.selectors import dashboard_snapshot
 from migrations_plan.dashboard.server import DashboardServer
@@ -23,11 +27,31 @@ def _pair(value: str) -> tuple[str, str]:
     return name, target
 
 
+def project_settings(name: str) -> str:
+    """The settings module of a project of this repository, by its name (the demo's naming)."""
+    return "monolith.settings" if name == "monolith" else f"extracted.{name}.settings"
+
+
+def stack_defaults(path: str) -> dict:
+    """Sources named by the demo's stack.json (routes, proxy admin, every project); options given win."""
+    state = json.loads(Path(path).read_text(encoding="utf-8"))
+    projects: dict[str, str] = state.get("projects", {})
+    return {
+        "routes": state["routes_file"],
+        "proxy_admin": state["proxy_admin"],
+        "sync_projects": {name: project_settings(name) for name in projects},
+        "metrics": {name: f"{url}/metrics" for name, url in projects.items()},
+        # the projects' default databases live under the demo's var dir; the plans read the admin URL from here
+        "env": {"STRANGLER_VAR_DIR": state["var_dir"], "STRANGLER_PROXY_ADMIN_URL": state["proxy_admin"]},
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strangler-dashboard", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", metavar="FILE", help="the running demo's var/demo/stack.json: every source below")
     parser.add_argument("--routes", metavar="FILE", help="route file (default: $STRANGLER_ROUTES or the packaged one)")
-    parser.add_argument("--proxy-admin", default="http://127.0.0.1:8081", metavar="URL",
-                        help="the proxy's admin base URL (/metrics, /diffs)")
+    parser.add_argument("--proxy-admin", default=None, metavar="URL",
+                        help="the proxy's admin base URL (/metrics, /diffs; default http://127.0.0.1:8081)")
     parser.add_argument("--sync-project", action="append", type=_pair, default=[], metavar="NAME=SETTINGS",
                         help="a project whose outbox and dead letters are shown (its settings module; repeatable)")
     parser.add_argument("--metrics", action="append", type=_pair, default=[], metavar="NAME=URL",
@@ -42,9 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stack: dict = {}
+    if args.stack:
+        try:
+            stack = stack_defaults(args.stack)
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"strangler-dashboard: error: {args.stack}: not a readable stack file ({exc})", file=sys.stderr)
+            return 2
+        for name, value in stack["env"].items():
+            os.environ.setdefault(name, value)
     take = functools.partial(
-        dashboard_snapshot, routes=route_file_path(args.routes), proxy_admin=args.proxy_admin.rstrip("/"),
-        sync_projects=dict(args.sync_project), metrics=dict(args.metrics), plans=args.plan,
+        dashboard_snapshot, routes=route_file_path(args.routes or stack.get("routes")),
+        proxy_admin=(args.proxy_admin or stack.get("proxy_admin") or "http://127.0.0.1:8081").rstrip("/"),
+        sync_projects=dict(args.sync_project) or stack.get("sync_projects", {}),
+        metrics=dict(args.metrics) or stack.get("metrics", {}), plans=args.plan,
     )
     try:
         server = DashboardServer(take_snapshot=take, host=args.host, port=args.port, refresh_seconds=args.refresh)

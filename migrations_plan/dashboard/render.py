@@ -100,11 +100,9 @@ def _data_plane(rows: list[dict]) -> str:
         return '<p class="muted">No sync projects configured (--sync-project, --metrics).</p>'
     out = []
     for p in rows:
-        head = f'<tr {_a(project=p["project"])}><td><b>{escape(p["project"])}</b><br>' \
-               f'<code class="muted">{escape(p["source"])}</code></td>'
-        if "error" in p:
-            out.append(head + f'<td colspan=6 class="err" {_a(field="error")}>{escape(p["error"])}</td></tr>')
-            continue
+        sources = "<br>".join(f'<code class="muted">{escape(s)}</code>' for s in p["sources"])
+        errors = "".join(f'<div class="err last" {_a(field="error")}>{escape(e)}</div>' for e in p["errors"])
+        head = f'<tr {_a(project=p["project"])}><td><b>{escape(p["project"])}</b><br>{sources}{errors}</td>'
         dead = p.get("dead_letters")
         last = f'<div class="muted last">{escape(p["last_dead_letter"])}</div>' if p.get("last_dead_letter") else ""
         out.append(

@@ -169,6 +169,19 @@ def plans_section(*, routes: Path, names: Sequence[str] | None) -> list[dict]:
     return out
 
 
+def _merge_by_project(results) -> list[dict]:
+    """One row per project: the numbers of all its sources, and which source failed how."""
+    rows: dict[str, dict] = {}
+    for name, source, found in results:
+        row = rows.setdefault(name, {"project": name, "sources": [], "errors": []})
+        row["sources"].append(source)
+        if "error" in found:
+            row["errors"].append(f"{source}: {found['error']}")
+        else:
+            row.update({k: v for k, v in found.items() if k not in row})
+    return list(rows.values())
+
+
 def dashboard_snapshot(
     *, routes: Path, proxy_admin: str | None, sync_projects: Mapping[str, str] | None = None,
     metrics: Mapping[str, str] | None = None, plans: Sequence[str] | None = None,
@@ -186,8 +199,7 @@ def dashboard_snapshot(
         scrapes = [(name, url, pool.submit(metrics_endpoint, url=url)) for name, url in (metrics or {}).items()]
         proxy = pool.submit(proxy_section, admin_url=proxy_admin, table=table)
         plan_rows = pool.submit(plans_section, routes=routes, names=plans)
-        data_plane = [{"project": name, "source": source, **future.result()}
-                      for name, source, future in probes + scrapes]
+        data_plane = _merge_by_project((name, source, future.result()) for name, source, future in probes + scrapes)
         return {
             "taken_at": taken,
             "routes_file": table.source,

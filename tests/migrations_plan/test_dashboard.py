@@ -136,7 +136,8 @@ def stack(tmp_path_factory):
         port = live.free_port()
         dashboard = subprocess.Popen(
             [sys.executable, "-m", "migrations_plan.dashboard", "--routes", str(routes), "--proxy-admin", admin_url,
-             "--sync-project", "monolith=monolith.settings", "--metrics", f"catalog={pair.service.url}/metrics",
+             "--sync-project", "monolith=monolith.settings", "--metrics", f"monolith={pair.monolith.url}/metrics",
+             "--metrics", f"catalog={pair.service.url}/metrics",
              "--port", str(port), "--refresh", "2"],
             cwd=live.REPO, env=env, stdout=(workdir / "dashboard.log").open("wb"), stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -284,6 +285,7 @@ def test_dashboard_shows_the_live_numbers(stack, tmp_path, monkeypatch):
         assert monolith["deadLetters"].startswith("1") and "IntegrityError" in monolith["deadLetters"]
         assert float(monolith["lag"]) > 0
         assert page["sync"]["catalog"]["httpErrors"] == "0.0%"  # from the service's own /metrics
+        assert monolith["httpErrors"] == "0.0%"  # the monolith's row merges its database and its /metrics
 
         # plans: current step and gate values exactly as plan_status computes them
         plan = page["plans"]["catalog"]
@@ -329,8 +331,49 @@ def test_snapshot_reports_a_dead_source_instead_of_zeros(tmp_path):
     snapshot = dashboard_snapshot(routes=routes, proxy_admin=nobody, metrics={"catalog": f"{nobody}/metrics"},
                                   plans=[])
     assert snapshot["proxy"]["error"].startswith(f"proxy metrics unavailable: {nobody}/metrics: ConnectionError")
-    assert snapshot["data_plane"][0]["error"].startswith(f"{nobody}/metrics: ConnectionError")
+    catalog = snapshot["data_plane"][0]
+    assert catalog["project"] == "catalog" and "backlog" not in catalog and "http_error_rate" not in catalog
+    assert catalog["errors"][0].startswith(f"{nobody}/metrics: {nobody}/metrics: ConnectionError")
     html = dashboard_html(snapshot, refresh_seconds=5)
     assert 'id="proxy-error"' in html and "<script" not in html
     assert [r["mode"] for r in snapshot["routes"]] == ["service", "canary", "monolith"]
     json.dumps(snapshot)  # what /snapshot.json serves
+
+
+def test_stack_file_of_the_demo_names_every_source(stack, tmp_path):
+    """`--stack var/demo/stack.json`: route file, proxy admin and each project (database and /metrics)."""
+    state = {"proxy": stack["proxy"], "proxy_admin": stack["admin"], "routes_file": str(stack["routes"]),
+             "projects": {"monolith": stack["pair"].monolith.url}, "var_dir": str(stack["workdir"] / "var")}
+    (tmp_path / "stack.json").write_text(json.dumps(state))
+    port = live.free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "migrations_plan.dashboard", "--stack", str(tmp_path / "stack.json"),
+         "--port", str(port)],
+        cwd=live.REPO, env=stack["env"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        procs.wait_http(f"http://127.0.0.1:{port}/healthz", process=process)
+        snapshot = requests.get(f"http://127.0.0.1:{port}/snapshot.json", timeout=60).json()
+    finally:
+        procs.stop(process)
+    assert snapshot["routes_file"] == str(stack["routes"])
+    sent = metrics_fetch(url=f"{stack['admin']}/metrics").total("strangler_proxy_requests_total", route="/api/orders/")
+    orders = next(t for t in snapshot["proxy"]["traffic"] if t["route"] == "/api/orders/")
+    assert orders["requests"] == sent
+    [monolith] = snapshot["data_plane"]
+    assert monolith["sources"] == ["monolith.settings", f"{stack['pair'].monolith.url}/metrics"]
+    assert monolith["errors"] == [] and monolith["backlog"] == stack["pending"]
+    assert monolith["http_error_rate"] == 0.0
+    assert [p["plan"] for p in snapshot["plans"]] == ["catalog"]
+
+
+def test_unreadable_stack_file_is_one_line_and_exit_2(tmp_path):
+    from migrations_plan.dashboard.cli import main
+
+    missing = tmp_path / "stack.json"
+    done = subprocess.run([sys.executable, "-m", "migrations_plan.dashboard", "--stack", str(missing)],
+                          cwd=live.REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"strangler-dashboard: error: {missing}: not a readable stack file")
+    assert done.stderr.count("\n") == 1
+    missing.write_text("{}")
+    assert main(["--stack", str(missing)]) == 2
