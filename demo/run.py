@@ -94,20 +94,17 @@ def _backfill_once(supervisor: Supervisor, stack: Stack, *, timeout: float) -> N
     """Give each service that has none of the monolith's rows yet its first copy, then wait until it has them all."""
     monolith = stack.projects[0]
     for service in stack.projects[1:]:
+        if not service.import_command:
+            continue
         wanted = {a: _count(stack.url(monolith), a) for a in service.backfill}
         if not any(wanted.values()) or any(_count(stack.url(service), a) for a in service.backfill):
             continue
         started = time.monotonic()
-        if service.import_command:
-            dump = stack.demo_dir / f"{service.name}-dump.json"
-            _short(supervisor, stack, monolith, f"dump-{service.name}", "dumpdata", *service.dump_labels,
-                   "--output", str(dump))
-            _short(supervisor, stack, service, f"import-{service.name}", service.import_command, str(dump))
-            dump.unlink()
-        else:
-            for aggregate in service.backfill:
-                _short(supervisor, stack, monolith, f"backfill-{service.name}-{aggregate}", "sync_backfill",
-                       "--aggregate", aggregate, "--direct", "--no-progress")
+        dump = stack.demo_dir / f"{service.name}-dump.json"
+        _short(supervisor, stack, monolith, f"dump-{service.name}", "dumpdata", *service.dump_labels,
+               "--output", str(dump))
+        _short(supervisor, stack, service, f"import-{service.name}", service.import_command, str(dump))
+        dump.unlink()
         deadline = time.monotonic() + timeout
         for aggregate, source in wanted.items():
             while (copied := _count(stack.url(service), aggregate)) < source:

@@ -25,10 +25,11 @@ class ProjectSpec:
     manage: str
     settings: str
     port: int
-    # aggregates the service copies from the monolith once, on the first start (in this order)
+    # The first copy, given once when the service has none of these aggregates: the monolith's
+    # `manage.py dumpdata <dump_labels>` loaded by the service's `import_command` (seconds, where 2000 rows of
+    # snapshot events through the filesystem broker take a minute). Services without one start empty and
+    # their migration plan's backfill step fills them.
     backfill: tuple[str, ...] = ()
-    # the offline first copy, when the service has one: `manage.py dumpdata <labels>` loaded by this command
-    # (seconds instead of a minute of snapshot events for 2000 rows); else `sync_backfill --direct` per aggregate
     dump_labels: tuple[str, ...] = ()
     import_command: str | None = None
     # route-file prefixes of this service's paths
