@@ -26,5 +26,5 @@ RUN pip install --no-deps -e . \
 # Named volume `strangler-state`: ownership file, nginx runtime dir, Celery beat schedules.
 ENV STRANGLER_VAR_DIR=/var/lib/strangler
 USER app
-EXPOSE 8000 8001 8080 8790
+EXPOSE 8000 8001 8002 8003 8080 8790
 CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind", "0.0.0.0:8000", "deploy.monolith_wsgi:application"]
