@@ -3,7 +3,7 @@
     strangler-dashboard --stack var/demo/stack.json          # everything from the running demo
     strangler-dashboard --routes strangler_proxy/routes.yaml --proxy-admin http://127.0.0.1:8081 \\
         --sync-project monolith=monolith.settings --sync-project catalog=extracted.catalog.settings \\
-        [--metrics NAME=URL] [--plan catalog] [--port 8795] [--refresh 5]
+        [--metrics NAME=URL] [--plan catalog] [--port 8795] [--refresh 10]
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="plans to show (default: every plan in the plans directory)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8795)
-    parser.add_argument("--refresh", type=int, default=5, metavar="SECONDS", help="page auto-refresh interval")
+    # Each snapshot starts a short Django process per project (about a second of CPU each): not every second.
+    parser.add_argument("--refresh", type=int, default=10, metavar="SECONDS", help="page auto-refresh interval")
     return parser
 
 
