@@ -148,3 +148,14 @@ def test_concurrent_relays_never_publish_a_row_twice(settings, subscribed):
     ids = [m.payload["message_id"] for m in drain_queue(subscribed["catalog"])]
     assert len(ids) == 800 and len(set(ids)) == 800
     assert OutboxEvent.objects.filter(status="published").count() == 800
+
+
+def test_beat_tasks_sweep_and_clean_up(subscribed):
+    from strangler_sync.consumer import inbox_cleanup
+    from strangler_sync.tasks import cleanup, relay_sweep
+
+    emit(2)
+    assert relay_sweep() == 2  # what on_commit missed is published by the periodic sweep
+    OutboxEvent.objects.update(published_at=timezone.now() - timedelta(days=30))
+    assert cleanup() == {"outbox_deleted": 2, "inbox_deleted": 0}
+    assert inbox_cleanup() == 0
