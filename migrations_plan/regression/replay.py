@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections import Counter
@@ -50,8 +51,12 @@ class EndpointStats:
 
 
 def _preview(body: bytes) -> str:
-    text = body[:_BODY_PREVIEW].decode("utf-8", "replace")
-    return text + ("…" if len(body) > _BODY_PREVIEW else "")
+    """The body for the report: indented when it is JSON (so both sides line up), cut at a few KB."""
+    try:
+        text = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        text = body.decode("utf-8", "replace")
+    return text[:_BODY_PREVIEW] + ("…" if len(text) > _BODY_PREVIEW else "")
 
 
 def _example(exchange: Exchange, differences) -> dict:

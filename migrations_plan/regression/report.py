@@ -17,7 +17,8 @@ th{background:#eef1f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .bad{color:#b3261e;font-weight:600}.ok{color:#1e7b34;font-weight:600}
 code,pre{font:12px/1.4 ui-monospace,monospace}pre{white-space:pre-wrap;word-break:break-all;margin:0;
 max-height:16rem;overflow:auto;background:#f4f6f9;padding:.4rem}
-details{margin:.4rem 0 1rem}summary{cursor:pointer}
+details{margin:.4rem 0 1rem}summary{cursor:pointer}table.fields{width:auto;min-width:28rem}
+h3 code{font-size:14px}
 """
 
 
@@ -28,14 +29,15 @@ def _rate(value: float | None) -> str:
     return f'<span class="{css}">{value * 100:.1f}%</span>'
 
 
-def _example_html(example: dict) -> str:
+def _example_html(example: dict, *, first: bool) -> str:
     title = escape(f"{example['method']} {example['path']}")
+    opened = " open" if first else ""  # the first pair of each endpoint is shown unfolded
     if "error" in example:
-        return f"<details><summary>{title}: error</summary><pre>{escape(example['error'])}</pre></details>"
+        return f"<details{opened}><summary>{title}: error</summary><pre>{escape(example['error'])}</pre></details>"
     fields = "".join(f"<li><code>{escape(d['text'])}</code></li>" for d in example["differences"])
     mono, svc = example["monolith"], example["service"]
     return (
-        f"<details><summary>{title}</summary><ul>{fields}</ul>"
+        f"<details{opened}><summary>{title}</summary><ul>{fields}</ul>"
         f"<table><tr><th>monolith ({mono['status']})</th><th>service ({svc['status']})</th></tr>"
         f"<tr><td><pre>{escape(mono['body'])}</pre></td><td><pre>{escape(svc['body'])}</pre></td></tr></table>"
         "</details>"
@@ -61,8 +63,9 @@ def report_html(summary: dict) -> str:
                          for f in e["worst_fields"])
         details.append(
             f"<h3><code>{escape(e['endpoint'])}</code></h3>"
-            + (f"<table><tr><th>field</th><th>differing exchanges</th></tr>{fields}</table>" if fields else "")
-            + "".join(_example_html(x) for x in e["examples"])
+            + (f'<table class="fields"><tr><th>field</th><th>differing exchanges</th></tr>{fields}</table>'
+               if fields else "")
+            + "".join(_example_html(x, first=i == 0) for i, x in enumerate(e["examples"]))
         )
     noise = "".join(f"<li><code>{escape(route)}</code>: {escape(', '.join(paths))}</li>"
                     for route, paths in summary["noise"].items() if paths) or "<li>none</li>"
