@@ -313,7 +313,8 @@ class StranglerAddon:
         request_id = clean_request_id(_folded_value(fields, b"x-request-id"))
         state = FlowState(table=table, request_id=request_id, started=time.monotonic())
         flow.metadata[METADATA_KEY] = state
-        refusal = self._refusal(flow, table)
+        http1 = request.data.http_version.startswith(b"HTTP/1")
+        refusal = self._refusal(flow, table, host=_folded_value(fields, b"host") if http1 else request.host_header)
         if refusal is not None:
             status, code, message = refusal
             self.metrics.rejections.labels(reason=code).inc()
@@ -335,7 +336,7 @@ class StranglerAddon:
             state.upstream = PROXY_UPSTREAM
             return
         state.decision = decision
-        client_host = request.host_header or ""
+        client_host = (_folded_value(fields, b"host") if http1 else request.host_header) or ""
         forwarded_for = ", ".join(v for v in (headers.get("x-forwarded-for"), info.client_addr) if v)
         fields = request.headers.fields = _rewritten(fields, drop=_dropped_names(table.override.header), set_to=(
             (REQUEST_ID_HEADER, request_id),
@@ -349,7 +350,7 @@ class StranglerAddon:
 
         primary = decision.primary
         if primary == table.monolith:
-            self._point_at(flow, table, table.monolith)
+            self._point_at(flow, table, table.monolith, host=client_host)
             state.upstream = table.monolith
             return
         breaker = self.breakers.get(primary)
@@ -417,26 +418,27 @@ class StranglerAddon:
         state.upstream = table.monolith
         state.fallback_reason = f"{failed}:{reason}"
 
-    def _point_at(self, flow: http.HTTPFlow, table: RouteTable, upstream: str) -> None:
-        scheme, host, port, netloc = _target(table.upstreams[upstream].url)
+    def _point_at(self, flow: http.HTTPFlow, table: RouteTable, upstream: str, *, host: str | None = None) -> None:
+        """Send the flow to ``upstream``; ``host`` is the request's Host header when the caller already knows it."""
+        scheme, hostname, port, netloc = _target(table.upstreams[upstream].url)
         # Set the connection target only (request.data): the .host/.port setters would also rewrite the Host
         # header, and upstreams must see the Host the client used (already checked against strangler_hosts),
         # as with the nginx plane, so absolute links they build (pagination, redirects) point at the proxy.
         data = flow.request.data
         data.scheme = scheme
-        data.host = host
+        data.host = hostname
         data.port = port
-        if not flow.request.host_header:
+        if not (flow.request.host_header if host is None else host):
             flow.request.host_header = netloc
 
-    def _refusal(self, flow: http.HTTPFlow, table: RouteTable) -> tuple[int, str, str] | None:
+    def _refusal(self, flow: http.HTTPFlow, table: RouteTable, *, host: str | None) -> tuple[int, str, str] | None:
         request = flow.request
         if request.method == "CONNECT":
             return 405, "connect_refused", "This is a reverse proxy; CONNECT is not served."
         if request.http_version.startswith("HTTP/1") and request.authority:
             return 400, "absolute_form_refused", "Absolute-form request targets are not served; send a path."
         if "*" not in self.allowed_hosts:
-            host = request.host_header or request.authority or ""
+            host = host or request.authority or ""
             if _hostname(host) not in self.allowed_hosts:
                 return 421, "unknown_host", f"This proxy does not serve host {host[:100]!r}."
         if len(request.raw_content or b"") > table.settings.max_body_bytes:
