@@ -34,7 +34,13 @@ from kombu import Connection, Exchange, Producer, Queue  # noqa: E402
 
 from strangler_sync.broker import BatchConfirms  # noqa: E402
 from strangler_sync.verify import verify_aggregate  # noqa: E402
-from tests.strangler_sync.processes import PgDatabases, stop, two_projects, wait_for  # noqa: E402
+from tests.strangler_sync.processes import (  # noqa: E402
+    PgDatabases,
+    broker_cleanup,
+    stop,
+    two_projects,
+    wait_for,
+)
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 RESULTS = REPO / "bench" / "results" / "sync.json"
@@ -256,6 +262,7 @@ def main() -> int:
             monolith.stop_all()
             catalog.stop_all()
             databases.drop_all()
+            broker_cleanup(RABBITMQ_URL, monolith.env["STRANGLER_SYNC_NAMESPACE"])
 
     results["load_average_after"] = os.getloadavg()[0]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -212,6 +212,31 @@ print(json.dumps({"inbox": len(ids), "distinct": len(set(ids)),
 """
 
 
+SYNC_QUEUES = ["sync.monolith", "sync.catalog", "sync.inventory", "sync.reviews"]
+
+
+def broker_cleanup(url: str, namespace: str) -> None:
+    """Delete a run's namespaced exchange and queues from a real broker (they are durable)."""
+    from kombu import Connection
+
+    with Connection(url) as connection:
+        for name in SYNC_QUEUES:
+            for queue in (f"{namespace}.{name}", f"{namespace}.{name}.dlq"):
+                channel = connection.channel()
+                try:
+                    channel.queue_delete(queue)
+                except Exception:  # absent: a failed delete closes the channel, hence one per queue
+                    pass
+                finally:
+                    try:
+                        channel.close()
+                    except Exception:
+                        pass
+        channel = connection.channel()
+        channel.exchange_delete(f"{namespace}.strangler.events")
+        channel.close()
+
+
 def wait_for(predicate, *, timeout: float = 120, interval: float = 0.3, what: str = "condition"):
     deadline = time.monotonic() + timeout
     last = None

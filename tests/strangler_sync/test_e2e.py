@@ -19,6 +19,7 @@ from tests.strangler_sync.processes import (
     INBOX_STATS,
     OUTBOX_STATS,
     PgDatabases,
+    broker_cleanup,
     kill9,
     two_projects,
     wait_for,
@@ -173,3 +174,4 @@ def test_faults_on_postgresql_and_rabbitmq(tmp_path, rabbitmq_url):
         monolith.stop_all()
         catalog.stop_all()
         databases.drop_all()
+        broker_cleanup(rabbitmq_url, namespace)
