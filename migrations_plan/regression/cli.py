@@ -1,7 +1,7 @@
 """``strangler-replay``: replay recorded traffic against the monolith and a service, report the differences.
 
     strangler-replay var/proxy/record.jsonl --monolith http://127.0.0.1:8000 --service http://127.0.0.1:8001 \\
-        [--routes strangler_proxy/routes.yaml] [--host shop.test] [--out var/replay] [--allow-unsafe]
+        [--routes strangler_proxy/routes.yaml] [--host shop.test] [--out var/replay] [--allow-unsafe] [--workers N]
 
 Exit status: 0 no differences, 1 differences or failed requests, 2 bad input (file, line, base URL).
 """
@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--allow-unsafe", action="store_true", help="also replay POST/PUT/PATCH/DELETE (writes!)")
     parser.add_argument("--no-learn-noise", action="store_true", help="do not call the monolith a second time")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    parser.add_argument("--workers", type=int, default=1, metavar="N",
+                        help="requests in flight at once (default 1; safe methods only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -63,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.workers < 1:
+            raise BadInput("--workers: must be at least 1")
+        if args.workers > 1 and args.allow_unsafe:
+            raise BadInput("--allow-unsafe replays writes in their recorded order: it needs --workers 1")
         monolith, service = _base_url(args.monolith, "monolith"), _base_url(args.service, "service")
         requests = requests_read(path=args.file)
         table = load_route_file(args.routes)
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     with tqdm(total=len(requests), desc="replay", unit="req", disable=args.quiet, file=sys.stderr) as bar:
         summary = replay_run(comparer=comparer, requests=requests, allow_unsafe=args.allow_unsafe,
-                             progress=lambda: bar.update(1))
+                             progress=lambda: bar.update(1), workers=args.workers)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n")

@@ -7,6 +7,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from migrations_plan.regression.compare import Exchange, SideBySide, describe_difference
@@ -72,36 +73,45 @@ def _example(exchange: Exchange, differences) -> dict:
 
 def replay_run(
     *, comparer: SideBySide, requests: Sequence[ReplayRequest], allow_unsafe: bool = False,
-    progress: Callable[[], None] | None = None,
+    progress: Callable[[], None] | None = None, workers: int = 1,
 ) -> dict:
     """Send each request to both sides; the summary counts differences only after all noise is learned.
 
     Noise learned late (a field that first varied on the 50th call) still applies to the first 49: every
     exchange is kept until the end and its differences are filtered against the final noise of its route.
+    With ``workers`` > 1 requests overlap (safe methods only: writes must keep their recorded order).
     """
+    if workers > 1 and allow_unsafe:
+        raise ValueError("unsafe methods are replayed in order: use one worker with allow_unsafe")
     started = time.time()
     skipped: Counter = Counter()
     exchanges: list[Exchange] = []
     stats: dict[str, EndpointStats] = {}
-    for request in requests:
+
+    def attempt(request: ReplayRequest) -> Exchange | UpstreamError | None:
         if request.method not in SAFE_METHODS and not allow_unsafe:
-            skipped[request.method] += 1
-        else:
+            return None
+        try:
+            return comparer.compare(request.method, request.path, headers=request.headers, body=request.body)
+        except UpstreamError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="replay") as pool:
+        for request, outcome in zip(requests, pool.map(attempt, requests), strict=True):
             endpoint = endpoint_of(request.method, request.path)
-            try:
-                exchange = comparer.compare(request.method, request.path, headers=request.headers,
-                                            body=request.body)
-            except UpstreamError as exc:
+            if outcome is None:
+                skipped[request.method] += 1
+            elif isinstance(outcome, UpstreamError):
                 route = comparer.route_for(request.method, request.path)
                 entry = stats.setdefault(endpoint, EndpointStats(endpoint, route.label if route else "default"))
                 entry.errors += 1
                 if len(entry.examples) < EXAMPLES_PER_ENDPOINT:
-                    entry.examples.append({"method": request.method, "path": request.path, "error": str(exc)})
+                    entry.examples.append({"method": request.method, "path": request.path, "error": str(outcome)})
             else:
-                exchanges.append(exchange)
-                stats.setdefault(endpoint, EndpointStats(endpoint, exchange.route))
-        if progress is not None:
-            progress()
+                exchanges.append(outcome)
+                stats.setdefault(endpoint, EndpointStats(endpoint, outcome.route))
+            if progress is not None:
+                progress()
     noise = comparer.noise.snapshot()
     for exchange in exchanges:
         entry = stats[endpoint_of(exchange.method, exchange.path)]

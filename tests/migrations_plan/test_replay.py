@@ -95,6 +95,22 @@ def test_replay_of_a_requests_file_reports_per_endpoint_rates_fields_and_example
     assert "<script" not in html and "src=" not in html and "<link" not in html and "href=" not in html
 
 
+def test_parallel_workers_give_the_same_summary(pair, tmp_path):
+    live, routes = pair
+    lines = [f"GET /api/products/{pid}/" for pid in live.product_ids[:12]] + ["GET /api/categories/"] * 4
+    (tmp_path / "r.txt").write_text("\n".join(lines) + "\n")
+    results = []
+    for workers in ("1", "4"):
+        out = tmp_path / workers
+        assert replay_main([str(tmp_path / "r.txt"), "--monolith", live.monolith.url, "--service", live.service.url,
+                            "--routes", str(routes), "--host", SHARED_HOST, "--out", str(out), "--quiet",
+                            "--workers", workers]) == 1
+        summary = json.loads((out / "summary.json").read_text())
+        results.append({k: summary[k] for k in ("requests", "compared", "differing", "errors", "noise", "endpoints")})
+    assert results[0] == results[1]
+    assert (results[0]["compared"], results[0]["differing"]) == (16, 1)
+
+
 def test_without_noise_learning_the_request_id_header_counts(pair, tmp_path):
     live, routes = pair
     (tmp_path / "r.txt").write_text("GET /api/products/2/\nGET /api/products/3/\nGET /api/categories/\n")
@@ -193,6 +209,8 @@ def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys):
         f"{tmp_path / 'nope.yaml'}:0: file: No such file or directory"
     assert _one_line_error(capsys, [str(good), *sides, "--route", "/api/nope/"]).endswith(
         "no route with prefix '/api/nope/' (routes: /api/products/, /api/categories/)")
+    assert _one_line_error(capsys, [str(good), *sides, "--workers", "2", "--allow-unsafe"]) == \
+        "--allow-unsafe replays writes in their recorded order: it needs --workers 1"
     assert not (tmp_path / "out").exists()  # nothing written on bad input
 
 
