@@ -31,7 +31,9 @@ _STOCK = {
 }
 _REVIEW = {
     "required": {"id": _INT, "product_id": _INT, "rating": _INT},
-    "optional": {"user_id": _OPT_INT, "title": _STR, "body": _STR, "status": _STR},
+    # username and the owner's timestamps: what the reviews service shows (users live in the monolith)
+    "optional": {"user_id": _OPT_INT, "title": _STR, "body": _STR, "status": _STR, "username": _STR,
+                 "created_at": _STR, "updated_at": _STR},
 }
 _DELETED = {"required": {"id": _INT}, "optional": {}}
 

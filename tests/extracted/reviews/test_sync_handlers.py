@@ -70,3 +70,14 @@ def test_deletes_of_reviews_and_of_products():
     assert list(Review.objects.values_list("id", flat=True)) == [51]
     assert apply(envelope(events.PRODUCT_DELETED, 6, 2, {"id": 6})) == APPLIED
     assert not Review.objects.exists() and not Product.objects.filter(id=6).exists()
+
+
+def test_the_review_payload_schema_is_checked_on_receipt():
+    from strangler_sync.errors import SchemaError
+
+    body = review(60, 1, 3)
+    body["payload"]["username"] = 42  # a producer bug: the wrong type never reaches the handler
+    with pytest.raises(SchemaError) as caught:
+        event_parse(envelope=body)
+    assert caught.value.details == {"username": "expected str"}
+    assert not Review.objects.filter(id=60).exists()
