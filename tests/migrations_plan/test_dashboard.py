@@ -340,6 +340,7 @@ def test_snapshot_reports_a_dead_source_instead_of_zeros(tmp_path):
     json.dumps(snapshot)  # what /snapshot.json serves
 
 
+@pytest.mark.slow
 def test_stack_file_of_the_demo_names_every_source(stack, tmp_path):
     """`--stack var/demo/stack.json`: route file, proxy admin and each project (database and /metrics)."""
     state = {"proxy": stack["proxy"], "proxy_admin": stack["admin"], "routes_file": str(stack["routes"]),
