@@ -228,3 +228,18 @@ def test_a_checkout_that_died_mid_payment_is_expired_and_its_service_reservation
     assert list(order.payments.values_list("kind", "status")) == [("refund", "succeeded")]
     assert remote_stock.database.reservations(order.reference) == [(products["lamp"].id, 1, "released")]
     assert remote_stock.database.stock(products["lamp"].id) == (5, 0)
+
+
+def test_the_checkout_page_shows_an_unreachable_inventory_as_a_form_error(client, shopper, cart, address, settings,
+                                                                          remote_stock):
+    import re
+
+    settings.INVENTORY_SERVICE = {**settings.INVENTORY_SERVICE, "URL": f"http://127.0.0.1:{live.free_port()}"}
+    client.force_login(shopper)
+    page = client.get("/orders/checkout/").content.decode()
+    form = {name: re.search(rf'name="{name}" value="([^"]*)"', page).group(1)
+            for name in ("idempotency_key", "expected_total")}
+    response = client.post("/orders/checkout/", {**form, "card_number": fake.CARD_SUCCESS, "address": address.id})
+    assert response.status_code == 503
+    assert "The inventory service is unavailable; please try again in a moment." in response.content.decode()
+    assert not Order.objects.exists() and not Payment.objects.exists()
