@@ -81,7 +81,6 @@ def test_guide_runs_verbatim_then_the_plan_walks_back(tmp_path):
     blocks = guide_blocks()
     env_block = blocks[0][1]
     background = Background(tmp_path)
-    started = time.monotonic()
     try:
         for kind, body in blocks[1:]:
             if kind == "guide-background":
@@ -93,7 +92,6 @@ def test_guide_runs_verbatim_then_the_plan_walks_back(tmp_path):
             print(done.stdout, done.stderr)
             assert done.returncode == 0, (f"guide block failed:\n{body}\n--- output:\n{done.stdout[-4000:]}\n"
                                           f"{done.stderr[-4000:]}\n{background.tails()}")
-        guide_seconds = time.monotonic() - started
 
         # Where the guide leaves the plan: ownership flipped, the retire step rolled back, not frozen.
         state = json.loads((var_dir / "plans" / "catalog.json").read_text())
@@ -135,7 +133,6 @@ def test_guide_runs_verbatim_then_the_plan_walks_back(tmp_path):
     assert {h["actor"] for h in history} == {"guide"}
     verify = next(h for h in history if h["step"] == "flip-ownership" and h["result"] == "applied")
     assert {g["kind"]: g["status"] for g in verify["gates"]}["verify"] == "pass"
-    assert guide_seconds < 150, guide_seconds
 
 
 def _guide_exports(env_block: str, env: dict) -> dict:
