@@ -15,6 +15,10 @@ from django.utils.text import slugify
 from monolith.catalog.conf import catalog_settings
 from monolith.catalog.models import Category, Product
 from servicekit.errors import Conflict, InvalidInput
+from strangler_sync import events
+from strangler_sync.ownership import ownership_require_owner
+from strangler_sync.services import event_publish
+from strangler_sync.snapshots import aggregate_payload
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -23,6 +27,17 @@ _url_validator = URLValidator(schemes=["http", "https"])
 
 CATEGORY_FIELDS = ("name", "slug", "parent", "description")
 PRODUCT_FIELDS = ("sku", "slug", "name", "description", "price", "currency", "is_active", "images", "category")
+
+
+def _emit(*, event_type: str, aggregate_type: str, instance: Category | Product) -> None:
+    """Record the row's new full state in the outbox, inside the write's transaction (strangler_sync)."""
+    event_publish(event_type=event_type, aggregate_type=aggregate_type, aggregate_id=instance.pk,
+                  payload=aggregate_payload(aggregate_type=aggregate_type, instance=instance))
+
+
+def _emit_deleted(*, aggregate_type: str, instance_id: int) -> None:
+    event_publish(event_type=f"{aggregate_type}.deleted", aggregate_type=aggregate_type, aggregate_id=instance_id,
+                  payload={"id": instance_id})
 
 
 # -- validation helpers (raise InvalidInput with per-field details) -------------------------------------------------
@@ -109,6 +124,7 @@ def category_parent_check(*, category: Category | None, parent: Category | None)
 def category_create(
     *, name: str, slug: str | None = None, parent: Category | None = None, description: str = ""
 ) -> Category:
+    ownership_require_owner(aggregate_type="category")
     name = _clean_name(name, max_length=120)
     if slug:
         slug = _clean_slug(slug, max_length=140)
@@ -120,12 +136,14 @@ def category_create(
     try:
         with transaction.atomic():
             category.save()
+            _emit(event_type=events.CATEGORY_CREATED, aggregate_type="category", instance=category)
     except IntegrityError as exc:  # a concurrent create took the slug between the check and the insert
         raise Conflict(f"A category with slug {slug!r} already exists.", details={"slug": [slug]}) from exc
     return category
 
 
 def category_update(*, category: Category, data: dict[str, Any]) -> Category:
+    ownership_require_owner(aggregate_type="category")
     unknown = set(data) - set(CATEGORY_FIELDS)
     if unknown:
         raise InvalidInput("Unknown fields.", details={f: ["Not an updatable field."] for f in sorted(unknown)})
@@ -148,6 +166,7 @@ def category_update(*, category: Category, data: dict[str, Any]) -> Category:
             for field, value in changes.items():
                 setattr(category, field, value)
             category.save()
+            _emit(event_type=events.CATEGORY_UPDATED, aggregate_type="category", instance=category)
     except IntegrityError as exc:
         raise Conflict("The category conflicts with an existing one.", details={"slug": [category.slug]}) from exc
     return category
@@ -155,9 +174,12 @@ def category_update(*, category: Category, data: dict[str, Any]) -> Category:
 
 def category_delete(*, category: Category) -> Category:
     """Delete a leaf category; its products keep existing without a category."""
+    ownership_require_owner(aggregate_type="category")
+    category_id = category.id
     try:
         with transaction.atomic():
             category.delete()
+            _emit_deleted(aggregate_type="category", instance_id=category_id)
     except ProtectedError as exc:
         raise Conflict("The category has subcategories; move or delete them first.") from exc
     return category
@@ -230,6 +252,7 @@ def product_create(
     }
     if slug:
         data["slug"] = slug
+    ownership_require_owner(aggregate_type="product")
     fields = product_fields_clean(data=data)
     _check_product_unique(sku=fields["sku"], slug=fields.get("slug"), exclude_id=None)
     if "slug" not in fields:
@@ -238,6 +261,7 @@ def product_create(
     try:
         with transaction.atomic():
             product.save()
+            _emit(event_type=events.PRODUCT_CREATED, aggregate_type="product", instance=product)
     except IntegrityError as exc:  # lost a race on sku/slug after the checks above
         raise Conflict("A product with this SKU or slug already exists.", details={"sku": [product.sku]}) from exc
     return product
@@ -245,6 +269,7 @@ def product_create(
 
 def product_update(*, product: Product, data: dict[str, Any]) -> Product:
     """Change the given fields (any of PRODUCT_FIELDS) of a product."""
+    ownership_require_owner(aggregate_type="product")
     unknown = set(data) - set(PRODUCT_FIELDS)
     if unknown:
         raise InvalidInput("Unknown fields.", details={f: ["Not an updatable field."] for f in sorted(unknown)})
@@ -256,6 +281,7 @@ def product_update(*, product: Product, data: dict[str, Any]) -> Product:
             for field, value in changes.items():
                 setattr(product, field, value)
             product.save()
+            _emit(event_type=events.PRODUCT_UPDATED, aggregate_type="product", instance=product)
     except IntegrityError as exc:
         raise Conflict("A product with this SKU or slug already exists.", details={"sku": [product.sku]}) from exc
     return product
@@ -263,20 +289,24 @@ def product_update(*, product: Product, data: dict[str, Any]) -> Product:
 
 def product_deactivate(*, product: Product) -> Product:
     """Hide a product from the storefront without deleting it (orders keep pointing at it)."""
+    ownership_require_owner(aggregate_type="product")
     with transaction.atomic():
         product = Product.objects.select_for_update().get(id=product.id)
         if product.is_active:
             product.is_active = False
             product.save(update_fields=["is_active", "updated_at"])
+            _emit(event_type=events.PRODUCT_UPDATED, aggregate_type="product", instance=product)
     return product
 
 
 def product_delete(*, product: Product) -> Product:
     """Delete a product nobody references; one with reservations or orders can only be deactivated."""
+    ownership_require_owner(aggregate_type="product")
     product_id = product.id
     try:
         with transaction.atomic():
             product.delete()
+            _emit_deleted(aggregate_type="product", instance_id=product_id)
     except ProtectedError as exc:
         raise Conflict("The product is referenced by orders or reservations; deactivate it instead.") from exc
     product.id = product_id  # delete() clears the pk; callers still want to know which product went
