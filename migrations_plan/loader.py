@@ -56,7 +56,39 @@ def load_plan(name_or_path: str, *, routes: str | os.PathLike | None = None) -> 
         table = load_route_file(routes)
     except RouteFileError as exc:
         raise PlanFileError(str(path), 0, "routes", f"the route file is invalid: {exc}") from exc
-    return parse_plan_text(text, source=path, table=table)
+    plan = parse_plan_text(text, source=path, table=table)
+    plan_route_edits_check(plan=plan, routes_text=Path(table.source).read_text(encoding="utf-8"),
+                           routes_source=table.source)
+    return plan
+
+
+def plan_route_edits_check(*, plan: Plan, routes_text: str, routes_source: str) -> None:
+    """Apply every step's route edits, in order, to a copy of the route file: each result must load.
+
+    Refuses at parse time a plan whose step would leave a route the proxy rejects (a canary without a
+    weight, a weight outside canary mode), naming the plan's line rather than failing mid-migration.
+    """
+    from migrations_plan.errors import ActionFailed
+    from migrations_plan.routefile import edit_route
+    from strangler_proxy.loader import parse_route_text
+
+    text = routes_text
+    for index, step in enumerate(plan.steps):
+        for number, action in enumerate(step.actions):
+            if not isinstance(action, RouteEdit):
+                continue
+            field = f"steps[{index}].actions[{number}]"
+            try:
+                text = edit_route(text, action.prefix, dict(action.changes), source=routes_source)
+            except ActionFailed as exc:
+                raise PlanFileError(str(plan.source), action.line, field, str(exc)) from exc
+        try:
+            parse_route_text(text, source=routes_source)
+        except RouteFileError as exc:
+            line = next((a.line for a in step.actions if isinstance(a, RouteEdit)), step.line)
+            raise PlanFileError(str(plan.source), line, f"steps[{index}]",
+                                f"step {step.name} would make the route file invalid: {exc.field}: {exc.message}"
+                                ) from exc
 
 
 def _interpolate(text: str, source: str) -> str:

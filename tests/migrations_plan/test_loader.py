@@ -95,6 +95,9 @@ def test_environment_values_and_defaults(tmp_path, routes_file, monkeypatch):
     (("      min_soak_seconds: 0\n", "      min_soak_seconds: 0\n  - name: shadow\n    kind: canary\n"
       "    gates: {min_soak_seconds: 1}\n"), 13, "steps[1].name: duplicate of the step on line 6"),
     (("set: {mode: shadow}", "set: {mode: shadow"), 11, "file: not valid YAML"),
+    (("set: {mode: shadow}", "set: {mode: canary}"), 9, "steps[0]: step shadow would make the route file invalid: "
+                                                       "routes[0].weight: required in canary mode"),
+    (("set: {mode: shadow}", "set: {weight: 5}"), 9, "routes[0].weight: only canary routes have a weight"),
 ])
 def test_bad_plans_are_refused_with_file_line_and_reason(tmp_path, routes_file, change, line, message):
     old, new = change

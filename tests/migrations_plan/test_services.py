@@ -163,13 +163,15 @@ def test_a_failing_second_action_undoes_the_first(tmp_path, routes_file, state_d
 
 
 def test_an_edit_the_proxy_would_reject_is_never_written(tmp_path, routes_file, state_dir):
-    original = routes_file.read_text()
-    text = PLAN.replace("set: {mode: shadow}", "set: {mode: canary}", 1)  # canary needs a weight
-    plan = load_plan(str(plan_file(tmp_path, text)), routes=routes_file)
+    plan = load_plan(str(plan_file(tmp_path)), routes=routes_file)
+    # After the plan was checked, someone drops the route's service: shadow mode needs one.
+    products = "    mode: monolith\n    service: catalog\n    fallback: true\n    timeout: 5"
+    edited = routes_file.read_text().replace(products, products.replace("    service: catalog\n", ""))
+    routes_file.write_text(edited)
     with pytest.raises(ActionFailed, match=r"would make the route file invalid, not written: .*routes.yaml:\d+: "
-                                           r"routes\[0\].weight: required in canary mode; nothing was applied"):
+                                           r"routes\[0\].service: required in shadow mode; nothing was applied"):
         plan_advance(plan=plan, routes=routes_file, actor="alice")
-    assert routes_file.read_text() == original
+    assert routes_file.read_text() == edited
 
 
 def test_the_packaged_route_file_is_never_edited(tmp_path, state_dir):
