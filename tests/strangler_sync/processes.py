@@ -152,40 +152,19 @@ def two_projects(tmp_path: Path, *, broker_url: str, databases: PgDatabases | No
     return monolith, catalog
 
 
-# Written to the monolith through its own services' transaction pattern: the row change and its event
-# in one transaction (what catalog.services does once wired to strangler_sync).
+# Runs in the monolith: its own catalog services, which write the row and its event in one transaction.
 WRITER = """
 import json, random
-from decimal import Decimal
-from django.db import transaction
+from monolith.catalog import services
 from monolith.catalog.models import Category, Product
-from strangler_sync import events
-from strangler_sync.services import event_publish
-from strangler_sync.snapshots import aggregate_payload
-
-def emit(kind, aggregate, row):
-    event_publish(event_type=f"{{aggregate}}.{{kind}}", aggregate_type=aggregate, aggregate_id=row.id,
-                  payload=aggregate_payload(aggregate_type=aggregate, instance=row))
 
 rng = random.Random({seed})
-with transaction.atomic():
-    cats = []
-    for i in range({categories}):
-        c = Category.objects.create(name=f"Cat {{i}}-{seed}", slug=f"cat-{{i}}-{seed}")
-        emit("created", "category", c)
-        cats.append(c)
-for i in range({products}):
-    with transaction.atomic():
-        p = Product.objects.create(sku=f"S{seed}-{{i}}", slug=f"p-{seed}-{{i}}", name=f"P {{i}}",
-                                   price=Decimal("1.00") + i, category=rng.choice(cats))
-        emit("created", "product", p)
-for _ in range({updates}):
-    with transaction.atomic():
-        p = Product.objects.select_for_update().order_by("?").first()
-        p.price = p.price + 1
-        p.name = p.name + "+"
-        p.save()
-        emit("updated", "product", p)
+cats = [services.category_create(name=f"Cat {{i}} {seed}") for i in range({categories})]
+products = [services.product_create(sku=f"S{seed}-{{i}}", name=f"P {{i}} {seed}", price=f"{{i + 1}}.00",
+                                    category=rng.choice(cats)) for i in range({products})]
+for n in range({updates}):
+    p = rng.choice(products)
+    services.product_update(product=p, data={{"price": f"{{n + 2}}.50", "name": f"P {{p.id}} v{{n}}"}})
 print(json.dumps({{"products": Product.objects.count(), "categories": Category.objects.count()}}))
 """
 
