@@ -57,16 +57,20 @@ def load_plan(name_or_path: str, *, routes: str | os.PathLike | None = None) -> 
     except RouteFileError as exc:
         raise PlanFileError(str(path), 0, "routes", f"the route file is invalid: {exc}") from exc
     plan = parse_plan_text(text, source=path, table=table)
+    from migrations_plan.state import state_load
+
+    state = state_load(plan=plan.name)
     plan_route_edits_check(plan=plan, routes_text=Path(table.source).read_text(encoding="utf-8"),
-                           routes_source=table.source)
+                           routes_source=table.source, start=state.position if state else 0)
     return plan
 
 
-def plan_route_edits_check(*, plan: Plan, routes_text: str, routes_source: str) -> None:
-    """Apply every step's route edits, in order, to a copy of the route file: each result must load.
+def plan_route_edits_check(*, plan: Plan, routes_text: str, routes_source: str, start: int = 0) -> None:
+    """Apply the route edits of every step not applied yet, in order, to a copy of the route file: each must load.
 
     Refuses at parse time a plan whose step would leave a route the proxy rejects (a canary without a
     weight, a weight outside canary mode), naming the plan's line rather than failing mid-migration.
+    The route file reflects the steps already applied, so the walk starts at the plan's position.
     """
     from migrations_plan.errors import ActionFailed
     from migrations_plan.routefile import edit_route
@@ -74,6 +78,8 @@ def plan_route_edits_check(*, plan: Plan, routes_text: str, routes_source: str) 
 
     text = routes_text
     for index, step in enumerate(plan.steps):
+        if index < start:
+            continue
         for number, action in enumerate(step.actions):
             if not isinstance(action, RouteEdit):
                 continue
