@@ -149,6 +149,30 @@ def test_before_the_flip_the_service_refuses_writes_with_the_customer_known(stac
     assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "authentication_failed"
 
 
+
+@pytest.mark.slow
+def test_a_browser_session_of_the_monolith_is_recognised_and_csrf_checked(stack):
+    """Through the proxy a browser sends the monolith's session and CSRF cookies to the service too."""
+    browser = requests.Session()
+    login_page = browser.get(f"{stack['monolith']}/accounts/login/", headers={"Host": live.SHARED_HOST}, timeout=10)
+    token = browser.cookies["csrftoken"]
+    assert "csrfmiddlewaretoken" in login_page.text
+    logged_in = browser.post(f"{stack['monolith']}/accounts/login/", timeout=10, allow_redirects=False,
+                             headers={"Host": live.SHARED_HOST, "Referer": f"http://{live.SHARED_HOST}/"},
+                             data={"username": "user1", "password": "password", "csrfmiddlewaretoken": token})
+    assert logged_in.status_code == 302 and "sessionid" in browser.cookies
+    cookies = {"sessionid": browser.cookies["sessionid"], "csrftoken": browser.cookies["csrftoken"]}
+    url = f"{stack['service']}/api/reviews/"
+    forged = requests.post(url, json={"product": 1, "rating": 5}, headers=HOST, cookies=cookies, timeout=10)
+    assert forged.status_code == 403 and "CSRF Failed" in forged.json()["error"]["message"]
+    genuine = requests.post(url, json={"product": 1, "rating": 5}, cookies=cookies, timeout=10,
+                            headers={**HOST, "X-CSRFToken": cookies["csrftoken"]})
+    assert genuine.status_code == 409 and genuine.json()["error"]["code"] == "not_owner"  # known, not yet owner
+    anonymous = requests.post(url, json={"product": 1, "rating": 5}, headers=HOST, timeout=10,
+                              cookies={"sessionid": "expired-or-forged"})
+    assert anonymous.status_code == 403 and anonymous.json()["error"]["code"] == "not_authenticated"
+
+
 @pytest.mark.slow
 def test_after_the_flip_service_writes_reach_the_monolith_and_its_product_page(stack):
     monolith, service = stack["monolith"], stack["service"]
