@@ -16,6 +16,7 @@ response is ready and never delay it.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -502,14 +503,20 @@ class StranglerAddon:
             body=response.get_content(strict=False) or b"",
         )
         table = state.table
-        self.shadows.submit(ShadowJob(
+        job = ShadowJob(
             route=state.route_label, rules=decision.route.diff, method=flow.request.method,
             path=flow.request.path, headers=state.forwarded_headers, body=flow.request.raw_content or None,
             monolith=table.monolith, primary=decision.primary, shadow=decision.shadow,
             upstream_urls={name: u.url for name, u in table.upstreams.items()},
             primary_response=primary_response, request_id=state.request_id, timeout=decision.route.timeout,
             host=flow.request.host_header,
-        ))
+        )
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # called outside mitmproxy's loop (tests driving the hooks directly)
+            self.shadows.submit(job)
+        else:  # the shadow's requests go out on this loop; only the comparison takes a thread
+            self.shadows.submit_async(job, self.service_client)
 
     def _shadow_compared(self, job: ShadowJob, result) -> None:
         self.metrics.shadow_comparisons.labels(route=job.route).inc()

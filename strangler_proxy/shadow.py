@@ -1,16 +1,21 @@
 """Shadow traffic: replay a request to a second upstream off the request path and diff the two answers.
 
-The client never waits for a shadow: jobs go to a bounded thread pool after the primary response is
-ready, and when the pool is saturated new jobs are dropped (and counted) rather than queued without end.
+The client never waits for a shadow: jobs are started after the primary response is ready, at most
+``max_pending`` at a time; beyond that new jobs are dropped (and counted) rather than queued without end.
+From a thread (the nginx diff endpoint, tests) a job runs whole on a small thread pool; from mitmproxy's event
+loop its requests are sent by the asyncio client on that loop and only the comparison goes to the pool, so
+shadow I/O never contends with the proxy's own work for the interpreter lock.
 The monolith is always the *expected* side of a diff, whichever upstream served the client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
 import time
+import weakref
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,11 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from strangler_proxy.diffing import DiffResult, DiffRulesLike, HttpResponseData, NoiseRegistry, response_diff
-from strangler_proxy.fetch import UpstreamClient, UpstreamError
+from strangler_proxy.fetch import AsyncUpstreamClient, UpstreamClient, UpstreamError
 
 logger = logging.getLogger("strangler_proxy.shadow")
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Shadow jobs with requests in flight at once on an event loop: waiting sockets cost no thread, so more than
+# the pool's threads, enough that shadows keep up with a saturated mitmproxy plane instead of being dropped.
+ASYNC_IN_FLIGHT = 32
 # Tells the receiving upstream this request is a copy; its answer is only compared, never served.
 SHADOW_HEADER = "X-Strangler-Shadow"
 
@@ -131,23 +139,43 @@ class ShadowRunner:
         self.max_pending = max_pending
         self._on_compared = on_compared
         self._on_error = on_error
+        self.max_workers = max_workers
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="strangler-shadow")
         self._pending = 0
         self._lock = threading.Lock()
+        self._slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> Semaphore
+        self._tasks: set[asyncio.Task] = set()  # strong references: the loop keeps only weak ones
 
-    def submit(self, job: ShadowJob) -> bool:
+    def _reserve(self, job: ShadowJob) -> bool:
         with self._lock:
-            if self._pending >= self.max_pending:
-                full = True
-            else:
-                full = False
+            full = self._pending >= self.max_pending
+            if not full:
                 self._pending += 1
         if full:
             self._error(job, "dropped")
+        return not full
+
+    def submit(self, job: ShadowJob) -> bool:
+        """Run the job on the thread pool; False (and counted as dropped) when ``max_pending`` are in flight."""
+        if not self._reserve(job):
             return False
         future = self._executor.submit(self._run_guarded, job)
         future.add_done_callback(self._done)
         return True
+
+    def submit_async(self, job: ShadowJob, client: AsyncUpstreamClient) -> bool:
+        """From a running event loop: send the job's requests on that loop (``ASYNC_IN_FLIGHT`` jobs at a
+        time), compare on the thread pool. Same dropping, errors and recording as ``submit``."""
+        if not self._reserve(job):
+            return False
+        task = asyncio.get_running_loop().create_task(self._run_async_guarded(job, client))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return True
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        self._done(task)
 
     def _done(self, _future) -> None:
         with self._lock:
@@ -174,25 +202,52 @@ class ShadowRunner:
             self._error(job, "crash")
         return None
 
+    async def _run_async_guarded(self, job: ShadowJob, client: AsyncUpstreamClient) -> DiffResult | None:
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop)
+        if slots is None:
+            slots = self._slots[loop] = asyncio.Semaphore(max(self.max_workers, ASYNC_IN_FLIGHT))
+        try:
+            async with slots:
+                primary = job.primary_response
+                if primary is None:
+                    primary = await client.fetch(**self._request(job, job.primary))
+                shadowed = await client.fetch(**self._request(job, job.shadow))
+                expected_again = None
+                if _learns_noise(job):
+                    expected_again = await client.fetch(**self._request(job, job.monolith))
+            # The diff is CPU work of any size: off the event loop.
+            return await loop.run_in_executor(self._executor, self._compare, job, primary, shadowed, expected_again)
+        except UpstreamError as exc:
+            logger.info("shadow request failed: route=%s %s %s: %s", job.route, job.method, job.path, exc)
+            self._error(job, exc.reason)
+        except Exception:  # a shadow must never take the proxy down; keep the traceback for the log
+            logger.exception("shadow comparison crashed: route=%s %s %s", job.route, job.method, job.path)
+            self._error(job, "crash")
+        return None
+
+    @staticmethod
+    def _request(job: ShadowJob, upstream: str) -> dict:
+        return {"base_url": job.upstream_urls[upstream], "method": job.method, "path": job.path,
+                "headers": [*job.headers, (SHADOW_HEADER, "1")], "body": job.body, "timeout": job.timeout,
+                "host_header": job.host}
+
     def _fetch(self, job: ShadowJob, upstream: str) -> HttpResponseData:
-        headers = [*job.headers, (SHADOW_HEADER, "1")]
-        return self.client.fetch(
-            base_url=job.upstream_urls[upstream], method=job.method, path=job.path, headers=headers,
-            body=job.body, timeout=job.timeout, host_header=job.host,
-        )
+        return self.client.fetch(**self._request(job, upstream))
 
     def run(self, job: ShadowJob) -> DiffResult:
         """Fetch what is missing, diff monolith vs service, record the result (synchronously)."""
         primary = job.primary_response if job.primary_response is not None else self._fetch(job, job.primary)
         shadowed = self._fetch(job, job.shadow)
+        expected_again = self._fetch(job, job.monolith) if _learns_noise(job) else None
+        return self._compare(job, primary, shadowed, expected_again)
+
+    def _compare(self, job: ShadowJob, primary: HttpResponseData, shadowed: HttpResponseData,
+                 expected_again: HttpResponseData | None) -> DiffResult:
         if job.primary == job.monolith:
             expected, actual = primary, shadowed
         else:
             expected, actual = shadowed, primary
-        expected_again = None
-        # The second monolith call must not repeat a write, so noise is only learned from safe methods.
-        if job.rules.learn_noise and job.method in SAFE_METHODS:
-            expected_again = self._fetch(job, job.monolith)
         result = response_diff(
             expected=expected, actual=actual, rules=job.rules, route=job.route, noise=self.store.noise,
             expected_again=expected_again,
@@ -205,3 +260,8 @@ class ShadowRunner:
 
     def shutdown(self, *, wait: bool = True) -> None:
         self._executor.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def _learns_noise(job: ShadowJob) -> bool:
+    # The second monolith call must not repeat a write, so noise is only learned from safe methods.
+    return job.rules.learn_noise and job.method in SAFE_METHODS

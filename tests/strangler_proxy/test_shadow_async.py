@@ -1,0 +1,107 @@
+"""Shadows started from an event loop (the mitmproxy plane): requests on that loop, the same results as threads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+from strangler_proxy.diffing import HttpResponseData
+from strangler_proxy.fetch import AsyncUpstreamClient
+from strangler_proxy.shadow import SHADOW_HEADER, DiffStore, ShadowRunner
+from strangler_proxy.spec import DiffRules
+
+from .test_shadow import make_job, monolith, service  # noqa: F401 - fixtures
+from .upstream_servers import UpstreamServer, json_answer
+
+
+async def _until_idle(runner: ShadowRunner, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while runner.pending and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert runner.pending == 0
+
+
+def test_async_shadow_is_marked_learns_noise_and_compares_like_the_thread_path(monolith, service):  # noqa: F811
+    store = DiffStore()
+    compared = []
+    runner = ShadowRunner(store=store, on_compared=lambda job, result: compared.append(result))
+    primary = HttpResponseData.from_pairs(status=200, header_pairs=[("Content-Type", "application/json")],
+                                          body=json.dumps({"items": [{"id": 1, "price": "9.99"}],
+                                                           "request_no": 100}).encode())
+
+    async def scenario() -> None:
+        assert runner.submit_async(make_job(monolith, service, primary_response=primary), AsyncUpstreamClient())
+        await _until_idle(runner)
+
+    asyncio.run(scenario())
+    assert [(r.equal, r.noise_skipped) for r in compared] == [(True, ("$.request_no",))]
+    sent = service.received()[0]
+    assert sent["headers"][SHADOW_HEADER.lower()] == "1" and sent["headers"]["x-request-id"] == "rid-7"
+    assert len(monolith.received()) == 1  # the noise call only
+    assert store.summary()["routes"]["/api/products/"]["comparisons"] == 1
+    runner.shutdown()
+
+
+def test_async_shadow_finds_a_real_difference_with_the_monolith_expected(monolith, service):  # noqa: F811
+    service.handler = lambda m, p, h, b: json_answer(200, {"items": [{"id": 1, "price": "10.00"}], "request_no": 5})
+    store = DiffStore()
+    runner = ShadowRunner(store=store)
+
+    async def scenario() -> None:  # no primary answer given: both sides are fetched
+        assert runner.submit_async(make_job(monolith, service, rules=DiffRules(learn_noise=False)),
+                                   AsyncUpstreamClient())
+        await _until_idle(runner)
+
+    asyncio.run(scenario())
+    recent = store.summary()["recent"][-1]
+    assert recent["expected_upstream"] == "monolith" and recent["actual_upstream"] == "catalog"
+    assert {d["path"] for d in recent["differences"]} == {"$.items[0].price", "$.request_no"}
+    runner.shutdown()
+
+
+def test_async_submit_never_waits_and_drops_beyond_max_pending(monolith, service):  # noqa: F811
+    release = threading.Event()
+
+    def slow(m, p, h, b):
+        release.wait(5)
+        return json_answer(200, {})
+
+    service.handler = slow
+    errors = []
+    store = DiffStore()
+    runner = ShadowRunner(store=store, max_workers=1, max_pending=2, on_error=lambda job, reason: errors.append(reason))
+
+    async def scenario() -> list[bool]:
+        client = AsyncUpstreamClient()
+        started = time.monotonic()
+        accepted = [runner.submit_async(make_job(monolith, service, rules=DiffRules(learn_noise=False)), client)
+                    for _ in range(4)]
+        assert time.monotonic() - started < 0.5
+        await asyncio.sleep(0.2)
+        release.set()
+        await _until_idle(runner)
+        return accepted
+
+    assert asyncio.run(scenario()) == [True, True, False, False]
+    assert errors == ["dropped", "dropped"]
+    summary = store.summary()["routes"]["/api/products/"]
+    assert (summary["comparisons"], summary["dropped"]) == (2, 2)
+    runner.shutdown()
+
+
+def test_async_unreachable_shadow_is_an_error_not_a_crash(monolith):  # noqa: F811
+    store = DiffStore()
+    runner = ShadowRunner(store=store)
+    dead = UpstreamServer("dead").start()
+    dead.stop()
+
+    async def scenario() -> None:
+        job = make_job(monolith, dead, primary_response=HttpResponseData(200, {}, b""))
+        assert runner.submit_async(job, AsyncUpstreamClient())
+        await _until_idle(runner)
+
+    asyncio.run(scenario())
+    assert store.summary()["routes"]["/api/products/"]["errors"] == 1
+    runner.shutdown()
