@@ -27,7 +27,7 @@ import time
 import uuid
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from kombu import Producer
 from kombu.mixins import ConsumerMixin
@@ -48,6 +48,9 @@ from strangler_sync.models import AppliedVersion, DeadLetter, InboxMessage
 from strangler_sync.schemas import payload_validate
 
 logger = logging.getLogger(__name__)
+
+# A database that is down, restarting or refused the transaction (deadlock): retry, never dead-letter.
+DATABASE_TRANSIENT = (OperationalError, InterfaceError)
 
 APPLIED = "applied"
 DUPLICATE = "duplicate"
@@ -272,6 +275,7 @@ class SyncConsumer(ConsumerMixin):
         self.handled = 0
         self._pending: list[tuple[object, object]] = []  # (body, message)
         self._first_pending_at = 0.0
+        self._db_failures = 0
 
     def get_consumers(self, Consumer, channel):
         topology_declare(channel=channel, include_own_queue=True)
@@ -343,22 +347,32 @@ class SyncConsumer(ConsumerMixin):
         parsed.sort(key=lambda item: (item[0].aggregate_type, item[0].aggregate_id, item[0].version))
         applied: list[tuple[SyncEvent, object, str]] = []
         try:
-            with transaction.atomic():
-                outcomes = inbox_apply_batch(events=[event for event, _ in parsed])
-            applied = [(event, message, outcome) for (event, message), outcome in zip(parsed, outcomes, strict=True)]
-        except Exception:
-            # Something in the batch failed: redo it one event per savepoint so only the culprit fails.
-            logger.info("batch of %s failed; applying one by one", len(parsed), exc_info=True)
-            with transaction.atomic():
-                for event, message in parsed:
-                    token = current_request_id.set(event.correlation_id or None)
-                    try:
-                        outcome = inbox_apply(event=event)  # its atomic() is a savepoint: a failure rolls back alone
-                        applied.append((event, message, outcome))
-                    except Exception as exc:
-                        failures.append((event, message, exc))
-                    finally:
-                        current_request_id.reset(token)
+            try:
+                with transaction.atomic():
+                    outcomes = inbox_apply_batch(events=[event for event, _ in parsed])
+                applied = [(event, message, outcome)
+                           for (event, message), outcome in zip(parsed, outcomes, strict=True)]
+            except DATABASE_TRANSIENT:
+                raise
+            except Exception:
+                # Something in the batch failed: redo it one event per savepoint so only the culprit fails.
+                logger.info("batch of %s failed; applying one by one", len(parsed), exc_info=True)
+                with transaction.atomic():
+                    for event, message in parsed:
+                        token = current_request_id.set(event.correlation_id or None)
+                        try:
+                            outcome = inbox_apply(event=event)  # its atomic() is a savepoint: fails alone
+                            applied.append((event, message, outcome))
+                        except DATABASE_TRANSIENT:
+                            raise
+                        except Exception as exc:
+                            failures.append((event, message, exc))
+                        finally:
+                            current_request_id.reset(token)
+        except DATABASE_TRANSIENT as exc:
+            self._database_unavailable(pending, exc)
+            return
+        self._db_failures = 0
         for event, message, outcome in applied:
             message.ack()
             self._observe(event, outcome)
@@ -375,6 +389,18 @@ class SyncConsumer(ConsumerMixin):
                 )
             finally:
                 current_request_id.reset(token)
+
+    def _database_unavailable(self, pending: list, exc: Exception) -> None:
+        """The database is down or refused (restart, failover, deadlock): nothing was applied, so give every
+        message of the batch back to the broker untouched (no attempt counted) and retry after a pause."""
+        self._db_failures += 1
+        delay = min(5.0, 0.2 * 2 ** self._db_failures)
+        logger.warning("database unavailable (%s); %s message(s) requeued, retrying in %.1fs", exc, len(pending),
+                       delay)
+        for _body, message in pending:
+            message.requeue()
+        connection.close()
+        time.sleep(delay)
 
     def _observe(self, event: SyncEvent, outcome: str) -> None:
         queue = self.config.queue

@@ -19,8 +19,8 @@ import logging
 import threading
 import time
 
+from django.db import InterfaceError, OperationalError, transaction
 from django.db import connection as db_connection
-from django.db import transaction
 from django.utils import timezone
 from kombu import Producer
 
@@ -166,18 +166,32 @@ def relay_gauges_update() -> None:
 
 
 def relay_run(*, stop: threading.Event | None = None, interval: float = 0.2, once: bool = False) -> int:
-    """The `sync_relay` loop: publish while there is work, poll every `interval` seconds when idle."""
+    """The `sync_relay` loop: publish while there is work, poll every `interval` seconds when idle.
+
+    A database outage (restart, failover) does not end the loop: the connection is dropped and the
+    loop retries with backoff; the batch in flight rolled back, so its rows are published again.
+    """
     stop = stop or threading.Event()
     relay = Relay()
     total = 0
     last_gauges = 0.0
+    failures = 0
     try:
         while not stop.is_set():
-            published = relay.publish_batch()
+            try:
+                published = relay.publish_batch()
+                if time.monotonic() - last_gauges > 5:
+                    relay_gauges_update()
+                    last_gauges = time.monotonic()
+                failures = 0
+            except (OperationalError, InterfaceError) as exc:
+                failures += 1
+                delay = min(5.0, 0.2 * 2 ** failures)
+                logger.warning("database unavailable (%s); relay retries in %.1fs", exc, delay)
+                db_connection.close()
+                stop.wait(delay)
+                continue
             total += published
-            if time.monotonic() - last_gauges > 5:
-                relay_gauges_update()
-                last_gauges = time.monotonic()
             if once and published == 0:
                 break
             if published == 0:

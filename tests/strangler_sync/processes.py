@@ -121,7 +121,8 @@ class PgDatabases:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def two_projects(tmp_path: Path, *, broker_url: str, databases: PgDatabases | None) -> tuple[Project, Project]:
+def two_projects(tmp_path: Path, *, broker_url: str, databases: PgDatabases | None,
+                 urls: tuple[str, str] | None = None) -> tuple[Project, Project]:
     """The monolith (owner, relay) and the catalog service (follower, consumer), migrated, sharing a namespace."""
     var = tmp_path / "var"
     var.mkdir()
@@ -135,7 +136,9 @@ def two_projects(tmp_path: Path, *, broker_url: str, databases: PgDatabases | No
         "DEBUG": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    if databases is not None:
+    if urls is not None:
+        mono_db, catalog_db = urls
+    elif databases is not None:
         mono_db, catalog_db = databases.create("e2e_mono"), databases.create("e2e_catalog")
     else:
         mono_db, catalog_db = f"sqlite:///{var / 'mono.sqlite3'}", f"sqlite:///{var / 'catalog.sqlite3'}"
@@ -225,3 +228,67 @@ def wait_for(predicate, *, timeout: float = 120, interval: float = 0.3, what: st
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+class PrivatePostgres:
+    """A throwaway PostgreSQL cluster on its own port, so a test can restart it without touching anyone else's."""
+
+    def __init__(self, root: Path):
+        import glob
+        import shutil
+
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+        self.bin = Path(bins[-1]) if bins else None
+        self.root = root
+        self.data = root / "pgdata"
+        self.port = free_port()
+        self.runuser = shutil.which("runuser")
+
+    @property
+    def available(self) -> bool:
+        return self.bin is not None and (self.bin / "initdb").exists() and (os.geteuid() != 0 or bool(self.runuser))
+
+    def _run(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess:
+        command = [str(a) for a in argv]
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            command = [self.runuser, "-u", "postgres", "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=check)
+
+    def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            shutil_chown(self.root)
+        if not self.data.exists():
+            self._run(self.bin / "initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync")
+        self._pg_ctl("start")
+
+    def _pg_ctl(self, action: str, *extra: str) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(self.bin / "pg_ctl", action, "-D", self.data, "-w", "-t", "60", "-l", self.root / "pg.log",
+                  "-o", options, *extra)
+
+    def restart(self) -> None:
+        self._pg_ctl("restart", "-m", "fast")
+
+    def stop(self) -> None:
+        if self.data.exists():
+            self._run(self.bin / "pg_ctl", "stop", "-D", self.data, "-m", "immediate", check=False)
+
+    def url(self, name: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+    def createdb(self, name: str) -> str:
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+
+def shutil_chown(path: Path) -> None:
+    import shutil
+
+    shutil.chown(path, user="postgres", group="postgres")
+    # every parent must be traversable by the postgres user
+    for parent in path.parents:
+        if str(parent) in ("/", "/tmp"):
+            break
+        os.chmod(parent, os.stat(parent).st_mode | 0o011)

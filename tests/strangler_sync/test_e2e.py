@@ -9,6 +9,7 @@ lost, nothing applied twice, verify finds 0 differences.
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -19,6 +20,7 @@ from tests.strangler_sync.processes import (
     INBOX_STATS,
     OUTBOX_STATS,
     PgDatabases,
+    PrivatePostgres,
     broker_cleanup,
     kill9,
     two_projects,
@@ -175,3 +177,43 @@ def test_faults_on_postgresql_and_rabbitmq(tmp_path, rabbitmq_url):
         catalog.stop_all()
         databases.drop_all()
         broker_cleanup(rabbitmq_url, namespace)
+
+
+def test_database_restart_under_a_running_relay_and_consumer(tmp_path):
+    """A private PostgreSQL (own port) restarts while relay and consumer run: both recover, nothing is lost."""
+    server = PrivatePostgres(tmp_path / "pg")
+    if not server.available:
+        pytest.skip("no PostgreSQL server binaries (initdb) on this machine")
+    server.start()
+    try:
+        urls = (server.createdb("mono"), server.createdb("catalog"))
+        monolith, catalog = two_projects(tmp_path, broker_url="filesystem://", databases=None, urls=urls)
+        outbox_ids = "SELECT message_id FROM strangler_sync_outboxevent"
+        inbox_ids = "SELECT message_id FROM strangler_sync_inboxmessage"
+
+        def ids(dsn: str, sql: str) -> set[str]:
+            with psycopg.connect(dsn.replace("postgres://", "postgresql://")) as conn:
+                return {str(r[0]) for r in conn.execute(sql)}
+
+        try:
+            relay = monolith.start("sync_relay")
+            consumer = catalog.start("sync_consume")
+            write(monolith, seed=1, categories=2, products=20, updates=20)
+            wait_for(lambda: ids(urls[1], inbox_ids) == ids(urls[0], outbox_ids), what="first batch applied")
+
+            server.restart()  # both processes hold connections that are now dead
+            write(monolith, seed=2, categories=2, products=20, updates=20)
+            wait_for(lambda: ids(urls[1], inbox_ids) == ids(urls[0], outbox_ids), what="second batch applied")
+            assert len(ids(urls[0], outbox_ids)) == 2 * (2 + 20 + 20)
+            assert relay.poll() is None and consumer.poll() is None  # they recovered instead of exiting
+            assert "database unavailable" in Path(relay.log_path).read_text() + Path(consumer.log_path).read_text()
+            monolith.serve()
+            catalog.serve()
+            for aggregate in ("category", "product"):
+                result = verify(monolith, catalog, aggregate)
+                assert result.returncode == 0, result.stdout + result.stderr
+        finally:
+            monolith.stop_all()
+            catalog.stop_all()
+    finally:
+        server.stop()
