@@ -129,8 +129,8 @@ def backfill_run(
                         )
                         if confirms is not None:
                             confirms.published += 1
-                    if confirms is not None:
-                        confirms.wait(timeout=60)  # checkpoint only what the broker confirmed
+                    if confirms is not None and confirms.wait(timeout=60):  # checkpoint only confirmed batches
+                        raise RuntimeError("the broker refused part of the batch; rerun with --resume")
                 else:
                     outbox_insert_many(events=events)
                 cursor = ids[-1]

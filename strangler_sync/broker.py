@@ -100,7 +100,8 @@ class BatchConfirms:
 
     kombu's ``confirm_publish`` waits for each message's ack before sending the next one (a round
     trip per event); here the channel is put in confirm mode once, deliveries are numbered 1, 2, ...
-    as the broker numbers them, and ``wait`` blocks until every one is acked (a nack fails the batch).
+    as the broker numbers them, and ``wait`` blocks until every one is acked or nacked (and says which
+    were nacked: those rows are retried alone).
     """
 
     def __init__(self, channel):
@@ -123,10 +124,14 @@ class BatchConfirms:
             self._acked.discard(self.acked_upto)
 
     def _on_nack(self, delivery_tag, multiple):
-        self.nacked.add(delivery_tag)
+        if multiple:
+            self.nacked.update(t for t in range(self.acked_upto + 1, delivery_tag + 1) if t not in self._acked)
+        else:
+            self.nacked.add(delivery_tag)
         self._on_ack(delivery_tag, multiple)
 
-    def wait(self, *, timeout: float) -> None:
+    def wait(self, *, timeout: float) -> set[int]:
+        """Block until every published delivery is acked or nacked; returns (and forgets) the nacked tags."""
         deadline = time.monotonic() + timeout
         target = self.published
         while self.acked_upto < target:
@@ -134,6 +139,9 @@ class BatchConfirms:
             if remaining <= 0:
                 raise TimeoutError(f"broker confirmed {self.acked_upto} of {target} messages in {timeout}s")
             self.channel.connection.drain_events(timeout=remaining)
-        if self.nacked:
-            nacked, self.nacked = sorted(self.nacked), set()
-            raise RuntimeError(f"broker nacked deliveries {nacked[:10]}")
+        nacked, self.nacked = set(self.nacked), set()
+        return nacked
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker could not be reached or dropped the connection: nothing of the batch counts as confirmed."""

@@ -320,6 +320,10 @@ class SyncConsumer(ConsumerMixin):
         if self.stop_event is not None and self.stop_event.is_set():
             self.should_stop = True
 
+    def on_connection_revived(self):
+        # After a reconnect, buffered messages belong to the dead channel: the broker redelivers them.
+        self._pending = []
+
     def on_consume_end(self, connection, channel):
         self.flush()
 

@@ -16,6 +16,7 @@ version and dropping older ones gives the same result as in-order delivery.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 
@@ -28,6 +29,7 @@ from strangler_sync import metrics
 from strangler_sync.broker import (
     ATTEMPTS_HEADER,
     BatchConfirms,
+    BrokerUnavailable,
     broker_connection,
     routing_key_for,
     sync_exchange,
@@ -94,7 +96,13 @@ class Relay:
         self.confirms = None
 
     def publish_batch(self) -> int:
-        """Claim and publish one batch; returns the number of rows confirmed by the broker."""
+        """Claim and publish one batch; returns the number of rows the broker confirmed.
+
+        Raises BrokerUnavailable when the broker cannot be reached or drops the connection: the batch's
+        transaction rolls back and no row is charged an attempt (an outage is not the rows' fault; the
+        caller backs off). Rows the broker *refuses* (a nack) are charged an attempt, retried with
+        exponential backoff and jitter, and marked dead after MAX_ATTEMPTS.
+        """
         config = sync_settings()
         with transaction.atomic():
             claim = OutboxEvent.objects.filter(
@@ -105,31 +113,29 @@ class Relay:
             rows = list(claim[: config.batch_size])
             if not rows:
                 return 0
-            confirmed: list[int] = []
-            failed: OutboxEvent | None = rows[0]  # a connection failure counts against the first row
             try:
                 producer = self._producer()
-                sent = []
+                first_tag = self.confirms.published + 1 if self.confirms is not None else 1
                 for event in rows:
-                    failed = event
                     self._publish_one(producer, event)
-                    sent.append(event.id)
-                if self.confirms is not None:
-                    failed = rows[0]
-                    self.confirms.wait(timeout=self.confirm_timeout)
-                confirmed = sent
-                failed = None
-            except Exception as exc:  # broker down, nack, timeout: retry later with backoff
+                nacked = self.confirms.wait(timeout=self.confirm_timeout) if self.confirms is not None else set()
+            except Exception as exc:  # connection refused/lost, confirm timeout: nothing is known confirmed
                 self.close()
                 metrics.PUBLISH_FAILURES.labels(config.origin).inc()
-                if failed is not None:
-                    failed = outbox_mark_failed(event=failed, error=f"{type(exc).__name__}: {exc}")
-                    if failed.status == OutboxEvent.Status.DEAD:
-                        metrics.DEAD_ROWS.labels(config.origin).inc()
-                        logger.error("outbox row %s is dead after %s attempts", failed.id, failed.attempts)
-                logger.warning("publish failed after %s of %s rows: %s", len(confirmed), len(rows), exc)
-            outbox_mark_published(event_ids=confirmed)
-        for event in rows[: len(confirmed)]:
+                raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            refused = [rows[tag - first_tag] for tag in sorted(nacked)]
+            for event in refused:
+                event = outbox_mark_failed(event=event, error="refused by the broker (nack)")
+                if event.status == OutboxEvent.Status.DEAD:
+                    metrics.DEAD_ROWS.labels(config.origin).inc()
+                    logger.error("outbox row %s is dead after %s attempts", event.id, event.attempts)
+            refused_ids = {e.id for e in refused}
+            confirmed = [e for e in rows if e.id not in refused_ids]
+            outbox_mark_published(event_ids=[e.id for e in confirmed])
+        if refused:
+            metrics.PUBLISH_FAILURES.labels(config.origin).inc()
+            logger.warning("the broker refused %s of %s rows; they are retried with backoff", len(refused), len(rows))
+        for event in confirmed:
             metrics.PUBLISHED.labels(config.origin, event.event_type).inc()
         return len(confirmed)
 
@@ -147,10 +153,14 @@ class Relay:
             self.confirms.published += 1
 
     def drain(self, *, max_batches: int = 1000) -> int:
-        """Publish batches until nothing is due (bounded, for the Celery task)."""
+        """Publish batches until nothing is due (bounded, for the Celery task; an outage ends it early)."""
         total = 0
         for _ in range(max_batches):
-            published = self.publish_batch()
+            try:
+                published = self.publish_batch()
+            except BrokerUnavailable as exc:
+                logger.warning("broker unavailable (%s); the periodic sweep will retry", exc)
+                break
             total += published
             if published == 0:
                 break
@@ -168,8 +178,9 @@ def relay_gauges_update() -> None:
 def relay_run(*, stop: threading.Event | None = None, interval: float = 0.2, once: bool = False) -> int:
     """The `sync_relay` loop: publish while there is work, poll every `interval` seconds when idle.
 
-    A database outage (restart, failover) does not end the loop: the connection is dropped and the
-    loop retries with backoff; the batch in flight rolled back, so its rows are published again.
+    A database or broker outage (restart, failover) does not end the loop: it retries with backoff and
+    jitter; the batch in flight rolled back, so its rows are published again (duplicates are dropped by
+    the consumers' inbox).
     """
     stop = stop or threading.Event()
     relay = Relay()
@@ -184,11 +195,13 @@ def relay_run(*, stop: threading.Event | None = None, interval: float = 0.2, onc
                     relay_gauges_update()
                     last_gauges = time.monotonic()
                 failures = 0
-            except (OperationalError, InterfaceError) as exc:
+            except (OperationalError, InterfaceError, BrokerUnavailable) as exc:
                 failures += 1
-                delay = min(5.0, 0.2 * 2 ** failures)
-                logger.warning("database unavailable (%s); relay retries in %.1fs", exc, delay)
-                db_connection.close()
+                delay = min(sync_settings().backoff_max, 5.0, 0.2 * 2 ** failures) * random.uniform(0.5, 1.0)
+                what = "broker" if isinstance(exc, BrokerUnavailable) else "database"
+                logger.warning("%s unavailable (%s); relay retries in %.1fs", what, exc, delay)
+                if what == "database":
+                    db_connection.close()
                 stop.wait(delay)
                 continue
             total += published

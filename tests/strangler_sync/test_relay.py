@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from strangler_sync import events, metrics
+from strangler_sync.broker import BrokerUnavailable
 from strangler_sync.conf import sync_settings
 from strangler_sync.models import OutboxEvent
 from strangler_sync.relay import Relay, relay_run
@@ -79,26 +80,58 @@ def test_a_row_published_before_any_consumer_existed_is_not_lost(subscribed):
     assert len(drain_queue(subscribed["catalog"])) == 1
 
 
-def test_broker_down_backs_off_then_marks_dead(settings, subscribed):
+def test_broker_down_charges_no_attempt_and_keeps_rows_pending(settings, subscribed):
     settings.STRANGLER_SYNC = {**settings.STRANGLER_SYNC, "BROKER_URL": "amqp://guest:guest@127.0.0.1:1//",
-                               "BROKER_TRANSPORT_OPTIONS": {"connect_timeout": 0.5}, "MAX_ATTEMPTS": 2,
-                               "BACKOFF_BASE": 30.0}
+                               "BROKER_TRANSPORT_OPTIONS": {"connect_timeout": 0.5}}
     [row] = emit(1)
-    dead_before = metrics.DEAD_ROWS.labels("monolith")._value.get()
-    assert Relay().publish_batch() == 0
+    failures = metrics.PUBLISH_FAILURES.labels("monolith")._value.get()
+    with pytest.raises(BrokerUnavailable):
+        Relay().publish_batch()
     row.refresh_from_db()
-    assert (row.status, row.attempts) == ("pending", 1)
-    assert row.next_attempt_at > timezone.now() + timedelta(seconds=10)  # backoff: not retried at once
-    assert "Error" in row.last_error
-    assert Relay().publish_batch() == 0  # not due yet: nothing claimed
-    OutboxEvent.objects.update(next_attempt_at=timezone.now())
-    Relay().publish_batch()
-    row.refresh_from_db()
-    assert (row.status, row.attempts) == ("dead", 2)
-    assert metrics.DEAD_ROWS.labels("monolith")._value.get() == dead_before + 1
-    assert outbox_requeue(event_ids=[row.id]) == 1
-    row.refresh_from_db()
-    assert (row.status, row.attempts, row.last_error) == ("pending", 0, "")
+    assert (row.status, row.attempts) == ("pending", 0)  # an outage is not the row's fault
+    assert metrics.PUBLISH_FAILURES.labels("monolith")._value.get() == failures + 1
+    assert Relay().drain() == 0  # the Celery task gives up quietly; the beat sweep retries
+
+
+@pytest.mark.rabbitmq
+def test_rows_the_broker_refuses_back_off_then_die_and_can_be_requeued(on_rabbitmq, subscribed, settings):
+    """A queue that rejects publishes (x-overflow=reject-publish, max length 0) makes RabbitMQ nack."""
+    from kombu import Queue, binding
+
+    from strangler_sync.broker import broker_connection, sync_exchange
+
+    settings.STRANGLER_SYNC = {**settings.STRANGLER_SYNC, "MAX_ATTEMPTS": 2, "BACKOFF_BASE": 30.0}
+    config = sync_settings()
+    full = Queue(f"{config.raw['NAMESPACE']}.full", exchange=sync_exchange(), durable=False, auto_delete=False,
+                 bindings=[binding(sync_exchange(), routing_key="product.*")],
+                 queue_arguments={"x-max-length": 0, "x-overflow": "reject-publish"})
+    with broker_connection() as connection:
+        channel = connection.channel()
+        sync_exchange()(channel).declare()
+        full(channel).declare()
+    try:
+        [row] = emit(1)
+        dead_before = metrics.DEAD_ROWS.labels("monolith")._value.get()
+        relay = Relay()
+        try:
+            assert relay.publish_batch() == 0
+            row.refresh_from_db()
+            assert (row.status, row.attempts, row.last_error) == ("pending", 1, "refused by the broker (nack)")
+            assert row.next_attempt_at > timezone.now() + timedelta(seconds=10)  # backoff: not retried at once
+            assert relay.publish_batch() == 0  # not due yet: nothing claimed
+            OutboxEvent.objects.update(next_attempt_at=timezone.now())
+            assert relay.publish_batch() == 0
+        finally:
+            relay.close()
+        row.refresh_from_db()
+        assert (row.status, row.attempts) == ("dead", 2)
+        assert metrics.DEAD_ROWS.labels("monolith")._value.get() == dead_before + 1
+        assert outbox_requeue(event_ids=[row.id]) == 1
+        row.refresh_from_db()
+        assert (row.status, row.attempts, row.last_error) == ("pending", 0, "")
+    finally:
+        with broker_connection() as connection:
+            connection.channel().queue_delete(full.name)
 
 
 def test_backoff_is_exponential_with_jitter_and_capped(settings):
