@@ -287,7 +287,81 @@ def shutil_chown(path: Path) -> None:
     import shutil
 
     shutil.chown(path, user="postgres", group="postgres")
-    # every parent must be traversable by the postgres user
+    shutil_traversable(path)  # every parent must be traversable by the postgres user
+
+
+class PrivateRabbitMQ:
+    """A throwaway RabbitMQ node on its own ports, so a test can stop it without touching the shared broker."""
+
+    def __init__(self, root: Path):
+        import shutil
+
+        self.root = root
+        self.server = shutil.which("rabbitmq-server") or ("/usr/sbin/rabbitmq-server"
+                                                           if os.path.exists("/usr/sbin/rabbitmq-server") else None)
+        self.ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+        self.node = f"sync_test_{uuid.uuid4().hex[:8]}@localhost"
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.server is not None and os.geteuid() == 0  # the server script switches to the rabbitmq user
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+
+    def start(self) -> None:
+        import shutil
+
+        for sub in ("mnesia", "log"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        (self.root / "plugins").write_text("[].\n")
+        config = f"listeners.tcp.local = 127.0.0.1:{self.port}\nloopback_users = none\n"
+        (self.root / "rabbitmq.conf").write_text(config)
+        for path in [self.root, *self.root.rglob("*")]:
+            shutil.chown(path, user="rabbitmq", group="rabbitmq")
+        shutil_traversable(self.root)
+        env = {**os.environ, "RABBITMQ_NODENAME": self.node, "RABBITMQ_NODE_PORT": str(self.port),
+               "RABBITMQ_DIST_PORT": str(free_port()), "RABBITMQ_CONFIG_FILE": str(self.root / "rabbitmq.conf"),
+               "RABBITMQ_MNESIA_BASE": str(self.root / "mnesia"), "RABBITMQ_LOG_BASE": str(self.root / "log"),
+               "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.root / "plugins"),
+               "RABBITMQ_PID_FILE": str(self.root / "pid")}
+        log = open(self.root / "out.log", "w")  # noqa: SIM115 - the server writes to it until stopped
+        self.process = subprocess.Popen([self.server], cwd="/tmp", env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        wait_for(lambda: _port_open(self.port), timeout=90, interval=0.25, what="private RabbitMQ listening")
+
+    def _ctl(self, *args: str) -> None:
+        subprocess.run([self.ctl, "-n", self.node, *args], capture_output=True, timeout=120, check=True)
+
+    def stop_app(self) -> None:
+        self._ctl("stop_app")
+
+    def start_app(self) -> None:
+        self._ctl("start_app")
+        wait_for(lambda: _port_open(self.port), timeout=60, interval=0.25, what="private RabbitMQ back")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            self._ctl("stop")
+        except Exception:  # already gone or wedged: kill the whole session
+            pass
+        stop(self.process)
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def shutil_traversable(path: Path) -> None:
     for parent in path.parents:
         if str(parent) in ("/", "/tmp"):
             break

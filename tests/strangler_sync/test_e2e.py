@@ -9,6 +9,7 @@ lost, nothing applied twice, verify finds 0 differences.
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 
 import psycopg
@@ -21,6 +22,7 @@ from tests.strangler_sync.processes import (
     OUTBOX_STATS,
     PgDatabases,
     PrivatePostgres,
+    PrivateRabbitMQ,
     broker_cleanup,
     kill9,
     two_projects,
@@ -217,3 +219,52 @@ def test_database_restart_under_a_running_relay_and_consumer(tmp_path):
             catalog.stop_all()
     finally:
         server.stop()
+
+
+def _sqlite_ids(path: Path, sql: str) -> set[str]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return {str(r[0]).replace("-", "") for r in conn.execute(sql)}
+
+
+def test_broker_stopped_for_30_seconds(tmp_path):
+    """A private RabbitMQ node (own ports) stops for 30 s under a running relay and consumer; writes go on."""
+    broker = PrivateRabbitMQ(tmp_path / "rabbit")
+    if not broker.available:
+        pytest.skip("rabbitmq-server is not installed here (or not startable as root)")
+    broker.start()
+    try:
+        monolith, catalog = two_projects(tmp_path, broker_url=broker.url, databases=None)
+        var = Path(monolith.env["STRANGLER_VAR_DIR"])
+        outbox_ids = "SELECT message_id FROM strangler_sync_outboxevent"
+        inbox_ids = "SELECT message_id FROM strangler_sync_inboxmessage"
+
+        def synced() -> bool:
+            return _sqlite_ids(var / "catalog.sqlite3", inbox_ids) == _sqlite_ids(var / "mono.sqlite3", outbox_ids)
+
+        try:
+            relay = monolith.start("sync_relay")
+            consumer = catalog.start("sync_consume")
+            write(monolith, seed=1, categories=2, products=15, updates=15)
+            wait_for(synced, what="first batch applied")
+
+            broker.stop_app()
+            stopped = time.monotonic()
+            write(monolith, seed=2, categories=2, products=15, updates=15)  # the outbox keeps the events
+            pending = monolith.shell_json(OUTBOX_STATS)
+            assert pending["pending"] == 2 + 15 + 15 and pending["dead"] == 0
+            time.sleep(max(0.0, 30 - (time.monotonic() - stopped)))
+            assert relay.poll() is None and consumer.poll() is None
+            broker.start_app()
+
+            wait_for(synced, what="everything applied after the outage")
+            stats = monolith.shell_json(OUTBOX_STATS)
+            assert (stats["pending"], stats["dead"], stats["published"]) == (0, 0, 2 * (2 + 15 + 15))
+            assert catalog.shell_json(INBOX_STATS)["dead"] == 0
+            assert "broker unavailable" in Path(relay.log_path).read_text()
+        finally:
+            monolith.stop_all()
+            catalog.stop_all()
+    finally:
+        broker.stop()
