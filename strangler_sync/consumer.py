@@ -1,10 +1,12 @@
 """The inbox: applies received events exactly once per message_id and never older than what was applied.
 
-``inbox_apply`` runs one transaction per message: it locks the aggregate's AppliedVersion row, skips
-a message whose message_id is already in the inbox (duplicate) or whose version is not newer than the
-applied one (stale), otherwise runs the registered handler and records both rows. The broker message
-is acked only after that transaction committed, so a crash at any point means redelivery, and
-redelivery is harmless.
+``inbox_apply`` applies one message in one transaction (``inbox_apply_batch`` does the same for a
+batch with a few statements per batch): it locks the aggregate's AppliedVersion row, skips a message
+whose message_id is already in the inbox (duplicate) or whose version is not newer than the applied
+one (stale), otherwise runs the registered handler and records both rows. The broker message is acked
+only after that transaction committed, so a crash at any point means redelivery, and redelivery is
+harmless. A database that is down or refuses the transaction gives the batch back to the broker
+untouched (no attempt counted), so an outage never dead-letters anything.
 
 ``SyncConsumer`` (``manage.py sync_consume``) is a kombu ConsumerMixin rather than a Celery worker:
 it needs per-message ack after commit, the raw message for dead-lettering, and nothing of Celery's

@@ -7,6 +7,10 @@ killed mid-batch rolls back: its rows are pending again and are re-published (th
 drops the duplicates). SQLite has no row locks: the projects open every transaction with BEGIN IMMEDIATE
 (servicekit.env), so a batch holds the database write lock and relays simply take turns.
 
+Failures: a broker outage (connection refused or lost, confirm timeout) charges no row an attempt; the
+loop backs off with jitter and retries. Rows the broker refuses (nack) are charged one attempt each,
+retried with exponential backoff and jitter, and marked dead after MAX_ATTEMPTS (admin: requeue).
+
 Ordering: rows are claimed in id order, which per aggregate is version order (the version row stays
 locked until the write commits). Across parallel relays or retries order can still change, so the
 consumer keeps a version guard per aggregate and events carry full state: applying the newest
