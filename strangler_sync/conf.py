@@ -8,7 +8,7 @@ Keys (all optional; defaults below)::
         "BROKER_URL": CELERY_BROKER_URL,        # filesystem:// by default, amqp://... in production
         "BROKER_TRANSPORT_OPTIONS": CELERY_BROKER_TRANSPORT_OPTIONS,
         "BATCH_SIZE": 200,                      # outbox rows a relay claims per transaction
-        "MAX_ATTEMPTS": 8,                      # relay publish attempts before a row is dead
+        "MAX_ATTEMPTS": 8,                      # broker refusals (nacks) before a row is dead
         "BACKOFF_BASE": 1.0, "BACKOFF_MAX": 300.0,   # seconds; exponential with jitter
         "RETENTION_DAYS": 7,                    # published outbox rows / inbox rows kept this long
         "OWNERSHIP_FILE": $STRANGLER_OWNERSHIP_FILE or var/ownership.json,
