@@ -45,7 +45,7 @@ from strangler_sync.broker import (
 )
 from strangler_sync.conf import sync_settings
 from strangler_sync.errors import SchemaError
-from strangler_sync.handlers import SyncEvent, applying_synced_event, handler_get
+from strangler_sync.handlers import SyncEvent, applying_synced_event, bulk_handler_get, handler_get
 from strangler_sync.models import AppliedVersion, DeadLetter, InboxMessage
 from strangler_sync.schemas import payload_validate
 
@@ -221,13 +221,7 @@ def inbox_apply_batch(*, events: list[SyncEvent]) -> list[str]:
                 correlation_id=event.correlation_id, outcome=outcomes[index], occurred_at=event.occurred_at,
             ))
         InboxMessage.objects.bulk_create(inbox_rows)
-        for event in to_apply:
-            token = current_request_id.set(event.correlation_id or None)
-            try:
-                with applying_synced_event(event):
-                    handler_get(event_type=event.event_type)(event=event)
-            finally:
-                current_request_id.reset(token)
+        _handlers_run(to_apply)
         newest = {(e.aggregate_type, e.aggregate_id): e.version for e in to_apply}
         if newest:
             table = connection.ops.quote_name(AppliedVersion._meta.db_table)
@@ -238,6 +232,38 @@ def inbox_apply_batch(*, events: list[SyncEvent]) -> list[str]:
                     [(version, now, key[0], key[1]) for key, version in sorted(newest.items())],
                 )
     return [outcomes[i] for i in range(len(events))]
+
+
+def _handlers_run(to_apply: list[SyncEvent]) -> None:
+    """Run the handlers of a batch's applicable events (sorted by aggregate, then version).
+
+    In waves: wave k holds the k-th event of every aggregate, so one aggregate's versions still apply in
+    order while a wave's events of one type with a bulk handler go to it in one call (at most one per
+    aggregate, as that handler expects). Everything else runs one by one, in batch order.
+    """
+    waves: list[list[SyncEvent]] = []
+    depth: dict[tuple[str, str], int] = {}
+    for event in to_apply:
+        key = (event.aggregate_type, event.aggregate_id)
+        index = depth[key] = depth.get(key, -1) + 1
+        if index == len(waves):
+            waves.append([])
+        waves[index].append(event)
+    for wave in waves:
+        bulk: dict[str, list[SyncEvent]] = {}
+        for event in wave:
+            if bulk_handler_get(event_type=event.event_type) is not None:
+                bulk.setdefault(event.event_type, []).append(event)
+                continue
+            token = current_request_id.set(event.correlation_id or None)
+            try:
+                with applying_synced_event(event):
+                    handler_get(event_type=event.event_type)(event=event)
+            finally:
+                current_request_id.reset(token)
+        for event_type, events in bulk.items():
+            with applying_synced_event(events[0]):
+                bulk_handler_get(event_type=event_type)(events=events)
 
 
 def inbox_cleanup(*, older_than_days: int | None = None) -> int:
@@ -278,6 +304,8 @@ class SyncConsumer(ConsumerMixin):
         self._pending: list[tuple[object, object]] = []  # (body, message)
         self._first_pending_at = 0.0
         self._db_failures = 0
+        # kombu's virtual transports (filesystem) ignore basic.ack's multiple flag: ack one by one there
+        self._amqp = connection.transport.driver_type == "amqp"
 
     def get_consumers(self, Consumer, channel):
         topology_declare(channel=channel, include_own_queue=True)
@@ -379,8 +407,14 @@ class SyncConsumer(ConsumerMixin):
             self._database_unavailable(pending, exc)
             return
         self._db_failures = 0
-        for event, message, outcome in applied:
-            message.ack()
+        if not failures and len(applied) > 1 and self._amqp:
+            # Every message of the batch committed: one basic.ack(multiple) covers them all (AMQP acks
+            # every tag up to this one; the batch's last received message has its newest tag).
+            pending[-1][1].ack(multiple=True)
+        else:
+            for _event, message, _outcome in applied:
+                message.ack()
+        for event, _message, outcome in applied:
             self._observe(event, outcome)
         for body, message, exc in failures:
             event = body if isinstance(body, SyncEvent) else None

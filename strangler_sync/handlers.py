@@ -12,6 +12,12 @@ Example (``extracted/catalog/products/sync_handlers.py``)::
 The consumer calls the handler inside the transaction that also records the InboxMessage and the
 AppliedVersion, so the handler must only touch this project's database (no HTTP, no broker).
 
+Bulk path (optional): ``@sync_bulk_handler(*types)`` registers ``fn(*, events: list[SyncEvent])`` that
+applies many events of those types at once (one upsert statement instead of one per event). The
+consumer calls it with events that already passed the inbox and version guard, at most one per
+aggregate per call, in the same transaction; the per-event handler stays registered for everything
+else (fallback when the batch fails, single-event ``inbox_apply``). Both must give the same result.
+
 Loop prevention: a handler writes through the follower's own write path *without* emitting events
 (pass ``origin=event.origin`` or call a ``*_apply_synced`` service). As a safety net, ``event_publish``
 is a no-op while a synced event is being applied (``applying_synced_event()``), so a follower that
@@ -55,6 +61,7 @@ class SyncEvent:
 
 Handler = Callable[..., None]
 _registry: dict[str, Handler] = {}
+_bulk_registry: dict[str, Handler] = {}
 _applying: contextvars.ContextVar[SyncEvent | None] = contextvars.ContextVar("strangler_sync_applying", default=None)
 
 
@@ -80,6 +87,28 @@ def sync_handler(*event_types: str) -> Callable[[Handler], Handler]:
     return decorate
 
 
+def sync_bulk_handler(*event_types: str) -> Callable[[Handler], Handler]:
+    """Register ``fn(*, events: list[SyncEvent])`` as the many-at-once path for each event type."""
+    if not event_types:
+        raise TypeError("sync_bulk_handler needs at least one event type")
+
+    def decorate(fn: Handler) -> Handler:
+        for event_type in event_types:
+            existing = _bulk_registry.get(event_type)
+            if existing is not None and existing is not fn and _qualname(existing) != _qualname(fn):
+                raise HandlerAlreadyRegistered(
+                    f"{event_type!r} already bulk-handled by {_qualname(existing)}; cannot add {_qualname(fn)}"
+                )
+            _bulk_registry[event_type] = fn
+        return fn
+
+    return decorate
+
+
+def bulk_handler_get(*, event_type: str) -> Handler | None:
+    return _bulk_registry.get(event_type)
+
+
 def _qualname(fn: Handler) -> str:
     return f"{fn.__module__}.{fn.__qualname__}"
 
@@ -95,6 +124,7 @@ def handlers_registered() -> dict[str, Handler]:
 def handler_unregister(*, event_type: str) -> None:
     """For tests that register temporary handlers."""
     _registry.pop(event_type, None)
+    _bulk_registry.pop(event_type, None)
 
 
 def handlers_autodiscover() -> None:

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from strangler_sync import events
 from strangler_sync.conf import sync_settings
-from strangler_sync.handlers import SyncEvent, sync_handler
+from strangler_sync.handlers import SyncEvent, sync_bulk_handler, sync_handler
 
 from .products.services import (
     category_apply_synced,
     category_discard_synced,
     product_apply_synced,
+    product_apply_synced_many,
     product_discard_synced,
 )
 
@@ -51,6 +52,17 @@ def product_upsert(*, event: SyncEvent) -> None:
     if _own(event):
         return
     product_apply_synced(product_id=event.aggregate_id_int, data=event.payload, occurred_at=event.occurred_at)
+
+
+@sync_bulk_handler(events.PRODUCT_CREATED, events.PRODUCT_UPDATED, events.PRODUCT_SNAPSHOT)
+def product_upsert_many(*, events: list[SyncEvent]) -> None:
+    """product_upsert for a batch (one statement); events without created_at take the per-row path."""
+    rows = [e for e in events if not _own(e) and e.payload.get("created_at")]
+    for event in events:
+        if not _own(event) and not event.payload.get("created_at"):
+            product_upsert(event=event)
+    if rows:
+        product_apply_synced_many(items=[(e.aggregate_id_int, e.payload, e.occurred_at) for e in rows])
 
 
 @sync_handler(events.PRODUCT_DELETED)

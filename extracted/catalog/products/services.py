@@ -169,6 +169,28 @@ def product_apply_synced(*, product_id: int, data: dict[str, Any], occurred_at: 
     return product
 
 
+def product_apply_synced_many(*, items: list[tuple[int, dict[str, Any], datetime]]) -> int:
+    """product_apply_synced for many (id, data, occurred_at) with one upsert statement (distinct ids).
+
+    Every data must carry ``created_at`` (the per-row path keeps an existing row's created_at otherwise).
+    """
+    products = []
+    for product_id, data, occurred_at in items:
+        updated_at = _timestamp(data.get("updated_at"), fallback=occurred_at)
+        products.append(Product(
+            id=product_id, sku=data["sku"], slug=data["slug"], name=data["name"],
+            description=data.get("description") or "", price=Decimal(str(data["price"])), currency=data["currency"],
+            is_active=data["is_active"], images=list(data.get("images") or []), category_id=data.get("category_id"),
+            created_at=_timestamp(data["created_at"], fallback=occurred_at), updated_at=updated_at,
+        ))
+    Product.objects.bulk_create(products, update_conflicts=True, unique_fields=["id"], update_fields=_SYNCED_FIELDS)
+    return len(products)
+
+
+_SYNCED_FIELDS = ["sku", "slug", "name", "description", "price", "currency", "is_active", "images", "category",
+                  "created_at", "updated_at"]
+
+
 def product_discard_synced(*, product_id: int) -> None:
     """Delete the product if present (a redelivered delete is a no-op)."""
     with transaction.atomic():
