@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -57,6 +59,19 @@ def reexec_in_venv() -> None:
 
 def run_tests(extra: list[str]) -> int:
     os.chdir(ROOT)
+    # Tests get their own var dir (SQLite files, broker folders, ownership file), so a run never mixes with
+    # the demo's state under var/ and two runs never share one.
+    own_var = "STRANGLER_VAR_DIR" not in os.environ
+    if own_var:
+        os.environ["STRANGLER_VAR_DIR"] = tempfile.mkdtemp(prefix="strangler-test-var-")
+    try:
+        return _run_checks(extra)
+    finally:
+        if own_var:
+            shutil.rmtree(os.environ.pop("STRANGLER_VAR_DIR"), ignore_errors=True)
+
+
+def _run_checks(extra: list[str]) -> int:
     print("== ruff", flush=True)
     lint = subprocess.run([sys.executable, "-m", "ruff", "check", "."])
     if lint.returncode != 0:

@@ -10,9 +10,16 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import tempfile
 from urllib.parse import urlparse
 
 import pytest
+
+# A developer's direct `pytest` run must not read or flip the demo's ownership file (dev.py test already
+# points STRANGLER_VAR_DIR at a temporary folder, which covers it too).
+os.environ.setdefault(
+    "STRANGLER_OWNERSHIP_FILE", os.path.join(tempfile.mkdtemp(prefix="strangler-test-"), "ownership.json")
+)
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REQUIRED = {s.strip() for s in os.environ.get("STRANGLER_REQUIRE", "").split(",") if s.strip()}

@@ -333,8 +333,18 @@ class PrivateRabbitMQ:
                                         start_new_session=True)
         wait_for(lambda: _port_open(self.port), timeout=90, interval=0.25, what="private RabbitMQ listening")
 
-    def _ctl(self, *args: str) -> None:
-        subprocess.run([self.ctl, "-n", self.node, *args], capture_output=True, timeout=120, check=True)
+    def _ctl(self, *args: str, attempts: int = 3) -> None:
+        # rabbitmqctl reaches the node over Erlang distribution; on a loaded 2-core machine a call can fail
+        # (exit 69, node not reachable yet) although the node is fine a moment later, so retry a few times.
+        for attempt in range(attempts):
+            result = subprocess.run([self.ctl, "-n", self.node, *args], capture_output=True, text=True, timeout=120)
+            if result.returncode == 0:
+                return
+            if attempt + 1 < attempts:
+                time.sleep(2 * (attempt + 1))
+        raise AssertionError(
+            f"rabbitmqctl {' '.join(args)} failed with {result.returncode}: {(result.stderr or result.stdout)[-500:]}"
+        )
 
     def stop_app(self) -> None:
         self._ctl("stop_app")
