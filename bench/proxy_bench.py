@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Traffic-plane overhead, side by side in one run: the same fast upstream reached directly and through each proxy.
 
-    .venv/bin/python bench/proxy_bench.py [--rounds 4] [--duration 2] [--paced-rounds 3] [--only direct,mitm-addon]
+    .venv/bin/python bench/proxy_bench.py [--rounds 4] [--duration 2] [--paced-rounds 5] [--only direct,mitm-addon]
 
 Rows: direct; a hand-written nginx proxy_pass; the nginx config rendered from the route file; mitmdump with a
 no-op addon; mitmdump with the strangler addon (monolith route: forwarded by mitmproxy itself); the addon on a
@@ -584,8 +584,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=2, help="seconds of load per measurement (default 2)")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved saturating rounds (default 4)")
-    parser.add_argument("--paced-rounds", type=int, default=3, help="interleaved paced rounds (default 3)")
-    parser.add_argument("--paced-duration", type=int, default=3, help="seconds per paced measurement (default 3)")
+    parser.add_argument("--paced-rounds", type=int, default=5, help="interleaved paced rounds (default 5)")
+    parser.add_argument("--paced-duration", type=int, default=2, help="seconds per paced measurement (default 2)")
     parser.add_argument("--connections", type=int, default=16, help="saturating load: connections (default 16)")
     parser.add_argument("--paced-connections", type=int, default=4, help="paced load: connections (default 4)")
     parser.add_argument("--nginx-rate", type=float, default=1000, help="paced req/s for direct and nginx rows")
