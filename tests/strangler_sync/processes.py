@@ -219,7 +219,7 @@ def broker_cleanup(url: str, namespace: str) -> None:
         channel.close()
 
 
-def wait_for(predicate, *, timeout: float = 120, interval: float = 0.3, what: str = "condition"):
+def wait_for(predicate, *, timeout: float = 120, interval: float = 0.3, what="condition"):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -227,7 +227,8 @@ def wait_for(predicate, *, timeout: float = 120, interval: float = 0.3, what: st
         if last:
             return last
         time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    described = what() if callable(what) else what  # a callable describes the state seen at the deadline
+    raise AssertionError(f"timed out waiting for {described} (last: {last!r})")
 
 
 class PrivatePostgres:

@@ -152,8 +152,14 @@ def test_faults_on_postgresql_and_rabbitmq(tmp_path, rabbitmq_url):
             producer.publish(b"\xff not json", exchange="", routing_key=queue, content_type="application/json",
                              content_encoding="binary")
         dead = "SELECT count(*) FROM strangler_sync_deadletter"
-        wait_for(lambda: _count(catalog_db, dead) == 2 and _queue_depth(rabbitmq_url, queue) == 0,
-                 timeout=240, what="redeliveries consumed, bad messages dead-lettered")
+        observed = {}
+
+        def settled() -> bool:
+            observed.update(dead_letters=_count(catalog_db, dead), queue_depth=_queue_depth(rabbitmq_url, queue),
+                            inbox=_count(catalog_db, inbox))
+            return observed["dead_letters"] == 2 and observed["queue_depth"] == 0
+
+        wait_for(settled, timeout=240, what=lambda: f"redeliveries consumed, bad messages dead-lettered {observed}")
         stats = catalog.shell_json(INBOX_STATS)
         assert stats["inbox"] == stats["distinct"] == events  # nothing lost, nothing recorded twice
         outbox_ids = {e["message_id"] for e in _envelopes(mono_db)}
