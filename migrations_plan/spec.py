@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 # Keys a route action may set on a route of the route file (the rest of a route is never touched by plans).
-ROUTE_KEYS: tuple[str, ...] = ("mode", "service", "weight", "shadow", "fallback", "timeout")
+# `methods` lets writes follow an ownership flip on a route that took only reads (null: every method).
+ROUTE_KEYS: tuple[str, ...] = ("mode", "service", "weight", "shadow", "fallback", "timeout", "methods")
 
 # Gate kinds. "min" gates wait until the value reaches the threshold; "max" gates fail when the value exceeds
 # it; both are unknown while there is no data, and an unknown gate never passes.
