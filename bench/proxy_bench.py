@@ -550,7 +550,7 @@ def print_report(setups: list[Setup], found: list[dict], args: argparse.Namespac
     print(f"saturating ({args.connections} connections; medians of {args.rounds} rounds)")
     print(f"| {'setup':<18} | {'req/s':>8} | {'p50 ms':>7} | {'p99 ms':>7} | {'CPU us/req':>10} | notes")
     print(f"|{'-' * 20}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 12}|------")
-    for setup in setups:
+    for setup in (s for s in setups if s.saturated):
         row = summary_row(setup, setup.saturated)
         cpu = f"{row['cpu_us_per_request']:.1f}" if row["cpu_us_per_request"] is not None else "-"
         note = setup.what
@@ -617,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
                  "rounds": args.rounds, "paced_rounds": args.paced_rounds,
                  "connections": args.connections, "paced_connections": args.paced_connections,
                  "paced_rate_nginx": args.nginx_rate, "paced_rate_mitm": args.mitm_rate, "path": PATH},
-        "rows": [{"name": s.name, "what": s.what, "saturating": summary_row(s, s.saturated),
+        "rows": [{"name": s.name, "what": s.what, "saturating": summary_row(s, s.saturated) if s.saturated else None,
                   "paced": summary_row(s, s.paced) if s.paced else None, **s.extra,
                   "rounds": {"saturating": [asdict(m) for m in s.saturated], "paced": [asdict(m) for m in s.paced]}}
                  for s in setups],

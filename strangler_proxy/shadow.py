@@ -3,8 +3,8 @@
 The client never waits for a shadow: jobs are started after the primary response is ready, at most
 ``max_pending`` at a time; beyond that new jobs are dropped (and counted) rather than queued without end.
 From a thread (the nginx diff endpoint, tests) a job runs whole on a small thread pool; from mitmproxy's event
-loop its requests are sent by the asyncio client on that loop and only the comparison goes to the pool, so
-shadow I/O never contends with the proxy's own work for the interpreter lock.
+loop its requests are sent by the asyncio client on that loop and only the comparison of large bodies goes to
+the pool, so shadow I/O never contends with the proxy's own work for the interpreter lock.
 The monolith is always the *expected* side of a diff, whichever upstream served the client.
 """
 
@@ -31,6 +31,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Shadow jobs with requests in flight at once on an event loop: waiting sockets cost no thread, so more than
 # the pool's threads, enough that shadows keep up with a saturated mitmproxy plane instead of being dropped.
 ASYNC_IN_FLIGHT = 32
+# Bodies up to this size (all sides together) are compared on the event loop itself: a thread hop and the
+# interpreter-lock handoff back cost more than such a diff (tens of microseconds); larger ones go to a thread.
+INLINE_COMPARE_BYTES = 8192
 # Tells the receiving upstream this request is a copy; its answer is only compared, never served.
 SHADOW_HEADER = "X-Strangler-Shadow"
 
@@ -216,7 +219,9 @@ class ShadowRunner:
                 expected_again = None
                 if _learns_noise(job):
                     expected_again = await client.fetch(**self._request(job, job.monolith))
-            # The diff is CPU work of any size: off the event loop.
+            sides = (primary, shadowed, expected_again)
+            if sum(len(side.body) for side in sides if side is not None) <= INLINE_COMPARE_BYTES:
+                return self._compare(job, primary, shadowed, expected_again)
             return await loop.run_in_executor(self._executor, self._compare, job, primary, shadowed, expected_again)
         except UpstreamError as exc:
             logger.info("shadow request failed: route=%s %s %s: %s", job.route, job.method, job.path, exc)

@@ -105,3 +105,47 @@ def test_async_unreachable_shadow_is_an_error_not_a_crash(monolith):  # noqa: F8
     asyncio.run(scenario())
     assert store.summary()["routes"]["/api/products/"]["errors"] == 1
     runner.shutdown()
+
+
+def test_large_bodies_are_compared_off_the_loop_with_the_same_result(monolith, service):  # noqa: F811
+    items = [{"id": i, "name": f"product {i}", "price": "9.99"} for i in range(300)]
+    drifted = [dict(item, price="10.00") if item["id"] == 7 else item for item in items]
+    monolith.handler = lambda m, p, h, b: json_answer(200, {"items": items})
+    service.handler = lambda m, p, h, b: json_answer(200, {"items": drifted})
+    store = DiffStore()
+    runner = ShadowRunner(store=store)
+    compared_on = []
+    runner_compare = runner._compare
+
+    def spy(*args):
+        compared_on.append(threading.current_thread() is threading.main_thread())
+        return runner_compare(*args)
+
+    runner._compare = spy
+
+    async def scenario() -> None:
+        assert runner.submit_async(make_job(monolith, service, rules=DiffRules(learn_noise=False)),
+                                   AsyncUpstreamClient())
+        await _until_idle(runner)
+
+    asyncio.run(scenario())
+    assert compared_on == [False]  # > INLINE_COMPARE_BYTES: a pool thread did the diff
+    recent = store.summary()["recent"][-1]
+    assert [d["path"] for d in recent["differences"]] == ["$.items[7].price"]
+    runner.shutdown()
+
+
+def test_small_bodies_are_compared_on_the_loop(monolith, service):  # noqa: F811
+    runner = ShadowRunner(store=DiffStore())
+    compared_on = []
+    runner_compare = runner._compare
+    runner._compare = lambda *args: compared_on.append(threading.current_thread()) or runner_compare(*args)
+
+    async def scenario() -> None:
+        assert runner.submit_async(make_job(monolith, service, rules=DiffRules(learn_noise=False)),
+                                   AsyncUpstreamClient())
+        await _until_idle(runner)
+
+    asyncio.run(scenario())
+    assert compared_on == [threading.main_thread()]
+    runner.shutdown()
