@@ -371,7 +371,7 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
             proxy_set_header Host $http_host;
         }}
     }}""", workdir / "nginx-hand")
-        stoppers.append(lambda: stop(process))
+        stoppers.append(lambda process=process: stop(process))
         wait_for(port, process=process)
         setups.append(Setup("nginx-hand", "hand-written nginx proxy_pass, upstream keepalive, no access log", port,
                             "nginx", lambda process=process: child_pids(process.pid)))
@@ -389,7 +389,7 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
         # config in the foreground on a busy machine), which would compare schedulers, not configs.
         process = subprocess.Popen([nginx_binary(), "-p", f"{instance.prefix}/", "-c", str(conf), "-g", "daemon off;"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        stoppers.append(lambda: stop(process))
+        stoppers.append(lambda process=process: stop(process))
         wait_for(port, process=process)
         setups.append(Setup("nginx-rendered", "config rendered from the route file (as strangler-proxy nginx-reload)",
                             port, "nginx", lambda process=process: child_pids(process.pid), expect_upstream="monolith"))
