@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from strangler_proxy.spec import (
+    ACCESS_LOG_MODES,
     MATCH_KINDS,
     MODES,
     DiffRules,
@@ -175,6 +176,16 @@ def _shadow(r: _Reader, node: yaml.Node, field: str, upstreams: dict[str, Upstre
     return ShadowSpec(sample=sample, unsafe_methods=unsafe, target=target)
 
 
+def _access_log(r: _Reader, node: yaml.Node) -> str:
+    # Read the scalar's text, not its YAML value: an unquoted `off` is the boolean false in YAML 1.1.
+    if not isinstance(node, yaml.ScalarNode):
+        raise r.fail(node, "settings.access_log", "must be a single value")
+    if node.value not in ACCESS_LOG_MODES:
+        raise r.fail(node, "settings.access_log",
+                     f"must be one of {', '.join(ACCESS_LOG_MODES)}, got {node.value[:40]!r}")
+    return node.value
+
+
 _ROUTE_KEYS = {
     "prefix", "path", "pattern", "match", "methods", "mode", "service", "weight", "shadow", "fallback", "timeout",
     "diff",
@@ -317,7 +328,8 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
 
     settings = ProxySettings()
     if "settings" in top:
-        items = r.mapping(top["settings"][1], "settings", {"route_headers", "max_body_bytes", "diff_endpoint"})
+        items = r.mapping(top["settings"][1], "settings",
+                          {"route_headers", "max_body_bytes", "diff_endpoint", "access_log"})
         settings = ProxySettings(
             route_headers=r.boolean(items["route_headers"][1], "settings.route_headers")
             if "route_headers" in items else settings.route_headers,
@@ -325,6 +337,7 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
             if "max_body_bytes" in items else settings.max_body_bytes,
             diff_endpoint=r.string(items["diff_endpoint"][1], "settings.diff_endpoint", _HOST_PORT, "host:port")
             if "diff_endpoint" in items else settings.diff_endpoint,
+            access_log=_access_log(r, items["access_log"][1]) if "access_log" in items else settings.access_log,
         )
 
     return RouteTable(

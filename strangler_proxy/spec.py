@@ -17,6 +17,9 @@ MATCH_KINDS: tuple[str, ...] = ("prefix", "exact")
 # Methods that never change state: only these may be retried on the monolith or shadowed by default.
 SAFE_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_ROUTE_LABEL = "default"
+AccessLog = Literal["buffered", "unbuffered", "off"]
+# The nginx plane's access log: buffered writes once per 64 KiB or second, unbuffered once per request.
+ACCESS_LOG_MODES: tuple[str, ...] = ("buffered", "unbuffered", "off")
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class ProxySettings:
     route_headers: bool = True  # add X-Strangler-Route / X-Strangler-Upstream to responses
     max_body_bytes: int = 10 * 1024 * 1024
     diff_endpoint: str = "127.0.0.1:8790"  # host:port where the nginx plane mirrors shadow traffic
+    access_log: AccessLog = "buffered"  # the nginx plane's access log (see ACCESS_LOG_MODES)
 
 
 @dataclass(frozen=True)

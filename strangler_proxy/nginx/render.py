@@ -85,6 +85,16 @@ def _var_key(name: str) -> str:
     return name.lower().replace("-", "_")
 
 
+def _access_log(mode: str, run: Path) -> str:
+    """The `access_log` directive for the route file's settings.access_log."""
+    if mode == "off":
+        return "access_log off;"
+    if mode == "unbuffered":
+        return f"access_log {run}/access.log strangler;  # one write() per request"
+    # One write() per 64 KiB or per second instead of one per request: lines reach the file up to 1 s late.
+    return f"access_log {run}/access.log strangler buffer=64k flush=1s;"
+
+
 def _sample_percent(sample: float) -> str | None:
     """split_clients percentage for a shadow sample rate; None when every request is mirrored."""
     hundredths = round(sample * 10000)
@@ -350,7 +360,7 @@ events {{
 http {{
     log_format strangler '$remote_addr "$request" $status $body_bytes_sent $request_time '
                          'route=$sent_http_x_strangler_route upstream=$upstream_addr id=$strangler_request_id';
-    access_log {run}/access.log strangler buffer=64k flush=1s;  # one write per 64 KiB, not per request
+    {_access_log(table.settings.access_log, run)}
     client_body_temp_path {run}/client_body;
     proxy_temp_path {run}/proxy;
     fastcgi_temp_path {run}/fastcgi;

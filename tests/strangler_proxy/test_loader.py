@@ -70,6 +70,13 @@ def test_full_route_is_typed():
     assert table.routes[0].weight == 10 and table.routes[0].shadow is None
 
 
+def test_access_log_setting():
+    assert parse().settings.access_log == "buffered"
+    for value in ("buffered", "unbuffered", "off", "'off'"):  # an unquoted off is YAML's false: read as written
+        table = parse_route_text(BASE + f"settings: {{access_log: {value}}}\n", source="routes.yaml")
+        assert table.settings.access_log == value.strip("'")
+
+
 def test_pattern_route():
     route = parse("- pattern: /api/products/*/rating/\n  mode: service\n  service: catalog\n").routes[1]
     assert (route.prefix, route.match, route.pattern_lead) == ("/api/products/*/rating/", "pattern", "/api/products/")
@@ -115,6 +122,10 @@ def test_shadow_mode_gets_a_default_shadow_spec():
         (BASE + "sticky: {cookie: 'my-cookie'}\n", "routes.yaml:12: sticky.cookie: invalid value"),
         (BASE + "settings: {max_body_bytes: 0}\n", "routes.yaml:12: settings.max_body_bytes: must be 1..1099511627776"),
         (BASE + "settings: {diff_endpoint: 'localhost'}\n", "routes.yaml:12: settings.diff_endpoint: invalid value"),
+        (BASE + "settings:\n  route_headers: true\n  access_log: sometimes\n",
+         "routes.yaml:14: settings.access_log: must be one of buffered, unbuffered, off, got 'sometimes'"),
+        (BASE + "settings: {access_log: false}\n", "routes.yaml:12: settings.access_log: must be one of"),
+        (BASE + "settings: {access_log: [off]}\n", "routes.yaml:12: settings.access_log: must be a single value"),
         (BASE + "extras: 1\n", "routes.yaml:12: extras: unknown key"),
         (BASE.replace("    weight: 10\n", "    weight: 10\n    methods: [GET, 'PO ST']\n"),
          "routes.yaml:11: routes[0].methods[1]: invalid method"),
