@@ -13,6 +13,7 @@ confirms (faster, no outbox rows) and checkpoints after the broker confirmed the
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,10 +32,10 @@ from strangler_sync.broker import (
 )
 from strangler_sync.conf import sync_settings
 from strangler_sync.events import snapshot_event_type
-from strangler_sync.models import BackfillCheckpoint, OutboxEvent
+from strangler_sync.models import BackfillCheckpoint
 from strangler_sync.relay import event_envelope
 from strangler_sync.schemas import payload_validate
-from strangler_sync.services import aggregate_versions_ensure, outbox_insert_many
+from strangler_sync.services import OutboxRow, aggregate_versions_ensure, outbox_insert_many
 from strangler_sync.snapshots import aggregate_model, aggregate_payload, canonical_row
 
 
@@ -49,20 +50,22 @@ class BackfillResult:
 def _payloads(*, aggregate_type: str, ids: list[int]) -> dict[int, dict]:
     config = sync_settings().aggregate(aggregate_type)
     manager = aggregate_model(config)._default_manager
-    rows = manager.filter(**{f"{config.id_field}__in": ids})
+    # the id range, not `__in` 2,000 ids (one placeholder each); rows created since the id scan are ignored
+    rows = manager.filter(**{f"{config.id_field}__gte": ids[0], f"{config.id_field}__lte": ids[-1]})
     if config.snapshot_path:
         return {getattr(r, config.id_field): aggregate_payload(aggregate_type=aggregate_type, instance=r) for r in rows}
     attrs = sorted(set(config.fields.values()) | {config.id_field})
     return {v[config.id_field]: canonical_row(config=config, values=v) for v in rows.values(*attrs)}
 
 
-def _snapshot_events(*, aggregate_type: str, ids: list[int]) -> list[OutboxEvent]:
-    """Unsaved OutboxEvent rows (snapshots) for the ids that still exist, version read before state."""
+def _snapshot_events(*, aggregate_type: str, ids: list[int]) -> list[OutboxRow]:
+    """Unsaved outbox rows (snapshots) for the ids that still exist, version read before state."""
     config = sync_settings()
     event_type = snapshot_event_type(aggregate_type)
     versions = aggregate_versions_ensure(aggregate_type=aggregate_type, aggregate_ids=[str(i) for i in ids])
     payloads = _payloads(aggregate_type=aggregate_type, ids=ids)
     now = timezone.now()
+    correlation_id = get_request_id() or ""
     events = []
     for row_id in ids:
         payload = payloads.get(row_id)
@@ -70,10 +73,10 @@ def _snapshot_events(*, aggregate_type: str, ids: list[int]) -> list[OutboxEvent
             continue
         payload_validate(event_type=event_type, schema_version=1, payload=payload)
         events.append(
-            OutboxEvent(
+            OutboxRow(
                 event_type=event_type, aggregate_type=aggregate_type, aggregate_id=str(row_id),
                 version=versions[str(row_id)], payload=payload, schema_version=1, occurred_at=now,
-                origin=config.origin, correlation_id=get_request_id() or "", next_attempt_at=now,
+                origin=config.origin, correlation_id=correlation_id, next_attempt_at=now,
             )
         )
     return events
@@ -108,7 +111,7 @@ def backfill_run(
         channel = connection.channel()
         topology_declare(channel=channel)
         confirms = BatchConfirms(channel) if is_amqp else None
-        producer = Producer(channel, exchange=sync_exchange(), serializer="json")
+        producer = Producer(channel, exchange=sync_exchange(), serializer="json", auto_declare=False)  # declared
     try:
         while True:
             scan = manager.order_by(config.id_field)
@@ -120,15 +123,17 @@ def backfill_run(
             with transaction.atomic():
                 events = _snapshot_events(aggregate_type=aggregate_type, ids=ids)
                 if direct:
-                    for event in events:
-                        producer.publish(
-                            event_envelope(event),
-                            routing_key=routing_key_for(aggregate_type=aggregate_type, event_type=event.event_type),
-                            message_id=str(event.message_id), headers={ATTEMPTS_HEADER: 0}, delivery_mode=2,
-                            retry=False,
-                        )
-                        if confirms is not None:
-                            confirms.published += 1
+                    with confirms.frames_buffered() if confirms is not None else contextlib.nullcontext():
+                        for event in events:
+                            producer.publish(
+                                event_envelope(event),
+                                routing_key=routing_key_for(aggregate_type=aggregate_type,
+                                                            event_type=event.event_type),
+                                message_id=str(event.message_id), headers={ATTEMPTS_HEADER: 0}, delivery_mode=2,
+                                retry=False,
+                            )
+                            if confirms is not None:
+                                confirms.published += 1
                     if confirms is not None and confirms.wait(timeout=60):  # checkpoint only confirmed batches
                         raise RuntimeError("the broker refused part of the batch; rerun with --resume")
                 else:

@@ -12,6 +12,7 @@ queues and bindings from config in the relay before its first publish fixes both
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -129,6 +130,29 @@ class BatchConfirms:
         else:
             self.nacked.add(delivery_tag)
         self._on_ack(delivery_tag, multiple)
+
+    @contextlib.contextmanager
+    def frames_buffered(self):
+        """Send every frame published inside the block with one socket write when the block ends.
+
+        py-amqp writes each message with its own ``sendall``; on loopback every such write also runs the
+        broker side's receive path and wakeup, which cost more than building the message. Buffering a
+        batch (it is confirmed as a whole anyway) sends it in one go. If the block raises, nothing is
+        sent: the caller treats the batch as unpublished and drops the connection.
+        """
+        transport = getattr(self.channel.connection, "transport", None)
+        send = getattr(transport, "_write", None)
+        if send is None:  # not py-amqp's socket transport: publish frame by frame
+            yield
+            return
+        chunks: list[bytes] = []
+        transport._write = lambda data: chunks.append(bytes(data))  # the frame buffer is reused: copy
+        try:
+            yield
+        finally:
+            transport._write = send
+        if chunks:
+            send(b"".join(chunks))
 
     def wait(self, *, timeout: float) -> set[int]:
         """Block until every published delivery is acked or nacked; returns (and forgets) the nacked tags."""

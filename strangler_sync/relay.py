@@ -19,6 +19,7 @@ version and dropping older ones gives the same result as in-order delivery.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -86,7 +87,8 @@ class Relay:
             topology_declare(channel=channel)
             if is_amqp:
                 self.confirms = BatchConfirms(channel)
-            self.producer = Producer(channel, exchange=sync_exchange(), serializer="json")
+            # auto_declare off: declared above; a declare inside a buffered batch would wait for its own reply
+            self.producer = Producer(channel, exchange=sync_exchange(), serializer="json", auto_declare=False)
         return self.producer
 
     def close(self) -> None:
@@ -120,8 +122,9 @@ class Relay:
             try:
                 producer = self._producer()
                 first_tag = self.confirms.published + 1 if self.confirms is not None else 1
-                for event in rows:
-                    self._publish_one(producer, event)
+                with self.confirms.frames_buffered() if self.confirms is not None else contextlib.nullcontext():
+                    for event in rows:
+                        self._publish_one(producer, event)
                 nacked = self.confirms.wait(timeout=self.confirm_timeout) if self.confirms is not None else set()
             except Exception as exc:  # connection refused/lost, confirm timeout: nothing is known confirmed
                 self.close()
