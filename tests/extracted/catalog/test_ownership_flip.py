@@ -19,6 +19,11 @@ from kombu import Connection
 from tests.extracted.catalog import live
 
 TOKEN = "flip-test-token"
+HTTP_TIMEOUT = 30  # generous: CI runs this next to other suites on two shared cores
+INBOX_COUNT = (
+    "from strangler_sync.models import InboxMessage; "
+    "print(InboxMessage.objects.filter(origin='catalog', outcome='applied').count())"
+)
 
 
 def _wait_for(predicate, *, timeout: float = 60, what: str = "condition"):
@@ -70,6 +75,7 @@ def test_service_owned_writes_reach_the_monolith(tmp_path, broker_env):
         live.LiveServer(live.MONOLITH_MANAGE, env=monolith_env, log=tmp_path / "monolith.log"),
         live.LiveServer(live.CATALOG_MANAGE, env=service_env, log=tmp_path / "catalog.log"),
     ]
+    background: list[subprocess.Popen] = []
     consumer = subprocess.Popen(
         [sys.executable, str(live.MONOLITH_MANAGE), "sync_consume"], cwd=live.REPO, env=monolith_env,
         stdout=(tmp_path / "consume.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
@@ -80,31 +86,45 @@ def test_service_owned_writes_reach_the_monolith(tmp_path, broker_env):
         monolith_url, service_url = servers[0].url, servers[1].url
         auth = {"Authorization": f"Bearer {TOKEN}", "Host": live.SHARED_HOST}
 
-        created = requests.post(f"{service_url}/api/products/", headers=auth, timeout=10, json={
+        created = requests.post(f"{service_url}/api/products/", headers=auth, timeout=HTTP_TIMEOUT, json={
             "sku": "FLIP-1", "name": "Flipped Lamp", "price": "49.00", "category": 1})
         assert created.status_code == 201, created.text
         product_id = created.json()["id"]
         assert product_id > 130  # above every monolith id + headroom: no clash possible
-        doomed = requests.post(f"{service_url}/api/products/", headers=auth, timeout=10,
+        doomed = requests.post(f"{service_url}/api/products/", headers=auth, timeout=HTTP_TIMEOUT,
                                json={"sku": "FLIP-2", "name": "Short Lived", "price": "1.00"}).json()["id"]
-        patched = requests.patch(f"{service_url}/api/products/{product_id}/", headers=auth, timeout=10,
-                                 json={"price": "45.50"})
+        patched = requests.patch(f"{service_url}/api/products/{product_id}/", headers=auth,
+                                 timeout=HTTP_TIMEOUT, json={"price": "45.50"})
         assert patched.status_code == 200, patched.text
-        assert requests.delete(f"{service_url}/api/products/{doomed}/", headers=auth, timeout=10).status_code == 204
+        deleted = requests.delete(f"{service_url}/api/products/{doomed}/", headers=auth, timeout=HTTP_TIMEOUT)
+        assert deleted.status_code == 204
 
-        relay = live.manage(live.CATALOG_MANAGE, "sync_relay", "--once", env=service_env)
-        assert "published 4 event(s)" in relay
+        # The relay runs as in production (a loop retrying with backoff), not as a one-shot whose single
+        # attempt a slow broker confirm could cut short on a loaded machine.
+        relay = subprocess.Popen(
+            [sys.executable, str(live.CATALOG_MANAGE), "sync_relay"], cwd=live.REPO, env=service_env,
+            stdout=(tmp_path / "relay.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        background.append(relay)
 
         def monolith_has_it():
-            response = requests.get(f"{monolith_url}/api/products/{product_id}/", headers={"Host": live.SHARED_HOST},
-                                    timeout=10)
+            response = requests.get(f"{monolith_url}/api/products/{product_id}/",
+                                    headers={"Host": live.SHARED_HOST}, timeout=HTTP_TIMEOUT)
             return response.status_code == 200 and response.json()["price"] == "45.50" and response
         on_monolith = _wait_for(monolith_has_it, what="the product on the monolith").json()
         on_service = requests.get(f"{service_url}/api/products/{product_id}/", headers={"Host": live.SHARED_HOST},
-                                  timeout=10).json()
+                                  timeout=HTTP_TIMEOUT).json()
         assert on_monolith == on_service  # same id, fields and timestamps
-        _wait_for(lambda: requests.get(f"{monolith_url}/api/products/{doomed}/", timeout=10).status_code == 404,
-                  what="the delete on the monolith")
+
+        def applied_from_catalog() -> int:
+            out = live.manage(live.MONOLITH_MANAGE, "shell", "-c", INBOX_COUNT, env=monolith_env)
+            return int(out.strip().splitlines()[-1])
+
+        # every one of the four writes applied exactly once (the inbox dedupes any redelivery)
+        _wait_for(lambda: applied_from_catalog() == 4, what="four events from the catalog in the monolith's inbox")
+        gone = requests.get(f"{monolith_url}/api/products/{doomed}/", headers={"Host": live.SHARED_HOST},
+                            timeout=HTTP_TIMEOUT)
+        assert gone.status_code == 404
 
         verify = subprocess.run(
             [sys.executable, str(live.CATALOG_MANAGE), "sync_verify", "--aggregate", "product",
@@ -114,7 +134,8 @@ def test_service_owned_writes_reach_the_monolith(tmp_path, broker_env):
         assert verify.returncode == 0, verify.stdout + verify.stderr
         assert " 0 difference(s)" in verify.stdout
     finally:
-        consumer.terminate()
-        consumer.wait(timeout=10)
+        for process in [consumer, *background]:
+            process.terminate()
+            process.wait(timeout=10)
         for server in servers:
             server.stop()
