@@ -3,8 +3,9 @@
 
     .venv/bin/python bench/proxy_bench.py [--rounds 4] [--duration 2] [--paced-rounds 5] [--only direct,mitm-addon]
 
-Rows: direct; a hand-written nginx proxy_pass; the nginx config rendered from the route file; mitmdump with a
-no-op addon; mitmdump with the strangler addon (monolith route: forwarded by mitmproxy itself); the addon on a
+Rows: direct; a bare hand-written nginx proxy_pass; hand-written nginx doing the route table's job (canary,
+request ids, forwarded headers, fallback, access log); the nginx config rendered from that route table; mitmdump
+with a no-op addon; mitmdump with the strangler addon (monolith route: forwarded by mitmproxy itself); the addon on a
 service route (sent by the addon's own client, which is what enforces timeouts and fallback); the addon with
 shadowing (every request also replayed to the shadow and, for noise learning, to the monolith again).
 
@@ -85,7 +86,7 @@ def stop(process: subprocess.Popen) -> None:
 
 # -- upstream -----------------------------------------------------------------------------------------------
 
-def start_nginx(conf_body: str, workdir: Path) -> subprocess.Popen:
+def start_nginx(conf_body: str, workdir: Path, access_log: str = "access_log off;") -> subprocess.Popen:
     workdir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "nginx.conf"
     conf.write_text(f"""\
@@ -95,13 +96,13 @@ pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    access_log off;
     client_body_temp_path {workdir}/body;
     proxy_temp_path {workdir}/proxy;
     fastcgi_temp_path {workdir}/fastcgi;
     uwsgi_temp_path {workdir}/uwsgi;
     scgi_temp_path {workdir}/scgi;
 {conf_body}
+    {access_log}
 }}
 """)
     return subprocess.Popen([nginx_binary(), "-p", f"{workdir}/", "-c", str(conf)], stdout=subprocess.DEVNULL,
@@ -271,8 +272,15 @@ addons = [NoOp()]
 '''
 
 
+# The nginx rows' route table, mid-migration: product reads on a sticky 10 % canary with fallback. The bench's
+# client has no cookie or X-User-Id, so its key is its address, 127.0.0.1, which lands outside the 10 %
+# (the monolith side): the hot path is a canary decision, never the fallback.
+NGINX_CANARY_WEIGHT = 10
+
+
 def route_file(workdir: Path, upstream_port: int, mode: str, name: str) -> Path:
     shadow = "    diff:\n      learn_noise: true\n" if mode == "shadow" else ""
+    weight = f"    weight: {NGINX_CANARY_WEIGHT}\n" if mode == "canary" else ""
     text = f"""\
 upstreams:
   monolith: http://127.0.0.1:{upstream_port}
@@ -282,12 +290,76 @@ routes:
   - prefix: /api/products/
     mode: {mode}
     service: catalog
-    fallback: true
+{weight}    fallback: true
     timeout: 10
 {shadow}"""
     path = workdir / f"{name}.yaml"
     path.write_text(text)
     return path
+
+
+def hand_written_equivalent(upstream_port: int, port: int) -> str:
+    """What a platform engineer would write by hand for the nginx rows' route table (see route_file(), canary
+    mode): a location per route prefix, the sticky split_clients canary, X-Request-ID passed on when sane or
+    generated and returned, the same forwarded headers, the route's timeouts, the safe-method fallback to the
+    monolith, upstream keepalive. Its access log is set by start_nginx(): the rendered default (buffered), same
+    fields but the route. Written out literally, not rendered, so it shows what the renderer adds.
+
+    Not in here, because only the rendered plane does them: the path guards (absolute-form targets, %2F, %5C,
+    backslash), the Host allowlist, the signed override header (map, dispatch, stripping), the hop-by-hop
+    request headers nginx does not clear itself, and the route/upstream response headers."""
+    weight = NGINX_CANARY_WEIGHT
+    return f"""\
+    log_format main '$remote_addr "$request" $status $body_bytes_sent $request_time '
+                    'upstream=$upstream_addr id=$req_id';
+    proxy_http_version 1.1;
+    upstream monolith {{ server 127.0.0.1:{upstream_port}; keepalive 32; }}
+    upstream catalog {{ server 127.0.0.1:{upstream_port}; keepalive 32; }}
+
+    map $http_x_request_id $req_id {{
+        "~^[A-Za-z0-9._:+/=-]{{1,128}}$" $http_x_request_id;
+        default $request_id;
+    }}
+    # canary key: the strangler_uid cookie, else X-User-Id, else the client address
+    map $http_x_user_id $user_key {{ "" $remote_addr; default $http_x_user_id; }}
+    map $cookie_strangler_uid $canary_key {{ "" $user_key; default $cookie_strangler_uid; }}
+    split_clients "$canary_key" $products_upstream {{ {weight}% catalog; * monolith; }}
+    # fall back to the monolith for safe methods only, and only when the canary picked the service
+    map "$request_method $products_upstream" $products_fallback {{
+        "~^(GET|HEAD|OPTIONS) catalog$" 1;
+        default 0;
+    }}
+
+    server {{
+        listen 127.0.0.1:{port};
+        proxy_set_header Host $http_host;
+        proxy_set_header Connection "";
+        proxy_set_header X-Request-ID $req_id;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_hide_header X-Request-ID;
+        add_header X-Request-ID $req_id always;
+
+        location / {{
+            proxy_pass http://monolith;
+        }}
+        location /api/products/ {{
+            proxy_pass http://$products_upstream;
+            proxy_connect_timeout 10s;
+            proxy_send_timeout 10s;
+            proxy_read_timeout 10s;
+            proxy_intercept_errors on;
+            error_page 500 502 503 504 = @products_fallback;
+        }}
+        # (simpler than the rendered config: a failing monolith answers 502 here, not its own 5xx)
+        location @products_fallback {{
+            if ($products_fallback = 0) {{ return 502; }}
+            proxy_pass http://monolith;
+            proxy_connect_timeout 10s;
+            proxy_send_timeout 10s;
+            proxy_read_timeout 10s;
+        }}
+    }}"""
 
 
 def start_mitmdump(workdir: Path, upstream_port: int, script: Path,
@@ -373,15 +445,25 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
     }}""", workdir / "nginx-hand")
         stoppers.append(lambda process=process: stop(process))
         wait_for(port, process=process)
-        setups.append(Setup("nginx-hand", "hand-written nginx proxy_pass, upstream keepalive, no access log", port,
+        setups.append(Setup("nginx-hand", "bare hand-written nginx proxy_pass, upstream keepalive, no access log", port,
                             "nginx", lambda process=process: child_pids(process.pid)))
+    if wanted("nginx-equiv") and nginx_binary():
+        port = free_port()
+        run = workdir / "nginx-equiv"
+        process = start_nginx(hand_written_equivalent(upstream_port, port), run,
+                              access_log=f"access_log {run}/access.log main buffer=64k flush=1s;")
+        stoppers.append(lambda process=process: stop(process))
+        wait_for(port, process=process)
+        setups.append(Setup("nginx-equiv", "hand-written nginx for the same route table (canary, request id, "
+                            "forwarded headers, timeouts, fallback, buffered access log)", port, "nginx",
+                            lambda process=process: child_pids(process.pid)))
     if wanted("nginx-rendered") and nginx_binary():
         from strangler_proxy.loader import load_route_file
         from strangler_proxy.nginx.control import NginxInstance
         from strangler_proxy.nginx.render import NginxOptions
 
         port = free_port()
-        table = load_route_file(route_file(workdir, upstream_port, "monolith", "rendered"))
+        table = load_route_file(route_file(workdir, upstream_port, "canary", "rendered"))
         instance = NginxInstance(NginxOptions(runtime_dir=workdir / "nginx-rendered", listen=f"127.0.0.1:{port}"))
         conf = instance.install(table)  # rendered and `nginx -t`-ed exactly as `strangler-proxy nginx-reload` does
         # Run in the foreground like every other server here: a daemonised nginx calls setsid(), and Linux's
@@ -478,7 +560,7 @@ def run(args: argparse.Namespace) -> list[Setup]:
 
 # -- report -------------------------------------------------------------------------------------------------
 
-PACED_ROWS = ("direct", "nginx-hand", "nginx-rendered", "mitm-noop", "mitm-addon", "mitm-addon-shadow")
+PACED_ROWS = ("direct", "nginx-hand", "nginx-equiv", "nginx-rendered", "mitm-noop", "mitm-addon", "mitm-addon-shadow")
 
 
 def _median(values: list[float]) -> float | None:
@@ -501,8 +583,9 @@ def ratios(setups: list[Setup]) -> list[dict]:
     cpu = lambda x, y: (x.cpu_us_per_request / y.cpu_us_per_request  # noqa: E731
                         if x.cpu_us_per_request and y.cpu_us_per_request else None)
     rows = [
-        ("rendered / hand-written nginx throughput", _paired(g("nginx-rendered"), g("nginx-hand"), False, rps),
-         ">=", 0.95, "x"),
+        # The target's hand-written nginx is the one doing the same job (see README: Performance -> Traffic plane).
+        ("rendered / hand-written equivalent nginx throughput",
+         _paired(g("nginx-rendered"), g("nginx-equiv"), False, rps), ">=", 0.95, "x"),
         ("rendered nginx p50 overhead over direct, paced (ms)",
          _paired(g("nginx-rendered"), g("direct"), True, lambda x, y: x.p50_ms - y.p50_ms), "<=", 0.5, "ms"),
         ("rendered nginx p50 overhead over direct, saturating (ms)",
@@ -514,8 +597,14 @@ def ratios(setups: list[Setup]) -> list[dict]:
         ("shadowing: primary p99 delta, paced (ms)",
          _paired(g("mitm-addon-shadow"), g("mitm-addon"), True, lambda x, y: x.p99_ms - y.p99_ms), "<=", 1.0, "ms"),
         # Not targets, for reading the rows: CPU time per request is far steadier than req/s on a shared machine.
-        ("rendered / hand-written nginx CPU per request", _paired(g("nginx-rendered"), g("nginx-hand"), False, cpu),
+        ("rendered / bare proxy_pass nginx throughput", _paired(g("nginx-rendered"), g("nginx-hand"), False, rps),
          None, None, "x"),
+        ("rendered / hand-written equivalent nginx CPU per request",
+         _paired(g("nginx-rendered"), g("nginx-equiv"), False, cpu), None, None, "x"),
+        ("rendered / bare proxy_pass nginx CPU per request",
+         _paired(g("nginx-rendered"), g("nginx-hand"), False, cpu), None, None, "x"),
+        ("hand-written equivalent / bare proxy_pass nginx throughput",
+         _paired(g("nginx-equiv"), g("nginx-hand"), False, rps), None, None, "x"),
         ("addon / no-op addon CPU per request (monolith route)",
          _paired(g("mitm-addon"), g("mitm-noop"), False, cpu), None, None, "x"),
         ("addon / no-op addon CPU per request (service route)",
