@@ -325,7 +325,9 @@ class StranglerAddon:
         fields = request.headers.fields = _without_hop_by_hop(fields)
         headers = _folded_headers(fields)
         info = RequestInfo(
-            method=request.method, path=request.path, headers=headers,
+            # The method as sent: request.method is uppercased by mitmproxy, and `get` must be refused (400) here as
+            # nginx and decide() refuse it, not routed as GET.
+            method=request.data.method.decode("utf-8", "surrogateescape"), path=request.path, headers=headers,
             cookies=dict(request.cookies.items()) if "cookie" in headers else {},
             client_addr=flow.client_conn.peername[0] if flow.client_conn.peername else "",
         )
@@ -434,7 +436,7 @@ class StranglerAddon:
 
     def _refusal(self, flow: http.HTTPFlow, table: RouteTable, *, host: str | None) -> tuple[int, str, str] | None:
         request = flow.request
-        if request.method == "CONNECT":
+        if request.data.method == b"CONNECT":  # as sent: a lowercase `connect` is a malformed method (400)
             return 405, "connect_refused", "This is a reverse proxy; CONNECT is not served."
         if request.http_version.startswith("HTTP/1") and request.authority:
             return 400, "absolute_form_refused", "Absolute-form request targets are not served; send a path."

@@ -186,6 +186,18 @@ PATH_ROWS = [
     ("CONNECT", "evil.example:443", {}),
     ("OPTIONS", "*", {}),
     ("PROPFIND", "/api/orders/", {}),
+    # Methods are case-sensitive: a lowercase or mixed-case one is malformed (400) in every plane, never
+    # routed as its uppercase namesake (mitmproxy uppercases request.method; the addon decides on the raw one).
+    ("get", "/api/orders/1", {}),
+    ("Get", "/", {}),
+    ("gET", "/api/products/featured", {}),
+    ("post", "/api/orders/", {}),
+    ("delete", "/api/anything/1", {}),
+    ("head", "/api/orders/export/x", {}),
+    ("options", "/api/orders/1", {}),
+    ("get", "/api/products/7/rating/", {}),
+    ("connect", "/api/orders/", {}),
+    ("connect", "evil.example:443", {}),
 ]
 
 # Canary stickiness: the cookie beats the header beats the client address, at weights 10 and 50.
@@ -218,6 +230,7 @@ OVERRIDE_ROWS = [
     ("GET", "/api/reviews/", {"X-Strangler-Force": override_token("other-secret", "catalog")}),
     ("GET", "/api/reviews/", {"X-Strangler-Force": override_token(SECRET, "evil")}),
     ("GET", "/api/orders/1", {"X-Strangler-Force": ""}),
+    ("get", "/api/reviews/", {"X-Strangler-Force": _GOOD["catalog"]}),  # a valid override does not rescue it
 ]
 
 ROWS = PATH_ROWS + STICKY_ROWS + OVERRIDE_ROWS
