@@ -15,7 +15,7 @@ from servicekit.request_id import get_request_id
 from strangler_sync.conf import sync_settings
 from strangler_sync.errors import NotInTransaction
 from strangler_sync.handlers import current_synced_event
-from strangler_sync.models import AggregateVersion, OutboxEvent
+from strangler_sync.models import AggregateVersion, AppliedVersion, OutboxEvent
 from strangler_sync.schemas import payload_validate
 
 logger = logging.getLogger(__name__)
@@ -27,14 +27,23 @@ def aggregate_version_next(*, aggregate_type: str, aggregate_id: str) -> int:
     ``INSERT .. ON CONFLICT DO UPDATE .. RETURNING`` is atomic on PostgreSQL and SQLite (3.35+) and holds
     the row lock (PostgreSQL) / the database write lock (SQLite) until the caller's transaction ends, so
     two concurrent writers of one aggregate get consecutive versions in commit order.
+
+    The next version is also above the newest version this project *applied* for the aggregate: after an
+    ownership flip (either way) the new owner goes on numbering where the previous owner stopped, so the
+    follower's version guard never drops the new owner's events as stale.
     """
     table = connection.ops.quote_name(AggregateVersion._meta.db_table)
+    applied_table = connection.ops.quote_name(AppliedVersion._meta.db_table)
+    greatest = "MAX" if connection.vendor == "sqlite" else "GREATEST"  # two-argument scalar max
+    applied = (
+        f"COALESCE((SELECT version FROM {applied_table} WHERE aggregate_type = %s AND aggregate_id = %s), 0)"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (aggregate_type, aggregate_id, version) VALUES (%s, %s, 1) "
-            f"ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET version = {table}.version + 1 "
-            "RETURNING version",
-            [aggregate_type, aggregate_id],
+            f"INSERT INTO {table} (aggregate_type, aggregate_id, version) VALUES (%s, %s, {applied} + 1) "
+            f"ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET version = {greatest}({table}.version, "
+            f"{applied}) + 1 RETURNING version",
+            [aggregate_type, aggregate_id, aggregate_type, aggregate_id, aggregate_type, aggregate_id],
         )
         return int(cursor.fetchone()[0])
 

@@ -12,7 +12,7 @@ from strangler_sync.broker import broker_connection, topology_declare
 from strangler_sync.conf import sync_settings
 from strangler_sync.errors import NotInTransaction, SchemaError
 from strangler_sync.handlers import SyncEvent, applying_synced_event
-from strangler_sync.models import AggregateVersion, OutboxEvent
+from strangler_sync.models import AggregateVersion, AppliedVersion, OutboxEvent
 from strangler_sync.services import event_publish
 from tests.strangler_sync.conftest import T0, drain_queue, make_product, product_payload
 
@@ -57,6 +57,17 @@ def test_versions_increase_per_aggregate():
                 publish_product(1).version]
     assert versions == [1, 2, 1, 3]
     assert AggregateVersion.objects.get(aggregate_type="product", aggregate_id="1").version == 3
+
+
+def test_after_a_flip_the_new_owner_numbers_above_what_it_applied():
+    """The monolith followed the service up to v5 (or had issued v2 itself before): its next event is v6."""
+    AppliedVersion.objects.create(aggregate_type="product", aggregate_id="1", version=5)
+    assert publish_product(1).version == 6  # no version row yet
+    AggregateVersion.objects.create(aggregate_type="product", aggregate_id="2", version=2)
+    AppliedVersion.objects.create(aggregate_type="product", aggregate_id="2", version=9)
+    assert publish_product(2).version == 10  # a stale own counter is lifted
+    AppliedVersion.objects.create(aggregate_type="product", aggregate_id="3", version=1)
+    assert [publish_product(3).version, publish_product(3).version] == [2, 3]  # then plain +1
 
 
 def test_invalid_payload_is_refused_before_anything_is_written():

@@ -25,7 +25,6 @@ from django.utils.text import slugify
 
 from servicekit.errors import Conflict, InvalidInput
 from strangler_sync import events
-from strangler_sync.models import AggregateVersion, AppliedVersion
 from strangler_sync.ownership import ownership_require_owner
 from strangler_sync.services import event_publish
 from strangler_sync.snapshots import aggregate_payload
@@ -200,24 +199,7 @@ def product_discard_synced(*, product_id: int) -> None:
 # -- owner path: writes accepted once this service owns the aggregate ----------------------------------------------
 
 
-def _versions_continue(*, aggregate_type: str, aggregate_id: int) -> None:
-    """Number this owner's events after the last version applied from the previous owner.
-
-    Followers drop versions at or below what they applied; if the new owner restarted at v1, a flip
-    back (rollback) would see the old owner's next events as stale. Runs inside the write's
-    transaction, after the aggregate's row lock, so concurrent writers of one aggregate serialise.
-    """
-    key = {"aggregate_type": aggregate_type, "aggregate_id": str(aggregate_id)}
-    applied = AppliedVersion.objects.filter(**key).values_list("version", flat=True).first()
-    if not applied:
-        return
-    issued, created = AggregateVersion.objects.get_or_create(**key, defaults={"version": applied})
-    if not created and issued.version < applied:
-        AggregateVersion.objects.filter(**key, version__lt=applied).update(version=applied)
-
-
 def _publish(*, event_type: str, aggregate_type: str, instance: Category | Product) -> None:
-    _versions_continue(aggregate_type=aggregate_type, aggregate_id=instance.id)
     event_publish(
         event_type=event_type,
         aggregate_type=aggregate_type,
@@ -227,7 +209,6 @@ def _publish(*, event_type: str, aggregate_type: str, instance: Category | Produ
 
 
 def _publish_deleted(*, aggregate_type: str, aggregate_id: int) -> None:
-    _versions_continue(aggregate_type=aggregate_type, aggregate_id=aggregate_id)
     event_type = events.CATEGORY_DELETED if aggregate_type == "category" else events.PRODUCT_DELETED
     event_publish(
         event_type=event_type, aggregate_type=aggregate_type, aggregate_id=aggregate_id, payload={"id": aggregate_id}

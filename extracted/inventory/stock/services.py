@@ -20,7 +20,6 @@ from django.utils import timezone
 
 from servicekit.errors import Conflict, InvalidInput, NotFound
 from strangler_sync import events
-from strangler_sync.models import AggregateVersion, AppliedVersion
 from strangler_sync.ownership import ownership_require_owner
 from strangler_sync.services import event_publish
 from strangler_sync.snapshots import aggregate_payload
@@ -68,23 +67,7 @@ def _clean_lines(lines) -> dict[int, int]:
 # -- owner path ------------------------------------------------------------------------------------------------------
 
 
-def _versions_continue(*, product_id: int) -> None:
-    """Number this owner's events after the last version applied from the previous owner.
-
-    Followers drop versions at or below what they applied; if this owner restarted at v1, a flip back
-    would see the monolith's next events as stale. Runs inside the write's transaction, after the row lock.
-    """
-    key = {"aggregate_type": STOCK, "aggregate_id": str(product_id)}
-    applied = AppliedVersion.objects.filter(**key).values_list("version", flat=True).first()
-    if not applied:
-        return
-    issued, created = AggregateVersion.objects.get_or_create(**key, defaults={"version": applied})
-    if not created and issued.version < applied:
-        AggregateVersion.objects.filter(**key, version__lt=applied).update(version=applied)
-
-
 def _stock_changed(item: StockItem) -> None:
-    _versions_continue(product_id=item.product_id)
     event_publish(
         event_type=events.STOCK_CHANGED,
         aggregate_type=STOCK,

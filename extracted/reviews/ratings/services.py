@@ -19,7 +19,6 @@ from django.utils.dateparse import parse_datetime
 
 from servicekit.errors import Conflict, InvalidInput
 from strangler_sync import events
-from strangler_sync.models import AggregateVersion, AppliedVersion
 from strangler_sync.ownership import ownership_require_owner
 from strangler_sync.services import event_publish
 from strangler_sync.snapshots import aggregate_payload, canonical_value
@@ -62,19 +61,7 @@ def _clean(data: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-def _versions_continue(*, review_id: int) -> None:
-    """Number this owner's events after the last version applied from the previous owner (see the catalog's)."""
-    key = {"aggregate_type": REVIEW, "aggregate_id": str(review_id)}
-    applied = AppliedVersion.objects.filter(**key).values_list("version", flat=True).first()
-    if not applied:
-        return
-    issued, created = AggregateVersion.objects.get_or_create(**key, defaults={"version": applied})
-    if not created and issued.version < applied:
-        AggregateVersion.objects.filter(**key, version__lt=applied).update(version=applied)
-
-
 def _publish(*, event_type: str, review: Review) -> None:
-    _versions_continue(review_id=review.id)
     event_publish(event_type=event_type, aggregate_type=REVIEW, aggregate_id=review.id,
                   payload=aggregate_payload(aggregate_type=REVIEW, instance=review))
 
@@ -127,7 +114,6 @@ def review_delete(*, review: Review) -> Review:
     with transaction.atomic():
         list(Review.objects.select_for_update().filter(id=review_id).values_list("id"))  # serialise with updates
         review.delete()
-        _versions_continue(review_id=review_id)
         event_publish(event_type=events.REVIEW_DELETED, aggregate_type=REVIEW, aggregate_id=review_id,
                       payload={"id": review_id})
     review.id = review_id
