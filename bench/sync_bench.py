@@ -9,10 +9,11 @@ Measures, in one run, side by side:
   * verify time for N rows on each side (HTTP checksums, bucket drill-down), clean and with 3 differences
 
     .venv/bin/python bench/sync_bench.py          # small, < 2 minutes
-    .venv/bin/python bench/sync_bench.py --full   # the issue's targets (5,000 ev/s, 1M-row verify, ...)
+    .venv/bin/python bench/sync_bench.py --full   # the issue's sizes (50,000-event backlog, 1M-row verify, ...)
 
-Prints a table and writes bench/results/sync.json. Needs PostgreSQL on 127.0.0.1:5432 (user postgres) and
-RabbitMQ on 127.0.0.1:5672 (guest/guest); it creates and drops its own databases and queues.
+Prints a table and writes bench/results/sync.json (--full: sync-full.json). Needs PostgreSQL on
+127.0.0.1:5432 (user postgres) and RabbitMQ on 127.0.0.1:5672 (guest/guest); it creates and drops its own
+databases and queues.
 """
 
 from __future__ import annotations
@@ -313,8 +314,9 @@ def main() -> int:
             broker_cleanup(RABBITMQ_URL, monolith.env["STRANGLER_SYNC_NAMESPACE"])
 
     results["load_average_after"] = os.getloadavg()[0]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    written = RESULTS.with_name("sync-full.json") if args.full else RESULTS
+    written.parent.mkdir(parents=True, exist_ok=True)
+    written.write_text(json.dumps(results, indent=2) + "\n")
     lag = results["lag"]
     rows = [
         ("raw broker publish, confirm each", f"{results['raw_publish_per_s']:,.0f} msg/s", "kombu confirm_publish"),
@@ -339,7 +341,7 @@ def main() -> int:
     for name, value, note in rows:
         print(f"| {name.ljust(width)} | {value} | {note} |")
     print(f"\nload average (1 min) {results['load_average_before']:.1f} before, "
-          f"{results['load_average_after']:.1f} after; written to {RESULTS.relative_to(REPO)}")
+          f"{results['load_average_after']:.1f} after; written to {written.relative_to(REPO)}")
     return 0
 
 
