@@ -199,6 +199,7 @@ def main() -> int:
     parser.add_argument("--consumers", type=int, default=2)
     parser.add_argument("--writers", type=int, default=2, help="processes offering the steady load")
     parser.add_argument("--batch", type=int, default=200, help="messages a consumer applies per transaction")
+    parser.add_argument("--verify-only", action="store_true", help="only the verify row (1,000,000 rows with --full)")
     args = parser.parse_args()
     size = {
         "raw": 20_000 if args.full else 3_000,
@@ -220,69 +221,70 @@ def main() -> int:
         inbox_sql = "SELECT count(*) FROM strangler_sync_inboxmessage"
         pending_sql = "SELECT count(*) FROM strangler_sync_outboxevent WHERE status = 'pending'"
         try:
-            print("raw broker publish ...", flush=True)
-            results["raw_publish_per_s"] = raw_publish_rate(size["raw"], batch=None)
-            results["raw_publish_batched_per_s"] = raw_publish_rate(size["raw"], batch=500)
-            results["raw_publish_buffered_per_s"] = raw_publish_rate(size["raw"], batch=500, buffered=True)
+            if not args.verify_only:
+                print("raw broker publish ...", flush=True)
+                results["raw_publish_per_s"] = raw_publish_rate(size["raw"], batch=None)
+                results["raw_publish_batched_per_s"] = raw_publish_rate(size["raw"], batch=500)
+                results["raw_publish_buffered_per_s"] = raw_publish_rate(size["raw"], batch=500, buffered=True)
 
-            print(f"throughput: {size['backlog']} outbox rows -> applied ...", flush=True)
-            catalog_procs = [catalog.start("sync_consume", "--prefetch", str(2 * args.batch), "--batch",
-                                           str(args.batch), env=PRODUCTION) for _ in range(args.consumers)]
-            relay_env = {**PRODUCTION, "STRANGLER_SYNC_BATCH_SIZE": "500"}
-            relays = [monolith.start("sync_relay", "--interval", "0.01", env=relay_env) for _ in range(args.relays)]
-            time.sleep(4)  # relays and consumers up and polling (Django import) before the backlog commits
-            # the whole backlog commits in one transaction: the clock starts at that commit
-            started = json.loads(monolith.shell(PRELOAD.format(first=1, count=size["backlog"])).strip().splitlines()[-1]
-                                 )["committed_at"]
-            relayed_at = None
-            while count(catalog_db, inbox_sql) < size["backlog"]:
-                if relayed_at is None and count(mono_db, pending_sql) == 0:
-                    relayed_at = time.time()
-                if time.time() - started > 900:
-                    raise AssertionError("backlog not applied in 900 s")
-                time.sleep(0.02)
-            seconds = time.time() - started
-            relayed_at = relayed_at or time.time()
-            results["throughput_events_per_s"] = size["backlog"] / seconds
-            results["throughput_seconds"] = seconds
-            results["relay_published_per_s"] = size["backlog"] / (relayed_at - started)
-            print(f"  raw {results['raw_publish_per_s']:,.0f} / {results['raw_publish_batched_per_s']:,.0f} msg/s;"
-                  f" throughput {size['backlog'] / seconds:,.0f} ev/s", flush=True)
+                print(f"throughput: {size['backlog']} outbox rows -> applied ...", flush=True)
+                catalog_procs = [catalog.start("sync_consume", "--prefetch", str(2 * args.batch), "--batch",
+                                               str(args.batch), env=PRODUCTION) for _ in range(args.consumers)]
+                relay_env = {**PRODUCTION, "STRANGLER_SYNC_BATCH_SIZE": "500"}
+                relays = [monolith.start("sync_relay", "--interval", "0.01", env=relay_env) for _ in range(args.relays)]
+                time.sleep(4)  # relays and consumers up and polling (Django import) before the backlog commits
+                # the whole backlog commits in one transaction: the clock starts at that commit
+                preload = monolith.shell(PRELOAD.format(first=1, count=size["backlog"]))
+                started = json.loads(preload.strip().splitlines()[-1])["committed_at"]
+                relayed_at = None
+                while count(catalog_db, inbox_sql) < size["backlog"]:
+                    if relayed_at is None and count(mono_db, pending_sql) == 0:
+                        relayed_at = time.time()
+                    if time.time() - started > 900:
+                        raise AssertionError("backlog not applied in 900 s")
+                    time.sleep(0.02)
+                seconds = time.time() - started
+                relayed_at = relayed_at or time.time()
+                results["throughput_events_per_s"] = size["backlog"] / seconds
+                results["throughput_seconds"] = seconds
+                results["relay_published_per_s"] = size["backlog"] / (relayed_at - started)
+                print(f"  raw {results['raw_publish_per_s']:,.0f} / {results['raw_publish_batched_per_s']:,.0f} msg/s;"
+                      f" throughput {size['backlog'] / seconds:,.0f} ev/s", flush=True)
 
-            print(f"lag: {size['rate']} events/s offered for {size['duration']} s ...", flush=True)
-            phase_start = time.time()
-            # several writer processes: one Python process commits only a few hundred events/s on 2 cores
-            per_writer = size["rate"] // args.writers
-            writer_procs = [monolith.start("shell", "-c", STEADY_WRITER.format(
-                rate=per_writer, duration=size["duration"], first=1, last=size["backlog"], seed=n,
-                writers=args.writers), label="writer",
-                env=PRODUCTION)
-                for n in range(args.writers)]
-            for process in writer_procs:
-                process.wait(timeout=size["duration"] + 120)
-            reports = [json.loads(Path(p.log_path).read_text().strip().splitlines()[-1]) for p in writer_procs]
-            writer = {"sent": sum(r["sent"] for r in reports), "seconds": max(r["seconds"] for r in reports)}
-            wait_for(lambda: count(catalog_db, inbox_sql) >= size["backlog"] + writer["sent"], timeout=600,
-                     interval=0.1, what="steady events applied")
-            with pg(catalog_db) as conn:
-                lags = [r[0] for r in conn.execute(
-                    "SELECT EXTRACT(EPOCH FROM received_at - occurred_at) FROM strangler_sync_inboxmessage "
-                    "WHERE occurred_at >= to_timestamp(%s) AND outcome = 'applied'", [phase_start]).fetchall()]
-            lags = [float(x) * 1000 for x in lags]
-            results["lag"] = {"offered_per_s": size["rate"], "achieved_per_s": writer["sent"] / writer["seconds"],
-                              "events": len(lags), "p50_ms": percentile(lags, 50), "p99_ms": percentile(lags, 99),
-                              "max_ms": max(lags) if lags else None}
-            print(f"  lag {results['lag']}", flush=True)
-            for process in relays + catalog_procs:
-                stop(process)
+                print(f"lag: {size['rate']} events/s offered for {size['duration']} s ...", flush=True)
+                phase_start = time.time()
+                # several writer processes: one Python process commits only a few hundred events/s on 2 cores
+                per_writer = size["rate"] // args.writers
+                writer_procs = [monolith.start("shell", "-c", STEADY_WRITER.format(
+                    rate=per_writer, duration=size["duration"], first=1, last=size["backlog"], seed=n,
+                    writers=args.writers), label="writer",
+                    env=PRODUCTION)
+                    for n in range(args.writers)]
+                for process in writer_procs:
+                    process.wait(timeout=size["duration"] + 120)
+                reports = [json.loads(Path(p.log_path).read_text().strip().splitlines()[-1]) for p in writer_procs]
+                writer = {"sent": sum(r["sent"] for r in reports), "seconds": max(r["seconds"] for r in reports)}
+                wait_for(lambda: count(catalog_db, inbox_sql) >= size["backlog"] + writer["sent"], timeout=600,
+                         interval=0.1, what="steady events applied")
+                with pg(catalog_db) as conn:
+                    lags = [r[0] for r in conn.execute(
+                        "SELECT EXTRACT(EPOCH FROM received_at - occurred_at) FROM strangler_sync_inboxmessage "
+                        "WHERE occurred_at >= to_timestamp(%s) AND outcome = 'applied'", [phase_start]).fetchall()]
+                lags = [float(x) * 1000 for x in lags]
+                results["lag"] = {"offered_per_s": size["rate"], "achieved_per_s": writer["sent"] / writer["seconds"],
+                                  "events": len(lags), "p50_ms": percentile(lags, 50), "p99_ms": percentile(lags, 99),
+                                  "max_ms": max(lags) if lags else None}
+                print(f"  lag {results['lag']}", flush=True)
+                for process in relays + catalog_procs:
+                    stop(process)
 
-            print(f"backfill: {size['backfill']} rows ...", flush=True)
-            with pg(mono_db) as conn:
-                conn.execute("DELETE FROM strangler_sync_outboxevent")
-            seed_products(mono_db, "catalog_product", size["backfill"])
-            backfill = json.loads(monolith.shell(BACKFILL.format(batch=2000)).strip().splitlines()[-1])
-            results["backfill_outbox_rows_per_s"] = backfill["outbox_rows"] / backfill["outbox_seconds"]
-            results["backfill_direct_rows_per_s"] = backfill["direct_rows"] / backfill["direct_seconds"]
+                print(f"backfill: {size['backfill']} rows ...", flush=True)
+                with pg(mono_db) as conn:
+                    conn.execute("DELETE FROM strangler_sync_outboxevent")
+                seed_products(mono_db, "catalog_product", size["backfill"])
+                backfill = json.loads(monolith.shell(BACKFILL.format(batch=2000)).strip().splitlines()[-1])
+                results["backfill_outbox_rows_per_s"] = backfill["outbox_rows"] / backfill["outbox_seconds"]
+                results["backfill_direct_rows_per_s"] = backfill["direct_rows"] / backfill["direct_seconds"]
 
             print(f"verify: {size['verify']} rows per side ...", flush=True)
             with pg(mono_db) as conn:
@@ -314,9 +316,17 @@ def main() -> int:
             broker_cleanup(RABBITMQ_URL, monolith.env["STRANGLER_SYNC_NAMESPACE"])
 
     results["load_average_after"] = os.getloadavg()[0]
-    written = RESULTS.with_name("sync-full.json") if args.full else RESULTS
+    name = "sync-full" if args.full else "sync"
+    written = RESULTS.with_name(f"{name}-verify.json" if args.verify_only else f"{name}.json")
     written.parent.mkdir(parents=True, exist_ok=True)
     written.write_text(json.dumps(results, indent=2) + "\n")
+    if args.verify_only:
+        verify = results["verify"]
+        print(f"\nverify {size['verify']:,} rows: {verify['clean_seconds']:.1f} s clean, "
+              f"{verify['dirty_seconds']:.1f} s finding {verify['dirty_differences']} differences; load average "
+              f"{results['load_average_before']:.1f} before, {results['load_average_after']:.1f} after; "
+              f"written to {written.relative_to(REPO)}")
+        return 0
     lag = results["lag"]
     rows = [
         ("raw broker publish, confirm each", f"{results['raw_publish_per_s']:,.0f} msg/s", "kombu confirm_publish"),
