@@ -79,7 +79,10 @@ def _run_checks(extra: list[str]) -> int:
         return lint.returncode
     worst = 0
     for name, settings, paths in TEST_SUITES:
-        args = [sys.executable, "-m", "pytest", f"--ds={settings}", *paths]
+        # A private basetemp: pytest otherwise shares /tmp/pytest-of-<user>/ and deletes the oldest of its
+        # numbered folders, which pulled the folder from under a long test while another session ran.
+        basetemp = Path(os.environ["STRANGLER_VAR_DIR"]) / f"pytest-{name}"
+        args = [sys.executable, "-m", "pytest", f"--ds={settings}", f"--basetemp={basetemp}", *paths]
         if name == TEST_SUITES[0][0]:
             args += [f"--ignore={p}" for p in TEST_IGNORES]
         print(f"== pytest: {name} ({settings})", flush=True)
