@@ -107,3 +107,17 @@ def test_backfill_direct_and_command(settings, capsys):
     assert {m.payload["event_type"] for m in received} == {events.PRODUCT_SNAPSHOT}
     call_command("sync_backfill", "--aggregate", "product", "--no-progress")
     assert relay_run(once=True) == 3
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.django_db(transaction=True)
+def test_backfill_direct_on_rabbitmq_sends_each_batch_in_one_write_and_checkpoints_after_the_confirms(on_rabbitmq):
+    on_rabbitmq.STRANGLER_SYNC = {**on_rabbitmq.STRANGLER_SYNC, "SUBSCRIBERS": {"sync.catalog": ["product.*"]}}
+    for i in range(1, 26):
+        make_product(i)
+    result = backfill_run(aggregate_type="product", batch_size=10, direct=True)
+    assert (result.emitted, result.last_id) == (25, 25)
+    assert BackfillCheckpoint.objects.get().finished
+    received = drain_queue(next(iter(sync_settings().subscribers)))
+    assert sorted(int(m.payload["aggregate_id"]) for m in received) == list(range(1, 26))
+    assert {m.payload["event_type"] for m in received} == {events.PRODUCT_SNAPSHOT}
