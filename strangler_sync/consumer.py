@@ -286,7 +286,9 @@ class SyncConsumer(ConsumerMixin):
 
     Messages are applied in small batches: up to ``batch`` received messages (never waiting more than
     ``max_wait`` seconds for more) share one transaction, each inside its own savepoint so a failing
-    message rolls back alone; all are acked after the commit. The batch is sorted by (aggregate, version)
+    message rolls back alone; all are acked after the commit (one ``basic.ack(multiple)`` on AMQP when the
+    whole batch committed); event types with a bulk handler are applied many per statement
+    (``_handlers_run``). The batch is sorted by (aggregate, version)
     first, so version rows are locked in a fixed order (no deadlock between parallel consumers) and
     versions of one aggregate apply in order. If the commit itself fails the process exits without
     acking and the broker redelivers.
