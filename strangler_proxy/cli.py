@@ -20,7 +20,7 @@ from strangler_proxy.spec import RouteTable
 EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("strangler_proxy.run", "run the mitmproxy plane (mitmdump with the strangler addon)"),
 }
-DEFAULT_NGINX_LISTEN = "127.0.0.1:8081"
+DEFAULT_NGINX_LISTEN = "127.0.0.1:8088"
 
 
 def _routes_arg(parser: argparse.ArgumentParser) -> None:
