@@ -200,7 +200,15 @@ def main() -> int:
     parser.add_argument("--writers", type=int, default=2, help="processes offering the steady load")
     parser.add_argument("--batch", type=int, default=200, help="messages a consumer applies per transaction")
     parser.add_argument("--verify-only", action="store_true", help="only the verify row (1,000,000 rows with --full)")
+    parser.add_argument("--only", default="", help="comma-separated phases to run: raw, pipeline (throughput and "
+                        "lag), backfill, verify (default: all); results go to a separate <name>-<phases>.json")
     args = parser.parse_args()
+    phases = {"raw", "pipeline", "backfill", "verify"}
+    only = set(filter(None, args.only.split(","))) or set(phases)
+    if args.verify_only:
+        only = {"verify"}
+    if only - phases:
+        parser.error(f"unknown phase(s) {', '.join(sorted(only - phases))}; choose from {', '.join(sorted(phases))}")
     size = {
         "raw": 20_000 if args.full else 3_000,
         "backlog": 50_000 if args.full else 5_000,
@@ -221,12 +229,13 @@ def main() -> int:
         inbox_sql = "SELECT count(*) FROM strangler_sync_inboxmessage"
         pending_sql = "SELECT count(*) FROM strangler_sync_outboxevent WHERE status = 'pending'"
         try:
-            if not args.verify_only:
+            if "raw" in only:
                 print("raw broker publish ...", flush=True)
                 results["raw_publish_per_s"] = raw_publish_rate(size["raw"], batch=None)
                 results["raw_publish_batched_per_s"] = raw_publish_rate(size["raw"], batch=500)
                 results["raw_publish_buffered_per_s"] = raw_publish_rate(size["raw"], batch=500, buffered=True)
 
+            if "pipeline" in only:
                 print(f"throughput: {size['backlog']} outbox rows -> applied ...", flush=True)
                 catalog_procs = [catalog.start("sync_consume", "--prefetch", str(2 * args.batch), "--batch",
                                                str(args.batch), env=PRODUCTION) for _ in range(args.consumers)]
@@ -278,6 +287,7 @@ def main() -> int:
                 for process in relays + catalog_procs:
                     stop(process)
 
+            if "backfill" in only:
                 print(f"backfill: {size['backfill']} rows ...", flush=True)
                 with pg(mono_db) as conn:
                     conn.execute("DELETE FROM strangler_sync_outboxevent")
@@ -286,29 +296,30 @@ def main() -> int:
                 results["backfill_outbox_rows_per_s"] = backfill["outbox_rows"] / backfill["outbox_seconds"]
                 results["backfill_direct_rows_per_s"] = backfill["direct_rows"] / backfill["direct_seconds"]
 
-            print(f"verify: {size['verify']} rows per side ...", flush=True)
-            with pg(mono_db) as conn:
-                conn.execute("DELETE FROM catalog_product")
-            with pg(catalog_db) as conn:
-                conn.execute("DELETE FROM catalog_service_product")
-            seed_products(mono_db, "catalog_product", size["verify"])
-            seed_products(catalog_db, "catalog_service_product", size["verify"])
-            monolith.serve()
-            catalog.serve()
-            clean = verify_aggregate(source=monolith.url, follower=catalog.url, aggregate="product", buckets=256)
-            with pg(catalog_db) as conn:
-                conn.execute("UPDATE catalog_service_product SET price = price + 1 WHERE id = %s",
-                             [size["verify"] // 3])
-                conn.execute("DELETE FROM catalog_service_product WHERE id = %s", [size["verify"] // 2])
-                conn.execute(f"INSERT INTO catalog_service_product ({PRODUCT_COLUMNS}) SELECT id + %s, sku || 'x', "
-                             "slug || 'x', name, description, price, currency, is_active, images, category_id, "
-                             "created_at, updated_at FROM catalog_service_product WHERE id = 1", [size["verify"]])
-            dirty = verify_aggregate(source=monolith.url, follower=catalog.url, aggregate="product", buckets=256)
-            results["verify"] = {
-                "rows": size["verify"], "clean_seconds": clean.seconds, "clean_differences": clean.differences,
-                "dirty_seconds": dirty.seconds, "dirty_differences": dirty.differences,
-                "dirty_requests": dirty.requests,
-            }
+            if "verify" in only:
+                print(f"verify: {size['verify']} rows per side ...", flush=True)
+                with pg(mono_db) as conn:
+                    conn.execute("DELETE FROM catalog_product")
+                with pg(catalog_db) as conn:
+                    conn.execute("DELETE FROM catalog_service_product")
+                seed_products(mono_db, "catalog_product", size["verify"])
+                seed_products(catalog_db, "catalog_service_product", size["verify"])
+                monolith.serve()
+                catalog.serve()
+                clean = verify_aggregate(source=monolith.url, follower=catalog.url, aggregate="product", buckets=256)
+                with pg(catalog_db) as conn:
+                    conn.execute("UPDATE catalog_service_product SET price = price + 1 WHERE id = %s",
+                                 [size["verify"] // 3])
+                    conn.execute("DELETE FROM catalog_service_product WHERE id = %s", [size["verify"] // 2])
+                    conn.execute(f"INSERT INTO catalog_service_product ({PRODUCT_COLUMNS}) SELECT id + %s, sku || 'x', "
+                                 "slug || 'x', name, description, price, currency, is_active, images, category_id, "
+                                 "created_at, updated_at FROM catalog_service_product WHERE id = 1", [size["verify"]])
+                dirty = verify_aggregate(source=monolith.url, follower=catalog.url, aggregate="product", buckets=256)
+                results["verify"] = {
+                    "rows": size["verify"], "clean_seconds": clean.seconds, "clean_differences": clean.differences,
+                    "dirty_seconds": dirty.seconds, "dirty_differences": dirty.differences,
+                    "dirty_requests": dirty.requests,
+                }
         finally:
             monolith.stop_all()
             catalog.stop_all()
@@ -317,15 +328,20 @@ def main() -> int:
 
     results["load_average_after"] = os.getloadavg()[0]
     name = "sync-full" if args.full else "sync"
-    written = RESULTS.with_name(f"{name}-verify.json" if args.verify_only else f"{name}.json")
+    suffix = "" if only == phases else "-" + "-".join(sorted(only))
+    written = RESULTS.with_name(f"{name}{suffix}.json")
     written.parent.mkdir(parents=True, exist_ok=True)
     written.write_text(json.dumps(results, indent=2) + "\n")
-    if args.verify_only:
+    if only == {"verify"}:
         verify = results["verify"]
         print(f"\nverify {size['verify']:,} rows: {verify['clean_seconds']:.1f} s clean, "
               f"{verify['dirty_seconds']:.1f} s finding {verify['dirty_differences']} differences; load average "
               f"{results['load_average_before']:.1f} before, {results['load_average_after']:.1f} after; "
               f"written to {written.relative_to(REPO)}")
+        return 0
+    if only != phases:  # a partial run: the measured values as they are
+        print(json.dumps({k: v for k, v in results.items() if k not in ("sizes",)}, indent=2))
+        print(f"written to {written.relative_to(REPO)}")
         return 0
     lag = results["lag"]
     rows = [
