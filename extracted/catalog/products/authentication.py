@@ -2,56 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
-
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
+from servicekit.service_token import ServiceTokenAuthentication as _ServiceTokenAuthentication
 
 from .conf import catalog_setting
 
 
-class ServicePrincipal:
-    """The user a valid service token authenticates as: staff, with no row in the auth tables."""
-
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-    is_staff = True
-    is_superuser = False
-    pk = None
-    id = None
-    username = "service"
-
-    def __str__(self) -> str:
-        return self.username
-
-
-class ServiceTokenAuthentication(authentication.BaseAuthentication):
+class ServiceTokenAuthentication(_ServiceTokenAuthentication):
     """`Authorization: Bearer <token>` where the token is one of CATALOG_SERVICE["API_TOKENS"]."""
 
-    keyword = "Bearer"
-
-    def authenticate(self, request):
-        parts = authentication.get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword.lower().encode():
-            return None
-        if len(parts) != 2:
-            raise exceptions.AuthenticationFailed("Invalid bearer header: expected one token.")
-        presented = parts[1]
-        for token in catalog_setting("API_TOKENS"):
-            # constant-time comparison against each configured token
-            if token and hmac.compare_digest(presented, token.encode()):
-                return ServicePrincipal(), None
-        raise exceptions.AuthenticationFailed("Invalid service token.")
-
-    def authenticate_header(self, request) -> None:
-        # No challenge, like the monolith (session auth first): anonymous writes get 403, not 401.
-        return None
-
-
-class ServiceTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "extracted.catalog.products.authentication.ServiceTokenAuthentication"
-    name = "serviceToken"
-
-    def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer"}
+    def tokens(self) -> list[str]:
+        return catalog_setting("API_TOKENS")
