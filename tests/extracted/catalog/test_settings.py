@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from extracted.catalog import settings as catalog_settings
+from servicekit import env
+from servicekit.service_settings import service_database
 
 
 @pytest.mark.parametrize(
@@ -21,10 +22,10 @@ from extracted.catalog import settings as catalog_settings
 def test_database_choice(monkeypatch, tmp_path, environ, engine, name):
     monkeypatch.delenv("CATALOG_DATABASE_URL", raising=False)
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.setattr(catalog_settings.env, "VAR_DIR", tmp_path)
+    monkeypatch.setattr(env, "VAR_DIR", tmp_path)
     for key, value in environ.items():
         monkeypatch.setenv(key, value)
-    config = catalog_settings._database()
+    config = service_database(project="catalog")
     assert config["ENGINE"] == engine
     assert str(config["NAME"]).endswith(name)
 

@@ -1,0 +1,104 @@
+"""The Django settings every extracted service shares; each service's settings.py adds only what is its own.
+
+A service's settings module starts with
+
+    globals().update(service_settings(project="catalog", apps=[...], authentication=[...], api_title=..., ...))
+
+and then defines its own namespaced settings (API tokens, STRANGLER_SYNC). Its database comes from
+`<PROJECT>_DATABASE_URL`; when that is unset but `DATABASE_URL` is PostgreSQL, a sibling database on the same
+server named `<name>_<project>` (so CI's PostgreSQL pass covers the services too, and Django's test runner makes
+`test_<name>_<project>`, never touching the monolith's); otherwise SQLite `var/<project>.sqlite3`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from servicekit import env
+from servicekit.logging import logging_config
+
+
+def service_database(*, project: str) -> dict:
+    """The service's DATABASES["default"]: its own URL, else a PostgreSQL sibling of the monolith's, else SQLite."""
+    var_name = f"{project.upper()}_DATABASE_URL"
+    sqlite_name = f"{project}.sqlite3"
+    if not os.environ.get(var_name) and os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        config = env.database(var_name="DATABASE_URL", sqlite_name=sqlite_name)
+        config["NAME"] = f"{config['NAME']}_{project}"
+        return config
+    return env.database(var_name=var_name, sqlite_name=sqlite_name)
+
+
+def service_settings(
+    *, project: str, apps: list[str], authentication: list[str], api_title: str, api_description: str
+) -> dict[str, object]:
+    """Settings for `extracted.<project>`: environment-driven like the monolith's, with its own database."""
+    package = f"extracted.{project}"
+    debug = env.env_bool("DEBUG", default=True)
+    broker = env.broker_url()
+    return {
+        "DEBUG": debug,
+        "SECRET_KEY": env.secret_key(debug=debug),
+        "ALLOWED_HOSTS": env.env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"]),
+        "INSTALLED_APPS": [
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "rest_framework",
+            "drf_spectacular",
+            "strangler_sync",
+            *apps,
+        ],
+        "MIDDLEWARE": [
+            "servicekit.request_id.RequestIdMiddleware",
+            "servicekit.errors.ApiJsonErrorsMiddleware",
+            "servicekit.http_metrics.RequestMetricsMiddleware",
+            "django.middleware.security.SecurityMiddleware",
+            "django.middleware.common.CommonMiddleware",
+        ],
+        "ROOT_URLCONF": f"{package}.urls",
+        "WSGI_APPLICATION": f"{package}.wsgi.application",
+        "TEMPLATES": [
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "DIRS": [],
+                "APP_DIRS": True,  # DRF's browsable API and the OpenAPI docs page
+                "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+            },
+        ],
+        "DATABASES": {"default": service_database(project=project)},
+        "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
+        "LANGUAGE_CODE": "en-us",
+        "TIME_ZONE": "UTC",
+        "USE_I18N": True,
+        "USE_TZ": True,
+        "STATIC_URL": "static/",
+        "STATIC_ROOT": env.VAR_DIR / f"static-{project}",
+        "REST_FRAMEWORK": {
+            "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+            "EXCEPTION_HANDLER": "servicekit.errors.api_exception_handler",
+            "DEFAULT_AUTHENTICATION_CLASSES": authentication,
+            "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+            "PAGE_SIZE": 20,
+        },
+        "SPECTACULAR_SETTINGS": {
+            "TITLE": api_title,
+            "DESCRIPTION": api_description,
+            "VERSION": "1.0.0",
+            "SERVE_INCLUDE_SCHEMA": False,
+            "COMPONENT_SPLIT_REQUEST": True,
+            "PREPROCESSING_HOOKS": [f"{package}.schema.public_api_only"],
+        },
+        "CELERY_BROKER_URL": broker,
+        "CELERY_BROKER_TRANSPORT_OPTIONS": env.broker_transport_options(broker),
+        "CELERY_TASK_ACKS_LATE": False,
+        "CELERY_TASK_DEFAULT_QUEUE": project,
+        "CELERY_RESULT_BACKEND": None,
+        "CELERY_TASK_ALWAYS_EAGER": env.env_bool("CELERY_TASK_ALWAYS_EAGER", default=False),
+        # Once the service owns an aggregate its worker (`celery -A extracted.<project> worker -B`) relays the
+        # outbox: each commit triggers the relay task, the sweep publishes anything a lost trigger left behind.
+        "CELERY_BEAT_SCHEDULE": {
+            "strangler-sync-sweep": {"task": "strangler_sync.relay_sweep", "schedule": 5.0},
+            "strangler-sync-cleanup": {"task": "strangler_sync.cleanup", "schedule": 3600.0},
+        },
+        "LOGGING": logging_config(service=project),
+    }
