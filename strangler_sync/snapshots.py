@@ -1,4 +1,4 @@
-"""Canonical row state: the payload of snapshot/state events and the per-row hash that verify compares.
+"""Canonical row state: the payload of snapshot/state events (verify hashes rows in ``checksums``).
 
 Both sides (owner and follower) describe the same aggregate with ``AGGREGATES[name]["FIELDS"]``
 (canonical name -> their own model attribute), so rows hash equal whatever the column names are.
@@ -6,8 +6,6 @@ Both sides (owner and follower) describe the same aggregate with ``AGGREGATES[na
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -58,7 +56,3 @@ def canonical_row(*, config: AggregateConfig, values: dict) -> dict:
     """The canonical dict of a row given its model attribute values (as returned by .values())."""
     return {name: canonical_value(values[attr]) for name, attr in config.fields.items()}
 
-
-def row_hash(canonical: dict) -> str:
-    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(encoded.encode()).hexdigest()[:32]

@@ -4,6 +4,8 @@
 * ``?buckets=N[&start=&end=]``: the stats plus ``buckets: [{start, end, count, checksum}]`` over [start, end]
   (default: this side's min..max; the verifier passes the union of both sides' ranges)
 * ``?start=&end=``: ``rows: {id: hash}`` for the drill-down into one differing bucket
+
+Bucket and row answers carry ``hash`` (``checksums.HASH_FORMAT``): two sides only compare in the same format.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from strangler_sync.checksums import aggregate_stats, checksum_buckets, checksum_rows
+from strangler_sync.checksums import HASH_FORMAT, aggregate_stats, checksum_buckets, checksum_rows
 
 MAX_BUCKETS = 100_000
 MAX_ROW_SPAN = 1_000_000
@@ -50,8 +52,10 @@ class ChecksumView(APIView):
             buckets = [] if start is None else checksum_buckets(
                 aggregate_type=aggregate, start=start, end=end, buckets=params["buckets"]
             )
-            return Response({**stats, "start": start, "end": end, "buckets": buckets})
+            return Response({**stats, "hash": HASH_FORMAT, "start": start, "end": end, "buckets": buckets})
         if "start" in params:
             rows = checksum_rows(aggregate_type=aggregate, start=params["start"], end=params["end"])
-            return Response({**stats, "start": params["start"], "end": params["end"], "rows": rows})
+            return Response(
+                {**stats, "hash": HASH_FORMAT, "start": params["start"], "end": params["end"], "rows": rows}
+            )
         return Response(stats)
