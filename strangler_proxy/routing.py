@@ -14,6 +14,10 @@ from strangler_proxy.spec import SAFE_METHODS, Route, RouteTable
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 _BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 _METHOD = re.compile(r"^[A-Z_-]{1,32}\Z")
+_QUERY_OR_FRAGMENT = re.compile(r"[?#]")
+# What makes a path need the full normalisation: escapes, backslashes, NUL, `//`, and `.`/`..` segments (any
+# `/.`, so `/.well-known` takes the long way too, with the same answer).
+_NEEDS_WORK = re.compile(r"[%\\\x00]|//|/\.")
 
 
 class PathRejected(ValueError):
@@ -28,7 +32,14 @@ def normalize_path(raw_path: str) -> str:
     about them; NUL; malformed %-escapes; `..` above the root; anything not starting with `/`
     (absolute-form `http://host/...`, `*`).
     """
-    path = re.split(r"[?#]", raw_path, maxsplit=1)[0]
+    path = _QUERY_OR_FRAGMENT.split(raw_path, maxsplit=1)[0]
+    if path.startswith("/") and not _NEEDS_WORK.search(path):
+        return path  # nothing to decode, merge, resolve or refuse: the common case, without the byte round trip
+    return _normalize_in_full(path, raw_path)
+
+
+def _normalize_in_full(path: str, raw_path: str) -> str:
+    """normalize_path's work on a path without its query and fragment (``raw_path`` only for the message)."""
     if not path.startswith("/"):
         raise PathRejected(f"request target must start with '/': {raw_path[:80]!r}")
     raw = path.encode("utf-8", "surrogateescape")

@@ -6,6 +6,7 @@ Service-bound requests are really sent (the addon's own client) to real HTTP ser
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 
@@ -396,3 +397,23 @@ def test_route_file_watcher_swaps_valid_edits_and_reports_a_bad_one_once(tmp_pat
     watcher.check()
     watcher.check(force=True)
     assert len(errors) == 1 and "routes[2].mode: unknown mode" in str(errors[0]) and len(tables) == 1
+
+
+def test_running_freezes_the_startup_heap_out_of_the_collectors_sight(proxy):
+    addon, tctx = proxy
+    # mitmdump's proxyserver options, which taddons does not load
+    tctx.options.add_option("keep_host_header", bool, False, "")
+    tctx.options.add_option("body_size_limit", str | None, None, "")
+    gc.unfreeze()
+    alive_at_start = [addon.table]
+    try:
+        assert any(o is alive_at_start for o in gc.get_objects())
+        addon.running()
+        assert tctx.options.keep_host_header  # the Host check needs the client's Host
+        assert tctx.options.body_size_limit == str(2 * 1000 + 65536)
+        assert gc.get_freeze_count() > 0
+        # What was alive at startup is out of the collected generations: full collections no longer rescan it.
+        assert not any(o is alive_at_start for o in gc.get_objects())
+        assert gc.isenabled()  # frozen, not switched off: new cycles are still collected
+    finally:
+        gc.unfreeze()

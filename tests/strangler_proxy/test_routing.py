@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from strangler_proxy.loader import parse_route_text
 from strangler_proxy.murmur import in_canary
 from strangler_proxy.override import override_token, verify_override
-from strangler_proxy.routing import PathRejected, RequestInfo, decide, normalize_path, parse_cookie_header
+from strangler_proxy.routing import (
+    PathRejected,
+    RequestInfo,
+    _normalize_in_full,
+    decide,
+    normalize_path,
+    parse_cookie_header,
+)
 
 TABLE = parse_route_text(
     """\
@@ -93,6 +102,32 @@ def decision(*args, secret=SECRET, **kwargs):
 )
 def test_normalize_path(raw, normalised):
     assert normalize_path(raw) == normalised
+
+
+def _full(raw: str) -> str | None:
+    """The full normalisation alone (no fast path); None when it refuses the path."""
+    try:
+        return _normalize_in_full(raw.split("?")[0].split("#")[0], raw)
+    except PathRejected:
+        return None
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_fast_path_answers_what_the_full_normalisation_answers(seed):
+    rng = random.Random(seed)
+    pieces = ["/", "a", "api", ".", "..", "%2e", "%2F", "%41", "%", "\\", "\x00", "?", "#", "-", "~", "é", "%zz"]
+    for _ in range(500):
+        raw = "/" + "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 10)))
+        try:
+            got = normalize_path(raw)
+        except PathRejected:
+            got = None
+        assert got == _full(raw), raw
+
+
+def test_fast_path_takes_plain_paths_as_they_are():
+    for raw in ("/api/products/1/", "/api/products/1/?page=2", "/", "/a-b_c~d/é"):
+        assert normalize_path(raw) == raw.split("?")[0] == _full(raw)
 
 
 @pytest.mark.parametrize(
