@@ -43,7 +43,7 @@ from strangler_proxy.metrics import AdminServer, ProxyMetrics
 from strangler_proxy.murmur import split_bucket
 from strangler_proxy.recording import Recorder, exchange_record
 from strangler_proxy.routing import Decision, PathRejected, RequestInfo, decide
-from strangler_proxy.shadow import SHADOW_HEADER, DiffStore, ShadowJob, ShadowRunner
+from strangler_proxy.shadow import SHADOW_HEADER, DiffStore, IdleGate, ShadowJob, ShadowRunner
 from strangler_proxy.spec import (
     MIRROR_PRIMARY_HEADER,
     MIRROR_ROUTE_HEADER,
@@ -179,6 +179,7 @@ class StranglerAddon:
         self.service_client = AsyncUpstreamClient()  # on the event loop: service-bound requests
         self.store = DiffStore()
         self.shadows: ShadowRunner | None = None
+        self.in_flight = IdleGate()  # client requests being answered: shadow work waits for none to be
         self.recorder: Recorder | None = None
         self.admin: AdminServer | None = None
         self.watcher: RouteFileWatcher | None = None
@@ -316,6 +317,7 @@ class StranglerAddon:
         request_id = clean_request_id(_folded_value(fields, b"x-request-id"))
         state = FlowState(table=table, request_id=request_id, started=time.monotonic())
         flow.metadata[METADATA_KEY] = state
+        self.in_flight.enter(flow)
         http1 = request.data.http_version.startswith(b"HTTP/1")
         refusal = self._refusal(flow, table, host=_folded_value(fields, b"host") if http1 else request.host_header)
         if refusal is not None:
@@ -473,6 +475,7 @@ class StranglerAddon:
                 state.upstream_seconds = max(0.0, response.timestamp_end - flow.request.timestamp_end)
         self.metrics.request_answered(route=state.route_label, upstream=state.upstream or PROXY_UPSTREAM,
                                       status=str(response.status_code), seconds=elapsed)
+        self.in_flight.leave(flow)  # before the shadow: its own request is answered
         self._maybe_shadow(flow, state)
         self._record(flow, state, elapsed)
 
@@ -482,6 +485,7 @@ class StranglerAddon:
             return
         message = flow.error.msg if flow.error else "error"
         state.error = message
+        self.in_flight.leave(flow)
         if state.upstream and state.upstream != PROXY_UPSTREAM:
             self.metrics.upstream_failures.labels(upstream=state.upstream, reason="connect").inc()
         self.metrics.request_answered(route=state.route_label, upstream=state.upstream or PROXY_UPSTREAM,
@@ -519,8 +523,8 @@ class StranglerAddon:
             asyncio.get_running_loop()
         except RuntimeError:  # called outside mitmproxy's loop (tests driving the hooks directly)
             self.shadows.submit(job)
-        else:  # the shadow's requests go out on this loop; only the comparison takes a thread
-            self.shadows.submit_async(job, self.service_client)
+        else:  # the shadow's requests go out on this loop once no client request is in flight
+            self.shadows.submit_async(job, self.service_client, gate=self.in_flight)
 
     def _shadow_compared(self, job: ShadowJob, result) -> None:
         self.metrics.shadow_comparisons.labels(route=job.route).inc()

@@ -4,7 +4,9 @@ The client never waits for a shadow: jobs are started after the primary response
 ``max_pending`` at a time; beyond that new jobs are dropped (and counted) rather than queued without end.
 From a thread (the nginx diff endpoint, tests) a job runs whole on a small thread pool; from mitmproxy's event
 loop its requests are sent by the asyncio client on that loop and only the comparison of large bodies goes to
-the pool, so shadow I/O never contends with the proxy's own work for the interpreter lock.
+the pool, so shadow I/O never contends with the proxy's own work for the interpreter lock. On the loop, a job
+given an ``IdleGate`` sends its requests and compares only once no client request is in flight (or after
+``max_wait``), so its CPU goes into the loop's idle time instead of in front of other clients' requests.
 The monolith is always the *expected* side of a diff, whichever upstream served the client.
 """
 
@@ -54,6 +56,53 @@ class ShadowJob:
     request_id: str | None = None
     timeout: float = 30.0
     host: str | None = None  # Host header the client sent; None = the upstream's own host:port
+
+
+class IdleGate:
+    """Client requests in flight on one event loop; shadow work waits for none to be (at most ``max_wait``).
+
+    The proxy marks each client request in (``enter``) and out (``leave``, once it is answered or failed);
+    anything it forgets is forgotten with the flow itself (weak references), so the gate cannot stay shut.
+    """
+
+    def __init__(self, *, max_wait: float = 0.05):
+        self.max_wait = max_wait  # under saturation the loop is never idle: shadows then go anyway, this late
+        self._busy: weakref.WeakSet = weakref.WeakSet()
+        self._waiters: set[asyncio.Future] = set()
+
+    @property
+    def busy(self) -> int:
+        return len(self._busy)
+
+    def enter(self, request: object) -> None:
+        self._busy.add(request)
+
+    def leave(self, request: object) -> None:
+        self._busy.discard(request)
+        if self._waiters and not self._busy:
+            waiters, self._waiters = self._waiters, set()
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def idle(self) -> None:
+        """Return once no request is in flight, or after ``max_wait``."""
+        if not self._busy:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._waiters.add(waiter)
+        timer = loop.call_later(self.max_wait, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiters.discard(waiter)
+
+
+def _wake(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class DiffStore:
@@ -166,12 +215,14 @@ class ShadowRunner:
         future.add_done_callback(self._done)
         return True
 
-    def submit_async(self, job: ShadowJob, client: AsyncUpstreamClient) -> bool:
+    def submit_async(self, job: ShadowJob, client: AsyncUpstreamClient, *, gate: IdleGate | None = None) -> bool:
         """From a running event loop: send the job's requests on that loop (``ASYNC_IN_FLIGHT`` jobs at a
-        time), compare on the thread pool. Same dropping, errors and recording as ``submit``."""
+        time), compare small bodies there and large ones on the thread pool; with a ``gate``, each of those
+        steps first waits for the loop to have no client request in flight. Same dropping, errors and recording
+        as ``submit``."""
         if not self._reserve(job):
             return False
-        task = asyncio.get_running_loop().create_task(self._run_async_guarded(job, client))
+        task = asyncio.get_running_loop().create_task(self._run_async_guarded(job, client, gate))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return True
@@ -205,13 +256,16 @@ class ShadowRunner:
             self._error(job, "crash")
         return None
 
-    async def _run_async_guarded(self, job: ShadowJob, client: AsyncUpstreamClient) -> DiffResult | None:
+    async def _run_async_guarded(self, job: ShadowJob, client: AsyncUpstreamClient,
+                                 gate: IdleGate | None = None) -> DiffResult | None:
         loop = asyncio.get_running_loop()
         slots = self._slots.get(loop)
         if slots is None:
             slots = self._slots[loop] = asyncio.Semaphore(max(self.max_workers, ASYNC_IN_FLIGHT))
         try:
             async with slots:
+                if gate is not None:
+                    await gate.idle()
                 primary = job.primary_response
                 if primary is None:
                     primary = await client.fetch(**self._request(job, job.primary))
@@ -220,6 +274,8 @@ class ShadowRunner:
                 if _learns_noise(job):
                     expected_again = await client.fetch(**self._request(job, job.monolith))
             sides = (primary, shadowed, expected_again)
+            if gate is not None:
+                await gate.idle()
             if sum(len(side.body) for side in sides if side is not None) <= INLINE_COMPARE_BYTES:
                 return self._compare(job, primary, shadowed, expected_again)
             return await loop.run_in_executor(self._executor, self._compare, job, primary, shadowed, expected_again)

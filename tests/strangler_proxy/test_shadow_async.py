@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import threading
 import time
 
 from strangler_proxy.diffing import HttpResponseData
 from strangler_proxy.fetch import AsyncUpstreamClient
-from strangler_proxy.shadow import SHADOW_HEADER, DiffStore, ShadowRunner
+from strangler_proxy.shadow import SHADOW_HEADER, DiffStore, IdleGate, ShadowRunner
 from strangler_proxy.spec import DiffRules
 
 from .test_shadow import make_job, monolith, service  # noqa: F401 - fixtures
@@ -148,4 +149,74 @@ def test_small_bodies_are_compared_on_the_loop(monolith, service):  # noqa: F811
 
     asyncio.run(scenario())
     assert compared_on == [threading.main_thread()]
+    runner.shutdown()
+
+
+class _Request:
+    """Stands in for a flow (the gate holds requests weakly)."""
+
+
+def test_idle_gate_opens_when_the_last_request_in_flight_leaves():
+    gate = IdleGate(max_wait=5)
+    first, second = _Request(), _Request()
+
+    async def scenario() -> list[str]:
+        events = []
+        await gate.idle()  # nothing in flight: no wait
+        gate.enter(first)
+        gate.enter(second)
+
+        async def shadow() -> None:
+            await gate.idle()
+            events.append("shadow")
+
+        task = asyncio.get_running_loop().create_task(shadow())
+        await asyncio.sleep(0.05)
+        gate.leave(first)
+        await asyncio.sleep(0.05)
+        events.append("first answered")
+        gate.leave(second)
+        events.append("second answered")
+        await task
+        return events
+
+    assert asyncio.run(scenario()) == ["first answered", "second answered", "shadow"]
+    assert gate.busy == 0 and not gate._waiters
+
+
+def test_idle_gate_waits_at_most_max_wait_and_forgets_requests_that_are_gone():
+    gate = IdleGate(max_wait=0.05)
+    request = _Request()
+    gate.enter(request)
+
+    async def waited() -> float:
+        started = time.monotonic()
+        await gate.idle()
+        return time.monotonic() - started
+
+    assert 0.04 <= asyncio.run(waited()) < 1  # a saturated loop never idles: shadows go anyway, late
+    assert gate.busy == 1 and not gate._waiters
+    del request
+    gc.collect()
+    assert gate.busy == 0  # a request the proxy never marked out cannot keep the gate shut
+
+
+def test_async_shadow_sends_nothing_while_a_client_request_is_in_flight(monolith, service):  # noqa: F811
+    runner = ShadowRunner(store=DiffStore())
+    gate = IdleGate(max_wait=5)
+    client_request = _Request()
+    primary = HttpResponseData.from_pairs(status=200, header_pairs=[], body=b"{}")
+
+    async def scenario() -> tuple[int, int]:
+        gate.enter(client_request)
+        job = make_job(monolith, service, primary_response=primary, rules=DiffRules(learn_noise=False))
+        assert runner.submit_async(job, AsyncUpstreamClient(), gate=gate)
+        await asyncio.sleep(0.2)
+        sent_while_busy = len(service.received())
+        gate.leave(client_request)
+        await _until_idle(runner)
+        return sent_while_busy, len(service.received())
+
+    assert asyncio.run(scenario()) == (0, 1)
+    assert runner.store.summary()["routes"]["/api/products/"]["comparisons"] == 1
     runner.shutdown()
