@@ -263,9 +263,9 @@ class ShadowRunner:
         if slots is None:
             slots = self._slots[loop] = asyncio.Semaphore(max(self.max_workers, ASYNC_IN_FLIGHT))
         try:
+            if gate is not None:  # before taking a slot: waiting jobs are bounded by max_pending, not the slots
+                await gate.idle()
             async with slots:
-                if gate is not None:
-                    await gate.idle()
                 primary = job.primary_response
                 if primary is None:
                     primary = await client.fetch(**self._request(job, job.primary))

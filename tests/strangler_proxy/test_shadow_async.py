@@ -10,7 +10,7 @@ import time
 
 from strangler_proxy.diffing import HttpResponseData
 from strangler_proxy.fetch import AsyncUpstreamClient
-from strangler_proxy.shadow import SHADOW_HEADER, DiffStore, IdleGate, ShadowRunner
+from strangler_proxy.shadow import ASYNC_IN_FLIGHT, SHADOW_HEADER, DiffStore, IdleGate, ShadowRunner
 from strangler_proxy.spec import DiffRules
 
 from .test_shadow import make_job, monolith, service  # noqa: F401 - fixtures
@@ -219,4 +219,26 @@ def test_async_shadow_sends_nothing_while_a_client_request_is_in_flight(monolith
 
     assert asyncio.run(scenario()) == (0, 1)
     assert runner.store.summary()["routes"]["/api/products/"]["comparisons"] == 1
+    runner.shutdown()
+
+
+def test_jobs_waiting_for_the_gate_hold_no_request_slot(monolith, service):  # noqa: F811
+    runner = ShadowRunner(store=DiffStore())
+    gate = IdleGate(max_wait=5)
+    client_request = _Request()
+    primary = HttpResponseData.from_pairs(status=200, header_pairs=[], body=b"{}")
+
+    async def scenario() -> int:
+        gate.enter(client_request)
+        job = make_job(monolith, service, primary_response=primary, rules=DiffRules(learn_noise=False))
+        for _ in range(ASYNC_IN_FLIGHT + 8):  # more waiting jobs than slots: none may be dropped or stuck
+            assert runner.submit_async(job, AsyncUpstreamClient(), gate=gate)
+        await asyncio.sleep(0.1)
+        free_slots = runner._slots[asyncio.get_running_loop()]._value
+        gate.leave(client_request)
+        await _until_idle(runner)
+        return free_slots
+
+    assert asyncio.run(scenario()) == ASYNC_IN_FLIGHT
+    assert runner.store.summary()["routes"]["/api/products/"]["comparisons"] == ASYNC_IN_FLIGHT + 8
     runner.shutdown()
