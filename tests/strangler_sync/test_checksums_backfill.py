@@ -121,3 +121,76 @@ def test_backfill_direct_on_rabbitmq_sends_each_batch_in_one_write_and_checkpoin
     received = drain_queue(next(iter(sync_settings().subscribers)))
     assert sorted(int(m.payload["aggregate_id"]) for m in received) == list(range(1, 26))
     assert {m.payload["event_type"] for m in received} == {events.PRODUCT_SNAPSHOT}
+
+
+def _awkward_listed_products() -> None:
+    """Awkward rows whose images are lists (the product schema's type), including the JSON edge cases."""
+    from tests.strangler_sync.test_checksums import AWKWARD_JSON, _awkward_products
+
+    _awkward_products()
+    for product in Product.objects.all():
+        if not isinstance(product.images, list):
+            Product.objects.filter(pk=product.pk).update(images=AWKWARD_JSON[6 if product.pk % 2 else 4])
+
+
+@pytest.mark.postgres
+def test_backfill_in_one_statement_writes_what_the_python_path_writes():
+    _awkward_listed_products()
+    with transaction.atomic():  # product 102 had live events: its snapshot carries the current version
+        for _ in range(3):
+            event_publish(event_type=events.PRODUCT_UPDATED, aggregate_type="product", aggregate_id=102,
+                          payload=product_payload(102))
+    from strangler_sync import backfill
+
+    assert backfill._sql_plan(config=sync_settings().aggregate("product"), event_type=events.PRODUCT_SNAPSHOT)
+
+    def written():
+        rows = OutboxEvent.objects.filter(event_type=events.PRODUCT_SNAPSHOT).order_by("id")
+        return [(e.aggregate_id, e.version, e.payload, e.origin, e.status, e.schema_version) for e in rows]
+
+    python = backfill_run(aggregate_type="product", batch_size=3, engine="python")
+    by_python = written()
+    OutboxEvent.objects.filter(event_type=events.PRODUCT_SNAPSHOT).delete()
+    in_sql = backfill_run(aggregate_type="product", batch_size=3)
+    assert (in_sql.emitted, in_sql.last_id) == (python.emitted, python.last_id) == (8, 108)
+    assert written() == by_python
+    assert [row[:2] for row in by_python][:2] == [("101", 1), ("102", 3)]
+    assert len(set(OutboxEvent.objects.values_list("message_id", flat=True))) == OutboxEvent.objects.count()
+
+
+def test_backfill_refuses_a_row_the_schema_refuses_on_every_path():
+    from strangler_sync.errors import SchemaError
+
+    for i in range(1, 6):
+        make_product(i)
+    Product.objects.filter(pk=4).update(images={"not": "a list"})
+    with pytest.raises(SchemaError):
+        backfill_run(aggregate_type="product", batch_size=2)
+    checkpoint = BackfillCheckpoint.objects.get()
+    assert checkpoint.last_id == 2 and not checkpoint.finished  # the batches before it went out
+    assert sorted(OutboxEvent.objects.values_list("aggregate_id", flat=True)) == ["1", "2"]
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.django_db(transaction=True)
+def test_backfill_direct_checkpoints_a_batch_only_after_its_confirms_while_the_next_is_in_flight(on_rabbitmq):
+    on_rabbitmq.STRANGLER_SYNC = {**on_rabbitmq.STRANGLER_SYNC, "SUBSCRIBERS": {"sync.catalog": ["product.*"]}}
+    for i in range(1, 11):
+        make_product(i)
+    published = []
+
+    def crash_after_the_second_batch(n):
+        published.append(n)
+        if len(published) == 2:  # batch 2 is published, its confirms not awaited yet
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        backfill_run(aggregate_type="product", batch_size=3, direct=True, progress=crash_after_the_second_batch)
+    checkpoint = BackfillCheckpoint.objects.get()
+    assert (checkpoint.last_id, checkpoint.emitted, checkpoint.finished) == (3, 3, False)
+    result = backfill_run(aggregate_type="product", batch_size=3, direct=True, resume=True)
+    assert (result.emitted, result.last_id) == (7, 10)
+    checkpoint.refresh_from_db()
+    assert (checkpoint.last_id, checkpoint.emitted, checkpoint.finished) == (10, 10, True)
+    received = sorted(int(m.payload["aggregate_id"]) for m in drain_queue(next(iter(sync_settings().subscribers))))
+    assert received == [1, 2, 3, 4, 4, 5, 5, 6, 6, 7, 8, 9, 10]  # batch 2 again: at least once, never skipped
