@@ -42,16 +42,23 @@ _FALLBACK_STATUSES = "500 502 503 504"  # connect error = 502, timeout = 504
 _MIRROR_PREFIX = "/\\strangler-mirror/"
 _HOP_BY_HOP = ("Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "TE", "Trailer", "Upgrade")
 _REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:+/=-]{1,128}$"  # same rule as servicekit.request_id
+# On the request line "METHOD TARGET HTTP/x": a target not starting with "/" (absolute-form; nginx itself refuses
+# authority-form and "*"), else a backslash, %5C or %2F before the query/fragment (what $request_uri holds there).
+_GUARD_PATTERN = r"^[^ ]+ (?:(?<strangler_absolute_form>[^/])|[^?# ]*(?:\x5c|%5[cC]|%2[fF]))"
 
 
 DEFAULT_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")  # as the mitmproxy plane's default
 
 
-def _json_return(status: int, code: str, message: str) -> str:
-    """`return` with the project's one API error shape (served as application/json: default_type below)."""
+def _json_body(code: str, message: str) -> str:
+    """The project's one API error shape as a single-quoted nginx string (served as application/json)."""
     body = json.dumps({"error": {"code": code, "message": message, "details": {}}})
-    assert "'" not in body and "\\" not in body
-    return f"return {status} '{body}';"
+    assert "'" not in body and "\\" not in body and "$" not in body
+    return f"'{body}'"
+
+
+def _json_return(status: int, code: str, message: str) -> str:
+    return f"return {status} {_json_body(code, message)};"
 
 
 def _worker_user() -> str | None:
@@ -108,6 +115,7 @@ class _Renderer:
         self.http: dict[str, str] = {}  # http-level blocks (maps, split_clients) by the variable they define
         self.named: dict[str, list[str]] = {}  # named/internal locations, by name, rendered once
         self.route_ids = {route: f"r{i}" for i, route in enumerate(table.routes)}
+        self.canary_sides: dict[str, str] = {}  # canary safe-method pick variable -> its more likely location
 
     # -- per-route variables ------------------------------------------------------------------------------
     def primary_expr(self, route: Route) -> str:
@@ -255,26 +263,45 @@ class _Renderer:
         self.http[f"safe_{rid}"] = (
             f"map {primary} {var} {{\n    {route.service} {with_fallback};\n    default {without};\n}}\n"
         )
+        self.canary_sides[var] = with_fallback if route.weight >= 50 else without
         return var
 
     # -- locations ----------------------------------------------------------------------------------------
+    def method_map(self, name: str, targets: dict[str, str], other: str) -> str:
+        """A hash map from $request_method to a target; just the target when every method gets the same one."""
+        differing = {method: target for method, target in targets.items() if target != other}
+        if not differing:
+            return other
+        entries = "".join(f"    {method} {target};\n" for method, target in differing.items())
+        self.http[name] = f"map $request_method $strangler_{name} {{\n{entries}    default {other};\n}}\n"
+        return f"$strangler_{name}"
+
+    def likely(self, target: str) -> str:
+        """The named location a target most often is: a canary's safe-method pick follows the larger side."""
+        return self.canary_sides.get(target, target)
+
     def locations(self) -> list[str]:
         routes = self.table.routes
+        overridable = bool(self.options.override_secret)  # without a secret $strangler_forced is always ""
         static = [r for r in routes if r.match != "pattern"]
         patterns = sorted((r for r in routes if r.match == "pattern"), key=route_rank, reverse=True)
         # Safe methods are always resolved one by one: only they get the fallback (and, by default, the mirror).
         listed = sorted({m for r in routes if r.methods for m in r.methods} | SAFE_METHODS)
         other_re = "(?!(?:" + "|".join(listed) + r")\|)[^|]+"  # any method not listed
         keys = {(r.pattern_lead, "exact" if r.match == "exact" else "prefix") for r in routes} | {("/", "prefix")}
+        # A prefix location ending in "/" that proxies answers its name without the slash with a 301 (nginx's
+        # auto_redirect); an exact location for that name routes it as decide() does instead.
+        keys |= {(prefix[:-1], "exact") for prefix, match in keys if match == "prefix" and len(prefix) > 1
+                 and prefix.endswith("/")}
         out = []
         for index, (prefix, match) in enumerate(sorted(keys)):
             exact = match == "exact"
-            # The map key is "forced|method|$uri". Patterns are tried first (regex on $uri), best first, wherever
-            # they outrank the static route; static routes were resolved now (see the module docstring).
+            # Static routes were resolved now (see the module docstring) into exact-key maps on the method (and
+            # the override); pattern routes are regexes on "forced|method|$uri", tried first, best first, wherever
+            # they outrank that static route, and only in the locations where they can match.
             pattern_entries: list[tuple[str, str]] = []
-            plain: dict[str, list[str]] = {}
-            forced: dict[str, list[str]] = {}
-            other: Route | None = None
+            plain: dict[str, str] = {}
+            forced: dict[str, str] = {}
             for method in [*listed, _OTHER_METHOD]:
                 method_re = other_re if method == _OTHER_METHOD else method
                 best = route_match(static, path=prefix, method=method, exact_allowed=exact)
@@ -282,30 +309,43 @@ class _Renderer:
                     if (prefix.startswith(route.pattern_lead) and route.accepts_method(method)
                             and (best is None or route_rank(route) > route_rank(best))):
                         tail = rf"\|{method_re}\|{route.pattern_source[1:]}"
-                        pattern_entries.append((r"~^[^|]+" + tail, self.location_forced(route)))
+                        if overridable:
+                            pattern_entries.append((r"~^[^|]+" + tail, self.location_forced(route)))
                         pattern_entries.append((r"~^" + tail, self.target(route, method)))
-                if method == _OTHER_METHOD:
-                    other = best
-                else:
-                    plain.setdefault(self.target(best, method), []).append(method)
-                    forced.setdefault(self.location_forced(best), []).append(method)
-            entries = [*pattern_entries]
-            entries += [(r"~^[^|]+\|(" + "|".join(ms) + r")\|", t) for t, ms in forced.items()]
-            entries.append((r"~^[^|]", self.location_forced(other)))
-            entries += [(r"~^\|(" + "|".join(ms) + r")\|", t) for t, ms in plain.items()]
-            lines = [f"    {_q(key)} {target};" for key, target in entries]
-            lines.append(f"    default {self.target(other, _OTHER_METHOD)};")
-            var = f"$strangler_to_l{index}"
-            self.http[f"to_l{index}"] = (
-                f"map \"$strangler_forced|$request_method|$uri\" {var} {{\n" + "\n".join(lines) + "\n}\n"
-            )
+                plain[method] = self.target(best, method)
+                if overridable:
+                    forced[method] = self.location_forced(best)
+            dispatch = self.method_map(f"plain_l{index}", plain, plain.pop(_OTHER_METHOD))
+            if overridable:
+                by_override = self.method_map(f"forced_l{index}", forced, forced.pop(_OTHER_METHOD))
+                self.http[f"static_l{index}"] = (
+                    f"map $strangler_forced $strangler_static_l{index} {{\n"
+                    f"    \"\" {dispatch};\n    default {by_override};\n}}\n"
+                )
+                dispatch = f"$strangler_static_l{index}"
+            if pattern_entries:
+                lines = "".join(f"    {_q(key)} {target};\n" for key, target in pattern_entries)
+                self.http[f"to_l{index}"] = (
+                    f"map \"$strangler_forced|$request_method|$uri\" $strangler_to_l{index} {{\n"
+                    f"{lines}    default {dispatch};\n}}\n"
+                )
+                dispatch = f"$strangler_to_l{index}"
+            # The location serves its most likely target (a GET's) itself; anything else jumps to its named
+            # location (`return 599` + `error_page 599 = $var`), which costs an internal redirect per request.
+            inline = self.likely(plain["GET"])
+            body = [line for line in self.named[inline] if not line.startswith("recursive_error_pages")]
+            jump = []
+            if dispatch != inline:
+                jump = [
+                    f"error_page {_DISPATCH_STATUS} = {dispatch};",
+                    f"if ({dispatch} != {_q(inline)}) {{ return {_DISPATCH_STATUS}; }}",
+                ]
             modifier = "=" if exact else "^~"
             out.append(
                 f"location {modifier} {_q(prefix)} {{\n"
-                "    recursive_error_pages on;  # else the fallback's error_page after this jump is ignored\n"
-                f"    error_page {_DISPATCH_STATUS} = {var};\n"
-                f"    return {_DISPATCH_STATUS};\n"
-                "}\n"
+                "    recursive_error_pages on;  # else the fallback's error_page after a jump is ignored\n"
+                + "".join(f"    {line}\n" for line in [*jump, *body])
+                + "}\n"
             )
         return out
 
@@ -395,6 +435,10 @@ http {{
         "" $strangler_key_fallback;
         default $cookie_{sticky.cookie};
     }}
+    map $strangler_absolute_form $strangler_refusal {{
+        "" {_json_body("path_rejected", "Encoded slash or backslash in the path.")};
+        default {_json_body("absolute_form_refused", "Send a path, not an absolute URI.")};
+    }}
     # Signed overrides: only precomputed tokens name an upstream; anything else is ignored (and never forwarded).
     map $http_{_var_key(table.override.header)} $strangler_forced {{
         default "";
@@ -408,12 +452,10 @@ http {{
         add_header X-Request-ID $strangler_request_id always;
 
         # Refuse what normalize_path() refuses: absolute-form/authority-form/asterisk targets, backslash and
-        # encoded slash/backslash in the path (nginx would decode %2F into a separator).
-        if ($request ~ "^[^ ]+ [^/]") {{
-            {absolute_form}
-        }}
-        if ($request_uri ~ "^[^?#]*(\\x5c|%5[cC]|%2[fF])") {{
-            {_json_return(400, "path_rejected", "Encoded slash or backslash in the path.")}
+        # encoded slash/backslash in the path (nginx would decode %2F into a separator). One regex on the
+        # request line for both; the named capture tells them apart for the error body.
+        if ($request ~ "{_GUARD_PATTERN}") {{
+            return 400 $strangler_refusal;
         }}
 
 {indent(server_body)}    }}

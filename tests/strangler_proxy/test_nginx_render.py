@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -278,3 +279,35 @@ def test_canary_mirror_names_the_picked_primary_and_the_other_side(live):
         assert headers["x-strangler-mirror-route"] == "/some/"
         assert headers["x-strangler-mirror-primary"] == primary
         assert headers["x-strangler-mirror-shadow"] == ("monolith" if primary == "catalog" else "catalog")
+
+
+def _location(text: str, head: str) -> str:
+    start = text.index(f"location {head} {{")
+    return text[start:text.index("\n        }", start)]
+
+
+def test_each_location_serves_its_likely_target_in_place_and_jumps_only_for_the_others(tmp_path):
+    text = render(complex_table(), tmp_path)
+    root = _location(text, '^~ "/"')  # one target for every method and no override: no dispatch at all
+    assert "proxy_pass http://monolith;" in root and "return 599" not in root
+    every = _location(text, '^~ "/all/"')  # 100% canary: GETs get the fallback, other methods jump
+    assert "proxy_intercept_errors on;" in every and "return 599" in every
+    assert "\n            recursive_error_pages on;" not in every.split("recursive_error_pages on;", 1)[1]
+    some = _location(text, '^~ "/some/"')  # 37% canary: the monolith side, without fallback, is served in place
+    assert "proxy_intercept_errors" not in some and "mirror " in some
+    assert "$uri" not in text.split("server {", 1)[0]  # no pattern routes: the dispatch is exact-key maps only
+    with_secret = render(complex_table(), tmp_path, secret="k")
+    assert "return 599" in _location(with_secret, '^~ "/"')  # a valid override token jumps to its upstream
+
+
+@pytest.mark.nginx
+def test_refusals_name_their_reason_and_a_prefix_without_its_slash_is_routed_not_redirected(live):
+    _upstreams, client = live
+    for target, code in (("http://localhost/all/1", "absolute_form_refused"), ("/all%2F1", "path_rejected"),
+                         ("/all/%5c1", "path_rejected"), ("/all\\1", "path_rejected")):
+        reply = client.send("GET", target)
+        assert (reply.status, json.loads(reply.body)["error"]["code"]) == (400, code), target
+    reply = client.send("GET", "/all/1?next=%2F")
+    assert (reply.status, reply.served_by) == (200, "catalog")
+    reply = client.send("GET", "/all")  # not /all/: the default route, where nginx would answer 301
+    assert (reply.status, reply.served_by, reply.route_header) == (200, "monolith", "default")
