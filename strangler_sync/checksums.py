@@ -14,13 +14,15 @@ A row's hash is the md5 of its UTF-8 row text; a bucket's checksum is the sum, m
 64 bits of its rows' md5 (order-independent and constant memory: PostgreSQL aggregates a bucket without
 collecting it), compared together with the bucket's row count. On PostgreSQL the hashes and bucket sums are
 computed in SQL (about 5 us of CPU a row instead of 20+ in Python); elsewhere in Python. Both give identical
-results for the same data, so any two databases compare.
+results for the same data, so any two databases compare. ``STRANGLER_SYNC_CHECKSUM_ENGINE=python`` (or
+``STRANGLER_SYNC["CHECKSUM_ENGINE"]``) keeps a project on the Python path (to compare the two, or as a way out).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -226,6 +228,14 @@ def _sql_hashed(*, config: AggregateConfig, alias: str, start: int, end: int) ->
 
 # --- buckets -------------------------------------------------------------------------------------------------
 
+def _engine(engine: str) -> str:
+    if engine == "auto":
+        engine = sync_settings().raw.get("CHECKSUM_ENGINE") or os.environ.get("STRANGLER_SYNC_CHECKSUM_ENGINE", "auto")
+    if engine not in ("auto", "python"):
+        raise ValueError(f"unknown checksum engine {engine!r}")
+    return engine
+
+
 def bucket_bounds(*, start: int, end: int, buckets: int) -> list[tuple[int, int]]:
     """Split [start, end] into at most `buckets` contiguous integer ranges (deterministic on both sides)."""
     span = end - start + 1
@@ -251,7 +261,7 @@ def checksum_buckets(
     bounds = bucket_bounds(start=start, end=end, buckets=buckets)
     span, n = end - start + 1, len(bounds)
     sums = [[0, 0] for _ in bounds]  # count, sum of md5's first 64 bits
-    alias = _sql_usable(config) if engine == "auto" else None
+    alias = _sql_usable(config) if _engine(engine) == "auto" else None
     if alias is not None:
         sql, params = _sql_hashed(config=config, alias=alias, start=start, end=end)
         # bucket_index() in bigint unless n * span could overflow it; md5's first 64 bits as a signed bigint,
@@ -267,14 +277,12 @@ def checksum_buckets(
             )
             for index, count, total in cursor.fetchall():
                 sums[int(index)] = [count, int(total)]
-    elif engine in ("auto", "python"):
+    else:
         from_bytes = int.from_bytes
         for row_id, digest in _python_rows(config=config, start=start, end=end):
             entry = sums[(n * (row_id - start + 1) - 1) // span]  # bucket_index(), inlined
             entry[0] += 1
             entry[1] += from_bytes(digest[:8], "big")
-    else:
-        raise ValueError(f"unknown checksum engine {engine!r}")
     return [
         {"start": lo, "end": hi, "count": sums[i][0], "checksum": f"{sums[i][1] & _MASK:016x}"}
         for i, (lo, hi) in enumerate(bounds)
@@ -284,12 +292,10 @@ def checksum_buckets(
 def checksum_rows(*, aggregate_type: str, start: int, end: int, engine: str = "auto") -> dict[str, str]:
     """Per-id md5 hex of the row text (ids as strings: JSON object keys) of one id range."""
     config = sync_settings().aggregate(aggregate_type)
-    alias = _sql_usable(config) if engine == "auto" else None
+    alias = _sql_usable(config) if _engine(engine) == "auto" else None
     if alias is not None:
         sql, params = _sql_hashed(config=config, alias=alias, start=start, end=end)
         with connections[alias].cursor() as cursor:
             cursor.execute(sql, params)
             return {str(row_id): digest for row_id, digest in cursor.fetchall()}
-    if engine not in ("auto", "python"):
-        raise ValueError(f"unknown checksum engine {engine!r}")
     return {str(row_id): digest.hex() for row_id, digest in _python_rows(config=config, start=start, end=end)}
