@@ -326,10 +326,17 @@ def main() -> int:
                                  "slug || 'x', name, description, price, currency, is_active, images, category_id, "
                                  "created_at, updated_at FROM catalog_service_product WHERE id = 1", [size["verify"]])
                 dirty = verify_aggregate(source=monolith.url, follower=catalog.url, aggregate="product", buckets=256)
+                # the same 3 differences with both projects hashing in Python (what SQLite sides do): side by side
+                for project in (monolith, catalog):
+                    project.env["STRANGLER_SYNC_CHECKSUM_ENGINE"] = "python"
+                    project.serve()
+                    del project.env["STRANGLER_SYNC_CHECKSUM_ENGINE"]
+                python = verify_aggregate(source=monolith.url, follower=catalog.url, aggregate="product", buckets=256)
                 results["verify"] = {
                     "rows": size["verify"], "clean_seconds": clean.seconds, "clean_differences": clean.differences,
                     "dirty_seconds": dirty.seconds, "dirty_differences": dirty.differences,
                     "dirty_requests": dirty.requests,
+                    "python_dirty_seconds": python.seconds, "python_dirty_differences": python.differences,
                 }
         finally:
             monolith.stop_all()
@@ -346,7 +353,8 @@ def main() -> int:
     if only == {"verify"}:
         verify = results["verify"]
         print(f"\nverify {size['verify']:,} rows: {verify['clean_seconds']:.1f} s clean, "
-              f"{verify['dirty_seconds']:.1f} s finding {verify['dirty_differences']} differences; load average "
+              f"{verify['dirty_seconds']:.1f} s finding {verify['dirty_differences']} differences (Python path: "
+              f"{verify['python_dirty_seconds']:.1f} s finding {verify['python_dirty_differences']}); load average "
               f"{results['load_average_before']:.1f} before, {results['load_average_after']:.1f} after; "
               f"written to {written.relative_to(REPO)}")
         return 0
@@ -375,6 +383,8 @@ def main() -> int:
          f"{size['backfill']:,} rows"),
         (f"verify {size['verify']:,} rows", f"{results['verify']['clean_seconds']:.1f} s clean",
          f"{results['verify']['dirty_seconds']:.1f} s finding {results['verify']['dirty_differences']} differences"),
+        (f"verify {size['verify']:,} rows, Python path", f"{results['verify']['python_dirty_seconds']:.1f} s",
+         f"finding {results['verify']['python_dirty_differences']} differences (both sides hashing in Python)"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"\n| {'measure'.ljust(width)} | result | notes |\n| {'-' * width} | --- | --- |")
