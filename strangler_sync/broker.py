@@ -13,15 +13,19 @@ queues and bindings from config in the relay before its first publish fixes both
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import struct
 import time
 import uuid
 
+from amqp.exceptions import UnexpectedFrame
+from amqp.transport import TCPTransport
 from kombu import Connection, Exchange, Queue, binding
 from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
-from kombu.utils.encoding import str_to_bytes
-from kombu.utils.json import dumps
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
 
 from strangler_sync.conf import sync_settings
 
@@ -46,6 +50,59 @@ class AtomicFilesystemChannel(filesystem.Channel):
             os.replace(partial, final)
         except OSError as exc:
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
+
+
+    def _queue_bind(self, exchange, routing_key, pattern, queue):
+        """kombu's, without its race on the binding table (``control_folder/<exchange>.exchange``).
+
+        kombu creates a missing table with ``open("wb")`` *before* locking it, so two processes declaring
+        at once (relays starting together) truncate each other's bindings, and whatever is published
+        meanwhile is routed to no queue and lost. Here the file is created without truncation, then
+        locked, read and rewritten under the lock.
+        """
+        file = self._exchange_file(exchange)
+        self.control_folder.mkdir(exist_ok=True)
+        entry = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
+        try:
+            handle = open(os.open(file, os.O_RDWR | os.O_CREAT, 0o644), "rb+", buffering=0)  # noqa: SIM115
+        except OSError as exc:
+            raise ChannelError(f"Cannot open {file}") from exc
+        with handle:
+            filesystem.lock(handle, filesystem.LOCK_EX)
+            try:
+                raw = handle.read()
+                queues = [filesystem.exchange_queue_t(*q) for q in loads(bytes_to_str(raw))] if raw.strip() else []
+                if entry not in queues:
+                    queues.insert(0, entry)
+                    handle.seek(0)
+                    handle.truncate()
+                    handle.write(str_to_bytes(dumps(queues)))
+            finally:
+                filesystem.unlock(handle)
+
+    def queue_bind(self, queue, exchange=None, routing_key="", arguments=None, **kwargs):
+        super().queue_bind(queue, exchange, routing_key, arguments, **kwargs)
+        # kombu returns early for a binding already in this process's (shared) memory, even when the thread
+        # that put it there has not written it to the table file yet: publishing then routes to no queue.
+        # Writing it here too is idempotent.
+        exchange = exchange or "amq.direct"
+        self._queue_bind(exchange, *self.typeof(exchange).prepare_bind(queue, exchange, routing_key, arguments))
+
+    def get_table(self, exchange):
+        # a table another process has just created is empty until its writer, holding the lock, fills it
+        file = self._exchange_file(exchange)
+        try:
+            with file.open("rb") as handle:
+                filesystem.lock(handle, filesystem.LOCK_SH)
+                try:
+                    raw = handle.read()
+                finally:
+                    filesystem.unlock(handle)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise ChannelError(f"Cannot open {file}") from exc
+        return [filesystem.exchange_queue_t(*q) for q in loads(bytes_to_str(raw))] if raw.strip() else []
 
 
 class AtomicFilesystemTransport(filesystem.Transport):
@@ -169,3 +226,68 @@ class BatchConfirms:
 
 class BrokerUnavailable(RuntimeError):
     """The broker could not be reached or dropped the connection: nothing of the batch counts as confirmed."""
+
+
+class BufferedFrameReader:
+    """py-amqp's ``read_frame`` with one ``recv`` per 64 KiB instead of three per frame.
+
+    py-amqp reads each frame with exact-size ``recv`` calls (header, payload, end octet): a consumer
+    receiving a message (three frames) makes nine system calls, and a relay reading its confirms one
+    per ack. This reader keeps what one large ``recv`` returned and cuts frames out of it. A frame is
+    taken from the buffer only once it is complete, so a timeout (``drain_events(timeout=...)``) mid
+    frame loses nothing: the bytes stay for the next call. Only installed on plain TCP transports.
+    """
+
+    _unpack = struct.Struct(">BHI").unpack_from
+
+    def __init__(self, transport):
+        self.transport = transport
+        self.buffer = bytearray(transport._read_buffer or b"")
+        self.position = 0
+        transport._read_buffer = b""
+
+    def read_frame(self, unpack=None):
+        buffer = self.buffer
+        while True:
+            available = len(buffer) - self.position
+            if available >= 8:
+                frame_type, channel, size = self._unpack(buffer, self.position)
+                end = self.position + 8 + size
+                if len(buffer) >= end:
+                    start = self.position + 7
+                    payload, frame_end = bytes(buffer[start:end - 1]), buffer[end - 1]
+                    self.position = end
+                    if end == len(buffer):
+                        buffer.clear()
+                        self.position = 0
+                    elif self.position > 262144:  # drop what was consumed, now and then (not per frame)
+                        del buffer[:self.position]
+                        self.position = 0
+                    if frame_end != 206:
+                        raise UnexpectedFrame(f"Received frame_end {frame_end:#04x} while expecting 0xce")
+                    return frame_type, channel, payload
+            sock = self.transport.sock
+            if sock is None:
+                raise OSError("Socket closed")
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:  # socket.timeout: drain_events(timeout=...) ran out; the buffer stays
+                raise
+            except OSError as exc:
+                if exc.errno in (errno.EAGAIN, errno.EINTR):
+                    raise TimeoutError() from None
+                self.transport.connected = False
+                raise
+            if not chunk:
+                self.transport.connected = False
+                raise OSError("Server unexpectedly closed connection")
+            buffer += chunk
+
+
+def amqp_reads_buffered(amqp_connection) -> None:
+    """Install BufferedFrameReader on a py-amqp connection's TCP transport (idempotent; others untouched)."""
+    transport = getattr(amqp_connection, "transport", None)
+    if type(transport) is not TCPTransport:  # SSL or not py-amqp (filesystem): as they are
+        return
+    if not isinstance(getattr(transport.read_frame, "__self__", None), BufferedFrameReader):
+        transport.read_frame = BufferedFrameReader(transport).read_frame
