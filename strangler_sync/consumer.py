@@ -39,6 +39,7 @@ from strangler_sync import metrics
 from strangler_sync.broker import (
     ATTEMPTS_HEADER,
     ERROR_HEADER,
+    amqp_reads_buffered,
     consumer_queue,
     dead_letter_queue,
     topology_declare,
@@ -164,18 +165,32 @@ def _applied_versions_lock(keys: list[tuple[str, str]]) -> dict[tuple[str, str],
     """_applied_version_lock for many aggregates in one statement (keys sorted: a fixed lock order)."""
     table = connection.ops.quote_name(AppliedVersion._meta.db_table)
     now = AppliedVersion._meta.get_field("updated_at").get_db_prep_value(timezone.now(), connection)
-    params: list = []
-    for aggregate_type, aggregate_id in keys:
-        params += [aggregate_type, aggregate_id, now]
+    upsert = (" ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET aggregate_type = EXCLUDED.aggregate_type "
+              "RETURNING aggregate_type, aggregate_id, version")
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (aggregate_type, aggregate_id, version, updated_at) VALUES "
-            + ", ".join(["(%s, %s, 0, %s)"] * len(keys))
-            + " ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET aggregate_type = EXCLUDED.aggregate_type "
-            "RETURNING aggregate_type, aggregate_id, version",
-            params,
-        )
+        if connection.vendor == "postgresql":
+            # One JSON parameter instead of three placeholders per key (client-side binding splits and
+            # quotes each one); WITH ORDINALITY keeps the sorted order, which is the lock order.
+            cursor.execute(
+                f"INSERT INTO {table} (aggregate_type, aggregate_id, version, updated_at) "
+                "SELECT k.t, k.i, 0, %s FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS (t text, i text)) "
+                "WITH ORDINALITY AS k(t, i, n) ORDER BY k.n" + upsert,
+                [now, json.dumps([{"t": t, "i": i} for t, i in keys])],
+            )
+        else:
+            params: list = []
+            for aggregate_type, aggregate_id in keys:
+                params += [aggregate_type, aggregate_id, now]
+            cursor.execute(
+                f"INSERT INTO {table} (aggregate_type, aggregate_id, version, updated_at) VALUES "
+                + ", ".join(["(%s, %s, 0, %s)"] * len(keys)) + upsert,
+                params,
+            )
         return {(row[0], row[1]): int(row[2]) for row in cursor.fetchall()}
+
+
+class InboxConflict(RuntimeError):
+    """A message judged applicable is already in the inbox (an applied version older than its inbox row)."""
 
 
 def inbox_apply_batch(*, events: list[SyncEvent]) -> list[str]:
@@ -184,6 +199,15 @@ def inbox_apply_batch(*, events: list[SyncEvent]) -> list[str]:
     Same rules as inbox_apply (the version rows of every aggregate in the batch are locked first, in
     sorted order; duplicates and stale versions are skipped), outcomes in the order of `events`.
     Any error propagates: the caller rolls the batch back and falls back to inbox_apply per event.
+
+    PostgreSQL: a fixed number of statements per batch, each with one JSON parameter (no model
+    instances, no per-value quoting): lock and read the versions; insert the inbox rows ``ON CONFLICT
+    DO NOTHING RETURNING`` (what is not returned was already there: a duplicate) together with the
+    version bump; one statement per bulk handler call. A message already in the inbox always has a
+    version at or below its aggregate's applied version (both are written in one transaction and
+    versions only grow), so it is judged stale before the insert tells it is a duplicate; should an
+    applicable one ever be there, InboxConflict rolls the batch back to the careful per-event path.
+    Other databases: the same rules through the ORM (duplicates read first).
     """
     own_origin = sync_settings().origin
     outcomes: dict[int, str] = {}
@@ -195,43 +219,94 @@ def inbox_apply_batch(*, events: list[SyncEvent]) -> list[str]:
             raise UnknownEventType(f"no handler registered for {event.event_type!r}")
         else:
             candidates.append((index, event))
-    if candidates:
-        keys = sorted({(e.aggregate_type, e.aggregate_id) for _, e in candidates})
-        current = _applied_versions_lock(keys)
+    if not candidates:
+        return [outcomes[i] for i in range(len(events))]
+    postgresql = connection.vendor == "postgresql"
+    keys = sorted({(e.aggregate_type, e.aggregate_id) for _, e in candidates})
+    current = _applied_versions_lock(keys)
+    ids = {index: str(uuid.UUID(event.message_id)) for index, event in candidates}
+    if postgresql:
+        seen: set[str] = set()  # the inbox insert itself tells the duplicates
+    else:
         # Safe to read without a race: inserting an inbox row needs the aggregate's version lock we hold.
-        seen = {str(m) for m in InboxMessage.objects.filter(
-            message_id__in=[uuid.UUID(e.message_id) for _, e in candidates]).values_list("message_id", flat=True)}
-        inbox_rows, to_apply = [], []
-        for index, event in sorted(candidates, key=lambda item: (item[1].aggregate_type, item[1].aggregate_id,
-                                                                 item[1].version)):
-            key = (event.aggregate_type, event.aggregate_id)
-            if str(uuid.UUID(event.message_id)) in seen:
+        seen = {str(m) for m in InboxMessage.objects.filter(message_id__in=list(ids.values())).values_list(
+            "message_id", flat=True)}
+    inbox_rows, to_apply = [], []
+    for index, event in sorted(candidates, key=lambda item: (item[1].aggregate_type, item[1].aggregate_id,
+                                                             item[1].version)):
+        key = (event.aggregate_type, event.aggregate_id)
+        if ids[index] in seen:
+            outcomes[index] = DUPLICATE
+            continue
+        seen.add(ids[index])
+        if event.version <= current[key]:
+            outcomes[index] = STALE
+        else:
+            outcomes[index] = APPLIED
+            current[key] = event.version
+            to_apply.append(event)
+        inbox_rows.append((index, event))
+    newest = sorted({(e.aggregate_type, e.aggregate_id): e.version for e in to_apply}.items())
+    if postgresql:
+        recorded = _inbox_record_pg(rows=[(ids[i], e, outcomes[i]) for i, e in inbox_rows], newest=newest)
+        for index, _event in inbox_rows:
+            if ids[index] not in recorded:
+                if outcomes[index] == APPLIED:
+                    raise InboxConflict(f"message {ids[index]} is in the inbox above the applied version")
                 outcomes[index] = DUPLICATE
-                continue
-            seen.add(str(uuid.UUID(event.message_id)))
-            if event.version <= current[key]:
-                outcomes[index] = STALE
-            else:
-                outcomes[index] = APPLIED
-                current[key] = event.version
-                to_apply.append(event)
-            inbox_rows.append(InboxMessage(
-                message_id=event.message_id, event_type=event.event_type, aggregate_type=event.aggregate_type,
-                aggregate_id=event.aggregate_id, version=event.version, origin=event.origin,
-                correlation_id=event.correlation_id, outcome=outcomes[index], occurred_at=event.occurred_at,
-            ))
-        InboxMessage.objects.bulk_create(inbox_rows)
         _handlers_run(to_apply)
-        newest = {(e.aggregate_type, e.aggregate_id): e.version for e in to_apply}
-        if newest:
-            table = connection.ops.quote_name(AppliedVersion._meta.db_table)
-            now = AppliedVersion._meta.get_field("updated_at").get_db_prep_value(timezone.now(), connection)
-            with connection.cursor() as cursor:
-                cursor.executemany(
-                    f"UPDATE {table} SET version = %s, updated_at = %s WHERE aggregate_type = %s AND aggregate_id = %s",
-                    [(version, now, key[0], key[1]) for key, version in sorted(newest.items())],
-                )
+        return [outcomes[i] for i in range(len(events))]
+    InboxMessage.objects.bulk_create([InboxMessage(
+        message_id=ids[index], event_type=event.event_type, aggregate_type=event.aggregate_type,
+        aggregate_id=event.aggregate_id, version=event.version, origin=event.origin,
+        correlation_id=event.correlation_id, outcome=outcomes[index], occurred_at=event.occurred_at,
+    ) for index, event in inbox_rows])
+    _handlers_run(to_apply)
+    if newest:
+        table = connection.ops.quote_name(AppliedVersion._meta.db_table)
+        now = AppliedVersion._meta.get_field("updated_at").get_db_prep_value(timezone.now(), connection)
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {table} SET version = %s, updated_at = %s WHERE aggregate_type = %s AND aggregate_id = %s",
+                [(version, now, key[0], key[1]) for key, version in newest],
+            )
     return [outcomes[i] for i in range(len(events))]
+
+
+def _aware_iso(value: datetime) -> str:
+    # what DateTimeField does with a naive datetime under USE_TZ: the default time zone
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_default_timezone())
+    return value.isoformat()
+
+
+def _inbox_record_pg(*, rows: list[tuple[str, SyncEvent, str]], newest: list) -> set[str]:
+    """Insert the inbox rows (skipping message_ids already there) and bump the applied versions: one statement.
+
+    Returns the message_ids inserted. The version rows are already locked by _applied_versions_lock.
+    """
+    inbox = connection.ops.quote_name(InboxMessage._meta.db_table)
+    versions = connection.ops.quote_name(AppliedVersion._meta.db_table)
+    now = timezone.now().isoformat()
+    inbox_json = json.dumps([
+        {"m": message_id, "e": e.event_type, "t": e.aggregate_type, "i": e.aggregate_id, "v": e.version,
+         "o": e.origin, "c": e.correlation_id, "x": outcome, "at": _aware_iso(e.occurred_at)}
+        for message_id, e, outcome in rows
+    ])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH inserted AS (INSERT INTO {inbox} (message_id, event_type, aggregate_type, aggregate_id, version, "
+            "origin, correlation_id, outcome, occurred_at, received_at) "
+            "SELECT r.m, r.e, r.t, r.i, r.v, r.o, r.c, r.x, r.at, %s::timestamptz FROM jsonb_to_recordset(%s::jsonb) "
+            "AS r(m uuid, e text, t text, i text, v bigint, o text, c text, x text, at timestamptz) "
+            "ON CONFLICT (message_id) DO NOTHING RETURNING message_id), "
+            f"bumped AS (UPDATE {versions} AS a SET version = b.v, updated_at = %s::timestamptz "
+            "FROM jsonb_to_recordset(%s::jsonb) AS b(t text, i text, v bigint) "
+            "WHERE a.aggregate_type = b.t AND a.aggregate_id = b.i) "
+            "SELECT message_id::text FROM inserted",
+            [now, inbox_json, now, json.dumps([{"t": t, "i": i, "v": v} for (t, i), v in newest])],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _handlers_run(to_apply: list[SyncEvent]) -> None:
@@ -311,6 +386,7 @@ class SyncConsumer(ConsumerMixin):
 
     def get_consumers(self, Consumer, channel):
         topology_declare(channel=channel, include_own_queue=True)
+        amqp_reads_buffered(getattr(channel, "connection", None))  # each (re)connection: a new transport
         consumer = Consumer(
             queues=[consumer_queue()],
             callbacks=[self.on_message],
@@ -361,7 +437,10 @@ class SyncConsumer(ConsumerMixin):
 
     # kombu calls this for a body it cannot decode (not JSON, wrong content type).
     def on_decode_error(self, message, exc):
-        self._fail(message, body_text=_raw_text(message), event_type="", message_id="", error=f"undecodable: {exc}")
+        # Buffered like any message: failing it right here could nest inside another _fail's confirm wait
+        # (deliveries arrive during it), and the inner wait could take the outer publish's confirm, leaving
+        # the outer one waiting forever with the buffered messages unacked.
+        self.on_message(_Undecodable(f"undecodable: {exc}"), message)
 
     def on_message(self, body, message):
         if not self._pending:
@@ -376,6 +455,9 @@ class SyncConsumer(ConsumerMixin):
         pending, self._pending = self._pending, []
         parsed, failures = [], []
         for body, message in pending:
+            if isinstance(body, _Undecodable):
+                failures.append((body, message, body))
+                continue
             try:
                 parsed.append((event_parse(envelope=body), message))
             except Exception as exc:
@@ -427,7 +509,7 @@ class SyncConsumer(ConsumerMixin):
                     message, body_text=_raw_text(message),
                     event_type=event.event_type if event else str(envelope.get("event_type") or ""),
                     message_id=event.message_id if event else str(envelope.get("message_id") or ""),
-                    error=f"{type(exc).__name__}: {exc}",
+                    error=str(exc) if isinstance(exc, _Undecodable) else f"{type(exc).__name__}: {exc}",
                 )
             finally:
                 current_request_id.reset(token)
@@ -493,6 +575,10 @@ class SyncConsumer(ConsumerMixin):
             headers={**(message.headers or {}), **headers},
             delivery_mode=2,
         )
+
+
+class _Undecodable(Exception):
+    """Stands in for the body of a message kombu could not decode (buffered with the others, failed in flush)."""
 
 
 def _raw_text(message) -> str:

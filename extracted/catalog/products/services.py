@@ -10,6 +10,7 @@ Two write paths, never mixed:
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -17,7 +18,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -172,7 +173,21 @@ def product_apply_synced_many(*, items: list[tuple[int, dict[str, Any], datetime
     """product_apply_synced for many (id, data, occurred_at) with one upsert statement (distinct ids).
 
     Every data must carry ``created_at`` (the per-row path keeps an existing row's created_at otherwise).
+    PostgreSQL: the rows go as one JSON parameter (``jsonb_to_recordset``) with the values the ORM path
+    would write, normalised here the same way; no model instances and no per-value quoting.
     """
+    if connection.vendor == "postgresql":
+        rows = [{
+            "id": product_id, "sku": data["sku"], "slug": data["slug"], "name": data["name"],
+            "description": data.get("description") or "", "price": str(Decimal(str(data["price"]))),
+            "currency": data["currency"], "is_active": data["is_active"], "images": list(data.get("images") or []),
+            "category_id": data.get("category_id"),
+            "created_at": _timestamp(data["created_at"], fallback=occurred_at).isoformat(),
+            "updated_at": _timestamp(data.get("updated_at"), fallback=occurred_at).isoformat(),
+        } for product_id, data, occurred_at in items]
+        if rows:
+            _products_upsert_pg(rows)
+        return len(rows)
     products = []
     for product_id, data, occurred_at in items:
         updated_at = _timestamp(data.get("updated_at"), fallback=occurred_at)
@@ -184,6 +199,26 @@ def product_apply_synced_many(*, items: list[tuple[int, dict[str, Any], datetime
         ))
     Product.objects.bulk_create(products, update_conflicts=True, unique_fields=["id"], update_fields=_SYNCED_FIELDS)
     return len(products)
+
+
+_PG_PRODUCT_COLUMNS = {
+    "id": "bigint", "sku": "text", "slug": "text", "name": "text", "description": "text", "price": "numeric",
+    "currency": "text", "is_active": "boolean", "images": "jsonb", "category_id": "bigint",
+    "created_at": "timestamptz", "updated_at": "timestamptz",
+}
+
+
+def _products_upsert_pg(rows: list[dict[str, Any]]) -> None:
+    table = connection.ops.quote_name(Product._meta.db_table)
+    columns = ", ".join(_PG_PRODUCT_COLUMNS)
+    definition = ", ".join(f"{name} {kind}" for name, kind in _PG_PRODUCT_COLUMNS.items())
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in _PG_PRODUCT_COLUMNS if name != "id")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM jsonb_to_recordset(%s::jsonb) AS r({definition}) "
+            f"ON CONFLICT (id) DO UPDATE SET {updates}",
+            [json.dumps(rows)],
+        )
 
 
 _SYNCED_FIELDS = ["sku", "slug", "name", "description", "price", "currency", "is_active", "images", "category",

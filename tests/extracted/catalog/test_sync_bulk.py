@@ -95,3 +95,26 @@ def test_a_unique_clash_in_the_bulk_upsert_fails_the_batch_so_the_consumer_retri
         inbox_apply_batch(events=clash)
     assert Product.objects.get(id=2).name == "P 2 v1"
     assert not InboxMessage.objects.filter(version=2).exists()
+
+
+def test_the_bulk_upsert_writes_what_the_per_row_path_writes_for_awkward_values():
+    awkward = {"name": "Ünïcode \"quoted\" \\ back'slash", "description": "line\nbreak", "price": "3.455",
+               "images": ["/static/a.png", "https://example.com/b c.png"], "created_at": "2026-03-01T09:00:00",
+               "updated_at": "2026-03-01T10:00:00.123456+02:00"}
+
+    def values() -> list[tuple]:
+        return list(Product.objects.order_by("id").values_list(
+            "id", "sku", "slug", "name", "description", "price", "currency", "is_active", "images", "category_id",
+            "created_at", "updated_at"))
+
+    bodies = [envelope(events.PRODUCT_CREATED, p, 1, **awkward) for p in (1, 2)]
+    for body in bodies:
+        inbox_apply(event=event_parse(envelope=body))
+    expected = values()
+    Product.objects.all().delete()
+    AppliedVersion.objects.all().delete()
+    InboxMessage.objects.all().delete()
+    with transaction.atomic():
+        assert inbox_apply_batch(events=[event_parse(envelope=b) for b in bodies]) == [APPLIED, APPLIED]
+    assert values() == expected
+    assert expected[0][3] == awkward["name"] and str(expected[0][5]) in ("3.46", "3.45")
