@@ -39,6 +39,9 @@ class OutboxEvent(models.Model):
         indexes = [
             # The relay's claim query: pending rows due now, oldest first.
             models.Index(fields=["status", "next_attempt_at", "id"], name="outbox_due_idx"),
+            # The claim's ORDER BY id over pending rows only: without it the scan walks the primary key
+            # through every published row still kept (retention), a cost growing with the table.
+            models.Index(fields=["id"], name="outbox_pending_idx", condition=models.Q(status="pending")),
             models.Index(fields=["aggregate_type", "aggregate_id", "version"], name="outbox_aggregate_idx"),
         ]
 

@@ -195,6 +195,15 @@ def outbox_backoff_delay(*, attempts: int) -> float:
 def outbox_mark_published(*, event_ids: list[int]) -> int:
     if not event_ids:
         return 0
+    if connection.vendor == "postgresql":
+        # one array parameter rather than a placeholder per id (client-side binding quotes each one)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {connection.ops.quote_name(OutboxEvent._meta.db_table)} SET status = %s, published_at = %s, "
+                "last_error = '' WHERE id = ANY(%s)",
+                [OutboxEvent.Status.PUBLISHED.value, timezone.now(), list(event_ids)],
+            )
+            return cursor.rowcount
     return OutboxEvent.objects.filter(id__in=event_ids).update(
         status=OutboxEvent.Status.PUBLISHED, published_at=timezone.now(), last_error=""
     )

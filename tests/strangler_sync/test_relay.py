@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 
@@ -192,3 +193,21 @@ def test_beat_tasks_sweep_and_clean_up(subscribed):
     OutboxEvent.objects.update(published_at=timezone.now() - timedelta(days=30))
     assert cleanup() == {"outbox_deleted": 2, "inbox_deleted": 0}
     assert inbox_cleanup() == 0
+
+
+def test_a_claimed_row_is_published_with_the_envelope_of_its_row(subscribed):
+    """outbox_claim builds the JSON itself (on PostgreSQL from the stored payload text): same envelope."""
+    from strangler_sync.relay import event_envelope, outbox_claim
+
+    rows = emit(2) + emit(1, aggregate_id=7, event_type=events.PRODUCT_CREATED)
+    OutboxEvent.objects.filter(id=rows[1].id).update(status="published")
+    OutboxEvent.objects.filter(id=rows[0].id).update(correlation_id="req-1", payload={
+        **rows[0].payload, "name": "Ünïcode \"quoted\" \\ name", "images": ["/a.png"]})
+    with transaction.atomic():
+        claimed = outbox_claim(limit=10)
+    assert [c.id for c in claimed] == [rows[0].id, rows[2].id]  # pending only, oldest first
+    for item in claimed:
+        row = OutboxEvent.objects.get(id=item.id)
+        assert json.loads(item.body) == event_envelope(row)
+        assert (item.message_id, item.correlation_id, item.routing_key) == (
+            str(row.message_id), row.correlation_id, f"product.{row.event_type.rsplit('.', 1)[-1]}")
