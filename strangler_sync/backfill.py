@@ -10,16 +10,20 @@ Modes: ``outbox`` (default) writes the snapshots into the outbox in the batch's 
 with the checkpoint, and the relay publishes them; ``direct`` publishes straight to the broker with
 confirms (no outbox rows) and checkpoints after the broker confirmed the batch.
 
-Into the outbox on PostgreSQL, a batch whose payload is the canonical FIELDS is one ``INSERT .. SELECT``:
-the database builds each payload (the same values ``canonical_value`` gives) and joins the versions in one
-statement, so version and state come from one snapshot. Such a batch is checked against the event schema
-by the field types plus one query for the per-row conditions (NULLs, JSON shapes); a batch that fails it,
-a SNAPSHOT function, or fields SQL cannot render take the Python path (which validates each payload).
+On PostgreSQL a batch whose payload is the canonical FIELDS is one statement (``INSERT .. SELECT`` into the
+outbox; direct: a SELECT of the envelopes' parts and the payload's JSON text): the database builds each
+payload (the same values ``canonical_value`` gives) and joins the versions, so version and state come from
+one snapshot. Such a batch is checked against the event schema by the field types plus one query for the
+per-row conditions (NULLs, JSON shapes); a batch that fails it, a SNAPSHOT function, or fields SQL cannot
+render take the Python path (which validates each payload). Direct messages are the relay's
+(``relay.outbox_claim``), and one batch is in flight: the broker confirms it while the next is built; the
+checkpoint still moves only past confirmed batches.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,8 +38,8 @@ from servicekit.request_id import get_request_id
 from strangler_sync.broker import (
     ATTEMPTS_HEADER,
     BatchConfirms,
+    amqp_reads_buffered,
     broker_connection,
-    routing_key_for,
     sync_exchange,
     topology_declare,
 )
@@ -43,7 +47,7 @@ from strangler_sync.checksums import field_kind
 from strangler_sync.conf import AggregateConfig, sync_settings
 from strangler_sync.events import snapshot_event_type
 from strangler_sync.models import AggregateVersion, BackfillCheckpoint, OutboxEvent
-from strangler_sync.relay import event_envelope
+from strangler_sync.relay import ClaimedEvent, _claimed
 from strangler_sync.schemas import SCHEMAS, payload_validate
 from strangler_sync.services import OutboxRow, aggregate_versions_ensure, outbox_insert_many
 from strangler_sync.snapshots import aggregate_model, aggregate_payload, canonical_row
@@ -90,6 +94,13 @@ def _snapshot_events(*, aggregate_type: str, ids: list[int]) -> list[OutboxRow]:
             )
         )
     return events
+
+
+def _message(event: OutboxRow) -> ClaimedEvent:
+    """The message the relay would send for this outbox row (relay.outbox_claim): one format on the wire."""
+    return _claimed((None, event.message_id, event.event_type, event.aggregate_type, event.aggregate_id,
+                     event.version, event.schema_version, event.occurred_at, event.origin, event.correlation_id),
+                    json.dumps(event.payload))
 
 
 def _confirms_wait(confirms: BatchConfirms, *, upto: int, timeout: float) -> set[int]:
@@ -191,8 +202,12 @@ def _sql_plan(*, config: AggregateConfig, event_type: str) -> _SqlPlan | None:
     return _SqlPlan(payload=f"jsonb_build_object({', '.join(pairs)})", conditions=conditions)
 
 
-def _sql_batch_insert(*, config: AggregateConfig, plan: _SqlPlan, event_type: str, ids: list[int]) -> int | None:
-    """Insert the batch's snapshots with one statement; None when a row fails the schema (Python path then).
+def _sql_batch(
+    *, config: AggregateConfig, plan: _SqlPlan, event_type: str, ids: list[int], publish: bool
+) -> int | list[ClaimedEvent] | None:
+    """The batch's snapshots in one statement: inserted into the outbox (returns the count) or, to publish,
+    read as envelopes with the payload's JSON text spliced in, as the relay sends outbox rows (returns them).
+    None when a row fails the schema (the Python path then raises as it always did).
 
     The rows are the batch's id range (a row created in it since the id scan, with its version, is
     included: one more snapshot the version guard handles). Versions are looked up per row by index (LATERAL,
@@ -220,14 +235,23 @@ def _sql_batch_insert(*, config: AggregateConfig, plan: _SqlPlan, event_type: st
         sql, params = rows.annotate(_strangler_payload=RawSQL(plan.payload, [])).values_list(
             id_field, "_strangler_payload").query.sql_with_params()
         now = timezone.now()
+        source = (f"FROM ({sql}) AS r (id, payload) CROSS JOIN LATERAL (SELECT version FROM {versions} "
+                  "WHERE aggregate_type = %s AND aggregate_id = r.id::text OFFSET 0) AS v ORDER BY r.id")
+        correlation_id = get_request_id() or ""
+        if publish:  # the columns relay._claimed takes, then the payload's text
+            cursor.execute(
+                "SELECT NULL, gen_random_uuid(), %s, %s, r.id::text, v.version, 1, %s, %s, %s, r.payload::text "
+                + source,
+                [event_type, config.name, now, sync_settings().origin, correlation_id, *params, config.name],
+            )
+            return [_claimed(row[:-1], row[-1]) for row in cursor.fetchall()]
         cursor.execute(
             f"INSERT INTO {outbox} (message_id, event_type, aggregate_type, aggregate_id, version, payload, "
             "schema_version, occurred_at, origin, correlation_id, status, attempts, next_attempt_at, last_error) "
             "SELECT gen_random_uuid(), %s, %s, r.id::text, v.version, r.payload, 1, %s, %s, %s, %s, 0, %s, '' "
-            f"FROM ({sql}) AS r (id, payload) CROSS JOIN LATERAL (SELECT version FROM {versions} "
-            "WHERE aggregate_type = %s AND aggregate_id = r.id::text OFFSET 0) AS v ORDER BY r.id",
-            [event_type, config.name, now, sync_settings().origin, get_request_id() or "",
-             OutboxEvent.Status.PENDING, now, *params, config.name],
+            + source,
+            [event_type, config.name, now, sync_settings().origin, correlation_id, OutboxEvent.Status.PENDING, now,
+             *params, config.name],
         )
         return cursor.rowcount
 
@@ -254,7 +278,7 @@ def backfill_run(
     event_type = snapshot_event_type(aggregate_type)
     if engine not in ("auto", "python"):
         raise ValueError(f"unknown backfill engine {engine!r}")
-    plan = _sql_plan(config=config, event_type=event_type) if engine == "auto" and not direct else None
+    plan = _sql_plan(config=config, event_type=event_type) if engine == "auto" else None
     producer = broker = confirms = None
     if direct:
         broker = broker_connection()  # lazy until the channel is opened
@@ -265,6 +289,8 @@ def backfill_run(
         channel = broker.channel()
         topology_declare(channel=channel)
         confirms = BatchConfirms(channel) if is_amqp else None
+        if is_amqp:
+            amqp_reads_buffered(broker.connection)  # the broker's acks: one recv for many
         producer = Producer(channel, exchange=sync_exchange(), serializer="json", auto_declare=False)  # declared
     in_flight: tuple[int, int, int] | None = None  # (last delivery tag, last id, rows) published, not confirmed
 
@@ -291,25 +317,28 @@ def backfill_run(
             if not ids:
                 break
             with transaction.atomic():
-                emitted = None
+                built = None
                 if plan is not None:
-                    emitted = _sql_batch_insert(config=config, plan=plan, event_type=event_type, ids=ids)
-                events = [] if emitted is not None else _snapshot_events(aggregate_type=aggregate_type, ids=ids)
-                emitted = len(events) if emitted is None else emitted
+                    built = _sql_batch(config=config, plan=plan, event_type=event_type, ids=ids, publish=direct)
+                if built is None:
+                    events = _snapshot_events(aggregate_type=aggregate_type, ids=ids)
+                    if direct:  # the relay's message for an outbox row (see relay.outbox_claim)
+                        built = [_message(event) for event in events]
+                    else:
+                        outbox_insert_many(events=events)
+                        built = len(events)
+                emitted = len(built) if direct else built
                 if direct:
                     with confirms.frames_buffered() if confirms is not None else contextlib.nullcontext():
-                        for event in events:
+                        for message in built:
                             producer.publish(
-                                event_envelope(event),
-                                routing_key=routing_key_for(aggregate_type=aggregate_type,
-                                                            event_type=event.event_type),
-                                message_id=str(event.message_id), headers={ATTEMPTS_HEADER: 0}, delivery_mode=2,
-                                retry=False,
+                                message.body, routing_key=message.routing_key, content_type="application/json",
+                                content_encoding="utf-8", message_id=message.message_id,
+                                correlation_id=message.correlation_id or None, headers={ATTEMPTS_HEADER: 0},
+                                delivery_mode=2, retry=False,
                             )
                             if confirms is not None:
                                 confirms.published += 1
-                elif events:
-                    outbox_insert_many(events=events)
                 if confirms is None:  # outbox rows commit with the checkpoint; filesystem writes are done
                     checkpoint_move(last_id=ids[-1], rows=emitted)
             cursor = ids[-1]

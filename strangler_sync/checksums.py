@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connections, models, router
 from django.db.models import Count, Max, Min
 from django.db.models.expressions import RawSQL
@@ -205,7 +206,9 @@ def _sql_usable(config: AggregateConfig) -> str | None:
     connection = connections[alias]
     if connection.vendor != "postgresql" or connection.pg_version < 140000:  # extract() exact from 14 on
         return None
-    if any(kind == "x" for _, kind in _layout(config)):
+    kinds = {kind for _, kind in _layout(config)}
+    # without USE_TZ Django reads timestamptz as naive local time, which the Python path would take for UTC
+    if "x" in kinds or ("t" in kinds and not settings.USE_TZ):
         return None
     return alias
 

@@ -236,3 +236,10 @@ def test_the_python_path_can_be_chosen_by_setting(settings):
     settings.STRANGLER_SYNC = {**settings.STRANGLER_SYNC, "CHECKSUM_ENGINE": "fast"}
     with pytest.raises(ValueError, match="unknown checksum engine"):
         checksum_buckets(aggregate_type="product", start=1, end=10, buckets=2)
+
+
+def test_timestamps_without_use_tz_are_hashed_in_python(settings):
+    settings.USE_TZ = False
+    assert checksums._sql_usable(sync_settings().aggregate("product")) is None
+    assert checksums._sql_usable(sync_settings().aggregate("stock")) == (
+        "default" if connection.vendor == "postgresql" else None)  # no timestamps: SQL where it can
