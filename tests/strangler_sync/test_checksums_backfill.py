@@ -194,3 +194,22 @@ def test_backfill_direct_checkpoints_a_batch_only_after_its_confirms_while_the_n
     assert (checkpoint.last_id, checkpoint.emitted, checkpoint.finished) == (10, 10, True)
     received = sorted(int(m.payload["aggregate_id"]) for m in drain_queue(next(iter(sync_settings().subscribers))))
     assert received == [1, 2, 3, 4, 4, 5, 5, 6, 6, 7, 8, 9, 10]  # batch 2 again: at least once, never skipped
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+@pytest.mark.django_db(transaction=True)
+def test_backfill_direct_sends_the_same_messages_on_both_paths(on_rabbitmq):
+    on_rabbitmq.STRANGLER_SYNC = {**on_rabbitmq.STRANGLER_SYNC, "SUBSCRIBERS": {"sync.catalog": ["product.*"]}}
+    _awkward_listed_products()
+    queue = next(iter(sync_settings().subscribers))
+
+    def sent(engine):
+        result = backfill_run(aggregate_type="product", batch_size=3, direct=True, engine=engine)
+        assert (result.emitted, result.last_id) == (8, 108)
+        messages = sorted(drain_queue(queue), key=lambda m: int(m.payload["aggregate_id"]))
+        assert len({m.payload["message_id"] for m in messages}) == 8
+        drop = ("message_id", "occurred_at")
+        return [({k: v for k, v in m.payload.items() if k not in drop}, m.content_type) for m in messages]
+
+    assert sent("python") == sent("auto")
