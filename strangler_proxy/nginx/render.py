@@ -1,17 +1,19 @@
 """Render a complete, self-contained nginx.conf from a RouteTable, taking the same decisions as routing.decide().
 
 How a request flows through the rendered config:
-  1. server level: refuse what normalize_path() refuses (absolute-form targets, backslash, %2F, %5C) with 400;
-     nginx itself refuses NUL, malformed escapes and `..` above the root with 400.
+  1. server level: refuse what normalize_path() refuses (absolute-form targets, backslash, %2F, %5C) with 400,
+     one regex on the request line; nginx itself refuses NUL, malformed escapes and `..` above the root with 400.
   2. nginx matches a `location` on its own normalised `$uri` (decoded, `//` merged, dot segments resolved), which
-     is exactly what normalize_path() computes. Locations exist for every route prefix (`=` for exact routes).
-  3. the location jumps (`return 599` + `error_page 599 = $var`) to a named location picked by a per-location
-     `map` of (override, method, $uri): prefix/exact routes and method filters were resolved at render time,
-     because a path matched by location L can only be matched by routes whose prefix is a prefix of L; pattern
-     routes (`/api/products/*/rating/`, whose literal start is a location too) are regexes tried first, in
-     rank order, wherever they outrank that static route.
-  4. the named location proxies to the upstream (a literal, the canary `split_clients` pick, or the verified
-     override), with the route's timeouts, the shadow `mirror`, and the monolith fallback for safe methods.
+     is exactly what normalize_path() computes. Locations exist for every route prefix (`=` for exact routes,
+     and for a prefix's name without its trailing slash, which nginx would otherwise redirect).
+  3. the target (a named location) is picked by per-location maps of the override and the method: prefix/exact
+     routes and method filters were resolved at render time, because a path matched by location L can only be
+     matched by routes whose prefix is a prefix of L; pattern routes (`/api/products/*/rating/`, whose literal
+     start is a location too) are regexes on $uri tried first, in rank order, wherever they outrank that static
+     route. The location serves its most likely target (a GET's) itself; only other targets cost a jump
+     (`return 599` + `error_page 599 = $var`, an internal redirect).
+  4. the target proxies to the upstream (a literal, the canary `split_clients` pick, or the verified override),
+     with the route's timeouts, the shadow `mirror`, and the monolith fallback for safe methods.
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ _HOP_BY_HOP = ("Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorizat
 _REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:+/=-]{1,128}$"  # same rule as servicekit.request_id
 # On the request line "METHOD TARGET HTTP/x": a target not starting with "/" (absolute-form; nginx itself refuses
 # authority-form and "*"), else a backslash, %5C or %2F before the query/fragment (what $request_uri holds there).
-_GUARD_PATTERN = r"^[^ ]+ (?:(?<strangler_absolute_form>[^/])|[^?# ]*(?:\x5c|%5[cC]|%2[fF]))"
+# Possessive, so a clean path is scanned once with no backtracking: runs of other characters, `%` not starting
+# 2F/5C, and the match needs a `%` or backslash where the scan stopped.
+_GUARD_PATTERN = (r"^[^ ]++ (?:(?<strangler_absolute_form>[^/])"
+                  r"|[^?# %\x5c]*+(?:%(?!2[fF]|5[cC])[^?# %\x5c]*+)*+[%\x5c])")
 
 
 DEFAULT_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "[::1]")  # as the mitmproxy plane's default
@@ -116,6 +121,9 @@ class _Renderer:
         self.named: dict[str, list[str]] = {}  # named/internal locations, by name, rendered once
         self.route_ids = {route: f"r{i}" for i, route in enumerate(table.routes)}
         self.canary_sides: dict[str, str] = {}  # canary safe-method pick variable -> its more likely location
+        # Behind a Host allowlist every request here has a Host header (none: the 421 server), so it is sent as is;
+        # accepting any host, an HTTP/1.0 request without one gets the server name instead.
+        self.host_expr = "$strangler_host" if "*" in options.hosts else "$http_host"
 
     # -- per-route variables ------------------------------------------------------------------------------
     def primary_expr(self, route: Route) -> str:
@@ -156,7 +164,7 @@ class _Renderer:
             f"proxy_connect_timeout {_ms(min(timeout, 75))};",
             f"proxy_send_timeout {_ms(timeout)};",
             f"proxy_read_timeout {_ms(timeout)};",
-            "proxy_set_header Host $strangler_host;",
+            f"proxy_set_header Host {self.host_expr};",
             "proxy_set_header X-Request-ID $strangler_request_id;",
             "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
             "proxy_set_header X-Forwarded-Proto $scheme;",

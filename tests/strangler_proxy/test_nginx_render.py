@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import pytest
 
 from strangler_proxy.loader import DEFAULT_ROUTE_FILE, load_route_file, parse_route_text
 from strangler_proxy.murmur import in_canary, murmurhash2
-from strangler_proxy.nginx.control import config_test
+from strangler_proxy.nginx.control import NginxInstance, config_test
 from strangler_proxy.nginx.render import NginxOptions, render_nginx
 from strangler_proxy.override import override_token
-from tests.strangler_proxy.planes import Client, start_nginx
+from tests.strangler_proxy.planes import Client, start_nginx, wait_for_port
 from tests.strangler_proxy.upstreams import NamedUpstream, free_port
 
 COMPLEX = """\
@@ -311,3 +312,29 @@ def test_refusals_name_their_reason_and_a_prefix_without_its_slash_is_routed_not
     assert (reply.status, reply.served_by) == (200, "catalog")
     reply = client.send("GET", "/all")  # not /all/: the default route, where nginx would answer 301
     assert (reply.status, reply.served_by, reply.route_header) == (200, "monolith", "default")
+
+
+@pytest.mark.nginx
+def test_the_host_header_reaches_the_upstream_as_sent_and_a_request_without_one_is_answered(live, tmp_path):
+    upstreams, client = live
+    reply = client.send("GET", "/x", {"Host": "LocalHost:9999", "X-Request-ID": "host-1"})
+    assert reply.status == 200
+    seen = next(r for r in upstreams["monolith"].requests if r["headers"].get("x-request-id") == "host-1")
+    assert seen["headers"]["host"] == "LocalHost:9999"
+    raw = b"GET /x HTTP/1.0\r\nX-Request-ID: host-2\r\n\r\n"  # HTTP/1.0 may leave the Host out
+    port = client.port
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(raw)
+        assert conn.makefile("rb").readline().startswith(b"HTTP/1.1 421")  # allowlisted names only
+    any_port = free_port()
+    anyhost = NginxInstance(NginxOptions(runtime_dir=tmp_path / "any", listen=f"127.0.0.1:{any_port}", hosts=("*",)))
+    anyhost.reload(complex_table(ports={name: u.port for name, u in upstreams.items()}))
+    try:
+        wait_for_port(any_port)
+        with socket.create_connection(("127.0.0.1", any_port), timeout=5) as c:
+            c.sendall(raw)
+            assert c.makefile("rb").readline().startswith(b"HTTP/1.1 200")
+        seen = next(r for r in upstreams["monolith"].requests if r["headers"].get("x-request-id") == "host-2")
+        assert seen["headers"]["host"]  # the server name stands in: never a request without a Host upstream
+    finally:
+        anyhost.stop()
