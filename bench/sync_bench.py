@@ -208,7 +208,8 @@ def main() -> int:
     parser.add_argument("--relays", type=int, default=2)
     parser.add_argument("--consumers", type=int, default=2)
     parser.add_argument("--writers", type=int, default=2, help="processes offering the steady load")
-    parser.add_argument("--batch", type=int, default=200, help="messages a consumer applies per transaction")
+    parser.add_argument("--batch", type=int, default=None, help="messages a consumer applies per transaction "
+                        "(default: sync_consume's default, with a prefetch of twice the batch)")
     parser.add_argument("--verify-only", action="store_true", help="only the verify row (1,000,000 rows with --full)")
     parser.add_argument("--only", default="", help="comma-separated phases to run: raw, pipeline (throughput and "
                         "lag), backfill, verify (default: all); results go to a separate <name>-<phases>.json")
@@ -247,10 +248,11 @@ def main() -> int:
 
             if "pipeline" in only:
                 print(f"throughput: {size['backlog']} outbox rows -> applied ...", flush=True)
-                catalog_procs = [catalog.start("sync_consume", "--prefetch", str(2 * args.batch), "--batch",
-                                               str(args.batch), env=PRODUCTION) for _ in range(args.consumers)]
-                relay_env = {**PRODUCTION, "STRANGLER_SYNC_BATCH_SIZE": "500"}
-                relays = [monolith.start("sync_relay", "--interval", "0.01", env=relay_env) for _ in range(args.relays)]
+                # relays and consumers with their defaults (batch sizes, poll interval): what users get
+                batching = ["--prefetch", str(2 * args.batch), "--batch", str(args.batch)] if args.batch else []
+                catalog_procs = [catalog.start("sync_consume", *batching, env=PRODUCTION)
+                                 for _ in range(args.consumers)]
+                relays = [monolith.start("sync_relay", env=PRODUCTION) for _ in range(args.relays)]
                 time.sleep(4)  # relays and consumers up and polling (Django import) before the backlog commits
                 # the whole backlog commits in one transaction: the clock starts at that commit
                 preload = monolith.shell(PRELOAD.format(first=1, count=size["backlog"]))

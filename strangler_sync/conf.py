@@ -133,7 +133,7 @@ def _build() -> SyncSettings:
         exchange=named(raw.get("EXCHANGE", "strangler.events")),
         broker_url=broker_url,
         broker_transport_options=dict(transport_options),
-        batch_size=int(raw.get("BATCH_SIZE", os.environ.get("STRANGLER_SYNC_BATCH_SIZE", 200))),
+        batch_size=int(raw.get("BATCH_SIZE", os.environ.get("STRANGLER_SYNC_BATCH_SIZE", 500))),
         max_attempts=int(raw.get("MAX_ATTEMPTS", 8)),
         backoff_base=float(raw.get("BACKOFF_BASE", 1.0)),
         backoff_max=float(raw.get("BACKOFF_MAX", 300.0)),

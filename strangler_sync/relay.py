@@ -245,7 +245,7 @@ def relay_gauges_update() -> None:
     metrics.OUTBOX_DEAD.labels(origin).set(stats["dead"])
 
 
-def relay_run(*, stop: threading.Event | None = None, interval: float = 0.2, once: bool = False) -> int:
+def relay_run(*, stop: threading.Event | None = None, interval: float = 0.02, once: bool = False) -> int:
     """The `sync_relay` loop: publish while there is work, poll every `interval` seconds when idle.
 
     A database or broker outage (restart, failover) does not end the loop: it retries with backoff and
