@@ -17,6 +17,10 @@ def json_answer(status: int, payload, **headers: str) -> tuple[int, dict[str, st
 
 
 class _QuietServer(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: tests opening tens of connections at once (shadow bursts) had
+    # SYNs dropped and retried a second later, past the client's timeout.
+    request_queue_size = 128
+
     def handle_error(self, request, client_address):
         # Clients that gave up (timeouts under test) close the socket before we answer; that is expected.
         import sys
