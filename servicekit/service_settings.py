@@ -2,12 +2,13 @@
 
 A service's settings module starts with
 
-    globals().update(service_settings(project="catalog", apps=[...], authentication=[...], api_title=..., ...))
+    globals().update(service_settings(project="catalog", database_var_name="CATALOG_DATABASE_URL", ...))
 
-and then defines its own namespaced settings (API tokens, STRANGLER_SYNC). Its database comes from
-`<PROJECT>_DATABASE_URL`; when that is unset but `DATABASE_URL` is PostgreSQL, a sibling database on the same
-server named `<name>_<project>` (so CI's PostgreSQL pass covers the services too, and Django's test runner makes
-`test_<name>_<project>`, never touching the monolith's); otherwise SQLite `var/<project>.sqlite3`.
+and then defines its own namespaced settings (API tokens, STRANGLER_SYNC). Its database comes from the variable
+it names (`<PROJECT>_DATABASE_URL`, spelled out so a search for the variable finds where it is read); when that
+is unset but `DATABASE_URL` is PostgreSQL, a sibling database on the same server named `<name>_<project>` (so
+CI's PostgreSQL pass covers the services too, and Django's test runner makes `test_<name>_<project>`, never
+touching the monolith's); otherwise SQLite `var/<project>.sqlite3`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from servicekit import env
 from servicekit.logging import logging_config
 
 
-def service_database(*, project: str) -> dict:
+def service_database(*, project: str, var_name: str) -> dict:
     """The service's DATABASES["default"]: its own URL, else a PostgreSQL sibling of the monolith's, else SQLite."""
-    var_name = f"{project.upper()}_DATABASE_URL"
     sqlite_name = f"{project}.sqlite3"
     if not os.environ.get(var_name) and os.environ.get("DATABASE_URL", "").startswith("postgres"):
         config = env.database(var_name="DATABASE_URL", sqlite_name=sqlite_name)
@@ -30,7 +30,13 @@ def service_database(*, project: str) -> dict:
 
 
 def service_settings(
-    *, project: str, apps: list[str], authentication: list[str], api_title: str, api_description: str
+    *,
+    project: str,
+    database_var_name: str,
+    apps: list[str],
+    authentication: list[str],
+    api_title: str,
+    api_description: str,
 ) -> dict[str, object]:
     """Settings for `extracted.<project>`: environment-driven like the monolith's, with its own database."""
     package = f"extracted.{project}"
@@ -65,7 +71,7 @@ def service_settings(
                 "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
             },
         ],
-        "DATABASES": {"default": service_database(project=project)},
+        "DATABASES": {"default": service_database(project=project, var_name=database_var_name)},
         "DEFAULT_AUTO_FIELD": "django.db.models.BigAutoField",
         "LANGUAGE_CODE": "en-us",
         "TIME_ZONE": "UTC",

@@ -13,6 +13,7 @@ from servicekit.service_settings import service_settings
 
 globals().update(service_settings(
     project="catalog",
+    database_var_name="CATALOG_DATABASE_URL",
     apps=["extracted.catalog.products"],
     authentication=[
         # Other services holding a token, or staff users of the service's own database (HTTP Basic). The token

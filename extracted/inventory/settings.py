@@ -13,6 +13,7 @@ from servicekit.service_settings import service_settings
 
 globals().update(service_settings(
     project="inventory",
+    database_var_name="INVENTORY_DATABASE_URL",
     apps=["extracted.inventory.stock"],
     authentication=[
         # The monolith's checkout (a service token) or staff users of the service's own database (HTTP Basic).

@@ -12,6 +12,7 @@ from servicekit.service_settings import service_settings
 
 globals().update(service_settings(
     project="reviews",
+    database_var_name="REVIEWS_DATABASE_URL",
     apps=["extracted.reviews.ratings"],
     authentication=[
         # Customers are the monolith's users: their session cookie or Basic credentials are checked by asking

@@ -25,7 +25,7 @@ def test_database_choice(monkeypatch, tmp_path, environ, engine, name):
     monkeypatch.setattr(env, "VAR_DIR", tmp_path)
     for key, value in environ.items():
         monkeypatch.setenv(key, value)
-    config = service_database(project="catalog")
+    config = service_database(project="catalog", var_name="CATALOG_DATABASE_URL")
     assert config["ENGINE"] == engine
     assert str(config["NAME"]).endswith(name)
 
