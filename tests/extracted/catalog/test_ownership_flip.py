@@ -47,8 +47,10 @@ def broker_env(request):
     yield {"CELERY_BROKER_URL": url, "STRANGLER_SYNC_NAMESPACE": namespace}
     with Connection(url) as connection:  # leave nothing behind on the shared broker
         channel = connection.channel()
-        for queue in ("sync.monolith", "sync.monolith.dlq", "sync.catalog", "sync.catalog.dlq"):
-            channel.queue_delete(f"{namespace}.{queue}")
+        # every subscriber queue the catalog's relay declares (its STRANGLER_SYNC["SUBSCRIBERS"]) and our own
+        for project in ("monolith", "catalog", "inventory", "reviews"):
+            for queue in (f"sync.{project}", f"sync.{project}.dlq"):
+                channel.queue_delete(f"{namespace}.{queue}")
         channel.exchange_delete(f"{namespace}.strangler.events")
 
 
