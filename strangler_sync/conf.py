@@ -7,7 +7,8 @@ Keys (all optional; defaults below)::
         "EXCHANGE": "strangler.events",         # topic exchange
         "BROKER_URL": CELERY_BROKER_URL,        # filesystem:// by default, amqp://... in production
         "BROKER_TRANSPORT_OPTIONS": CELERY_BROKER_TRANSPORT_OPTIONS,
-        "BATCH_SIZE": 200,                      # outbox rows a relay claims per transaction
+        "BATCH_SIZE": 500,                      # outbox rows a relay claims per transaction
+                                                # ($STRANGLER_SYNC_BATCH_SIZE)
         "MAX_ATTEMPTS": 8,                      # broker refusals (nacks) before a row is dead
         "BACKOFF_BASE": 1.0, "BACKOFF_MAX": 300.0,   # seconds; exponential with jitter
         "RETENTION_DAYS": 7,                    # published outbox rows / inbox rows kept this long
@@ -27,6 +28,8 @@ Keys (all optional; defaults below)::
         "SUBSCRIBERS": {"sync.catalog": ["product.*"]},  # queues the relay declares+binds before publishing
         "CONSUMER_MAX_ATTEMPTS": 5,             # handler attempts before a message goes to <QUEUE>.dlq
         "RELAY_TRIGGER": "celery",              # "celery": on_commit sends the relay task; "none": sweep only
+        "CHECKSUM_ENGINE": "auto",              # verify's row hashes: in SQL on PostgreSQL, else Python;
+                                                # "python" forces Python ($STRANGLER_SYNC_CHECKSUM_ENGINE)
         "NAMESPACE": $STRANGLER_SYNC_NAMESPACE or "",  # prefix of the exchange and every queue name, so
                                                 # test runs / environments sharing one broker never meet
     }
