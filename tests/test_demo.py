@@ -7,6 +7,7 @@ writes get 503 JSON, nothing written), and last SIGINT, after which none of its 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -122,13 +123,19 @@ class Demo:
         return self.state["proxy"]
 
     def routes_edit(self, change) -> None:
-        """Apply change(document) to the live route file (atomic replace, as any editor of it must)."""
+        """Apply change(document) to the live route file (atomic replace, as any editor of it must), and wait
+        until the proxy serves it: a probe request alone cannot tell the new table from an old one that
+        answers it the same way (a GET routed alike by both, while the new table moves POSTs too)."""
         path = Path(self.state["routes_file"])
         document = yaml.safe_load(path.read_text())
         change(document)
+        text = yaml.safe_dump(document, sort_keys=False)
         tmp = path.with_name(".routes.yaml.test")
-        tmp.write_text(yaml.safe_dump(document, sort_keys=False))
+        tmp.write_text(text)
         tmp.replace(path)
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        _until(lambda: requests.get(f"{self.state['proxy_admin']}/diffs", timeout=5).json()["route_table"]["digest"]
+               == digest, timeout=10, what="the proxy to serve the edited route file")
 
     def kill_everything(self) -> None:
         """Teardown of last resort: the demo and every group it started."""
