@@ -368,9 +368,10 @@ def dead_letter_record(*, message_id: str, queue: str, event_type: str, body: st
 class SyncConsumer(ConsumerMixin):
     """Consumes this project's queue (``STRANGLER_SYNC["QUEUE"]``) and applies each message via ``inbox_apply``.
 
-    Messages are applied in small batches: up to ``batch`` received messages (never waiting more than
-    ``max_wait`` seconds for more) share one transaction, each inside its own savepoint so a failing
-    message rolls back alone; all are acked after the commit (one ``basic.ack(multiple)`` on AMQP when the
+    Messages are applied in small batches: received messages carrying up to ``batch`` events (an array
+    message is never split; never waiting more than ``max_wait`` seconds for more) share one transaction;
+    when the batch fails it is redone one event per savepoint so a failing event rolls back alone; all
+    messages are acked after the commit (one ``basic.ack(multiple)`` on AMQP when the
     whole batch committed); event types with a bulk handler are applied many per statement
     (``_handlers_run``). The batch is sorted by (aggregate, version)
     first, so version rows are locked in a fixed order (no deadlock between parallel consumers) and
