@@ -9,6 +9,9 @@ Keys (all optional; defaults below)::
         "BROKER_TRANSPORT_OPTIONS": CELERY_BROKER_TRANSPORT_OPTIONS,
         "BATCH_SIZE": 500,                      # outbox rows a relay claims per transaction
                                                 # ($STRANGLER_SYNC_BATCH_SIZE)
+        "MESSAGE_BATCH": 100,                   # events per broker message: a message carries a JSON
+                                                # array of envelopes of one routing key; 1 = one
+                                                # envelope object per message ($STRANGLER_SYNC_MESSAGE_BATCH)
         "MAX_ATTEMPTS": 8,                      # broker refusals (nacks) before a row is dead
         "BACKOFF_BASE": 1.0, "BACKOFF_MAX": 300.0,   # seconds; exponential with jitter
         "RETENTION_DAYS": 7,                    # published outbox rows / inbox rows kept this long
@@ -63,6 +66,7 @@ class SyncSettings:
     broker_url: str
     broker_transport_options: dict
     batch_size: int
+    message_batch: int
     max_attempts: int
     backoff_base: float
     backoff_max: float
@@ -137,6 +141,7 @@ def _build() -> SyncSettings:
         broker_url=broker_url,
         broker_transport_options=dict(transport_options),
         batch_size=int(raw.get("BATCH_SIZE", os.environ.get("STRANGLER_SYNC_BATCH_SIZE", 500))),
+        message_batch=max(1, int(raw.get("MESSAGE_BATCH", os.environ.get("STRANGLER_SYNC_MESSAGE_BATCH", 100)))),
         max_attempts=int(raw.get("MAX_ATTEMPTS", 8)),
         backoff_base=float(raw.get("BACKOFF_BASE", 1.0)),
         backoff_max=float(raw.get("BACKOFF_MAX", 300.0)),

@@ -12,6 +12,15 @@ untouched (no attempt counted), so an outage never dead-letters anything.
 it needs per-message ack after commit, the raw message for dead-lettering, and nothing of Celery's
 task protocol (the events are plain JSON envelopes any language can publish or read).
 
+Bodies: one envelope object, or a JSON array of envelopes (the relay packs up to MESSAGE_BATCH events
+of one routing key into a message: the broker's cost is per message). Each event of an array is applied
+exactly as if it had come alone: inbox dedupe by its own message_id, version guard, own-origin skip,
+handlers or bulk handlers, in the same batch transaction as the rest. The message is acked once, after
+all its events committed or were handed off: an event of an array that fails (bad envelope, unknown
+type, handler error) is re-published alone, as a single-envelope message with ``x-sync-attempts`` + 1,
+and its siblings are not held back by it. Ordering per aggregate is unchanged: the version guard and
+full-state events make any delivery order give the in-order result, arrays or not.
+
 Failures (malformed JSON, envelope or payload not matching the schema, unknown event type, handler
 error) are retried by re-publishing the message to this queue with ``x-sync-attempts`` + 1 and acking
 the original; after CONSUMER_MAX_ATTEMPTS it goes to ``<QUEUE>.dlq`` with the error in ``x-sync-error``
@@ -359,9 +368,10 @@ def dead_letter_record(*, message_id: str, queue: str, event_type: str, body: st
 class SyncConsumer(ConsumerMixin):
     """Consumes this project's queue (``STRANGLER_SYNC["QUEUE"]``) and applies each message via ``inbox_apply``.
 
-    Messages are applied in small batches: up to ``batch`` received messages (never waiting more than
-    ``max_wait`` seconds for more) share one transaction, each inside its own savepoint so a failing
-    message rolls back alone; all are acked after the commit (one ``basic.ack(multiple)`` on AMQP when the
+    Messages are applied in small batches: received messages carrying up to ``batch`` events (an array
+    message is never split; never waiting more than ``max_wait`` seconds for more) share one transaction;
+    when the batch fails it is redone one event per savepoint so a failing event rolls back alone; all
+    messages are acked after the commit (one ``basic.ack(multiple)`` on AMQP when the
     whole batch committed); event types with a bulk handler are applied many per statement
     (``_handlers_run``). The batch is sorted by (aggregate, version)
     first, so version rows are locked in a fixed order (no deadlock between parallel consumers) and
@@ -379,6 +389,7 @@ class SyncConsumer(ConsumerMixin):
         self.config = sync_settings()
         self.handled = 0
         self._pending: list[tuple[object, object]] = []  # (body, message)
+        self._pending_events = 0  # events in _pending (an array body carries many): the batch counts these
         self._first_pending_at = 0.0
         self._db_failures = 0
         # kombu's virtual transports (filesystem) ignore basic.ack's multiple flag: ack one by one there
@@ -414,7 +425,7 @@ class SyncConsumer(ConsumerMixin):
                     self.flush()
                     if time.monotonic() - idle_since > idle_seconds:
                         break
-                if len(self._pending) >= self.batch:
+                if self._pending_events >= self.batch:
                     self.flush()
             self.flush()
         return self.handled
@@ -422,7 +433,7 @@ class SyncConsumer(ConsumerMixin):
     def on_iteration(self):
         # Called before each drain_events: after a message arrived or after max_wait without one.
         if self._pending and (
-            len(self._pending) >= self.batch or time.monotonic() - self._first_pending_at >= self.max_wait
+            self._pending_events >= self.batch or time.monotonic() - self._first_pending_at >= self.max_wait
         ):
             self.flush()
         if self.stop_event is not None and self.stop_event.is_set():
@@ -430,7 +441,7 @@ class SyncConsumer(ConsumerMixin):
 
     def on_connection_revived(self):
         # After a reconnect, buffered messages belong to the dead channel: the broker redelivers them.
-        self._pending = []
+        self._pending, self._pending_events = [], 0
 
     def on_consume_end(self, connection, channel):
         self.flush()
@@ -448,17 +459,33 @@ class SyncConsumer(ConsumerMixin):
         # Only buffer here: flushing happens in on_iteration (or drain), never re-entrantly from inside a
         # flush (waiting for a publisher confirm in _fail may deliver more messages to this callback).
         self._pending.append((body, message))
+        self._pending_events += len(body) if isinstance(body, list) else 1
 
     def flush(self) -> None:
         if not self._pending:
             return
-        pending, self._pending = self._pending, []
-        parsed, failures = [], []
+        pending, self._pending, self._pending_events = self._pending, [], 0
+        # failures: a whole message fails (retried or parked as it is); element_failures: one event of an
+        # array fails (retried alone as a single-event message, its siblings still apply)
+        parsed, failures, element_failures = [], [], []
+        elements: dict[int, dict] = {}  # id(event) -> its envelope, for the events that came in an array
         for body, message in pending:
             if isinstance(body, _Undecodable):
                 failures.append((body, message, body))
                 continue
+            if isinstance(body, list) and body:
+                for element in body:
+                    try:
+                        event = event_parse(envelope=element)
+                    except Exception as exc:
+                        element_failures.append((element, message, exc))
+                        continue
+                    elements[id(event)] = element
+                    parsed.append((event, message))
+                continue
             try:
+                if isinstance(body, list):
+                    raise SchemaError("message body is an empty array")
                 parsed.append((event_parse(envelope=body), message))
             except Exception as exc:
                 failures.append((body, message, exc))
@@ -484,22 +511,45 @@ class SyncConsumer(ConsumerMixin):
                         except DATABASE_TRANSIENT:
                             raise
                         except Exception as exc:
-                            failures.append((event, message, exc))
+                            if id(event) in elements:  # one event of an array: retried alone
+                                element_failures.append((event, message, exc))
+                            else:
+                                failures.append((event, message, exc))
                         finally:
                             current_request_id.reset(token)
         except DATABASE_TRANSIENT as exc:
             self._database_unavailable(pending, exc)
             return
+        # Committed. From here every message is acked exactly once: after its events committed, and after
+        # its failed events (or itself) were re-published.
         self._db_failures = 0
-        if not failures and len(applied) > 1 and self._amqp:
+        if not failures and not element_failures and len(pending) > 1 and self._amqp:
             # Every message of the batch committed: one basic.ack(multiple) covers them all (AMQP acks
             # every tag up to this one; the batch's last received message has its newest tag).
             pending[-1][1].ack(multiple=True)
+            acked = {id(message) for _body, message in pending}
         else:
-            for _event, message, _outcome in applied:
-                message.ack()
+            acked = set()
         for event, _message, outcome in applied:
             self._observe(event, outcome)
+        failed_whole = {id(message) for _body, message, _exc in failures}
+        for element, message, exc in element_failures:
+            event = element if isinstance(element, SyncEvent) else None
+            envelope = element if isinstance(element, dict) else {}
+            token = current_request_id.set(event.correlation_id if event else envelope.get("correlation_id") or None)
+            try:
+                self._retry_or_park(
+                    message, body=json.dumps(elements[id(event)] if event is not None else element),
+                    event_type=event.event_type if event else str(envelope.get("event_type") or ""),
+                    message_id=event.message_id if event else str(envelope.get("message_id") or ""),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+            finally:
+                current_request_id.reset(token)
+        for _body, message in pending:
+            if id(message) not in acked and id(message) not in failed_whole:
+                acked.add(id(message))
+                message.ack()
         for body, message, exc in failures:
             event = body if isinstance(body, SyncEvent) else None
             envelope = body if isinstance(body, dict) else {}
@@ -542,32 +592,40 @@ class SyncConsumer(ConsumerMixin):
             current_request_id.reset(token)
 
     def _fail(self, message, *, body_text: str, event_type: str, message_id: str, error: str) -> None:
+        """A whole message failed: re-publish it (or park it) as it is, then ack it."""
+        self._retry_or_park(message, body=message.body, body_text=body_text, event_type=event_type,
+                            message_id=message_id, error=error)
+        # Re-published first, acked second: a crash in between means one more (harmless) delivery.
+        message.ack()
+
+    def _retry_or_park(self, message, *, body, event_type: str, message_id: str, error: str,
+                       body_text: str | None = None) -> None:
+        """Re-publish `body` to this queue with ``x-sync-attempts`` + 1 (the attempts of `message`, which
+        carried it), or to the DLQ with a DeadLetter row after CONSUMER_MAX_ATTEMPTS. Does not ack."""
         queue = self.config.queue
         attempts = int((message.headers or {}).get(ATTEMPTS_HEADER) or 0) + 1
         producer = Producer(message.channel)
         if attempts < self.config.consumer_max_attempts:
             logger.warning("sync message failed (attempt %s), retrying: %s", attempts, error,
                            extra={"message_id": message_id, "event_type": event_type})
-            self._republish(producer, message, routing_key=queue, headers={ATTEMPTS_HEADER: attempts})
+            self._republish(producer, message, body=body, routing_key=queue, headers={ATTEMPTS_HEADER: attempts})
             outcome = "failed"
         else:
             logger.error("sync message dead-lettered after %s attempts: %s", attempts, error,
                          extra={"message_id": message_id, "event_type": event_type})
             dlq = dead_letter_queue(name=self.config.dead_letter_queue)
             dlq(message.channel).declare()
-            self._republish(producer, message, routing_key=dlq.name,
+            self._republish(producer, message, body=body, routing_key=dlq.name,
                             headers={ATTEMPTS_HEADER: attempts, ERROR_HEADER: error[:1000]})
-            dead_letter_record(message_id=message_id, queue=queue, event_type=event_type, body=body_text,
-                               error=error, attempts=attempts)
+            dead_letter_record(message_id=message_id, queue=queue, event_type=event_type,
+                               body=body if body_text is None else body_text, error=error, attempts=attempts)
             outcome = "dead_lettered"
-        # Re-published first, acked second: a crash in between means one more (harmless) delivery.
-        message.ack()
         metrics.CONSUMED.labels(queue, event_type or "?", outcome).inc()
 
     @staticmethod
-    def _republish(producer: Producer, message, *, routing_key: str, headers: dict) -> None:
+    def _republish(producer: Producer, message, *, body, routing_key: str, headers: dict) -> None:
         producer.publish(
-            message.body,
+            body,
             exchange="",
             routing_key=routing_key,
             content_type=message.content_type,

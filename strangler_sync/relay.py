@@ -11,10 +11,19 @@ Failures: a broker outage (connection refused or lost, confirm timeout) charges 
 loop backs off with jitter and retries. Rows the broker refuses (nack) are charged one attempt each,
 retried with exponential backoff and jitter, and marked dead after MAX_ATTEMPTS (admin: requeue).
 
+Messages: the claimed rows are grouped by routing key (claim order kept inside a group) and each group is
+sent as messages of up to MESSAGE_BATCH events, whose body is a JSON array of envelopes; a message of one
+event is the envelope object itself (so MESSAGE_BATCH = 1 sends exactly one envelope per message). The
+broker's cost is per message (persisting, routing to every bound queue, delivering), not per event. Rows
+are marked published only once the message carrying them is confirmed; a nack refuses all its rows.
+
 Ordering: rows are claimed in id order, which per aggregate is version order (the version row stays
 locked until the write commits). Across parallel relays or retries order can still change, so the
 consumer keeps a version guard per aggregate and events carry full state: applying the newest
-version and dropping older ones gives the same result as in-order delivery.
+version and dropping older ones gives the same result as in-order delivery. Batching messages relies on
+the same guarantee: inside a message the claim order is kept, but one aggregate's events of different
+routing keys (product.created, product.updated, product.deleted) travel in different messages and may
+arrive in another order; an older version arriving after a newer one is dropped as stale.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import logging
 import random
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 
@@ -99,6 +109,25 @@ def _claimed(row: tuple, payload_json: str) -> ClaimedEvent:
         routing_key=routing_key_for(aggregate_type=aggregate_type, event_type=event_type),
         body=f'{head[:-1]}, "payload": {payload_json}}}',
     )
+
+
+def messages_group(*, rows: list[ClaimedEvent], per_message: int) -> list[list[ClaimedEvent]]:
+    """Split claimed rows into messages: by routing key (first-seen order), claim order kept inside each,
+    at most `per_message` rows per message. One per message keeps the claim order, as before batching."""
+    if per_message <= 1:
+        return [[row] for row in rows]
+    groups: dict[str, list[ClaimedEvent]] = {}
+    for row in rows:
+        groups.setdefault(row.routing_key, []).append(row)
+    return [group[start:start + per_message] for group in groups.values()
+            for start in range(0, len(group), per_message)]
+
+
+def message_body(*, rows: list[ClaimedEvent]) -> str:
+    """One row: its envelope object; several: a JSON array of them (joined as text, nothing re-parsed)."""
+    if len(rows) == 1:
+        return rows[0].body
+    return "[" + ", ".join(row.body for row in rows) + "]"
 
 
 def outbox_claim(*, limit: int) -> list[ClaimedEvent]:
@@ -179,18 +208,20 @@ class Relay:
             rows = outbox_claim(limit=config.batch_size)
             if not rows:
                 return 0
+            messages = messages_group(rows=rows, per_message=config.message_batch)
             try:
                 producer = self._producer()
                 first_tag = self.confirms.published + 1 if self.confirms is not None else 1
                 with self.confirms.frames_buffered() if self.confirms is not None else contextlib.nullcontext():
-                    for row in rows:
-                        self._publish_one(producer, row)
+                    for message in messages:
+                        self._publish_message(producer, message)
                 nacked = self.confirms.wait(timeout=self.confirm_timeout) if self.confirms is not None else set()
             except Exception as exc:  # connection refused/lost, confirm timeout: nothing is known confirmed
                 self.close()
                 metrics.PUBLISH_FAILURES.labels(config.origin).inc()
                 raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
-            refused_ids = {rows[tag - first_tag].id for tag in nacked}
+            # a nacked message refuses every row it carried
+            refused_ids = {row.id for tag in nacked for row in messages[tag - first_tag]}
             for event in OutboxEvent.objects.filter(id__in=refused_ids).order_by("id") if refused_ids else ():
                 event = outbox_mark_failed(event=event, error="refused by the broker (nack)")
                 if event.status == OutboxEvent.Status.DEAD:
@@ -206,15 +237,19 @@ class Relay:
             metrics.PUBLISHED.labels(config.origin, event_type).inc(n)
         return len(confirmed)
 
-    def _publish_one(self, producer: Producer, row: ClaimedEvent) -> None:
-        # the body is JSON already (see outbox_claim): kombu sends it as it is
+    def _publish_message(self, producer: Producer, rows: list[ClaimedEvent]) -> None:
+        # the bodies are JSON already (see outbox_claim): kombu sends them as they are
+        first = rows[0]
+        single = len(rows) == 1
+        correlation_ids = {row.correlation_id for row in rows}
         producer.publish(
-            row.body,
-            routing_key=row.routing_key,
+            message_body(rows=rows),
+            routing_key=first.routing_key,
             content_type="application/json",
             content_encoding="utf-8",
-            message_id=row.message_id,
-            correlation_id=row.correlation_id or None,
+            # an array's events keep their own message_ids inside; the message gets a fresh one
+            message_id=first.message_id if single else str(uuid.uuid4()),
+            correlation_id=(first.correlation_id or None) if len(correlation_ids) == 1 else None,
             headers={ATTEMPTS_HEADER: 0},
             delivery_mode=2,
             retry=False,  # a failure is handled by the outbox's own backoff, not by blocking here

@@ -102,6 +102,12 @@ def drain_queue(name: str, *, timeout: float = 0.5) -> list:
     return received
 
 
+def envelopes_of(messages: list) -> list[tuple[dict, object]]:
+    """(envelope, message) for every event the messages carry: a body is one envelope or an array of them."""
+    return [(envelope, message) for message in messages
+            for envelope in (message.payload if isinstance(message.payload, list) else [message.payload])]
+
+
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 

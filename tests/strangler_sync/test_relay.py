@@ -16,7 +16,7 @@ from strangler_sync.conf import sync_settings
 from strangler_sync.models import OutboxEvent
 from strangler_sync.relay import Relay, relay_run
 from strangler_sync.services import event_publish, outbox_backoff_delay, outbox_cleanup, outbox_requeue
-from tests.strangler_sync.conftest import drain_queue, product_payload
+from tests.strangler_sync.conftest import drain_queue, envelopes_of, product_payload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,14 +46,14 @@ def test_publishes_pending_rows_to_the_bound_queues_only(subscribed):
                       payload={"product_id": 1, "quantity_on_hand": 5, "quantity_reserved": 0})
     assert relay_run(once=True) == 4
     assert OutboxEvent.objects.filter(status="published").count() == 4
-    received = drain_queue(subscribed["catalog"])
+    received = envelopes_of(drain_queue(subscribed["catalog"]))
     # (the filesystem transport orders files by millisecond only; the consumer's version guard copes)
-    assert sorted(m.payload["message_id"] for m in received) == sorted(str(r.message_id) for r in rows)
-    first = next(m for m in received if m.payload["message_id"] == str(rows[0].message_id))
-    assert first.delivery_info["routing_key"] == "product.updated"
-    assert first.payload["aggregate_type"] == "product" and first.payload["version"] == 1
-    assert first.payload["payload"]["name"] == "v0"
-    assert first.headers["x-sync-attempts"] == 0
+    assert sorted(e["message_id"] for e, _ in received) == sorted(str(r.message_id) for r in rows)
+    first, message = next((e, m) for e, m in received if e["message_id"] == str(rows[0].message_id))
+    assert message.delivery_info["routing_key"] == "product.updated"
+    assert first["aggregate_type"] == "product" and first["version"] == 1
+    assert first["payload"]["name"] == "v0"
+    assert message.headers["x-sync-attempts"] == 0
     [stock] = drain_queue(subscribed["stock"])
     assert stock.delivery_info["routing_key"] == "stock.changed"
 
@@ -65,13 +65,14 @@ def test_rabbitmq_batches_are_confirmed_then_marked(on_rabbitmq, subscribed, set
     relay = Relay()
     try:
         assert relay.publish_batch() == 40
-        assert relay.confirms is not None and relay.confirms.acked_upto == 40  # the broker confirmed the batch
+        # the broker confirmed the batch: 40 rows of one routing key, one message (MESSAGE_BATCH 100)
+        assert relay.confirms is not None and relay.confirms.acked_upto == 1
         assert relay.drain() == 60
     finally:
         relay.close()
     assert OutboxEvent.objects.filter(status="published").count() == 100
-    received = drain_queue(subscribed["catalog"])
-    assert sorted(m.payload["message_id"] for m in received) == sorted(str(r.message_id) for r in rows)
+    received = envelopes_of(drain_queue(subscribed["catalog"]))
+    assert sorted(e["message_id"] for e, _ in received) == sorted(str(r.message_id) for r in rows)
 
 
 def test_a_row_published_before_any_consumer_existed_is_not_lost(subscribed):
@@ -179,7 +180,7 @@ def test_concurrent_relays_never_publish_a_row_twice(settings, subscribed):
         thread.join(timeout=120)
     assert sum(counts) == 800
     assert len([c for c in counts if c > 0]) >= 2  # they really ran side by side
-    ids = [m.payload["message_id"] for m in drain_queue(subscribed["catalog"])]
+    ids = [e["message_id"] for e, _ in envelopes_of(drain_queue(subscribed["catalog"]))]
     assert len(ids) == 800 and len(set(ids)) == 800
     assert OutboxEvent.objects.filter(status="published").count() == 800
 

@@ -18,10 +18,10 @@ class Command(BaseCommand):
         # bigger batches amortise each transaction's fixed statements and commit; the prefetch keeps the next
         # batch arriving while one is applied.
         parser.add_argument("--prefetch", type=int, default=400,
-                            help="unacked messages the broker may send ahead (default 400: two batches)")
+                            help="unacked messages the broker may send ahead (default 400)")
         parser.add_argument("--batch", type=int, default=200,
-                            help="messages applied per transaction, at most (default 200; a partial batch waits "
-                                 "at most 20 ms)")
+                            help="events applied per transaction, at most (default 200; a message carrying an "
+                                 "array is never split; a partial batch waits at most 20 ms)")
 
     def handle(self, *args, prefetch, batch, **options):
         stop = threading.Event()
