@@ -142,3 +142,37 @@ def test_rendered_nginx_mirrors_shadow_traffic_to_the_diff_endpoint(endpoint, ta
         nginx.stop()
     assert summary["routes"]["/api/categories/"]["top_fields"] == {"$.items[1]": 1}
     assert [r["path"] for r in upstreams[1].received()] == ["/api/categories/?q=1"]
+
+
+def test_learned_noise_is_reported_with_its_counts_and_kept_in_the_route_files_noise_file(tmp_path):
+    served = iter(range(1000))
+    monolith = UpstreamServer("monolith", lambda m, p, h, b: json_answer(
+        200, {"items": [1, 2], "served": next(served)})).start()
+    catalog = UpstreamServer("catalog", lambda m, p, h, b: json_answer(200, {"items": [1, 3], "served": -1})).start()
+    routes = tmp_path / "routes.yaml"
+    text = ROUTES.format(monolith=monolith.url, catalog=catalog.url, diff_port=free_port()).replace(
+        "settings:\n", "settings:\n  noise: {file: learned/noise.json, expiry: 3600}\n")
+    table = parse_route_text(text, source=str(routes))
+    try:
+        endpoint = DiffEndpoint(table=table).start()
+        try:
+            for _ in range(2):
+                assert send(endpoint.port, "GET", "/api/categories/", mirror_headers())[0] == 202
+                summary = wait_for_comparisons(endpoint, _ + 1)
+        finally:
+            endpoint.stop()
+        assert summary["diffs"] == 2  # items[1] is still a difference; `served` is noise
+        assert summary["noise"] == {"/api/categories/": ["$.served"]}
+        [rule] = summary["noise_rules"]
+        assert (rule["path"], rule["evidence"], rule["suppressed"], rule["kinds"]) == ("$.served", 2, 2, ["changed"])
+        assert summary["noise_file"] == str(tmp_path / "learned" / "noise.json")
+        # The next endpoint starts with what this one learned.
+        again = DiffEndpoint(table=table).start()
+        try:
+            assert [(r["path"], r["evidence"], r["suppressed"]) for r in again.summary()["noise_rules"]] == [
+                ("$.served", 2, 2)]
+        finally:
+            again.stop()
+    finally:
+        monolith.stop()
+        catalog.stop()
