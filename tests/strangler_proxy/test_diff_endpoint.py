@@ -12,6 +12,7 @@ import pytest
 from strangler_proxy.diff_endpoint import DiffEndpoint
 from strangler_proxy.loader import parse_route_text
 from strangler_proxy.spec import MIRROR_PRIMARY_HEADER, MIRROR_ROUTE_HEADER, MIRROR_SHADOW_HEADER
+from tests.waiting import REQUEST_TIMEOUT, wait_until
 
 from .upstream_servers import UpstreamServer, free_port, json_answer
 
@@ -58,7 +59,7 @@ def endpoint(table):
 
 
 def send(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b""):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
     try:
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
@@ -72,14 +73,9 @@ def mirror_headers(route="/api/categories/", primary="monolith", shadow="catalog
             "Host": "shop.example", "X-Request-ID": "mirror-1"}
 
 
-def wait_for_comparisons(endpoint: DiffEndpoint, count: int, timeout: float = 5.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        summary = endpoint.summary()
-        if summary["comparisons"] >= count:
-            return summary
-        time.sleep(0.02)
-    raise AssertionError(f"expected {count} comparisons: {endpoint.summary()}")
+def wait_for_comparisons(endpoint: DiffEndpoint, count: int) -> dict:
+    return wait_until(lambda: (summary := endpoint.summary())["comparisons"] >= count and summary,
+                      interval=0.02, what=lambda: f"{count} comparisons: {endpoint.summary()}")
 
 
 def test_mirrored_copy_is_answered_at_once_then_both_sides_are_fetched_and_diffed(endpoint, upstreams):
@@ -95,14 +91,13 @@ def test_mirrored_copy_is_answered_at_once_then_both_sides_are_fetched_and_diffe
     assert catalog.received()[0]["headers"]["x-request-id"] == "mirror-1"
     assert not any(h.lower().startswith("x-strangler-mirror") for h in catalog.received()[0]["headers"])
     expected_line = 'strangler_proxy_shadow_diffs_total{route="/api/categories/"} 1.0'
-    deadline = time.monotonic() + 5  # the counter moves just after the summary does
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"http://127.0.0.1:{endpoint.port}/metrics", timeout=2) as response:
-            if expected_line in response.read().decode():
-                break
-        time.sleep(0.02)
-    else:
-        raise AssertionError(f"{expected_line!r} not in /metrics")
+
+    def metrics() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{endpoint.port}/metrics", timeout=REQUEST_TIMEOUT) as response:
+            return response.read().decode()
+
+    # The counter moves just after the summary does.
+    wait_until(lambda: expected_line in metrics(), interval=0.02, what=f"{expected_line!r} in /metrics")
 
 
 def test_bad_mirror_headers_are_refused(endpoint, upstreams):
@@ -131,7 +126,7 @@ def test_rendered_nginx_mirrors_shadow_traffic_to_the_diff_endpoint(endpoint, ta
     port = free_port()
     nginx = start_nginx(table, tmp_path / "nginx", port, override_secret=None)
     try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
         connection.request("GET", "/api/categories/?q=1", headers={"Host": "localhost"})
         response = connection.getresponse()
         body = json.loads(response.read())
