@@ -41,6 +41,7 @@ from strangler_proxy.fetch import HOP_BY_HOP, AsyncUpstreamClient, UpstreamClien
 from strangler_proxy.loader import RouteFileError, load_route_file, parse_route_text, route_file_path
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
 from strangler_proxy.murmur import split_bucket
+from strangler_proxy.noise import noise_file_for, noise_registry_for
 from strangler_proxy.recording import Recorder, exchange_record
 from strangler_proxy.routing import Decision, PathRejected, RequestInfo, decide
 from strangler_proxy.shadow import SHADOW_HEADER, DiffStore, IdleGate, ShadowJob, ShadowRunner
@@ -248,6 +249,8 @@ class StranglerAddon:
                 store=self.store, client=self.client, max_workers=opts.strangler_shadow_workers,
                 on_compared=self._shadow_compared, on_error=self._shadow_failed,
             )
+        if {"strangler_routes", "strangler_diffs"} & updated:
+            self._configure_noise()
         if {"strangler_admin_port", "strangler_admin_host"} & updated:
             if self.admin is not None:
                 self.admin.stop()
@@ -281,6 +284,15 @@ class StranglerAddon:
             self.shadows.shutdown(wait=False)
         if self.recorder is not None:
             self.recorder.close()
+        self.store.noise.flush()
+
+    def _configure_noise(self) -> None:
+        """Learned noise lives in the route file's noise file, else beside the diffs sample (loaded here)."""
+        if self.table is None:
+            return
+        settings = self.table.settings.noise
+        path = noise_file_for(settings=settings, route_file=self.table.source, samples_path=self.store.samples_path)
+        self.store.noise = noise_registry_for(settings=settings, path=path, current=self.store.noise)
 
     def _install(self, table: RouteTable) -> None:
         # One attribute assignment: flows that already started keep the table they captured.
@@ -298,6 +310,7 @@ class StranglerAddon:
 
     def _reloaded(self, table: RouteTable) -> None:
         self._install(table)
+        self._configure_noise()
         self.metrics.route_table_reloads.labels(result="ok").inc()
         logger.warning("strangler: route file reloaded: %d routes (digest %s)", len(table.routes), table.digest[:12])
 

@@ -18,6 +18,7 @@ from strangler_proxy.spec import (
     MATCH_KINDS,
     MODES,
     DiffRules,
+    NoiseSettings,
     OverrideSpec,
     ProxySettings,
     Route,
@@ -186,6 +187,20 @@ def _access_log(r: _Reader, node: yaml.Node) -> str:
     return node.value
 
 
+def _noise(r: _Reader, node: yaml.Node) -> NoiseSettings:
+    field, default = "settings.noise", NoiseSettings()
+    items = r.mapping(node, field, {"file", "expiry", "generalise_after", "min_evidence"})
+    return NoiseSettings(
+        file=r.string(items["file"][1], f"{field}.file") if "file" in items else default.file,
+        expiry=float(r.number(items["expiry"][1], f"{field}.expiry", 1, 10 * 365 * 86400, integer=True))
+        if "expiry" in items else default.expiry,
+        generalise_after=int(r.number(items["generalise_after"][1], f"{field}.generalise_after", 2, 10**6,
+                                      integer=True)) if "generalise_after" in items else default.generalise_after,
+        min_evidence=int(r.number(items["min_evidence"][1], f"{field}.min_evidence", 1, 10**6, integer=True))
+        if "min_evidence" in items else default.min_evidence,
+    )
+
+
 _ROUTE_KEYS = {
     "prefix", "path", "pattern", "match", "methods", "mode", "service", "weight", "shadow", "fallback", "timeout",
     "diff",
@@ -329,7 +344,7 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
     settings = ProxySettings()
     if "settings" in top:
         items = r.mapping(top["settings"][1], "settings",
-                          {"route_headers", "max_body_bytes", "diff_endpoint", "access_log"})
+                          {"route_headers", "max_body_bytes", "diff_endpoint", "access_log", "noise"})
         settings = ProxySettings(
             route_headers=r.boolean(items["route_headers"][1], "settings.route_headers")
             if "route_headers" in items else settings.route_headers,
@@ -338,6 +353,7 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
             diff_endpoint=r.string(items["diff_endpoint"][1], "settings.diff_endpoint", _HOST_PORT, "host:port")
             if "diff_endpoint" in items else settings.diff_endpoint,
             access_log=_access_log(r, items["access_log"][1]) if "access_log" in items else settings.access_log,
+            noise=_noise(r, items["noise"][1]) if "noise" in items else settings.noise,
         )
 
     return RouteTable(

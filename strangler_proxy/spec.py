@@ -94,11 +94,22 @@ class OverrideSpec:
 
 
 @dataclass(frozen=True)
+class NoiseSettings:
+    """Learned diff noise (``strangler_proxy.noise``): where it is kept and how long a rule lives unseen."""
+
+    file: str | None = None  # JSON file; relative to the route file's folder; None = $STRANGLER_VAR_DIR/proxy/
+    expiry: float = 7 * 24 * 3600.0  # seconds a rule applies after it was last seen differing on the monolith
+    generalise_after: int = 2  # items of a list a leaf must differ in before one rule covers every item
+    min_evidence: int = 1  # monolith answer pairs a field must differ in before it counts as noise
+
+
+@dataclass(frozen=True)
 class ProxySettings:
     route_headers: bool = True  # add X-Strangler-Route / X-Strangler-Upstream to responses
     max_body_bytes: int = 10 * 1024 * 1024
     diff_endpoint: str = "127.0.0.1:8790"  # host:port where the nginx plane mirrors shadow traffic
     access_log: AccessLog = "buffered"  # the nginx plane's access log (see ACCESS_LOG_MODES)
+    noise: NoiseSettings = field(default_factory=NoiseSettings)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from strangler_proxy.murmur import in_canary
 from tests.extracted.catalog import live
 from tests.migrations_plan import procs
 from tests.migrations_plan.sidebyside_live import live_pair_start, proxy_start
+from tests.waiting import WAIT_TIMEOUT
 
 ROUTES = """
 upstreams:
@@ -85,7 +86,7 @@ CATEGORY_READS = 10
 DEAD_OUTBOX_ROWS = 2
 
 
-def _wait(predicate, *, timeout: float = 20.0, what: str):
+def _wait(predicate, *, timeout: float = WAIT_TIMEOUT, what: str):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

@@ -70,6 +70,9 @@ def test_replay_of_a_requests_file_reports_per_endpoint_rates_fields_and_example
     assert (summary["compared"], summary["differing"], summary["errors"]) == (8, 2, 0)
     assert summary["skipped_unsafe"] == {"POST": 1, "DELETE": 1}
     assert summary["noise"] == {"/api/products/": ["header:x-request-id"]}
+    # Seven GETs on /api/products/: each taught the rule again and had its request id difference hidden.
+    assert [(r["route"], r["path"], r["kinds"], r["evidence"], r["suppressed"]) for r in summary["noise_rules"]] == [
+        ("/api/products/", "header:x-request-id", ["changed"], 7, 7)]
     endpoints = {e["endpoint"]: e for e in summary["endpoints"]}
     assert set(endpoints) == {"GET /api/products/{id}/", "GET /api/products/", "GET /api/categories/"}
     detail = endpoints["GET /api/products/{id}/"]
@@ -90,7 +93,9 @@ def test_replay_of_a_requests_file_reports_per_endpoint_rates_fields_and_example
     html = (tmp_path / "out" / "report.html").read_text()
     assert '<b id="differing">2</b>' in html and '<b id="compared">8</b>' in html
     assert "<code>GET /api/products/{id}/</code>" in html and "$.results[*].name (1)" in html
-    assert "Renamed In The Service" in html and "header:x-request-id" in html
+    assert "Renamed In The Service" in html
+    assert ("<td><code>/api/products/</code></td><td><code>header:x-request-id</code></td><td>changed</td>"
+            "<td class=num>7</td><td class=num>7</td><td>yes</td>") in html
     # self-contained: no scripts, no external stylesheets, images or links
     assert "<script" not in html and "src=" not in html and "<link" not in html and "href=" not in html
 

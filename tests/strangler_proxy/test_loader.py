@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from strangler_proxy.loader import DEFAULT_ROUTE_FILE, RouteFileError, load_route_file, parse_route_text
-from strangler_proxy.spec import DiffRules, ShadowSpec
+from strangler_proxy.spec import DiffRules, NoiseSettings, ShadowSpec
 
 BASE = """\
 upstreams:
@@ -75,6 +75,21 @@ def test_access_log_setting():
     for value in ("buffered", "unbuffered", "off", "'off'"):  # an unquoted off is YAML's false: read as written
         table = parse_route_text(BASE + f"settings: {{access_log: {value}}}\n", source="routes.yaml")
         assert table.settings.access_log == value.strip("'")
+
+
+def test_noise_settings_and_their_errors():
+    assert parse().settings.noise == NoiseSettings()
+    table = parse_route_text(BASE + "settings:\n  noise: {file: var/noise.json, expiry: 600, generalise_after: 3}\n",
+                             source="routes.yaml")
+    assert table.settings.noise == NoiseSettings(file="var/noise.json", expiry=600, generalise_after=3)
+    for noise, message in (("{expiry: 0}", "settings.noise.expiry: must be 1..315360000"),
+                           ("{generalise_after: 1}", "settings.noise.generalise_after: must be 2..1000000"),
+                           ("{min_evidence: 0.5}", "settings.noise.min_evidence: must be an integer 1..1000000"),
+                           ("{file: ''}", "settings.noise.file: must be a non-empty string"),
+                           ("{ttl: 5}", "settings.noise.ttl: unknown key")):
+        with pytest.raises(RouteFileError) as caught:
+            parse_route_text(BASE + f"settings: {{noise: {noise}}}\n", source="routes.yaml")
+        assert message in str(caught.value)
 
 
 def test_pattern_route():
