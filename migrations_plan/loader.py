@@ -26,6 +26,7 @@ STEP_KINDS = ("deploy", "backfill", "verify", "shadow", "canary", "cutover", "fl
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _AGGREGATE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def plans_dir() -> Path:
@@ -267,7 +268,8 @@ def parse_plan_text(text: str, *, source: Path | str, table: RouteTable) -> Plan
         raise PlanFileError(source_name, mark.line + 1 if mark else 1, "file", f"not valid YAML: {problem}") from exc
     if root is None:
         raise PlanFileError(source_name, 1, "file", "empty plan file")
-    top = r.mapping(root, "", {"plan", "description", "service", "routes", "proxy_metrics", "sync_projects", "steps"})
+    top = r.mapping(root, "", {"plan", "description", "service", "routes", "proxy_metrics", "sync_projects",
+                               "workdir", "settings", "steps"})
     for required in ("plan", "service", "routes", "proxy_metrics", "steps"):
         if required not in top:
             raise r.fail(root, required, "required")
@@ -284,6 +286,16 @@ def parse_plan_text(text: str, *, source: Path | str, table: RouteTable) -> Plan
     if not proxy_metrics.startswith(("http://", "https://")):
         raise r.fail(top["proxy_metrics"][1], "proxy_metrics", "must be an http:// URL of the proxy's /metrics")
     sync_projects = r.strings(top["sync_projects"][1], "sync_projects") if "sync_projects" in top else ()
+    for i, project in enumerate(sync_projects):
+        if project not in table.upstreams and not project.startswith(("http://", "https://")):
+            raise r.fail(top["sync_projects"][1].value[i], f"sync_projects[{i}]",
+                         f"{project!r} is neither an upstream of {table.source} nor an http:// base URL "
+                         f"(the relay gates read <base URL>/sync/relay/)")
+    base = Path(source_name).resolve().parent
+    workdir = base / r.string(top["workdir"][1], "workdir") if "workdir" in top else base
+    if not workdir.is_dir():
+        raise r.fail(top["workdir"][1], "workdir", f"{workdir} is not a directory")
+    settings = r.string(top["settings"][1], "settings", _MODULE) if "settings" in top else None
 
     steps_node = top["steps"][1]
     if not isinstance(steps_node, yaml.SequenceNode) or not steps_node.value:
@@ -320,7 +332,12 @@ def parse_plan_text(text: str, *, source: Path | str, table: RouteTable) -> Plan
         description_text = r.string(items["description"][1], f"{field}.description") if "description" in items else ""
         if not actions and not gates:
             raise r.fail(node, field, "a step needs actions or gates")
+        if settings is None and any(isinstance(a, OwnershipChange) for a in actions):
+            raise r.fail(items["actions"][1], f"{field}.actions",
+                         "an ownership action needs the plan's `settings` (the Django settings module of the "
+                         "project whose ownership file it changes)")
         steps.append(Step(name=step_name, description=f"[{kind}] {description_text}".strip(), actions=actions,
                           gates=gates, watch=watch, line=node.start_mark.line + 1))
     return Plan(name=name, description=description, service=service, routes=routes, proxy_metrics=proxy_metrics,
-                sync_projects=sync_projects, steps=tuple(steps), source=Path(source_name))
+                sync_projects=sync_projects, steps=tuple(steps), source=Path(source_name),
+                workdir=workdir.resolve(), settings=settings)

@@ -59,7 +59,7 @@ class OwnershipChange:
 
 @dataclass(frozen=True)
 class CommandAction:
-    """Run a command (argv, `{python}` = this interpreter) from the repository root; exit 0 or the step fails.
+    """Run a command (argv, `{python}` = this interpreter) in the plan's workdir; exit 0 or the step fails.
 
     Commands are meant to be idempotent (backfill, verify, migrate): rolling back runs `undo` when given,
     and otherwise has nothing to undo.
@@ -115,9 +115,13 @@ class Plan:
     service: str  # the upstream the plan moves traffic to
     routes: tuple[str, ...]  # route prefixes whose metrics feed the gates
     proxy_metrics: str  # URL of the proxy admin's Prometheus text
-    sync_projects: tuple[str, ...]  # Django settings modules whose outbox feeds the relay gates
+    # Projects whose relay feeds the relay gates: upstream names of the route file, or base URLs. Each is read
+    # over HTTP at <base URL>/sync/relay/ (strangler_sync's own endpoint), never by importing the project.
+    sync_projects: tuple[str, ...]
     steps: tuple[Step, ...]
     source: Path = field(default_factory=Path)
+    workdir: Path | None = None  # where `run` commands run (plan key `workdir`, relative to the plan file)
+    settings: str | None = None  # Django settings module whose ownership file `ownership` actions change
 
     def step(self, name: str) -> Step:
         for step in self.steps:

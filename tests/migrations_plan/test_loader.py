@@ -98,6 +98,12 @@ def test_environment_values_and_defaults(tmp_path, routes_file, monkeypatch):
     (("set: {mode: shadow}", "set: {mode: canary}"), 9, "steps[0]: step shadow would make the route file invalid: "
                                                        "routes[0].weight: required in canary mode"),
     (("set: {mode: shadow}", "set: {weight: 5}"), 9, "routes[0].weight: only canary routes have a weight"),
+    (("steps:", "sync_projects: [monolith, monolith.settings]\nsteps:"), 5,
+     "sync_projects[1]: 'monolith.settings' is neither an upstream of"),
+    (("steps:", "workdir: no/such/dir\nsteps:"), 5, "workdir: "),
+    (("steps:", "settings: 'monolith settings'\nsteps:"), 5, "settings: invalid value 'monolith settings'"),
+    (("      - route: /api/products/\n        set: {mode: shadow}", "      - ownership: {product: catalog}"), 9,
+     "steps[0].actions: an ownership action needs the plan's `settings`"),
 ])
 def test_bad_plans_are_refused_with_file_line_and_reason(tmp_path, routes_file, change, line, message):
     old, new = change
@@ -125,3 +131,23 @@ def test_cli_check_prints_one_line_and_exits_2(tmp_path, routes_file):
     assert ok.returncode == 0 and ok.stdout.count("ok: ") == 3
     missing = plan_cli("plan", "check", "nope", "--routes", str(routes_file))
     assert missing.returncode == 2 and "no such plan file" in missing.stderr
+
+
+def test_commands_run_in_the_plans_workdir_not_the_callers(tmp_path, routes_file, state_dir):
+    """`workdir` is relative to the plan file; without it commands run next to the plan file."""
+    from migrations_plan.services import plan_advance
+
+    (tmp_path / "project").mkdir()
+    plans = tmp_path / "ops" / "plans"
+    plans.mkdir(parents=True)
+    run = GOOD.replace("      - route: /api/products/\n        set: {mode: shadow}",
+                       "      - run: [\"{python}\", \"-c\", \"open('ran-here', 'w')\"]")
+    path = plans / "demo.yaml"
+    path.write_text(textwrap.dedent(run.replace("steps:", "workdir: ../../project\nsteps:")))
+    plan = load_plan(str(path), routes=routes_file)
+    assert plan.workdir == (tmp_path / "project").resolve() and plan.settings is None
+    plan_advance(plan=plan, routes=routes_file, actor="t")
+    assert (tmp_path / "project" / "ran-here").exists()
+    path.write_text(textwrap.dedent(run.replace("plan: demo", "plan: other")))
+    plan_advance(plan=load_plan(str(path), routes=routes_file), routes=routes_file, actor="t")
+    assert (plans / "ran-here").exists()
