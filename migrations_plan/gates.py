@@ -16,6 +16,13 @@ from dataclasses import asdict, dataclass, field
 
 import requests
 
+from migrations_plan.coverage import (
+    coverage_missing,
+    recorded_endpoints,
+    schema_endpoints,
+    schema_fetch,
+    table_after_step,
+)
 from migrations_plan.metrics import (
     MetricsUnavailable,
     Samples,
@@ -23,7 +30,7 @@ from migrations_plan.metrics import (
     metrics_fetch,
 )
 from migrations_plan.relay_state import relay_state_fetch, sync_base_url
-from migrations_plan.spec import Gate, Plan
+from migrations_plan.spec import Gate, Plan, Step
 from strangler_proxy.spec import RouteTable
 from strangler_sync.verify import VerifyError, verify_aggregate
 
@@ -58,6 +65,7 @@ class Observation:
     entered_at: float  # when the current step began (epoch seconds)
     baseline: Samples = field(default_factory=lambda: Samples(rows=()))
     now: float = field(default_factory=time.time)
+    pending: Step | None = None  # the step these gates guard, not applied yet (its route edits are not in table)
     _proxy: Samples | MetricsUnavailable | None = None
     _sync: dict[str, dict | MetricsUnavailable] = field(default_factory=dict)
 
@@ -209,6 +217,28 @@ def _verify(o: Observation, gate: Gate) -> GateResult:
     return _judge(gate, total, "; ".join(parts))
 
 
+def _coverage(o: Observation, gate: Gate) -> GateResult:
+    table = table_after_step(o.table, o.pending)
+    monolith_url, service_url = table.upstreams[table.monolith].url, table.upstreams[o.plan.service].url
+    try:
+        monolith = schema_endpoints(schema_fetch(url=monolith_url + gate.schema_path))
+        implemented = schema_endpoints(schema_fetch(url=service_url + gate.schema_path))
+    except MetricsUnavailable as exc:
+        return _judge(gate, None, f"OpenAPI schema unavailable: {exc}")
+    if gate.recording is not None:
+        try:
+            monolith += recorded_endpoints(path=gate.recording, monolith=table.monolith)
+        except OSError as exc:
+            return _judge(gate, None, f"recording {gate.recording}: {exc.strerror or exc}")
+    missing, sent = coverage_missing(table=table, service=o.plan.service, monolith=monolith,
+                                     implemented=implemented)
+    if missing:
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        shown = ", ".join(str(e) for e in missing[:10]) + more
+        return _judge(gate, len(missing), f"{o.plan.service} lacks {shown}")
+    return _judge(gate, 0, f"{o.plan.service} implements all {sent} path+method pairs of the monolith it is sent")
+
+
 def _soak(o: Observation, gate: Gate) -> GateResult:
     return _judge(gate, max(0.0, o.now - o.entered_at), "seconds since this step began")
 
@@ -236,6 +266,7 @@ EVALUATORS = {
     "verify": _verify,
     "min_soak_seconds": _soak,
     "healthy": _healthy,
+    "coverage": _coverage,
 }
 
 

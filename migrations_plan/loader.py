@@ -15,7 +15,17 @@ from typing import Any
 import yaml
 
 from migrations_plan.errors import PlanFileError, PlanNotFound
-from migrations_plan.spec import GATE_KINDS, ROUTE_KEYS, CommandAction, Gate, OwnershipChange, Plan, RouteEdit, Step
+from migrations_plan.spec import (
+    DEFAULT_SCHEMA_PATH,
+    GATE_KINDS,
+    ROUTE_KEYS,
+    CommandAction,
+    Gate,
+    OwnershipChange,
+    Plan,
+    RouteEdit,
+    Step,
+)
 from strangler_proxy.loader import RouteFileError, load_route_file
 from strangler_proxy.spec import RouteTable
 
@@ -242,6 +252,16 @@ def _gates(r: _Reader, node: yaml.Node, field: str, table: RouteTable) -> tuple[
             if not upstreams:
                 raise r.fail(value_node, sub, "must name at least one upstream")
             gates.append(Gate(kind=kind, threshold=0, upstreams=upstreams, line=line))
+        elif kind == "coverage":
+            options = r.mapping(value_node, sub, {"schema_path", "recording"})
+            schema_path = r.string(options["schema_path"][1], f"{sub}.schema_path") if "schema_path" in options \
+                else DEFAULT_SCHEMA_PATH
+            if not schema_path.startswith("/"):
+                raise r.fail(options["schema_path"][1], f"{sub}.schema_path", "must be a path starting with '/'")
+            recording = None
+            if "recording" in options:  # relative to the plan file, like workdir
+                recording = Path(r.source).resolve().parent / r.string(options["recording"][1], f"{sub}.recording")
+            gates.append(Gate(kind=kind, threshold=0, schema_path=schema_path, recording=recording, line=line))
         elif kind in ("max_diff_rate", "max_error_rate_increase"):
             gates.append(Gate(kind=kind, threshold=float(r.number(value_node, sub, 0, 1)), line=line))
         elif kind in ("min_shadow_sample", "max_relay_backlog"):

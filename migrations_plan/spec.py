@@ -22,7 +22,11 @@ GATE_KINDS: dict[str, str] = {
     "verify": "max",  # differences between monolith and service for these aggregates; must be 0
     "min_soak_seconds": "min",  # time since the current step began
     "healthy": "max",  # upstreams whose health path does not answer 200; must be 0
+    # path + method pairs the monolith serves (OpenAPI schema, recorded traffic) that the route file, as this
+    # step leaves it, sends to the plan's service and the service's schema lacks; must be 0
+    "coverage": "max",
 }
+DEFAULT_SCHEMA_PATH = "/api/schema/"
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class Gate:
     threshold: float  # for verify and healthy: 0
     aggregates: tuple[str, ...] = ()  # verify
     upstreams: tuple[str, ...] = ()  # healthy
+    schema_path: str = DEFAULT_SCHEMA_PATH  # coverage: where both projects serve their OpenAPI schema
+    recording: Path | None = None  # coverage: a proxy recording of the monolith's traffic (optional)
     line: int = 0
 
     @property
