@@ -12,15 +12,10 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 from migrations_plan.errors import PlanError
 from migrations_plan.loader import load_plan, plan_names
-from strangler_proxy.loader import ROUTES_ENV, route_file_path
-
-
-def _routes(args: argparse.Namespace) -> Path:
-    return route_file_path(args.routes)
+from strangler_proxy.loader import ROUTES_ENV
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -37,7 +32,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     statuses, failures = [], []
     for name in args.plans or plan_names():
         try:
-            statuses.append(plan_status(plan=load_plan(name, routes=args.routes), routes=_routes(args)))
+            plan = load_plan(name, routes=args.routes)
+            statuses.append(plan_status(plan=plan, routes=plan.route_file))
         except PlanError as exc:
             if args.plans:  # asked for by name: its error is the answer
                 raise
@@ -77,8 +73,8 @@ def _gate_line(gate: dict) -> str:
 def cmd_advance(args: argparse.Namespace) -> int:
     from migrations_plan.services import plan_advance_when_ready
 
-    done = plan_advance_when_ready(plan=load_plan(args.plan, routes=args.routes), routes=_routes(args),
-                                   actor=_actor(args), wait_seconds=args.wait)
+    plan = load_plan(args.plan, routes=args.routes)
+    done = plan_advance_when_ready(plan=plan, routes=plan.route_file, actor=_actor(args), wait_seconds=args.wait)
     print(f"{done['plan']}: applied step {done['position']} ({done['step']})")
     for gate in done["gates"]:
         print("  " + _gate_line(gate))
@@ -90,8 +86,9 @@ def cmd_advance(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     from migrations_plan.services import plan_rollback
 
-    done = plan_rollback(plan=load_plan(args.plan, routes=args.routes), routes=_routes(args), actor=_actor(args),
-                         reason=args.reason or "", allow_irreversible=args.allow_irreversible)
+    plan = load_plan(args.plan, routes=args.routes)
+    done = plan_rollback(plan=plan, routes=plan.route_file, actor=_actor(args), reason=args.reason or "",
+                         allow_irreversible=args.allow_irreversible)
     print(f"{done['plan']}: rolled back {done['step']}, now at step {done['position']}")
     for change in done["changes"]:
         print(f"  {change}")
@@ -117,9 +114,9 @@ def cmd_unfreeze(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from migrations_plan.services import plan_watch
 
-    done = plan_watch(plan=load_plan(args.plan, routes=args.routes), routes=_routes(args), actor=_actor(args),
-                      interval=args.interval, max_seconds=args.max_seconds,
-                      report=lambda line: print(line, flush=True))
+    plan = load_plan(args.plan, routes=args.routes)
+    done = plan_watch(plan=plan, routes=plan.route_file, actor=_actor(args), interval=args.interval,
+                      max_seconds=args.max_seconds, report=lambda line: print(line, flush=True))
     if done["outcome"] == "held":
         print(f"{done['plan']}: {done['reason']}")
         return 0
@@ -150,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strangler-plan", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--routes", metavar="FILE", default=None,
-                        help=f"route file the proxy reads (default: ${ROUTES_ENV}, else strangler_proxy/routes.yaml)")
+                        help=f"route file the proxy reads (default: ${ROUTES_ENV}, else the plan's route_file, "
+                             "else strangler_proxy/routes.yaml)")
     common.add_argument("--actor", default=None, help="who is acting (default: $USER), written to the history")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -26,7 +26,7 @@ from migrations_plan.spec import (
     RouteEdit,
     Step,
 )
-from strangler_proxy.loader import RouteFileError, load_route_file
+from strangler_proxy.loader import ROUTES_ENV, RouteFileError, load_route_file
 from strangler_proxy.spec import RouteTable
 
 PLANS_DIR = Path(__file__).resolve().parent / "plans"
@@ -64,7 +64,7 @@ def load_plan(name_or_path: str, *, routes: str | os.PathLike | None = None) -> 
     except OSError as exc:
         raise PlanNotFound(f"{path}: {exc.strerror or exc}") from exc
     try:
-        table = load_route_file(routes)
+        table = load_route_file(routes or os.environ.get(ROUTES_ENV) or _named_route_file(text, path))
     except RouteFileError as exc:
         raise PlanFileError(str(path), 0, "routes", f"the route file is invalid: {exc}") from exc
     plan = parse_plan_text(text, source=path, table=table)
@@ -74,6 +74,16 @@ def load_plan(name_or_path: str, *, routes: str | os.PathLike | None = None) -> 
     plan_route_edits_check(plan=plan, routes_text=Path(table.source).read_text(encoding="utf-8"),
                            routes_source=table.source, start=state.position if state else 0)
     return plan
+
+
+def _named_route_file(text: str, path: Path) -> Path | None:
+    """The plan's own `route_file` (relative to the plan file), read before the full parse needs the table."""
+    try:
+        data = yaml.safe_load(_interpolate(text, str(path)))
+    except (yaml.YAMLError, PlanFileError):
+        return None  # the full parse reports it with its line
+    named = data.get("route_file") if isinstance(data, dict) else None
+    return path.resolve().parent / named if isinstance(named, str) and named else None
 
 
 def plan_route_edits_check(*, plan: Plan, routes_text: str, routes_source: str, start: int = 0) -> None:
@@ -289,7 +299,9 @@ def parse_plan_text(text: str, *, source: Path | str, table: RouteTable) -> Plan
     if root is None:
         raise PlanFileError(source_name, 1, "file", "empty plan file")
     top = r.mapping(root, "", {"plan", "description", "service", "routes", "proxy_metrics", "sync_projects",
-                               "workdir", "settings", "steps"})
+                               "workdir", "settings", "route_file", "steps"})
+    if "route_file" in top:
+        r.string(top["route_file"][1], "route_file")  # used by load_plan (--routes and $STRANGLER_ROUTES win)
     for required in ("plan", "service", "routes", "proxy_metrics", "steps"):
         if required not in top:
             raise r.fail(root, required, "required")
@@ -360,4 +372,4 @@ def parse_plan_text(text: str, *, source: Path | str, table: RouteTable) -> Plan
                           gates=gates, watch=watch, line=node.start_mark.line + 1))
     return Plan(name=name, description=description, service=service, routes=routes, proxy_metrics=proxy_metrics,
                 sync_projects=sync_projects, steps=tuple(steps), source=Path(source_name),
-                workdir=workdir.resolve(), settings=settings)
+                workdir=workdir.resolve(), settings=settings, route_file=Path(table.source))

@@ -128,6 +128,9 @@ class Plan:
     source: Path = field(default_factory=Path)
     workdir: Path | None = None  # where `run` commands run (plan key `workdir`, relative to the plan file)
     settings: str | None = None  # Django settings module whose ownership file `ownership` actions change
+    # the route file the plan was checked against and edits: --routes, else $STRANGLER_ROUTES, else the plan's
+    # `route_file` (relative to the plan file), else the packaged one
+    route_file: Path | None = None
 
     def step(self, name: str) -> Step:
         for step in self.steps:

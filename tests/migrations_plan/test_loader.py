@@ -154,3 +154,28 @@ def test_commands_run_in_the_plans_workdir_not_the_callers(tmp_path, routes_file
     path.write_text(textwrap.dedent(run.replace("plan: demo", "plan: other")))
     plan_advance(plan=load_plan(str(path), routes=routes_file), routes=routes_file, actor="t")
     assert (plans / "ran-here").exists()
+
+
+def test_plan_route_file_and_state_live_anywhere(tmp_path, routes_file):
+    """No --routes, no $STRANGLER_ROUTES, run outside the repository: the plan's route_file and the store URL."""
+    import os
+    import subprocess
+    import sys
+
+    from .procs import REPO
+
+    ops = tmp_path / "ops"
+    ops.mkdir()
+    (ops / "routes.yaml").write_text(routes_file.read_text())
+    (ops / "demo.yaml").write_text(textwrap.dedent(GOOD.replace("steps:", "route_file: routes.yaml\nsteps:")))
+    env = {k: v for k, v in os.environ.items() if k not in ("STRANGLER_ROUTES", "STRANGLER_PLAN_STATE_DIR")}
+    env.update(PYTHONPATH=str(REPO), STRANGLER_PLAN_STORE=f"file://{tmp_path}/state")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-m", "migrations_plan", "advance", str(ops / "demo.yaml")], cwd=elsewhere,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "mode: shadow" in (ops / "routes.yaml").read_text()  # the plan's own route file was edited
+    assert (tmp_path / "state" / "demo.json").exists() and not list(elsewhere.iterdir())
+    plan = load_plan(str(ops / "demo.yaml"), routes=routes_file)  # --routes wins over the plan's route_file
+    assert plan.route_file == routes_file
