@@ -25,29 +25,34 @@ def routes_writable(path: Path) -> Path:
     return path
 
 
-def _django_ready(plan: Plan) -> None:
-    """Ownership goes through strangler_sync's own service, under the settings the plan names (its ownership file).
+def django_settings_setup(*, settings: str, workdir: Path | None) -> None:
+    """Set Django up in this process with `settings` (importable from `workdir`, put first on sys.path).
 
-    The plan's workdir goes on sys.path so that module imports as it does in that project's own manage.py.
+    ActionFailed when it cannot load, or when Django is already set up with other settings.
     """
-    if plan.settings is None:
-        raise ActionFailed(f"plan {plan.name} names no `settings`: cannot change ownership")
     from django.apps import apps
 
     current = os.environ.get("DJANGO_SETTINGS_MODULE")
     if apps.ready:
-        if current != plan.settings:
-            raise ActionFailed(f"Django is already set up with {current}, not the plan's {plan.settings}")
+        if current != settings:
+            raise ActionFailed(f"Django is already set up with {current}, not {settings}")
         return
-    os.environ["DJANGO_SETTINGS_MODULE"] = plan.settings
-    if plan.workdir is not None and str(plan.workdir) not in sys.path:
-        sys.path.insert(0, str(plan.workdir))
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings
+    if workdir is not None and str(workdir) not in sys.path:
+        sys.path.insert(0, str(workdir))
     import django
 
     try:
         django.setup()
-    except Exception as exc:  # an unimportable or broken settings module: the action fails, nothing applied
-        raise ActionFailed(f"cannot load the plan's settings {plan.settings}: {type(exc).__name__}: {exc}") from exc
+    except Exception as exc:  # an unimportable or broken settings module: nothing is applied
+        raise ActionFailed(f"cannot load the settings {settings}: {type(exc).__name__}: {exc}") from exc
+
+
+def _django_ready(plan: Plan) -> None:
+    """Ownership goes through strangler_sync's own service, under the settings the plan names (its ownership file)."""
+    if plan.settings is None:
+        raise ActionFailed(f"plan {plan.name} names no `settings`: cannot change ownership")
+    django_settings_setup(settings=plan.settings, workdir=plan.workdir)
 
 
 def _ownership_set(plan: Plan, owners: dict[str, str]) -> None:

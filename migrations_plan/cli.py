@@ -1,4 +1,5 @@
-"""`strangler-plan` / `python -m migrations_plan`: status, advance, rollback, freeze, unfreeze, watch, check, history.
+"""`strangler-plan` / `python -m migrations_plan`: status, advance, rollback, freeze, unfreeze, watch, check, history,
+scaffold.
 
 A leading `plan` word is accepted too (`strangler-plan plan advance catalog`). Errors are one line on stderr
 with a non-zero exit: 2 for bad input (plan file, arguments), 1 when the plan cannot move (gates, frozen,
@@ -143,6 +144,22 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scaffold(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from migrations_plan.scaffold import scaffold_parse, scaffold_write
+
+    scaffold = scaffold_parse(service=args.service, path=args.path, aggregate=args.aggregate, settings=args.settings,
+                              project_dir=Path(args.project_dir).resolve(), out=Path(args.out).resolve(),
+                              routes=Path(args.routes).resolve() if args.routes else None,
+                              service_url=args.service_url.rstrip("/"), monolith_url=args.monolith_url.rstrip("/"))
+    for path in scaffold_write(scaffold=scaffold):
+        print(f"wrote {path}")
+    print(f"next: cd {scaffold.out / scaffold.service} && python manage.py check && python manage.py migrate; "
+          f"then strangler-plan check {scaffold.out / 'plans' / (scaffold.service + '.yaml')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strangler-plan", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
@@ -195,6 +212,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_history)
+    p = sub.add_parser("scaffold", parents=[common],
+                       help="write a route entry, a plan and a service project for one path and aggregate")
+    p.add_argument("--service", required=True, help="the new service's name (upstream, project, plan)")
+    p.add_argument("--path", required=True, metavar="PREFIX", help="the monolith's path prefix it takes over")
+    p.add_argument("--aggregate", required=True, metavar="NAME=APP_LABEL.MODEL",
+                   help="the aggregate it syncs and the monolith's model behind it (e.g. review=reviews.Review)")
+    p.add_argument("--settings", required=True, metavar="MODULE", help="the monolith's Django settings module")
+    p.add_argument("--project-dir", default=".", metavar="DIR",
+                   help="the monolith's folder (manage.py; its settings import from here; default .)")
+    p.add_argument("--out", default=".", metavar="DIR",
+                   help="where <service>/ and plans/<service>.yaml go (default .); --routes FILE gets the route "
+                        "entry, else DIR/routes.yaml is written")
+    p.add_argument("--service-url", default="http://127.0.0.1:8002", metavar="URL")
+    p.add_argument("--monolith-url", default="http://127.0.0.1:8000", metavar="URL", help="for a new route file")
+    p.set_defaults(func=cmd_scaffold)
     return parser
 
 
