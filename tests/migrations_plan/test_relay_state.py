@@ -78,3 +78,21 @@ def test_a_project_that_does_not_answer_is_unknown(tmp_path):
 def test_an_answer_that_is_not_relay_state_is_refused(live_server):
     with pytest.raises(MetricsUnavailable, match="answered 404"):
         relay_state_fetch(base_url=live_server.url + "/api")  # /api/sync/relay/ does not exist
+
+
+def test_the_control_plane_imports_no_project(tmp_path):
+    """Gates, services, CLI and dashboard load with no settings module and nothing of the storefront."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import sys, django.conf\n"
+             "import migrations_plan.cli, migrations_plan.services, migrations_plan.gates\n"
+             "import migrations_plan.dashboard.selectors, migrations_plan.regression.cli\n"
+             "assert not django.conf.settings.configured\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('monolith', 'extracted', 'demo')))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "PYTHONPATH")}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
