@@ -12,7 +12,7 @@ from migrations_plan.metrics import MetricsUnavailable
 from strangler_proxy.spec import RouteTable
 
 RELAY_PATH = "/sync/relay/"
-FIELDS = ("backlog", "oldest_pending_age_seconds", "published", "outbox_dead", "dead_letters")
+FIELDS = ("backlog", "oldest_pending_age_seconds", "outbox_dead", "dead_letters")
 
 
 def sync_base_url(*, project: str, table: RouteTable) -> str:

@@ -156,6 +156,8 @@ def scaffold_write(*, scaffold: Scaffold) -> list[Path]:
     for taken in (project, plan_path):
         if taken.exists():
             raise ScaffoldError(f"{taken} exists already: nothing was written")
+    if not (s.project_dir / "manage.py").is_file():  # the plan's backfill runs it there
+        raise ScaffoldError(f"--project-dir: no manage.py in {s.project_dir} (the monolith's folder)")
     shape = model_shape(model_label=s.model_label, settings=s.settings, project_dir=s.project_dir)
     routes_path, routes_text = _route_text(s)
     try:

@@ -74,6 +74,10 @@ def test_an_entry_goes_into_an_existing_route_file_and_bad_input_writes_nothing(
     bad = scaffold("--service", "Addresses", "--path", "/api/addresses/", "--aggregate", "address=accounts.Address",
                    *common, cwd=tmp_path)
     assert bad.returncode == 2 and "--service: 'Addresses' must be a lowercase Python identifier" in bad.stderr
+    elsewhere = scaffold("--service", "addresses", "--path", "/api/addresses/", "--aggregate",
+                         "address=accounts.Address", *common[:2], "--project-dir", str(tmp_path), *common[4:],
+                         cwd=tmp_path)
+    assert elsewhere.returncode == 2 and f"--project-dir: no manage.py in {tmp_path}" in elsewhere.stderr
     assert routes_file.read_text() == original and not (tmp_path / "out").exists()
 
     done = scaffold("--service", "addresses", "--path", "/api/addresses/", "--aggregate", "address=accounts.Address",
