@@ -65,7 +65,8 @@ def test_replay_of_a_requests_file_reports_per_endpoint_rates_fields_and_example
                    "--routes", str(routes), "--host", SHARED_HOST, "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert done.returncode == 1, done.stderr  # differences found
     assert "replay: 100%" in done.stderr and "10/10" in done.stderr  # the progress bar ran to the end
-    assert done.stdout.splitlines()[0] == "10 requests: 8 compared, 2 differing (25.0%), 0 errors, 2 unsafe skipped"
+    assert done.stdout.splitlines()[0] == ("10 requests: 8 compared, 2 differing (25.0%), 0 errors, 2 unsafe skipped, "
+                                          "0 sent to no service skipped")
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert (summary["compared"], summary["differing"], summary["errors"]) == (8, 2, 0)
     assert summary["skipped_unsafe"] == {"POST": 1, "DELETE": 1}
@@ -169,8 +170,10 @@ def test_replay_of_a_real_proxy_recording(pair, tmp_path):
                         "--routes", str(routes), "--host", SHARED_HOST, "--out", str(out), "--quiet"])
     summary = json.loads((out / "summary.json").read_text())
     assert code == 1
-    assert (summary["requests"], summary["compared"], summary["differing"]) == (6, 5, 1)
+    assert (summary["requests"], summary["compared"], summary["differing"]) == (6, 4, 1)
     assert summary["skipped_unsafe"] == {"POST": 1}
+    assert summary["skipped_not_routed"] == 1  # /healthz: no route sends it to a service
+    assert "GET /healthz" not in {e["endpoint"] for e in summary["endpoints"]}
     bad = next(e for e in summary["endpoints"] if e["differing"])
     assert bad["endpoint"] == "GET /api/products/{id}/" and bad["examples"][0]["path"] == "/api/products/1/"
 
@@ -216,6 +219,10 @@ def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys):
         "no route with prefix '/api/nope/' (routes: /api/products/, /api/categories/)")
     assert _one_line_error(capsys, [str(good), *sides, "--workers", "2", "--allow-unsafe"]) == \
         "--allow-unsafe replays writes in their recorded order: it needs --workers 1"
+    unrouted = tmp_path / "unrouted.txt"
+    unrouted.write_text("GET /healthz\nGET /cart/\n")
+    assert _one_line_error(capsys, [str(unrouted), *sides]) == \
+        f"{unrouted}: none of its 2 requests is sent to a service by a route of {routes}"
     assert not (tmp_path / "out").exists()  # nothing written on bad input
 
 
