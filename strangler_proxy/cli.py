@@ -19,6 +19,7 @@ from strangler_proxy.spec import RouteTable
 
 EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("strangler_proxy.run", "run the mitmproxy plane (mitmdump with the strangler addon)"),
+    "nginx-metrics": ("strangler_proxy.nginx.exporter", "serve the nginx plane's /metrics (tails its metrics log)"),
 }
 DEFAULT_NGINX_LISTEN = "127.0.0.1:8088"
 
