@@ -27,6 +27,8 @@ from tests.waiting import wait_until
 from .conftest import write_routes
 from .procs import REPO
 
+pytestmark = pytest.mark.nginx
+
 PLAN = """\
 plan: nginxplan
 service: catalog

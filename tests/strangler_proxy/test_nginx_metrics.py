@@ -18,6 +18,7 @@ from tests.strangler_proxy.planes import REPO, Client, start_nginx, stop_process
 from tests.strangler_proxy.upstreams import NamedUpstream, free_port
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.nginx
 PRODUCTS, CART = "/api/products/", "/api/cart/"
 
 
