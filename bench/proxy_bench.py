@@ -457,14 +457,17 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
         setups.append(Setup("nginx-equiv", "hand-written nginx for the same route table (canary, request id, "
                             "forwarded headers, timeouts, fallback, buffered access log)", port, "nginx",
                             lambda process=process: child_pids(process.pid)))
-    if wanted("nginx-rendered") and nginx_binary():
+    for name, metrics_log in (("nginx-rendered", True), ("nginx-rendered-nometrics", False)):
+        if not (wanted(name) and nginx_binary()):
+            continue
         from strangler_proxy.loader import load_route_file
         from strangler_proxy.nginx.control import NginxInstance
         from strangler_proxy.nginx.render import NginxOptions
 
         port = free_port()
-        table = load_route_file(route_file(workdir, upstream_port, "canary", "rendered"))
-        instance = NginxInstance(NginxOptions(runtime_dir=workdir / "nginx-rendered", listen=f"127.0.0.1:{port}"))
+        table = load_route_file(route_file(workdir, upstream_port, "canary", name))
+        instance = NginxInstance(NginxOptions(runtime_dir=workdir / name, listen=f"127.0.0.1:{port}",
+                                              metrics_log=metrics_log))
         conf = instance.install(table)  # rendered and `nginx -t`-ed exactly as `strangler-proxy nginx-reload` does
         # Run in the foreground like every other server here: a daemonised nginx calls setsid(), and Linux's
         # scheduler autogroups then give it a CPU share of its own (measured: half the throughput of the same
@@ -473,8 +476,18 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stoppers.append(lambda process=process: stop(process))
         wait_for(port, process=process)
-        setups.append(Setup("nginx-rendered", "config rendered from the route file (as strangler-proxy nginx-reload)",
-                            port, "nginx", lambda process=process: child_pids(process.pid), expect_upstream="monolith"))
+        exporter = []
+        if metrics_log:  # the exporter tailing the metrics log runs beside it: its CPU counts as the row's
+            exporter_port = free_port()
+            exporter = [subprocess.Popen([sys.executable, "-m", "strangler_proxy", "nginx-metrics", "--runtime-dir",
+                                          str(instance.prefix), "--listen", f"127.0.0.1:{exporter_port}"],
+                                         cwd=ROOT, stdout=subprocess.DEVNULL)]
+            stoppers.append(lambda process=exporter[0]: stop(process))
+            wait_for(exporter_port, process=exporter[0])
+        what = ("config rendered from the route file (as strangler-proxy nginx-reload), metrics log + exporter"
+                if metrics_log else "the same rendered config without the metrics log")
+        pids = lambda process=process, exporter=exporter: child_pids(process.pid) + [p.pid for p in exporter]  # noqa: E731
+        setups.append(Setup(name, what, port, "nginx", pids, expect_upstream="monolith"))
     if wanted("mitm-noop"):
         script = workdir / "noop_addon.py"
         script.write_text(NOOP_ADDON)
@@ -597,6 +610,10 @@ def ratios(setups: list[Setup]) -> list[dict]:
         ("shadowing: primary p99 delta, paced (ms)",
          _paired(g("mitm-addon-shadow"), g("mitm-addon"), True, lambda x, y: x.p99_ms - y.p99_ms), "<=", 1.0, "ms"),
         # Not targets, for reading the rows: CPU time per request is far steadier than req/s on a shared machine.
+        ("rendered with metrics export / without: throughput",
+         _paired(g("nginx-rendered"), g("nginx-rendered-nometrics"), False, rps), None, None, "x"),
+        ("rendered with metrics export / without: CPU per request (nginx + exporter)",
+         _paired(g("nginx-rendered"), g("nginx-rendered-nometrics"), False, cpu), None, None, "x"),
         ("rendered / bare proxy_pass nginx throughput", _paired(g("nginx-rendered"), g("nginx-hand"), False, rps),
          None, None, "x"),
         ("rendered / hand-written equivalent nginx CPU per request",
