@@ -360,5 +360,7 @@ def amqp_reads_buffered(amqp_connection) -> None:
     transport = getattr(amqp_connection, "transport", None)
     if type(transport) is not TCPTransport:  # SSL or not py-amqp (filesystem): as they are
         return
+    if not hasattr(transport, "_read_buffer") or not hasattr(transport, "read_frame"):
+        return  # a py-amqp without the (private) buffer this reader takes over: keep py-amqp's own reader
     if not isinstance(getattr(transport.read_frame, "__self__", None), BufferedFrameReader):
         transport.read_frame = BufferedFrameReader(transport).read_frame
