@@ -178,12 +178,19 @@ DATABASES = {"default": env.database(var_name="TINY_DATABASE_URL", sqlite_name="
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
 PROJECT_NAME = "tiny"
-STRANGLER_SYNC = {"RELAY_TRIGGER": "none"}
+STRANGLER_SYNC = {"RELAY_TRIGGER": "none", "SUBSCRIBERS": {"sync.helpdesk": ["ticket.*"]}}
 """
 TINY_URLS = """\
 from django.urls import include, path
 
 urlpatterns = [path("sync/", include("strangler_sync.urls"))]
+"""
+OUTBOX_ROW = """\
+from django.utils import timezone
+from strangler_sync.models import OutboxEvent
+now = timezone.now()
+OutboxEvent.objects.create(event_type="ticket.updated", aggregate_type="ticket", aggregate_id="T-1", version=1,
+                           payload={"id": "T-1"}, occurred_at=now, origin="tiny", next_attempt_at=now)
 """
 TINY_MANAGE = """\
 import os
@@ -219,9 +226,12 @@ def test_a_django_project_with_strangler_sync_migrates_checks_and_relays(venv, t
     run([*manage, "check"], cwd=elsewhere, env=clean_env())
     shown = run([*manage, "showmigrations", "strangler_sync"], cwd=elsewhere, env=clean_env()).stdout
     assert "[X] 0001" in shown and "[ ]" not in shown
-    # the relay on the default filesystem broker (kombu's transport subclassed: its private API checked)
+    # the relay publishes a pending outbox row on the default filesystem broker (strangler_sync's subclass of
+    # kombu's transport, on the kombu pip chose for the wheel's requirements)
+    run([*manage, "shell", "-c", OUTBOX_ROW], cwd=elsewhere, env=clean_env())
     relayed = run([*manage, "sync_relay", "--once"], cwd=elsewhere, env=clean_env())
-    assert "published 0 event(s)" in relayed.stdout
+    assert "published 1 event(s)" in relayed.stdout
+    assert [p.name for p in (tiny_project / "var" / "broker" / "queue").glob("*.sync.helpdesk.msg")]
 
 
 def test_the_tiny_project_names_the_extras_it_lacks(venv, tiny_project):
