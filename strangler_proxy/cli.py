@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from servicekit.optional import MissingExtra
 from strangler_proxy.loader import ROUTES_ENV, RouteFileError, load_route_file, route_file_path
 from strangler_proxy.override import override_token
 from strangler_proxy.routing import PathRejected, RequestInfo, decide, parse_cookie_header
@@ -301,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except RouteFileError as exc:
         print(str(exc), file=sys.stderr)
+        return 2
+    except MissingExtra as exc:
+        print(f"strangler-proxy: {exc}", file=sys.stderr)
         return 2
 
 

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import requests
 
+from servicekit.env import var_dir
+
 KINDS = ("nginx", "mitmproxy")
 
 
 def planes_dir() -> Path:
     """Read per call, so tests and tools pointing STRANGLER_VAR_DIR elsewhere get their own registry."""
-    from servicekit.env import VAR_DIR
-
-    return Path(os.environ.get("STRANGLER_VAR_DIR") or VAR_DIR) / "planes"
+    return var_dir() / "planes"
 
 
 @dataclass(frozen=True)

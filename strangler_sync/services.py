@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from servicekit.optional import optional_import
 from servicekit.request_id import get_request_id
 from strangler_sync.conf import sync_settings
 from strangler_sync.errors import NotInTransaction
@@ -74,6 +75,9 @@ def event_publish(
         return None
     payload_validate(event_type=event_type, schema_version=schema_version, payload=payload)
     config = sync_settings()
+    if config.relay_trigger == "celery":  # checked before the row: the trigger itself runs only after the commit
+        optional_import("celery", extra="celery", needed_for='STRANGLER_SYNC["RELAY_TRIGGER"] = "celery" (or set '
+                        '"none" and run manage.py sync_relay)')
     aggregate_id = str(aggregate_id)
     if version is None:
         version = aggregate_version_next(aggregate_type=aggregate_type, aggregate_id=aggregate_id)

@@ -12,6 +12,7 @@ from servicekit import env
 from servicekit.service_settings import service_settings
 
 globals().update(service_settings(
+    package=__package__,
     project="catalog",
     database_var_name="CATALOG_DATABASE_URL",
     apps=["extracted.catalog.products"],
@@ -23,6 +24,7 @@ globals().update(service_settings(
     ],
     api_title="Catalog service API",
     api_description="Products and categories, extracted from the monolith with the same contract.",
+    schema_hooks=["extracted.catalog.schema.public_api_only"],
 ))
 PROJECT_NAME = "catalog"
 

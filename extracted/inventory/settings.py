@@ -12,6 +12,7 @@ from servicekit import env
 from servicekit.service_settings import service_settings
 
 globals().update(service_settings(
+    package=__package__,
     project="inventory",
     database_var_name="INVENTORY_DATABASE_URL",
     apps=["extracted.inventory.stock"],
@@ -23,6 +24,7 @@ globals().update(service_settings(
     ],
     api_title="Inventory service API",
     api_description="Stock levels and reservations, extracted from the monolith with the same contract.",
+    schema_hooks=["extracted.inventory.schema.public_api_only"],
 ))
 PROJECT_NAME = "inventory"
 

@@ -11,6 +11,7 @@ import os
 from servicekit.service_settings import service_settings
 
 globals().update(service_settings(
+    package=__package__,
     project="reviews",
     database_var_name="REVIEWS_DATABASE_URL",
     apps=["extracted.reviews.ratings"],
@@ -21,6 +22,7 @@ globals().update(service_settings(
     ],
     api_title="Reviews service API",
     api_description="Reviews and ratings, extracted from the monolith with the same contract.",
+    schema_hooks=["extracted.reviews.schema.public_api_only"],
 ))
 PROJECT_NAME = "reviews"
 
