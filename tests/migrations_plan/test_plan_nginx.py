@@ -60,6 +60,15 @@ def nginx_plane(tmp_path, monkeypatch):
     catalog.close()
 
 
+def served_by(instance: NginxInstance) -> str | None:
+    """Who answers on a new connection."""
+    client = Client(int(instance.options.listen.rsplit(":", 1)[1]))
+    try:
+        return client.send("GET", "/api/products/").served_by
+    finally:
+        client.close()
+
+
 def status(routes) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "strangler_proxy", "status", str(routes)], cwd=REPO,
                           capture_output=True, text=True, timeout=60, env=os.environ)
@@ -76,13 +85,14 @@ def test_a_step_and_its_rollback_reload_the_running_nginx(tmp_path, nginx_plane,
     plan = load_plan(str(tmp_path / "plan.yaml"), routes=routes)
     pid = instance.master_pid()
     plan_advance(plan=plan, routes=routes, actor="alice")
-    assert client.send("GET", "/api/products/").served_by == "catalog"  # confirmed before advance returned
+    assert status(routes).returncode == 0  # nginx answered the new digest before advance returned
+    # old workers finish what they hold (and may take a connection until they see the reload): new connections
+    wait_until(lambda: served_by(instance) == "catalog", what="new connections to reach the catalog")
     assert instance.master_pid() == pid  # reloaded gracefully, not restarted
-    assert status(routes).returncode == 0
 
     plan_rollback(plan=plan, routes=routes, actor="alice", reason="test")
-    assert client.send("GET", "/api/products/").served_by == "monolith"
     assert status(routes).returncode == 0
+    wait_until(lambda: served_by(instance) == "monolith", what="new connections to reach the monolith")
 
     routes.write_text(routes.read_text().replace("timeout: 5", "timeout: 6"))  # edited behind nginx's back
     shown = status(routes)
@@ -121,7 +131,7 @@ def test_status_without_a_plane_says_so(tmp_path, routes_file, monkeypatch):
 
 
 def test_both_planes_of_one_file_follow_a_step_and_status_lists_both(tmp_path, nginx_plane, state_dir):
-    routes, instance, nginx_client = nginx_plane
+    routes, instance, _ = nginx_plane
     port, admin = free_port(), free_port()
     log = open(tmp_path / "mitmdump.log", "wb")  # noqa: SIM115 - owned by the process
     mitmdump = subprocess.Popen(
@@ -137,9 +147,9 @@ def test_both_planes_of_one_file_follow_a_step_and_status_lists_both(tmp_path, n
         (tmp_path / "plan.yaml").write_text(textwrap.dedent(PLAN))
         plan = load_plan(str(tmp_path / "plan.yaml"), routes=routes)
         plan_advance(plan=plan, routes=routes, actor="alice")
-        assert nginx_client.send("GET", "/api/products/").served_by == "catalog"
+        assert status(routes).returncode == 0  # both answered the new digest before advance returned
         assert Client(port).send("GET", "/api/products/").served_by == "catalog"
-        assert status(routes).returncode == 0
+        wait_until(lambda: served_by(instance) == "catalog", what="new nginx connections to reach the catalog")
     finally:
         mitmdump.terminate()
         mitmdump.wait(timeout=60)
