@@ -298,6 +298,32 @@ routes:
     return path
 
 
+LUA_MODULE = Path("/usr/lib/nginx/modules/ngx_http_lua_module.so")  # Debian's libnginx-mod-http-lua
+LUA_BUCKETS = "{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0}"
+
+
+def with_lua_counters(conf: str) -> str:
+    """The rendered config counting what the metrics log carries in nginx itself, as nginx-lua-prometheus does:
+    per request a counter, the latency bucket and the latency sum in a shared dict (read by a /metrics location)."""
+    modules = f"load_module {LUA_MODULE.parent}/ndk_http_module.so;\nload_module {LUA_MODULE};\n"
+    counting = f"""http {{
+    lua_shared_dict strangler_metrics 16m;
+    log_by_lua_block {{
+        local d = ngx.shared.strangler_metrics
+        local key = (ngx.var.strangler_route or "") .. "|" .. (ngx.var.strangler_upstream or "")
+        local t = tonumber(ngx.var.request_time) or 0
+        d:incr(key .. "|" .. ngx.var.status, 1, 0)
+        d:incr(key .. "|sum", t, 0)
+        local le = "+Inf"
+        for _, bound in ipairs({LUA_BUCKETS}) do
+            if t <= bound then le = bound break end
+        end
+        d:incr(key .. "|le" .. le, 1, 0)
+    }}
+"""
+    return modules + conf.replace("http {\n", counting, 1)
+
+
 def hand_written_equivalent(upstream_port: int, port: int) -> str:
     """What a platform engineer would write by hand for the nginx rows' route table (see route_file(), canary
     mode): a location per route prefix, the sticky split_clients canary, X-Request-ID passed on when sane or
@@ -457,8 +483,9 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
         setups.append(Setup("nginx-equiv", "hand-written nginx for the same route table (canary, request id, "
                             "forwarded headers, timeouts, fallback, buffered access log)", port, "nginx",
                             lambda process=process: child_pids(process.pid)))
-    for name, metrics_log in (("nginx-rendered", True), ("nginx-rendered-nometrics", False)):
-        if not (wanted(name) and nginx_binary()):
+    for name, metrics_log in (("nginx-rendered", True), ("nginx-rendered-nometrics", False),
+                              ("nginx-rendered-lua", False)):
+        if not (wanted(name) and nginx_binary()) or (name.endswith("-lua") and not LUA_MODULE.exists()):
             continue
         from strangler_proxy.loader import load_route_file
         from strangler_proxy.nginx.control import NginxInstance
@@ -469,6 +496,8 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
         instance = NginxInstance(NginxOptions(runtime_dir=workdir / name, listen=f"127.0.0.1:{port}",
                                               metrics_log=metrics_log))
         conf = instance.install(table)  # rendered and `nginx -t`-ed exactly as `strangler-proxy nginx-reload` does
+        if name.endswith("-lua"):  # the alternative to the metrics log, measured for exporter.py's choice
+            conf.write_text(with_lua_counters(conf.read_text()))
         # Run in the foreground like every other server here: a daemonised nginx calls setsid(), and Linux's
         # scheduler autogroups then give it a CPU share of its own (measured: half the throughput of the same
         # config in the foreground on a busy machine), which would compare schedulers, not configs.
@@ -486,6 +515,8 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
             wait_for(exporter_port, process=exporter[0])
         what = ("config rendered from the route file (as strangler-proxy nginx-reload), metrics log + exporter"
                 if metrics_log else "the same rendered config without the metrics log")
+        if name.endswith("-lua"):
+            what = "the same, counting in a Lua shared dict (log_by_lua: count, histogram bucket, sum) instead"
         pids = lambda process=process, exporter=exporter: child_pids(process.pid) + [p.pid for p in exporter]  # noqa: E731
         setups.append(Setup(name, what, port, "nginx", pids, expect_upstream="monolith"))
     if wanted("mitm-noop"):
@@ -610,6 +641,10 @@ def ratios(setups: list[Setup]) -> list[dict]:
         ("shadowing: primary p99 delta, paced (ms)",
          _paired(g("mitm-addon-shadow"), g("mitm-addon"), True, lambda x, y: x.p99_ms - y.p99_ms), "<=", 1.0, "ms"),
         # Not targets, for reading the rows: CPU time per request is far steadier than req/s on a shared machine.
+        ("rendered with Lua counters / without: throughput",
+         _paired(g("nginx-rendered-lua"), g("nginx-rendered-nometrics"), False, rps), None, None, "x"),
+        ("rendered with Lua counters / without: CPU per request",
+         _paired(g("nginx-rendered-lua"), g("nginx-rendered-nometrics"), False, cpu), None, None, "x"),
         ("rendered with metrics export / without: throughput",
          _paired(g("nginx-rendered"), g("nginx-rendered-nometrics"), False, rps), None, None, "x"),
         ("rendered with metrics export / without: CPU per request (nginx + exporter)",
