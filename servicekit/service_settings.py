@@ -80,7 +80,12 @@ def service_settings(
         "STATIC_URL": "static/",
         "STATIC_ROOT": env.VAR_DIR / f"static-{project}",
         "REST_FRAMEWORK": {
-            "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+            "DEFAULT_SCHEMA_CLASS": "servicekit.openapi.AutoSchema",
+            "DEFAULT_PARSER_CLASSES": [
+                "servicekit.parsers.JSONParser",
+                "rest_framework.parsers.FormParser",
+                "rest_framework.parsers.MultiPartParser",
+            ],
             "EXCEPTION_HANDLER": "servicekit.errors.api_exception_handler",
             "DEFAULT_AUTHENTICATION_CLASSES": authentication,
             "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
@@ -92,7 +97,7 @@ def service_settings(
             "VERSION": "1.0.0",
             "SERVE_INCLUDE_SCHEMA": False,
             "COMPONENT_SPLIT_REQUEST": True,
-            "PREPROCESSING_HOOKS": [f"{package}.schema.public_api_only"],
+            "PREPROCESSING_HOOKS": ["servicekit.openapi.public_api_only"],
         },
         "CELERY_BROKER_URL": broker,
         "CELERY_BROKER_TRANSPORT_OPTIONS": env.broker_transport_options(broker),

@@ -10,6 +10,7 @@ from django.utils import timezone
 from monolith.cart.models import Cart, CartLine
 from monolith.catalog.models import Product
 from servicekit.errors import InvalidInput, NotFound
+from servicekit.ids import MAX_ID
 
 MAX_LINE_QUANTITY = 99
 
@@ -33,7 +34,7 @@ def _clean_quantity(value) -> int:
 def _sellable_product(product_id) -> Product:
     if isinstance(product_id, str) and product_id.strip().isdigit():
         product_id = int(product_id)
-    if isinstance(product_id, bool) or not isinstance(product_id, int):
+    if isinstance(product_id, bool) or not isinstance(product_id, int) or not 1 <= product_id <= MAX_ID:
         raise InvalidInput("product must be a product id.", details={"product": ["A valid integer is required."]})
     product = Product.objects.filter(id=product_id).first()
     if product is None:

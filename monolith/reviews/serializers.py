@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from monolith.catalog.models import Product
 from monolith.reviews.models import RATING_MAX, RATING_MIN, Review
+from servicekit.ids import IdField
 
 
 class ReviewOutputSerializer(serializers.ModelSerializer):
@@ -31,7 +32,7 @@ class ReviewUpdateSerializer(serializers.Serializer):
 
 
 class ReviewFilterSerializer(serializers.Serializer):
-    product = serializers.IntegerField(min_value=1, required=False, help_text="Only reviews of this product.")
+    product = IdField(required=False, help_text="Only reviews of this product.")
 
 
 class RatingSummarySerializer(serializers.Serializer):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from servicekit.ids import IdField
+
 from .models import RATING_MAX, RATING_MIN, Product, Review
 
 
@@ -32,7 +34,7 @@ class ReviewUpdateSerializer(serializers.Serializer):
 
 
 class ReviewFilterSerializer(serializers.Serializer):
-    product = serializers.IntegerField(min_value=1, required=False, help_text="Only reviews of this product.")
+    product = IdField(required=False, help_text="Only reviews of this product.")
 
 
 class RatingSummarySerializer(serializers.Serializer):
