@@ -99,6 +99,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "EXCEPTION_HANDLER": "servicekit.errors.api_exception_handler",
+    "DEFAULT_METADATA_CLASS": "servicekit.metadata.ApiMetadata",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",

@@ -7,7 +7,7 @@ published schema lists what clients really get back:
 - 400 where a body or a query parameter is read (malformed JSON, wrong content type's siblings, invalid fields);
 - 401 when the first authenticator challenges (Basic first), 403 always (a bad credential is refused anywhere,
   a permission or CSRF check can refuse);
-- 404 where the path names something, and on paginated lists (a page past the end);
+- 404 where the path or the body names something, and on paginated lists (a page past the end);
 - 409 on writes (a conflict, or a write to an aggregate this project does not own), 415 where a body is read.
 """
 
@@ -50,7 +50,7 @@ class AutoSchema(openapi.AutoSchema):
         if self._first_authenticator_challenges():
             codes.append("401")
         codes.append("403")
-        if "path" in locations or "page" in names:
+        if "path" in locations or "page" in names or self.method in _BODY_METHODS:  # a body names other rows too
             codes.append("404")
         if self.method in _WRITE_METHODS:
             codes.append("409")

@@ -87,6 +87,7 @@ def service_settings(
                 "rest_framework.parsers.MultiPartParser",
             ],
             "EXCEPTION_HANDLER": "servicekit.errors.api_exception_handler",
+            "DEFAULT_METADATA_CLASS": "servicekit.metadata.ApiMetadata",
             "DEFAULT_AUTHENTICATION_CLASSES": authentication,
             "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
             "PAGE_SIZE": 20,
