@@ -9,6 +9,8 @@ derandomized, so CI runs the same cases every time) to keep all four projects we
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -34,6 +36,23 @@ def load_schema():
     from django.core.wsgi import get_wsgi_application
 
     return schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
+
+
+@contextmanager
+def transaction_kept_open() -> Iterator[None]:
+    """Requests through the real WSGI app close the database connection when they finish (Django's
+    close_old_connections), which on PostgreSQL ends the test's transaction mid-test. Django's own test client
+    disconnects that handler for its requests; this does the same around a test's cases."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 def basic_auth(username: str, password: str) -> dict[str, str]:

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api_conformance import HYPOTHESIS_SETTINGS, basic_auth, check_case, load_schema
+from tests.api_conformance import HYPOTHESIS_SETTINGS, basic_auth, check_case, load_schema, transaction_kept_open
 from tests.monolith.catalog.factories import make_product
 
 schema = load_schema()
 
 
 @pytest.fixture
-def staff_credentials(db, settings, django_user_model) -> dict[str, str]:
+def staff_credentials(db, settings, django_user_model):
     """A staff user (who may do everything) and a few products with stock for the cases to find."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     django_user_model.objects.create_user(username="conformance", password="conformance-pass", is_staff=True)
     for index in range(3):
         make_product(f"Conformance {index}", price="4.00", stock=5)
-    return basic_auth("conformance", "conformance-pass")
+    with transaction_kept_open():
+        yield basic_auth("conformance", "conformance-pass")
 
 
 @schema.parametrize()

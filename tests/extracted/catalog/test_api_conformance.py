@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api_conformance import HYPOTHESIS_SETTINGS, check_case, load_schema
+from tests.api_conformance import HYPOTHESIS_SETTINGS, check_case, load_schema, transaction_kept_open
 from tests.extracted.catalog.conftest import SERVICE_TOKEN
 
 schema = load_schema()
 
 
 @pytest.fixture
-def service_credentials(catalog, catalog_owned) -> dict[str, str]:
-    return {"Authorization": f"Bearer {SERVICE_TOKEN}"}
+def service_credentials(catalog, catalog_owned):
+    with transaction_kept_open():
+        yield {"Authorization": f"Bearer {SERVICE_TOKEN}"}
 
 
 @schema.parametrize()

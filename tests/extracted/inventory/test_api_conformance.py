@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api_conformance import HYPOTHESIS_SETTINGS, check_case, load_schema
+from tests.api_conformance import HYPOTHESIS_SETTINGS, check_case, load_schema, transaction_kept_open
 from tests.extracted.inventory.conftest import SERVICE_TOKEN
 
 schema = load_schema()
 
 
 @pytest.fixture
-def service_credentials(shelf, stock_owned) -> dict[str, str]:
-    return {"Authorization": f"Bearer {SERVICE_TOKEN}"}
+def service_credentials(shelf, stock_owned):
+    with transaction_kept_open():
+        yield {"Authorization": f"Bearer {SERVICE_TOKEN}"}
 
 
 @schema.parametrize()

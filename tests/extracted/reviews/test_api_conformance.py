@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.api_conformance import HYPOTHESIS_SETTINGS, check_case, load_schema
+from tests.api_conformance import HYPOTHESIS_SETTINGS, check_case, load_schema, transaction_kept_open
 from tests.extracted.catalog import live
 
 schema = load_schema()
@@ -50,12 +50,13 @@ def monolith_session(tmp_path_factory) -> tuple[str, str]:
 
 
 @pytest.fixture
-def staff_credentials(settings, monolith_session, shelf, reviews_owned) -> dict[str, str]:
+def staff_credentials(settings, monolith_session, shelf, reviews_owned):
     accounts_url, session_key = monolith_session
     # generous: the monolith shares a busy CI box with this test
     settings.REVIEWS = {**settings.REVIEWS, "ACCOUNTS_URL": accounts_url, "ACCOUNTS_TIMEOUT": 30.0}
-    return {"Cookie": f"{settings.SESSION_COOKIE_NAME}={session_key}; {settings.CSRF_COOKIE_NAME}={CSRF_TOKEN}",
-            "X-CSRFToken": CSRF_TOKEN}
+    with transaction_kept_open():
+        yield {"Cookie": f"{settings.SESSION_COOKIE_NAME}={session_key}; {settings.CSRF_COOKIE_NAME}={CSRF_TOKEN}",
+               "X-CSRFToken": CSRF_TOKEN}
 
 
 @pytest.mark.slow
