@@ -58,7 +58,7 @@ class ErrorDetailSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    """The error shape (error_body) for OpenAPI schemas (servicekit.openapi documents it on every operation)."""
+    """Every error answer: a machine-readable code, a message for people, details (e.g. per field)."""
 
     error = ErrorDetailSerializer()
 
