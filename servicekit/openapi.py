@@ -4,7 +4,7 @@ A view documents its success answers (and any error particular to it, e.g. 402 o
 ``extend_schema``; the errors every API shares come from here, in the one error shape (servicekit.errors), so the
 published schema lists what clients really get back:
 
-- 400 where a body or a query parameter is read (malformed JSON, wrong content type's siblings, invalid fields);
+- 400 where a body or a query parameter is read (malformed or too deeply nested JSON, invalid fields);
 - 401 when the first authenticator challenges (Basic first), 403 always (a bad credential is refused anywhere,
   a permission or CSRF check can refuse);
 - 404 where the path or the body names something, and on paginated lists (a page past the end);
