@@ -71,6 +71,14 @@ def test_huge_ids_in_bodies_are_400(shopper_api, staff_api):
         "address": int(HUGE), "card_number": "4242424242424242", "idempotency_key": "k1"}, format="json"), 400)
 
 
+@pytest.mark.parametrize("body", [{"product": "1" * 5000}, {"product": 1, "quantity": "1" * 5000},
+                                  {"product": HUGE}, {"product": 1, "quantity": HUGE}])
+def test_long_digit_strings_in_the_cart_are_400(body):
+    # int() refuses strings past 4,300 digits (ValueError, a 500); shorter ones past a bigint overflowed the query
+    make_product("Widget", price="3.00", stock=5)
+    assert_json_error(APIClient().post("/api/cart/items/", body, format="json"), 400, "invalid")
+
+
 @pytest.mark.parametrize("body", [DEEP_JSON, DEEP_OBJECT], ids=["5000-deep", "100-deep"])
 @pytest.mark.parametrize("path", ["/api/addresses/", "/api/reviews/", "/api/cart/items/", "/api/orders/"])
 def test_deeply_nested_json_is_400(shopper_api, path, body):
