@@ -101,3 +101,11 @@ def test_nesting_within_the_limit_still_parses(shopper_api):
     response = shopper_api.post("/api/orders/", {"shipping_address": {"name": ["x"]}, "card_number": "4"},
                                 format="json")
     assert_json_error(response, 400, "invalid")
+
+
+@pytest.mark.parametrize("product_id", ["1" * 5000, "9" * 19, HUGE, "١٢"])
+def test_cart_page_forms_take_only_ids(client, product_id):
+    make_product("Widget", price="3.00", stock=5)
+    client.post("/cart/add/", {"product_id": "1"})  # a cart, so the id reaches its lines
+    response = client.post("/cart/update/", {"product_id": product_id, "quantity": "2"})
+    assert response.status_code == 302
