@@ -3,7 +3,8 @@
 An integer past 2**63-1 made SQLite raise OverflowError and PostgreSQL answer "bigint out of range": a 500 for
 a typo. ``<id:name>`` in a URL pattern (registered when this module is imported, so URL modules import it first)
 matches 0..2**63-1 and anything larger is the usual 404; ``IdField`` is the same bound for ids in query
-parameters and bodies (a 400 naming the field), and ``IdListField`` reads comma-separated ids.
+parameters and bodies, also as a PrimaryKeyRelatedField's ``pk_field`` (a 400 naming the field);
+``IdListField`` reads comma-separated ids.
 """
 
 from __future__ import annotations
@@ -36,12 +37,18 @@ register_converter(IdConverter, "id")
 
 
 class IdField(serializers.IntegerField):
-    """An id of a row: a whole number 1..MAX_ID (the schema says so too)."""
+    """An id of a row: a whole number 1..MAX_ID (the schema says so too). Also the ``pk_field`` of a
+    PrimaryKeyRelatedField, which calls only to_internal_value: so the bound is checked there."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("min_value", 1)
         kwargs.setdefault("max_value", MAX_ID)
         super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> int:
+        value = super().to_internal_value(data)
+        self.run_validators(value)
+        return value
 
 
 @extend_schema_field({"type": "string", "pattern": r"^[0-9]{1,19}(,[0-9]{1,19})*$"})

@@ -19,7 +19,7 @@ class ReviewOutputSerializer(serializers.ModelSerializer):
 
 
 class ReviewCreateSerializer(serializers.Serializer):
-    product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
+    product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all(), pk_field=IdField())
     rating = serializers.IntegerField(min_value=RATING_MIN, max_value=RATING_MAX)
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     body = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")
