@@ -21,6 +21,7 @@ def staff_credentials(db, settings, django_user_model):
         yield basic_auth("conformance", "conformance-pass")
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @HYPOTHESIS_SETTINGS
 def test_api_conforms_to_its_schema(case, staff_credentials):

@@ -17,6 +17,7 @@ def service_credentials(catalog, catalog_owned):
         yield {"Authorization": f"Bearer {SERVICE_TOKEN}"}
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @HYPOTHESIS_SETTINGS
 def test_api_conforms_to_its_schema(case, service_credentials):
