@@ -92,8 +92,14 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "servicekit.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": [
+        "servicekit.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "servicekit.errors.api_exception_handler",
+    "DEFAULT_METADATA_CLASS": "servicekit.metadata.ApiMetadata",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",
@@ -107,6 +113,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["servicekit.openapi.public_api_only"],
 }
 
 CELERY_BROKER_URL = env.broker_url()

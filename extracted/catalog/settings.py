@@ -24,7 +24,6 @@ globals().update(service_settings(
     ],
     api_title="Catalog service API",
     api_description="Products and categories, extracted from the monolith with the same contract.",
-    schema_hooks=["extracted.catalog.schema.public_api_only"],
 ))
 PROJECT_NAME = "catalog"
 

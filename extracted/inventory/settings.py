@@ -24,7 +24,6 @@ globals().update(service_settings(
     ],
     api_title="Inventory service API",
     api_description="Stock levels and reservations, extracted from the monolith with the same contract.",
-    schema_hooks=["extracted.inventory.schema.public_api_only"],
 ))
 PROJECT_NAME = "inventory"
 

@@ -22,7 +22,6 @@ globals().update(service_settings(
     ],
     api_title="Reviews service API",
     api_description="Reviews and ratings, extracted from the monolith with the same contract.",
-    schema_hooks=["extracted.reviews.schema.public_api_only"],
 ))
 PROJECT_NAME = "reviews"
 
