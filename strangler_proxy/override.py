@@ -22,6 +22,8 @@ def verify_override(secret: str | None, value: str | None, upstreams: Iterable[s
     name, _, _ = value.strip().rpartition(".")
     if name not in set(upstreams):
         return None
-    if hmac.compare_digest(override_token(secret, name), value.strip()):
+    # Compared as bytes: compare_digest raises TypeError on non-ASCII str, and a header may hold any bytes.
+    given = value.strip().encode("utf-8", "surrogateescape")
+    if hmac.compare_digest(override_token(secret, name).encode(), given):
         return name
     return None

@@ -118,3 +118,8 @@ class RouteTable:
 MIRROR_ROUTE_HEADER = "X-Strangler-Mirror-Route"
 MIRROR_PRIMARY_HEADER = "X-Strangler-Mirror-Primary"
 MIRROR_SHADOW_HEADER = "X-Strangler-Mirror-Shadow"
+
+# A Host header as both planes accept it (case-insensitive, whole value): a DNS name without a trailing dot, an IPv4
+# address or a bracketed IPv6 one, and at most one port. No userinfo (`a@b`), no junk after a bracket.
+HOST_PATTERN = (r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])"
+                r"(?::[0-9]{1,5})?")
