@@ -39,6 +39,7 @@ from servicekit.request_id import clean_request_id
 from strangler_proxy.breaker import BreakerBoard, BreakerState
 from strangler_proxy.diffing import HttpResponseData
 from strangler_proxy.fetch import HOP_BY_HOP, AsyncUpstreamClient, UnsendableRequest, UpstreamClient, UpstreamError
+from strangler_proxy.limits import ConnectionGuard, head_refusal
 from strangler_proxy.loader import RouteFileError, load_route_file, parse_route_text, route_file_path
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
 from strangler_proxy.murmur import split_bucket
@@ -193,6 +194,7 @@ class StranglerAddon:
         self.admin: AdminServer | None = None
         self.watcher: RouteFileWatcher | None = None
         self.allowed_hosts: frozenset[str] = frozenset()
+        self.connections = ConnectionGuard()
         self._route_path: Path | None = None
 
     # -- options -----------------------------------------------------------------------------------------
@@ -316,7 +318,38 @@ class StranglerAddon:
 
     # -- hooks -------------------------------------------------------------------------------------------
 
+    def client_connected(self, client) -> None:
+        try:
+            refused = self.connections.connected(client, self.table.settings)
+        except Exception as exc:  # fail closed: drop the connection
+            refused = f"connection guard failed: {exc!r}"
+            self.metrics.hook_errors.labels(hook="client_connected", error=exc.__class__.__name__).inc()
+        if refused:
+            self.metrics.rejections.labels(reason="too_many_connections").inc()
+            client.error = refused  # mitmproxy closes the connection
+
+    def client_disconnected(self, client) -> None:
+        self.connections.disconnected(client)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """Refuse a head over a limit before its body is routed; start the body timeout."""
+        try:
+            settings = self.table.settings
+            request = flow.request
+            self.connections.head_received(flow.client_conn, settings)
+            refusal = head_refusal(settings, target=request.data.path, fields=request.headers.fields)
+            if refusal is not None:
+                status, code, message = refusal
+                self.metrics.rejections.labels(reason=code).inc()
+                flow.response = error_response(status, code, message)
+                flow.response.headers["Connection"] = "close"
+        except Exception as exc:
+            self._hook_failed(flow, "requestheaders", exc)
+
     async def request(self, flow: http.HTTPFlow) -> None:
+        self.connections.request_received(flow.client_conn)
+        if flow.response is not None:  # refused when its head arrived
+            return
         try:
             await self._route(flow)
         except Exception as exc:  # fail closed: mitmproxy would forward a flow left without a response
@@ -492,6 +525,7 @@ class StranglerAddon:
         return None
 
     def response(self, flow: http.HTTPFlow) -> None:
+        self.connections.answered(flow.client_conn, self.table.settings)
         try:
             self._answered(flow)
         except Exception as exc:  # a half-rewritten answer is not passed on either
@@ -526,6 +560,7 @@ class StranglerAddon:
         self._record(flow, state, elapsed)
 
     def error(self, flow: http.HTTPFlow) -> None:
+        self.connections.answered(flow.client_conn, self.table.settings)
         state: FlowState | None = flow.metadata.get(METADATA_KEY)
         if state is None:
             return

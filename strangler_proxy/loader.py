@@ -186,6 +186,20 @@ def _access_log(r: _Reader, node: yaml.Node) -> str:
     return node.value
 
 
+URL_LINE_ROOM = 64  # bytes of a request line besides its target: the method, two spaces, HTTP/1.1, CRLF
+# Limit settings: (lowest, highest, integer). nginx needs whole seconds >= 1 and header buffers >= 1 KiB.
+_LIMITS = {
+    "max_body_bytes": (1, 2**40, True),
+    "max_url_bytes": (64, 1024 * 1024, True),
+    "max_header_bytes": (1024, 1024 * 1024, True),
+    "max_header_buffers": (1, 64, True),
+    "max_headers": (1, 10000, True),
+    "client_header_timeout": (1, 3600, True),
+    "client_body_timeout": (1, 3600, True),
+    "idle_timeout": (1, 3600, True),
+    "max_connections_per_client": (0, 1000000, True),
+}
+
 _ROUTE_KEYS = {
     "prefix", "path", "pattern", "match", "methods", "mode", "service", "weight", "shadow", "fallback", "timeout",
     "diff",
@@ -329,12 +343,22 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
     settings = ProxySettings()
     if "settings" in top:
         items = r.mapping(top["settings"][1], "settings",
-                          {"route_headers", "max_body_bytes", "diff_endpoint", "access_log"})
+                          {"route_headers", "diff_endpoint", "access_log", *_LIMITS})
+        limits = {}
+        for key, (low, high, integer) in _LIMITS.items():
+            if key in items:
+                value = r.number(items[key][1], f"settings.{key}", low, high, integer=integer)
+                limits[key] = int(value) if integer else float(value)
+        header_bytes = limits.get("max_header_bytes", settings.max_header_bytes)
+        if limits.get("max_url_bytes", settings.max_url_bytes) + URL_LINE_ROOM > header_bytes:
+            node = items["max_url_bytes" if "max_url_bytes" in items else "max_header_bytes"][1]
+            raise r.fail(node, "settings.max_url_bytes",
+                         f"must be at most max_header_bytes - {URL_LINE_ROOM} ({header_bytes - URL_LINE_ROOM}): "
+                         "nginx reads the whole request line into one header buffer")
         settings = ProxySettings(
+            **limits,
             route_headers=r.boolean(items["route_headers"][1], "settings.route_headers")
             if "route_headers" in items else settings.route_headers,
-            max_body_bytes=int(r.number(items["max_body_bytes"][1], "settings.max_body_bytes", 1, 2**40, integer=True))
-            if "max_body_bytes" in items else settings.max_body_bytes,
             diff_endpoint=r.string(items["diff_endpoint"][1], "settings.diff_endpoint", _HOST_PORT, "host:port")
             if "diff_endpoint" in items else settings.diff_endpoint,
             access_log=_access_log(r, items["access_log"][1]) if "access_log" in items else settings.access_log,

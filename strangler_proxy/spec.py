@@ -96,9 +96,23 @@ class OverrideSpec:
 @dataclass(frozen=True)
 class ProxySettings:
     route_headers: bool = True  # add X-Strangler-Route / X-Strangler-Upstream to responses
-    max_body_bytes: int = 10 * 1024 * 1024
     diff_endpoint: str = "127.0.0.1:8790"  # host:port where the nginx plane mirrors shadow traffic
     access_log: AccessLog = "buffered"  # the nginx plane's access log (see ACCESS_LOG_MODES)
+    # Limits on what a client controls, the same on both planes (README: security): a request over one is refused
+    # with JSON (413 body, 414 URL, 431 headers); a connection past a timeout is closed.
+    max_body_bytes: int = 10 * 1024 * 1024  # nginx client_max_body_size
+    max_url_bytes: int = 8000  # the request target as sent (its request line must fit in max_header_bytes)
+    max_header_bytes: int = 8192  # the request line and each header line (nginx large_client_header_buffers size)
+    max_header_buffers: int = 4  # all header lines together: at most this many times max_header_bytes
+    max_headers: int = 100  # header lines (mitmproxy plane; nginx has no count, only the total above)
+    client_header_timeout: float = 60.0  # seconds from connect (or the idle end) to a complete request head
+    client_body_timeout: float = 60.0  # seconds to receive the body (nginx: between two reads)
+    idle_timeout: float = 75.0  # seconds a keep-alive connection may wait for its next request
+    max_connections_per_client: int = 256  # open connections per client address; 0 = no limit
+
+    @property
+    def max_header_total_bytes(self) -> int:
+        return self.max_header_bytes * self.max_header_buffers
 
 
 @dataclass(frozen=True)

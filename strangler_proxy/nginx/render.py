@@ -70,6 +70,45 @@ def _json_return(status: int, code: str, message: str) -> str:
     return f"return {status} {_json_body(code, message)};"
 
 
+# The limits' refusals as JSON (the mitmproxy plane's limits.head_refusal codes): nginx's own pages are HTML.
+# 494 is nginx's internal "request header too large"; it answers 431 here like the mitmproxy plane.
+_LIMIT_STATUSES = {
+    413: (413, "body_too_large", "The request body exceeds the limit."),
+    414: (414, "url_too_long", "The request target exceeds the limit."),
+    494: (431, "headers_too_large", "A header line or the headers exceed the limit."),
+    429: (429, "too_many_connections", "Too many connections from this address."),
+}
+_LIMIT_PAGES = tuple(f"error_page {status} = @strangler_{status};" for status in _LIMIT_STATUSES)
+
+
+def _limit_locations() -> str:
+    return "".join(f"location @strangler_{status} {{ {_json_return(*answer)} }}\n"
+                   for status, answer in _LIMIT_STATUSES.items())
+
+
+def _with_limit_pages(body: list[str]) -> list[str]:
+    """A block with error_page directives of its own inherits none from the server: repeat the limit pages there."""
+    return [*body, *_LIMIT_PAGES] if any(line.startswith("error_page") for line in body) else body
+
+
+def _limit_directives(settings) -> str:
+    """http-level directives for the route file's limits (same values as the mitmproxy plane enforces)."""
+    lines = [
+        f"client_max_body_size {settings.max_body_bytes};",
+        f"large_client_header_buffers {settings.max_header_buffers} {settings.max_header_bytes};",
+        f"client_header_timeout {int(settings.client_header_timeout)}s;",
+        f"client_body_timeout {int(settings.client_body_timeout)}s;",
+        f"keepalive_timeout {int(settings.idle_timeout)}s;",
+    ]
+    if settings.max_connections_per_client:
+        lines += [
+            "limit_conn_zone $binary_remote_addr zone=strangler_per_client:10m;",
+            f"limit_conn strangler_per_client {settings.max_connections_per_client};",
+            "limit_conn_status 429;",
+        ]
+    return "\n    ".join(lines)
+
+
 def _worker_user() -> str | None:
     """A root master would drop workers to `nobody`, who cannot write temp files in a private 0700 runtime dir:
     the private instance keeps its workers as the invoking user instead. Non-root masters cannot switch user."""
@@ -360,7 +399,7 @@ class _Renderer:
             out.append(
                 f"location {modifier} {_q(prefix)} {{\n"
                 "    recursive_error_pages on;  # else the fallback's error_page after a jump is ignored\n"
-                + "".join(f"    {line}\n" for line in [*jump, *body])
+                + "".join(f"    {line}\n" for line in _with_limit_pages([*jump, *body]))
                 + "}\n"
             )
         return out
@@ -381,11 +420,12 @@ class _Renderer:
         named = []
         for name, body in self.named.items():
             head = f"location = {_q(name)}" if not name.startswith("@") else f"location {name}"
-            named.append(head + " {\n" + "".join(f"    {line}\n" for line in body) + "}\n")
+            named.append(head + " {\n" + "".join(f"    {line}\n" for line in _with_limit_pages(body)) + "}\n")
         indent = lambda block: "".join(f"    {line}\n" if line else "\n" for line in block.splitlines())  # noqa: E731
         server_body = "".join(indent(b) for b in [*locations, *named])
         user_line = f"user {opts.user};\n" if opts.user else ""
         absolute_form = _json_return(400, "absolute_form_refused", "Send a path, not an absolute URI.")
+        limit_pages = "".join(f"{line}\n" for line in _LIMIT_PAGES) + _limit_locations()
         if "*" in opts.hosts:
             host_guard, routing_default, server_names = "", " default_server", "_"
         else:  # only configured names reach the routing server; the rest (and no Host at all) get 421
@@ -399,8 +439,14 @@ class _Renderer:
                 "        add_header X-Request-ID $strangler_request_id always;\n"
                 f"        if ($request ~ \"^[^ ]+ [^/]\") {{ {absolute_form} }}\n"
                 f"        {_json_return(421, 'unknown_host', 'This proxy does not serve that host.')}\n"
+                + indent(indent(limit_pages)) +
                 "    }\n"
             )
+        url_limit = (
+            f"        if ($request_uri ~ \"^.{{{table.settings.max_url_bytes + 1}}}\") {{\n"
+            f"            {_json_return(414, 'url_too_long', 'The request target exceeds the limit.')}\n"
+            "        }\n"
+        )
         host_syntax = "" if "*" in opts.hosts else (
             # server_name matching drops a trailing dot and what follows a second port: check the header as sent.
             f"        if ($http_host !~* \"^{HOST_PATTERN}$\") {{\n"
@@ -428,7 +474,7 @@ http {{
     fastcgi_temp_path {run}/fastcgi;
     uwsgi_temp_path {run}/uwsgi;
     scgi_temp_path {run}/scgi;
-    client_max_body_size {table.settings.max_body_bytes};
+    {_limit_directives(table.settings)}
     server_tokens off;
     merge_slashes on;  # normalize_path() merges slashes too
     map_hash_bucket_size 256;  # override tokens are long keys
@@ -479,7 +525,7 @@ http {{
         if ($request ~ "{_GUARD_PATTERN}") {{
             return 400 $strangler_refusal;
         }}
-{host_syntax}
+{url_limit}{host_syntax}{indent(indent(limit_pages))}
 {indent(server_body)}    }}
 }}
 """

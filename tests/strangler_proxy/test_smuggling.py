@@ -9,17 +9,15 @@ refuse, when nothing reached any upstream and the client got a 4xx (or nginx's 5
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import h11
 import pytest
 
 from strangler_proxy.loader import load_route_file
 from tests.strangler_proxy.planes import start_mitmdump, start_nginx, stop_process
+from tests.strangler_proxy.raw_http import RecordingUpstream, exchange
 from tests.strangler_proxy.upstreams import free_port
 
 pytestmark = pytest.mark.nginx
@@ -41,101 +39,6 @@ routes:
   - prefix: /api/cart/
     mode: monolith
 """
-
-
-class RecordingUpstream:
-    """A raw TCP server parsing each connection with h11: records every request, bytes that follow one (a
-    pipelined or smuggled request: neither plane pipelines), and protocol errors."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.requests: list[dict] = []
-        self.problems: list[str] = []
-        self._lock = threading.Lock()
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def reset(self) -> None:
-        with self._lock:
-            self.requests.clear()
-            self.problems.clear()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        parser = h11.Connection(h11.SERVER)
-        current: dict | None = None
-        with conn:
-            try:
-                while True:
-                    event = parser.next_event()
-                    if event is h11.NEED_DATA:
-                        data = conn.recv(65536)
-                        parser.receive_data(data)
-                        if not data:
-                            return
-                        continue
-                    if isinstance(event, h11.ConnectionClosed):
-                        return
-                    if isinstance(event, h11.Request):
-                        current = {"method": event.method, "target": event.target, "body": b"",
-                                   "headers": [(k.lower(), v) for k, v in event.headers.raw_items()]}
-                    elif isinstance(event, h11.Data):
-                        current["body"] += event.data
-                    elif isinstance(event, h11.EndOfMessage):
-                        with self._lock:
-                            self.requests.append(current)
-                            trailing, _ = parser.trailing_data
-                            if trailing:
-                                self.problems.append(f"bytes after the request: {trailing[:80]!r}")
-                        body = f'{{"upstream": "{self.name}"}}'.encode()
-                        conn.sendall(parser.send(h11.Response(status_code=200, headers=[
-                            ("Content-Type", "application/json"), ("Content-Length", str(len(body)))])))
-                        conn.sendall(parser.send(h11.Data(data=body)) + parser.send(h11.EndOfMessage()))
-                        parser.start_next_cycle()
-            except h11.ProtocolError as exc:
-                with self._lock:
-                    self.problems.append(f"protocol error: {exc}")
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self._sock.close()
-
-
-def exchange(port: int, raw: bytes, timeout: float = 20.0) -> int | None:
-    """Send raw bytes on a fresh connection; the status of the first answer (None: closed without one)."""
-    client = h11.Connection(h11.CLIENT)
-    client.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))  # move h11 to awaiting a response
-    client.send(h11.EndOfMessage())
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(raw)
-        status = None
-        while True:
-            try:
-                event = client.next_event()
-            except h11.RemoteProtocolError:
-                return status
-            if event is h11.NEED_DATA:
-                try:
-                    data = sock.recv(65536)
-                except (ConnectionResetError, TimeoutError):
-                    return status
-                client.receive_data(data)
-                if not data:
-                    return status
-            elif isinstance(event, h11.Response):
-                status = event.status_code
-            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                return status
 
 
 @dataclass(frozen=True)
@@ -246,7 +149,7 @@ def test_one_well_framed_request_or_nothing(planes, plane, row):
     ports, upstreams = planes
     for upstream in upstreams.values():
         upstream.reset()
-    status = exchange(ports[plane], row.raw)
+    status, _ = exchange(ports[plane], row.raw)
     time.sleep(SETTLE)
     received = {name: list(u.requests) for name, u in upstreams.items()}
     problems = {name: list(u.problems) for name, u in upstreams.items() if u.problems}

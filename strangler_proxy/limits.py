@@ -1,0 +1,106 @@
+"""Client limits of the mitmproxy plane that mitmproxy has no option for: request-head sizes, connections per
+client address, and the header/body/idle timeouts nginx has (client_header_timeout, client_body_timeout,
+keepalive_timeout).
+
+``head_refusal`` checks a request head as soon as mitmproxy has parsed it. ``ConnectionGuard`` counts open
+connections per address (refusing one over the limit as it connects) and gives each connection a deadline for
+what it is waiting for: a complete head after connecting, the body after the head, the next request after an
+answer. A sweep once a second closes connections past their deadline through mitmproxy's proxyserver addon,
+the way its own inactivity timeout does. Nothing runs per request beyond a dict update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+
+from strangler_proxy.spec import ProxySettings
+
+logger = logging.getLogger("strangler_proxy")
+
+SWEEP_SECONDS = 1.0
+
+
+def head_refusal(settings: ProxySettings, *, target: bytes, fields) -> tuple[int, str, str] | None:
+    """(status, code, message) when a request head is over a limit, else None. ``fields`` are raw header pairs."""
+    if len(target) > settings.max_url_bytes:
+        return 414, "url_too_long", f"The request target exceeds {settings.max_url_bytes} bytes."
+    if len(fields) > settings.max_headers:
+        return 431, "too_many_headers", f"More than {settings.max_headers} header lines."
+    total = 0
+    line_limit = settings.max_header_bytes
+    for name, value in fields:
+        size = len(name) + len(value) + 4  # ": " and CRLF, as on the wire
+        if size > line_limit:
+            return 431, "header_too_large", f"A header line exceeds {line_limit} bytes."
+        total += size
+    if total > settings.max_header_total_bytes:
+        return 431, "headers_too_large", f"The headers exceed {settings.max_header_total_bytes} bytes."
+    return None
+
+
+class ConnectionGuard:
+    """Per-address connection counts and per-connection deadlines (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.open_per_address: Counter[str] = Counter()
+        self._deadlines: dict[str, tuple[float, str, object]] = {}  # client id -> (deadline, phase, client)
+        self._sweeper: asyncio.Task | None = None
+
+    def connected(self, client, settings: ProxySettings) -> str | None:
+        """Track a new connection; the reason to refuse it (too many from its address), else None."""
+        address = client.peername[0] if client.peername else ""
+        limit = settings.max_connections_per_client
+        if limit and self.open_per_address[address] >= limit:
+            return f"more than {limit} connections from {address}"
+        self.open_per_address[address] += 1
+        self._deadlines[client.id] = (time.monotonic() + settings.client_header_timeout, "header", client)
+        self._start_sweeper()
+        return None
+
+    def disconnected(self, client) -> None:
+        if self._deadlines.pop(client.id, None) is None:
+            return  # refused at connect: never counted
+        address = client.peername[0] if client.peername else ""
+        self.open_per_address[address] -= 1
+        if self.open_per_address[address] <= 0:
+            del self.open_per_address[address]
+
+    def head_received(self, client, settings: ProxySettings) -> None:
+        if client.id in self._deadlines:
+            self._deadlines[client.id] = (time.monotonic() + settings.client_body_timeout, "body", client)
+
+    def request_received(self, client) -> None:
+        """The whole request is in: the upstream's timeouts apply until the answer."""
+        self._set(client, float("inf"), "upstream")
+
+    def answered(self, client, settings: ProxySettings) -> None:
+        self._set(client, time.monotonic() + settings.idle_timeout, "idle")
+
+    def _set(self, client, deadline: float, phase: str) -> None:
+        if client.id in self._deadlines:
+            self._deadlines[client.id] = (deadline, phase, client)
+
+    def _start_sweeper(self) -> None:
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_forever(), name="strangler-limits")
+
+    async def _sweep_forever(self) -> None:
+        from mitmproxy import ctx  # the proxyserver addon closes connections; only there when mitmproxy runs
+
+        while self._deadlines:
+            await asyncio.sleep(SWEEP_SECONDS)
+            now = time.monotonic()
+            expired = [(cid, phase) for cid, (deadline, phase, _) in self._deadlines.items() if deadline < now]
+            if not expired:
+                continue
+            server = ctx.master.addons.get("proxyserver")
+            for cid, phase in expired:
+                deadline, _, client = self._deadlines[cid]
+                self._deadlines[cid] = (float("inf"), "closing", client)
+                handler = server.connections.get(cid) if server is not None else None
+                if handler is not None:
+                    logger.info("strangler: closing %s: no %s within its timeout", client.peername, phase)
+                    await handler.on_timeout()
