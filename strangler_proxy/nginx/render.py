@@ -18,9 +18,12 @@ How a request flows through the rendered config:
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import json
 import os
 import pwd
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,9 +113,45 @@ def _limit_directives(settings) -> str:
 
 
 def _worker_user() -> str | None:
-    """A root master would drop workers to `nobody`, who cannot write temp files in a private 0700 runtime dir:
-    the private instance keeps its workers as the invoking user instead. Non-root masters cannot switch user."""
-    return pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() == 0 else None
+    """Workers never run as root: a root master drops them to the invoking user's own account (SUDO_USER) when
+    that is not root, else to `nobody`. A non-root master cannot switch user (None: no directive)."""
+    if os.geteuid() != 0:
+        return None
+    invoking = os.environ.get("SUDO_USER")
+    if invoking:
+        try:
+            if pwd.getpwnam(invoking).pw_uid != 0:
+                return invoking
+        except KeyError:
+            pass
+    return "nobody"
+
+
+def _user_directive(user: str) -> str:
+    """`user NAME GROUP;` with the account's own primary group (nginx would look up a group named like the user,
+    and Debian's nobody is in nogroup). Refuses root and unknown accounts."""
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        raise ValueError(f"nginx worker user {user!r} does not exist") from None
+    if account.pw_uid == 0:
+        raise ValueError(f"nginx workers must not run as root (user {user!r})")
+    return f"user {user} {grp.getgrgid(account.pw_gid).gr_name};"
+
+
+TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")  # nginx's *_temp_path directives
+
+
+def temp_path(options: NginxOptions, kind: str) -> Path:
+    """Where workers write request bodies and buffered answers (``kind``: client_body, proxy, ...): in the runtime
+    dir, or, when a root master runs them as another user, right in the system temp dir, which that user can
+    reach (the runtime dir may sit below 0700 directories, like pytest's). The master creates the directory
+    and hands it to the workers' user."""
+    run = Path(options.runtime_dir).resolve()
+    if options.user is None:
+        return run / kind
+    digest = hashlib.sha256(str(run).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"strangler-nginx-{digest}-{kind}"
 
 
 @dataclass(frozen=True)
@@ -423,7 +462,7 @@ class _Renderer:
             named.append(head + " {\n" + "".join(f"    {line}\n" for line in _with_limit_pages(body)) + "}\n")
         indent = lambda block: "".join(f"    {line}\n" if line else "\n" for line in block.splitlines())  # noqa: E731
         server_body = "".join(indent(b) for b in [*locations, *named])
-        user_line = f"user {opts.user};\n" if opts.user else ""
+        user_line = f"{_user_directive(opts.user)}\n" if opts.user else ""
         absolute_form = _json_return(400, "absolute_form_refused", "Send a path, not an absolute URI.")
         limit_pages = "".join(f"{line}\n" for line in _LIMIT_PAGES) + _limit_locations()
         if "*" in opts.hosts:
@@ -469,11 +508,11 @@ http {{
     log_format strangler '$remote_addr "$request" $status $body_bytes_sent $request_time '
                          'route=$sent_http_x_strangler_route upstream=$upstream_addr id=$strangler_request_id';
     {_access_log(table.settings.access_log, run)}
-    client_body_temp_path {run}/client_body;
-    proxy_temp_path {run}/proxy;
-    fastcgi_temp_path {run}/fastcgi;
-    uwsgi_temp_path {run}/uwsgi;
-    scgi_temp_path {run}/scgi;
+    client_body_temp_path {temp_path(opts, 'client_body')};
+    proxy_temp_path {temp_path(opts, 'proxy')};
+    fastcgi_temp_path {temp_path(opts, 'fastcgi')};
+    uwsgi_temp_path {temp_path(opts, 'uwsgi')};
+    scgi_temp_path {temp_path(opts, 'scgi')};
     {_limit_directives(table.settings)}
     server_tokens off;
     merge_slashes on;  # normalize_path() merges slashes too
