@@ -27,7 +27,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from strangler_proxy.override import override_token
+from strangler_proxy.override import nginx_token_maps
 from strangler_proxy.routing import route_match, route_rank, shadow_target
 from strangler_proxy.shadow import SHADOW_HEADER
 from strangler_proxy.spec import (
@@ -193,6 +193,35 @@ def _sample_percent(sample: float) -> str | None:
     """split_clients percentage for a shadow sample rate; None when every request is mirrored."""
     hundredths = round(sample * 10000)
     return None if hundredths >= 10000 else f"{hundredths // 100}.{hundredths % 100:02d}%"
+
+
+def _override_maps(secret: str, table: RouteTable) -> str:
+    """Maps verifying scoped, expiring override tokens (see strangler_proxy.override) into $strangler_forced.
+
+    nginx matches map strings ignoring case and, before 1.23, reads only the first of repeated headers: tokens
+    are lowercase, so a value with anything but [a-z0-9.] (an uppercase letter, or the ", " nginx >= 1.23 joins
+    repeated headers with) is no token. Freshness is a precomputed (expiry hour, current hour) pair.
+    """
+    header = f"$http_{_var_key(table.override.header)}"
+    tokens, pairs = nginx_token_maps(secret, table.upstreams)
+    token_lines = "".join(f"    {token} \"{'|'.join(scope)}\";\n" for token, scope in tokens.items())
+    pair_lines = "".join(f"    \"{expiry}|{hour}\" 1;\n" for expiry, hour in pairs)
+    safe = "|".join(sorted(SAFE_METHODS))
+    return (
+        f"map {header} $strangler_token {{\n    default \"\";\n{token_lines}}}\n"
+        f"map {header} $strangler_token_exact {{\n    \"~[^a-z0-9.]\" 0;\n    default 1;\n}}\n"
+        "map $time_iso8601 $strangler_hour {\n"
+        "    \"~^(?<strangler_th>[0-9-]{10}T[0-9]{2}):[0-9:]{5}"
+        "(?<strangler_tz>[+-][0-9]{2}):(?<strangler_tzm>[0-9]{2})$\""
+        " \"$strangler_th$strangler_tz$strangler_tzm\";\n    default \"\";\n}\n"
+        "map $strangler_token $strangler_token_expiry {\n"
+        "    \"~[|](?<strangler_te>[0-9]{10})$\" $strangler_te;\n    default \"\";\n}\n"
+        f"map \"$strangler_token_expiry|$strangler_hour\" $strangler_token_fresh {{\n    default 0;\n{pair_lines}}}\n"
+        "map \"$strangler_token_exact$strangler_token_fresh|$strangler_token|$request_method\" $strangler_forced {\n"
+        "    \"~^11[|](?<strangler_tu>[a-z][a-z0-9_]*)[|]any[|]\" $strangler_tu;\n"
+        f"    \"~^11[|](?<strangler_tu>[a-z][a-z0-9_]*)[|]safe[|][0-9]{{10}}[|](?:{safe})$\" $strangler_tu;\n"
+        "    default \"\";\n}\n"
+    )
 
 
 class _Renderer:
@@ -450,7 +479,8 @@ class _Renderer:
         sticky = table.sticky
         key_from_header = f"$http_{_var_key(sticky.header)}" if sticky.header else '""'
         secret = opts.override_secret
-        tokens = "".join(f"{_q(override_token(secret, name))} {name};\n" for name in table.upstreams if secret)
+        overrides = _override_maps(secret, table) if secret else (
+            f"map $http_{_var_key(table.override.header)} $strangler_forced {{\n    default \"\";\n}}\n")
         upstreams = "".join(
             f"upstream {u.name} {{\n    server {u.host_port};\n    keepalive {opts.keepalive};\n}}\n"
             for u in table.upstreams.values()
@@ -517,6 +547,7 @@ http {{
     server_tokens off;
     merge_slashes on;  # normalize_path() merges slashes too
     map_hash_bucket_size 256;  # override tokens are long keys
+    map_hash_max_size 8192;  # 2 x 24 tokens per upstream, and the expiry/hour pairs
     proxy_http_version 1.1;  # with Connection "" below: keepalive to upstreams
     proxy_buffering on;
 
@@ -547,10 +578,7 @@ http {{
         default {_json_body("absolute_form_refused", "Send a path, not an absolute URI.")};
     }}
     # Signed overrides: only precomputed tokens name an upstream; anything else is ignored (and never forwarded).
-    map $http_{_var_key(table.override.header)} $strangler_forced {{
-        default "";
-{indent(indent(tokens))}    }}
-
+{indent(overrides)}
 {indent("".join(self.http.values()))}
 {host_guard}    server {{
         listen {opts.listen}{routing_default};

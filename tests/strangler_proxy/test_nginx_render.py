@@ -102,8 +102,10 @@ def test_overrides_are_precomputed_only_with_a_secret_and_always_stripped(tmp_pa
     assert "catalog." not in without
     with_secret = render(complex_table(), tmp_path, secret="k")
     for name in ("monolith", "catalog", "orders"):
-        assert f'"{override_token("k", name)}" {name};' in with_secret
-    assert "map $http_x_force_upstream $strangler_forced" in with_secret
+        for methods in ("safe", "any"):
+            token = override_token("k", name, methods=methods)
+            assert f'    {token} "{name}|{methods}|{token.split(".")[3]}";' in with_secret
+    assert "map $http_x_force_upstream $strangler_token {" in with_secret
     assert with_secret.count('proxy_set_header X-Force-Upstream "";') == with_secret.count("proxy_pass ")
 
 
