@@ -47,6 +47,7 @@ from strangler_proxy.recording import Recorder, exchange_record
 from strangler_proxy.routing import Decision, PathRejected, RequestInfo, decide
 from strangler_proxy.shadow import SHADOW_HEADER, DiffStore, IdleGate, ShadowJob, ShadowRunner
 from strangler_proxy.spec import (
+    CONNECTION_TOKENS,
     HOST_PATTERN,
     MIRROR_PRIMARY_HEADER,
     MIRROR_ROUTE_HEADER,
@@ -520,6 +521,10 @@ class StranglerAddon:
             host = host or request.authority or ""
             if not _HOST_SYNTAX.fullmatch(host) or _hostname(host) not in self.allowed_hosts:
                 return 421, "unknown_host", f"This proxy does not serve host {host[:100]!r}."
+        connection = _folded_value(request.headers.fields, b"connection")
+        if connection and not _CONNECTION_TOKENS.issuperset(
+                token.strip().lower() for token in connection.split(",") if token.strip()):
+            return 400, "connection_header_refused", "The Connection header may only name hop-by-hop headers."
         if len(request.raw_content or b"") > table.settings.max_body_bytes:
             return 413, "body_too_large", f"Request body exceeds {table.settings.max_body_bytes} bytes."
         return None
@@ -704,6 +709,7 @@ def _without_hop_by_hop(fields) -> tuple:
     return tuple(field for field in fields if field[0].lower() not in doomed)
 
 
+_CONNECTION_TOKENS = CONNECTION_TOKENS | {""}
 _BODYLESS_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"DELETE"})  # framed only when they carry a body
 
 

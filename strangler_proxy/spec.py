@@ -140,3 +140,11 @@ MIRROR_SHADOW_HEADER = "X-Strangler-Mirror-Shadow"
 # address or a bracketed IPv6 one, and at most one port. No userinfo (`a@b`), no junk after a bracket.
 HOST_PATTERN = (r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])"
                 r"(?::[0-9]{1,5})?")
+
+# What a client's Connection header may name: options and hop-by-hop headers, which both planes drop anyway.
+# A Connection header naming any other header is refused (400) by both planes: nginx cannot strip headers
+# named at run time, so neither plane forwards a request a client asked to have stripped.
+CONNECTION_TOKENS: frozenset[str] = frozenset({
+    "close", "keep-alive", "upgrade", "te", "trailer", "transfer-encoding", "proxy-connection",
+    "proxy-authenticate", "proxy-authorization", "http2-settings",
+})

@@ -31,6 +31,7 @@ from strangler_proxy.override import nginx_token_maps
 from strangler_proxy.routing import route_match, route_rank, shadow_target
 from strangler_proxy.shadow import SHADOW_HEADER
 from strangler_proxy.spec import (
+    CONNECTION_TOKENS,
     HOST_PATTERN,
     MIRROR_PRIMARY_HEADER,
     MIRROR_ROUTE_HEADER,
@@ -573,6 +574,12 @@ http {{
         "" $strangler_key_fallback;
         default $cookie_{sticky.cookie};
     }}
+    # A Connection header naming anything but hop-by-hop headers is refused, as by the mitmproxy plane.
+    map $http_connection $strangler_connection_refused {{
+        "" 0;  # nginx tries no regex on an empty value
+        "~*^[ \t,]*(?:(?:{"|".join(sorted(CONNECTION_TOKENS))})[ \t]*(?:,[ \t,]*|$))*$" 0;
+        default 1;
+    }}
     map $strangler_absolute_form $strangler_refusal {{
         "" {_json_body("path_rejected", "Encoded slash or backslash in the path.")};
         default {_json_body("absolute_form_refused", "Send a path, not an absolute URI.")};
@@ -592,7 +599,10 @@ http {{
         if ($request ~ "{_GUARD_PATTERN}") {{
             return 400 $strangler_refusal;
         }}
-{url_limit}{host_syntax}{indent(indent(limit_pages))}
+{url_limit}{host_syntax}        if ($strangler_connection_refused) {{
+            {_json_return(400, "connection_header_refused", "The Connection header may only name hop-by-hop headers.")}
+        }}
+{indent(indent(limit_pages))}
 {indent(server_body)}    }}
 }}
 """

@@ -72,10 +72,10 @@ ROWS = [
         _head(b"POST /api/cart/items/ HTTP/1.1", b"Host: localhost", b"Transfer-Encoding: chunked")
         + _chunked(SMUGGLED_GET),
         to="monolith", target=b"/api/cart/items/", body=SMUGGLED_GET),
-    Row("connection-names-content-length",
+    Row("connection-names-content-length",  # refused now (Connection may name hop-by-hop headers only)
         _head(b"POST /api/cart/items/ HTTP/1.1", b"Host: localhost", b"Connection: Content-Length",
               b"Content-Length: %d" % len(SMUGGLED_GET)) + SMUGGLED_GET,
-        to="monolith", target=b"/api/cart/items/", body=SMUGGLED_GET),
+        to="monolith", target=b"/api/cart/items/", body=SMUGGLED_GET, may_refuse=True),
     # Reproduction 2: a character latin-1 cannot hold made the service path fail and mitmproxy forward the flow.
     Row("euro-header-te-into-service",
         _head(b"POST /api/products/ HTTP/1.1", b"Host: localhost", b"X-Note: \xe2\x82\xac",
@@ -115,6 +115,15 @@ ROWS = [
     Row("bare-lf-smuggled-header", b"POST /api/cart/items/ HTTP/1.1\r\nHost: localhost\r\nX-A: 1\nTransfer-Encoding:"
         b" chunked\r\nContent-Length: 3\r\n\r\nabc", to="monolith", target=b"/api/cart/items/", body=b"abc",
         may_refuse=True),
+    # Hop-by-hop: dropped on both planes; a Connection header naming an end-to-end header is refused by both.
+    Row("connection-names-hop-by-hop", _head(b"GET /api/cart/ HTTP/1.1", b"Host: localhost",
+                                             b"Connection: keep-alive, TE", b"TE: trailers", b"Keep-Alive: 5"),
+        to="monolith", method=b"GET", target=b"/api/cart/",
+        headers={b"te": None, b"keep-alive": None, b"connection": None}),
+    *(Row(f"connection-names-{name.decode().lower()}",
+          _head(b"GET /api/products/1/ HTTP/1.1", b"Host: localhost", b"Connection: close, " + name,
+                name + b": 1"), to=None)
+      for name in (b"X-Secret-Hop", b"Cookie", b"X-Forwarded-For", b"Authorization")),
     # Host allowlist: only the exact names (and ports) pass.
     *(Row(f"host-{host.decode()}", _head(b"GET /api/cart/ HTTP/1.1", b"Host: " + host), to=None)
       for host in (b"localhost:80@evil.example", b"[::1]evil.example", b"localhost.", b"127.0.0.1:80:80",
