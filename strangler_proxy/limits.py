@@ -41,12 +41,24 @@ def head_refusal(settings: ProxySettings, *, target: bytes, fields) -> tuple[int
     return None
 
 
+class _Tracked:
+    """One client connection: what it is waiting for, until when, and its requests not yet answered."""
+
+    __slots__ = ("client", "deadline", "phase", "in_flight")
+
+    def __init__(self, client, deadline: float):
+        self.client = client
+        self.deadline = deadline
+        self.phase = "header"
+        self.in_flight = 0
+
+
 class ConnectionGuard:
     """Per-address connection counts and per-connection deadlines (see the module docstring)."""
 
     def __init__(self) -> None:
         self.open_per_address: Counter[str] = Counter()
-        self._deadlines: dict[str, tuple[float, str, object]] = {}  # client id -> (deadline, phase, client)
+        self._tracked: dict[str, _Tracked] = {}  # by client id
         self._sweeper: asyncio.Task | None = None
 
     def connected(self, client, settings: ProxySettings) -> str | None:
@@ -56,12 +68,12 @@ class ConnectionGuard:
         if limit and self.open_per_address[address] >= limit:
             return f"more than {limit} connections from {address}"
         self.open_per_address[address] += 1
-        self._deadlines[client.id] = (time.monotonic() + settings.client_header_timeout, "header", client)
+        self._tracked[client.id] = _Tracked(client, time.monotonic() + settings.client_header_timeout)
         self._start_sweeper()
         return None
 
     def disconnected(self, client) -> None:
-        if self._deadlines.pop(client.id, None) is None:
+        if self._tracked.pop(client.id, None) is None:
             return  # refused at connect: never counted
         address = client.peername[0] if client.peername else ""
         self.open_per_address[address] -= 1
@@ -69,19 +81,22 @@ class ConnectionGuard:
             del self.open_per_address[address]
 
     def head_received(self, client, settings: ProxySettings) -> None:
-        if client.id in self._deadlines:
-            self._deadlines[client.id] = (time.monotonic() + settings.client_body_timeout, "body", client)
+        """A request head is in: its body must follow within the body timeout."""
+        if (tracked := self._tracked.get(client.id)) is not None:
+            tracked.in_flight += 1
+            tracked.deadline, tracked.phase = time.monotonic() + settings.client_body_timeout, "body"
 
     def request_received(self, client) -> None:
         """The whole request is in: the upstream's timeouts apply until the answer."""
-        self._set(client, float("inf"), "upstream")
+        if (tracked := self._tracked.get(client.id)) is not None:
+            tracked.deadline, tracked.phase = float("inf"), "upstream"
 
     def answered(self, client, settings: ProxySettings) -> None:
-        self._set(client, time.monotonic() + settings.idle_timeout, "idle")
-
-    def _set(self, client, deadline: float, phase: str) -> None:
-        if client.id in self._deadlines:
-            self._deadlines[client.id] = (deadline, phase, client)
+        """An answer is ready; with none other outstanding (HTTP/2 has several) the connection may idle this long."""
+        if (tracked := self._tracked.get(client.id)) is not None:
+            tracked.in_flight = max(0, tracked.in_flight - 1)
+            if tracked.in_flight == 0:
+                tracked.deadline, tracked.phase = time.monotonic() + settings.idle_timeout, "idle"
 
     def _start_sweeper(self) -> None:
         if self._sweeper is None or self._sweeper.done():
@@ -90,17 +105,16 @@ class ConnectionGuard:
     async def _sweep_forever(self) -> None:
         from mitmproxy import ctx  # the proxyserver addon closes connections; only there when mitmproxy runs
 
-        while self._deadlines:
+        while self._tracked:
             await asyncio.sleep(SWEEP_SECONDS)
             now = time.monotonic()
-            expired = [(cid, phase) for cid, (deadline, phase, _) in self._deadlines.items() if deadline < now]
+            expired = [tracked for tracked in self._tracked.values() if tracked.deadline < now]
             if not expired:
                 continue
             server = ctx.master.addons.get("proxyserver")
-            for cid, phase in expired:
-                deadline, _, client = self._deadlines[cid]
-                self._deadlines[cid] = (float("inf"), "closing", client)
-                handler = server.connections.get(cid) if server is not None else None
+            for tracked in expired:
+                phase, tracked.deadline, tracked.phase = tracked.phase, float("inf"), "closing"
+                handler = server.connections.get(tracked.client.id) if server is not None else None
                 if handler is not None:
-                    logger.info("strangler: closing %s: no %s within its timeout", client.peername, phase)
+                    logger.info("strangler: closing %s: no %s within its timeout", tracked.client.peername, phase)
                     await handler.on_timeout()
