@@ -90,10 +90,6 @@ def _hostname(host_header: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-class BadRequest(ValueError):
-    """Request bytes the proxy cannot forward faithfully: answered 400, never sent on."""
-
-
 class FlowState:
     """What the addon decided for one flow (kept in ``flow.metadata``).
 
@@ -348,17 +344,17 @@ class StranglerAddon:
             self._hook_failed(flow, "requestheaders", exc)
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        self.connections.request_received(flow.client_conn)
-        if flow.response is not None:  # refused when its head arrived
-            return
         try:
+            self.connections.request_received(flow.client_conn)
+            if flow.response is not None:  # refused when its head arrived
+                return
             await self._route(flow)
         except Exception as exc:  # fail closed: mitmproxy would forward a flow left without a response
             self._hook_failed(flow, "request", exc)
 
     def _hook_failed(self, flow: http.HTTPFlow, hook: str, exc: Exception) -> None:
         """Answer the flow ourselves after an exception in ``hook``: 400 for bytes we cannot carry, else 500."""
-        client_fault = isinstance(exc, UnicodeError | BadRequest | UnsendableRequest)
+        client_fault = isinstance(exc, UnicodeError | UnsendableRequest)  # bytes we cannot carry
         self.metrics.hook_errors.labels(hook=hook, error=exc.__class__.__name__).inc()
         if not client_fault:
             logger.exception("strangler: %s hook failed on %s; answered 500, nothing forwarded", hook,
@@ -522,7 +518,7 @@ class StranglerAddon:
             if not _HOST_SYNTAX.fullmatch(host) or _hostname(host) not in self.allowed_hosts:
                 return 421, "unknown_host", f"This proxy does not serve host {host[:100]!r}."
         connection = _folded_value(request.headers.fields, b"connection")
-        if connection and not _CONNECTION_TOKENS.issuperset(
+        if connection and not CONNECTION_TOKENS.issuperset(
                 token.strip().lower() for token in connection.split(",") if token.strip()):
             return 400, "connection_header_refused", "The Connection header may only name hop-by-hop headers."
         if len(request.raw_content or b"") > table.settings.max_body_bytes:
@@ -530,8 +526,8 @@ class StranglerAddon:
         return None
 
     def response(self, flow: http.HTTPFlow) -> None:
-        self.connections.answered(flow.client_conn, self.table.settings)
         try:
+            self.connections.answered(flow.client_conn, self.table.settings)
             self._answered(flow)
         except Exception as exc:  # a half-rewritten answer is not passed on either
             self.in_flight.leave(flow)
@@ -709,7 +705,6 @@ def _without_hop_by_hop(fields) -> tuple:
     return tuple(field for field in fields if field[0].lower() not in doomed)
 
 
-_CONNECTION_TOKENS = CONNECTION_TOKENS | {""}
 _BODYLESS_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"DELETE"})  # framed only when they carry a body
 
 

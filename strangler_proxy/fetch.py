@@ -112,7 +112,8 @@ class UpstreamClient:
             lowered = name.lower()
             if lowered in HOP_BY_HOP or lowered in _SET_BY_CLIENT:
                 continue
-            connection.putheader(name, value)
+            # As bytes: the value as the client sent it (see _request_head); http.client would re-encode as latin-1.
+            connection.putheader(name, value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value)
         if body or method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
             connection.putheader("Content-Length", str(len(body or b"")))
         connection.endheaders(body or None)
