@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from types import MappingProxyType
 
@@ -121,7 +122,7 @@ _VALUES = [b"", b"localhost", b"localhost:8080", b"127.0.0.1", b"evil.example", 
            b"[::1]evil", b"a@b", b"chunked", b"close", b"Content-Length", b"Host, X-Note", b"0", b"2", b"-1",
            b"\xff", b"\xe2\x82\xac", b"catalog.\xc3\xa9", b"catalog." + override_token(SECRET, "catalog").encode(),
            override_token(SECRET, "catalog").encode(), override_token(SECRET, "monolith").encode(), b"1, 2",
-           b"strangler_uid=\xff", b" spaced "]
+           b"strangler_uid=\xff", b" spaced ", b"1\rTransfer-Encoding: chunked", b"\x00", b"\x7f", b"a\tb"]
 
 _values = st.one_of(st.sampled_from(_VALUES), st.builds(bytes.__add__, st.sampled_from(_VALUES),
                                                         st.sampled_from(_VALUES)))
@@ -153,6 +154,7 @@ def test_no_request_head_leads_to_fail_open_forwarding(proxy, servers, head, bod
     targets = {(u.url.split("://")[1]) for u in table.upstreams.values()}
     assert f"{flow.request.data.host}:{flow.request.data.port}" in targets
     fields = flow.request.headers.fields
+    assert not re.search(rb"[\x00-\x08\x0a-\x1f\x7f]", b"\t".join(part for field in fields for part in field))
     names = [name.lower() for name, _ in fields]
     assert not set(names) & set(INTERNAL), names
     lengths = [value for name, value in fields if name.lower() == b"content-length"]

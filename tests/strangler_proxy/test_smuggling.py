@@ -124,6 +124,11 @@ ROWS = [
           _head(b"GET /api/products/1/ HTTP/1.1", b"Host: localhost", b"Connection: close, " + name,
                 name + b": 1"), to=None)
       for name in (b"X-Secret-Hop", b"Cookie", b"X-Forwarded-For", b"Authorization")),
+    Row("bare-cr-in-a-header-to-monolith", _head(b"GET /api/cart/ HTTP/1.1", b"Host: localhost",
+                                                 b"X-A: 1\rTransfer-Encoding: chunked"), to=None),
+    Row("bare-cr-in-a-header-to-service", _head(b"GET /api/products/1/ HTTP/1.1", b"Host: localhost",
+                                                b"X-A: 1\rTransfer-Encoding: chunked"), to=None),
+    Row("nul-in-a-header", _head(b"GET /api/cart/ HTTP/1.1", b"Host: localhost", b"X-A: 1\x00"), to=None),
     # Host allowlist: only the exact names (and ports) pass.
     *(Row(f"host-{host.decode()}", _head(b"GET /api/cart/ HTTP/1.1", b"Host: " + host), to=None)
       for host in (b"localhost:80@evil.example", b"[::1]evil.example", b"localhost.", b"127.0.0.1:80:80",
