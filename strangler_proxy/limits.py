@@ -2,17 +2,19 @@
 client address, and the header/body/idle timeouts nginx has (client_header_timeout, client_body_timeout,
 keepalive_timeout).
 
-``head_refusal`` checks a request head as soon as mitmproxy has parsed it. ``ConnectionGuard`` counts open
-connections per address (refusing one over the limit as it connects) and gives each connection a deadline for
-what it is waiting for: a complete head after connecting, the body after the head, the next request after an
-answer. A sweep once a second closes connections past their deadline through mitmproxy's proxyserver addon,
-the way its own inactivity timeout does. Nothing runs per request beyond a dict update.
+``head_refusal`` checks a request head as soon as mitmproxy has parsed it (sizes, control characters).
+``ConnectionGuard`` counts open connections per address (refusing one over the limit as it connects) and gives
+each connection a deadline for what it is waiting for: a complete head after connecting, the body after the
+head, the next request after the last answer. A sweep once a second closes connections past their deadline
+through mitmproxy's proxyserver addon, the way its own inactivity timeout does. Per request only a few
+attribute updates run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import Counter
 
@@ -23,16 +25,30 @@ logger = logging.getLogger("strangler_proxy")
 SWEEP_SECONDS = 1.0
 
 
+# Not allowed in field names or values (RFC 9110 5.5) nor in the target: mitmproxy passes such bytes on as they are,
+# and a lenient upstream may read a bare CR as a line break (a header no proxy check saw).
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def head_refusal(settings: ProxySettings, *, target: bytes, fields) -> tuple[int, str, str] | None:
-    """(status, code, message) when a request head is over a limit, else None. ``fields`` are raw header pairs."""
+    """(status, code, message) when a request head is over a limit or holds control characters, else None.
+
+    ``fields`` are raw header pairs. One C-level join serves the control-character scan and, for the usual
+    head, the size check: when the whole head is within one line's limit no line can be over it.
+    """
+    joined = b"\t".join(map(b"\t".join, fields))  # tab is allowed in values, so it cannot hide a control byte
+    if _CONTROL.search(joined) or _CONTROL.search(target):
+        return 400, "bad_header", "Control characters in a header or the request target."
     if len(target) > settings.max_url_bytes:
         return 414, "url_too_long", f"The request target exceeds {settings.max_url_bytes} bytes."
     if len(fields) > settings.max_headers:
         return 431, "too_many_headers", f"More than {settings.max_headers} header lines."
-    total = 0
     line_limit = settings.max_header_bytes
+    if len(joined) + 3 * len(fields) <= line_limit:  # as on the wire: ": " and CRLF per line, less the tab
+        return None
+    total = 0
     for name, value in fields:
-        size = len(name) + len(value) + 4  # ": " and CRLF, as on the wire
+        size = len(name) + len(value) + 4
         if size > line_limit:
             return 431, "header_too_large", f"A header line exceeds {line_limit} bytes."
         total += size

@@ -145,6 +145,7 @@ def test_no_request_head_leads_to_fail_open_forwarding(proxy, servers, head, bod
         flow = _flow(head, body)
     except ValueError:
         return  # mitmproxy's reader refuses it (400 before any hook)
+    proxy.requestheaders(flow)  # as mitmproxy calls them: the head first, then the whole request
     asyncio.run(proxy.request(flow))
     table = proxy.table
     if flow.response is not None:  # answered: by the proxy itself, or by the service it sent the request to
