@@ -13,9 +13,10 @@ from django.db import transaction
 from django.utils import timezone
 from kombu import Producer
 
+from monolith import events
 from monolith.catalog.models import Product
 from servicekit.request_id import get_request_id
-from strangler_sync import events, metrics
+from strangler_sync import metrics
 from strangler_sync.broker import broker_connection, topology_declare
 from strangler_sync.conf import sync_settings
 from strangler_sync.consumer import (
