@@ -46,6 +46,13 @@ from django.utils.module_loading import import_string
 from servicekit import env
 from strangler_sync.aggregates import Aggregate
 
+# every key the docstring above documents: ``manage.py check`` reports any other (strangler_sync.checks)
+KNOWN_KEYS = frozenset({
+    "ORIGIN", "EXCHANGE", "BROKER_URL", "BROKER_TRANSPORT_OPTIONS", "BATCH_SIZE", "MESSAGE_BATCH", "MAX_ATTEMPTS",
+    "BACKOFF_BASE", "BACKOFF_MAX", "RETENTION_DAYS", "OWNERSHIP_FILE", "DEFAULT_OWNER", "AGGREGATES", "QUEUE",
+    "SUBSCRIPTIONS", "SUBSCRIBERS", "CONSUMER_MAX_ATTEMPTS", "RELAY_TRIGGER", "CHECKSUM_ENGINE", "NAMESPACE",
+})
+
 
 @dataclass(frozen=True)
 class SyncSettings:

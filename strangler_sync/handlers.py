@@ -133,6 +133,10 @@ def handlers_registered() -> dict[str, Handler]:
     return dict(_registry)
 
 
+def handlers_bulk_registered() -> dict[str, Handler]:
+    return dict(_bulk_registry)
+
+
 def handler_unregister(*, event_type: str) -> None:
     """For tests that register temporary handlers."""
     _registry.pop(event_type, None)
