@@ -46,6 +46,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "strangler_sync.middleware.NotOwnerMiddleware",  # 409 JSON when a plain view writes on the non-owner
 ]
 
 ROOT_URLCONF = "monolith.urls"
