@@ -208,7 +208,7 @@ def _route(r: _Reader, index: int, node: yaml.Node, upstreams: dict[str, Upstrea
         raise r.fail(prefix_node, f"{field}.{key}", "must be canonical (no '//', '.' or '..' segments)")
     wildcards = [seg for seg in segments if "*" in seg]
     if key == "pattern" and (not wildcards or any(seg != "*" for seg in wildcards)):
-        raise r.fail(prefix_node, f"{field}.pattern", "'*' stands for one whole segment, like /api/products/*/rating/")
+        raise r.fail(prefix_node, f"{field}.pattern", "'*' stands for one whole segment, like /api/items/*/notes/")
     match = {"prefix": "prefix", "path": "exact", "pattern": "pattern"}[key]
     if "match" in items:
         if key == "pattern":
