@@ -37,6 +37,7 @@ _COOKIE = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # nginx's $cookie_<name> needs a 
 # Route prefixes are canonical paths: printable ASCII without %, backslash, quotes, spaces, `//` or dot segments,
 # so that the canonical path nginx matches and normalize_path() agree byte for byte.
 # No `$` either: nginx would read it as a variable where the prefix is rendered into a header value.
+_SETTINGS = {"route_headers", "max_body_bytes", "diff_endpoint", "access_log", "health_path"}
 _PREFIX = re.compile(r"^/[A-Za-z0-9._~!&'()*+,;=:@/-]*$")
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.-]+:\d{1,5}$")
 # host:port exactly as rendered into nginx `server` lines: a name, IPv4 or bracketed IPv6, nothing else.
@@ -125,7 +126,7 @@ class _Reader:
         return tuple(self.string(item, f"{field}[{i}]") for i, item in enumerate(node.value))
 
 
-def _upstream(r: _Reader, name: str, key_node: yaml.Node, node: yaml.Node) -> Upstream:
+def _upstream(r: _Reader, name: str, key_node: yaml.Node, node: yaml.Node, health_default: str) -> Upstream:
     field = f"upstreams.{name}"
     if not _NAME.match(name):
         raise r.fail(key_node, field, "upstream names are lowercase letters, digits and _ (starting with a letter)")
@@ -145,7 +146,7 @@ def _upstream(r: _Reader, name: str, key_node: yaml.Node, node: yaml.Node) -> Up
     if (parts.scheme != "http" or not _NETLOC.match(parts.netloc) or port is None or parts.path not in ("", "/")
             or parts.query or parts.fragment):
         raise r.fail(url_node, f"{field}.url", f"must be http://host:port without a path, got {url!r}")
-    health = "/healthz"
+    health = health_default
     if "health_path" in items:
         health = r.string(items["health_path"][1], f"{field}.health_path", _PREFIX, "an absolute path")
     return Upstream(name=name, url=f"http://{parts.netloc}", health_path=health)
@@ -275,8 +276,13 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
         if required not in top:
             raise r.fail(root, required, "required")
 
+    # settings.health_path: what every upstream answers health checks on unless it names its own
+    setting_items = r.mapping(top["settings"][1], "settings", _SETTINGS) if "settings" in top else {}
+    health_default = r.string(setting_items["health_path"][1], "settings.health_path", _PREFIX, "an absolute path") \
+        if "health_path" in setting_items else ProxySettings.health_path
     up_node = top["upstreams"][1]
-    upstreams = {name: _upstream(r, name, k, v) for name, (k, v) in r.mapping(up_node, "upstreams", set()).items()}
+    upstreams = {name: _upstream(r, name, k, v, health_default)
+                 for name, (k, v) in r.mapping(up_node, "upstreams", set()).items()}
     if not upstreams:
         raise r.fail(up_node, "upstreams", "at least one upstream (the monolith) is required")
     mono_node = top["monolith"][1]
@@ -328,9 +334,9 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
 
     settings = ProxySettings()
     if "settings" in top:
-        items = r.mapping(top["settings"][1], "settings",
-                          {"route_headers", "max_body_bytes", "diff_endpoint", "access_log"})
+        items = setting_items
         settings = ProxySettings(
+            health_path=health_default,
             route_headers=r.boolean(items["route_headers"][1], "settings.route_headers")
             if "route_headers" in items else settings.route_headers,
             max_body_bytes=int(r.number(items["max_body_bytes"][1], "settings.max_body_bytes", 1, 2**40, integer=True))

@@ -99,6 +99,7 @@ class ProxySettings:
     max_body_bytes: int = 10 * 1024 * 1024
     diff_endpoint: str = "127.0.0.1:8790"  # host:port where the nginx plane mirrors shadow traffic
     access_log: AccessLog = "buffered"  # the nginx plane's access log (see ACCESS_LOG_MODES)
+    health_path: str = "/healthz"  # upstreams' health check path unless one sets its own (route file settings)
 
 
 @dataclass(frozen=True)
