@@ -7,18 +7,33 @@ allowed (adding a field is backwards compatible); removing or retyping one needs
 
 from __future__ import annotations
 
-from strangler_sync.aggregates import Schema, aggregate_of_event
+from strangler_sync.aggregates import SNAPSHOT, Schema
+from strangler_sync.conf import SyncSettings, sync_settings
 from strangler_sync.errors import SchemaError
 
 NoneType = type(None)
 
 
+_index: tuple[SyncSettings | None, dict[tuple[str, int], Schema]] = (None, {})
+
+
+def _schemas() -> dict[tuple[str, int], Schema]:
+    """(event_type, schema_version) -> Schema of the declared aggregates, rebuilt when the settings change
+    (one dict lookup per validated event: the consumer validates every event it receives)."""
+    global _index
+    config = sync_settings()
+    if _index[0] is not config:
+        _index = (config, {
+            (aggregate.event(action), version): aggregate.schema(action=action, version=version)
+            for aggregate in config.aggregates.values() for action in (*aggregate.actions, SNAPSHOT)
+            for version in aggregate.schemas
+        })
+    return _index[1]
+
+
 def schema_get(*, event_type: str, schema_version: int) -> Schema | None:
     """The declared schema of an event type at a version; None when no declared aggregate has it."""
-    aggregate, action = aggregate_of_event(event_type=event_type)
-    if aggregate is None:
-        return None
-    return aggregate.schema(action=action, version=schema_version)
+    return _schemas().get((event_type, schema_version))
 
 
 def _type_names(types: tuple) -> str:
