@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explain", help="print the routing decision for one request")
     p.add_argument("method")
-    p.add_argument("path", help="request target as sent, e.g. '/api/products/?page=2'")
+    p.add_argument("path", help="request target as sent, e.g. '/api/items/?page=2'")
     p.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
     p.add_argument("--cookie", action="append", default=[], metavar="name=value")
     p.add_argument("--client", default="127.0.0.1", metavar="IP", help="client address (sticky key of last resort)")

@@ -171,7 +171,7 @@ def upstream_refusal(host: str, allowlist: tuple[str, ...]) -> str | None:
     return f"address {host} is not in settings.upstream_allowlist (loopback is allowed by default)"
 
 
-def _upstream(r: _Reader, name: str, key_node: yaml.Node, node: yaml.Node) -> Upstream:
+def _upstream(r: _Reader, name: str, key_node: yaml.Node, node: yaml.Node, health_default: str) -> Upstream:
     field = f"upstreams.{name}"
     if not _NAME.match(name):
         raise r.fail(key_node, field, "upstream names are lowercase letters, digits and _ (starting with a letter)")
@@ -191,7 +191,7 @@ def _upstream(r: _Reader, name: str, key_node: yaml.Node, node: yaml.Node) -> Up
     if (parts.scheme != "http" or not _NETLOC.match(parts.netloc) or port is None or parts.path not in ("", "/")
             or parts.query or parts.fragment):
         raise r.fail(url_node, f"{field}.url", f"must be http://host:port without a path, got {url!r}")
-    health = "/healthz"
+    health = health_default
     if "health_path" in items:
         health = r.string(items["health_path"][1], f"{field}.health_path", _PREFIX, "an absolute path")
     return Upstream(name=name, url=f"http://{parts.netloc}", health_path=health)
@@ -258,6 +258,7 @@ _LIMITS = {
     "idle_timeout": (1, 3600, True),
     "max_connections_per_client": (0, 1000000, True),
 }
+_SETTINGS = {"route_headers", "diff_endpoint", "access_log", "health_path", "noise", "upstream_allowlist", *_LIMITS}
 
 _ROUTE_KEYS = {
     "prefix", "path", "pattern", "match", "methods", "mode", "service", "weight", "shadow", "fallback", "timeout",
@@ -281,7 +282,7 @@ def _route(r: _Reader, index: int, node: yaml.Node, upstreams: dict[str, Upstrea
         raise r.fail(prefix_node, f"{field}.{key}", "must be canonical (no '//', '.' or '..' segments)")
     wildcards = [seg for seg in segments if "*" in seg]
     if key == "pattern" and (not wildcards or any(seg != "*" for seg in wildcards)):
-        raise r.fail(prefix_node, f"{field}.pattern", "'*' stands for one whole segment, like /api/products/*/rating/")
+        raise r.fail(prefix_node, f"{field}.pattern", "'*' stands for one whole segment, like /api/items/*/notes/")
     match = {"prefix": "prefix", "path": "exact", "pattern": "pattern"}[key]
     if "match" in items:
         if key == "pattern":
@@ -348,8 +349,13 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
         if required not in top:
             raise r.fail(root, required, "required")
 
+    # settings.health_path: what every upstream answers health checks on unless it names its own
+    setting_items = r.mapping(top["settings"][1], "settings", _SETTINGS) if "settings" in top else {}
+    health_default = r.string(setting_items["health_path"][1], "settings.health_path", _PREFIX, "an absolute path") \
+        if "health_path" in setting_items else ProxySettings.health_path
     up_node = top["upstreams"][1]
-    upstreams = {name: _upstream(r, name, k, v) for name, (k, v) in r.mapping(up_node, "upstreams", set()).items()}
+    upstreams = {name: _upstream(r, name, k, v, health_default)
+                 for name, (k, v) in r.mapping(up_node, "upstreams", set()).items()}
     if not upstreams:
         raise r.fail(up_node, "upstreams", "at least one upstream (the monolith) is required")
     mono_node = top["monolith"][1]
@@ -401,8 +407,7 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
 
     settings = ProxySettings()
     if "settings" in top:
-        items = r.mapping(top["settings"][1], "settings",
-                          {"route_headers", "diff_endpoint", "access_log", "noise", "upstream_allowlist", *_LIMITS})
+        items = setting_items
         limits: dict = {}
         if "upstream_allowlist" in items:
             allow_node = items["upstream_allowlist"][1]
@@ -424,6 +429,7 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
                          "nginx reads the whole request line into one header buffer")
         settings = ProxySettings(
             **limits,
+            health_path=health_default,
             route_headers=r.boolean(items["route_headers"][1], "settings.route_headers")
             if "route_headers" in items else settings.route_headers,
             diff_endpoint=r.string(items["diff_endpoint"][1], "settings.diff_endpoint", _HOST_PORT, "host:port")

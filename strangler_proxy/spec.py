@@ -108,6 +108,7 @@ class ProxySettings:
     route_headers: bool = True  # add X-Strangler-Route / X-Strangler-Upstream to responses
     diff_endpoint: str = "127.0.0.1:8790"  # host:port where the nginx plane mirrors shadow traffic
     access_log: AccessLog = "buffered"  # the nginx plane's access log (see ACCESS_LOG_MODES)
+    health_path: str = "/healthz"  # upstreams' health check path unless one sets its own (route file settings)
     noise: NoiseSettings = field(default_factory=NoiseSettings)
     # Limits on what a client controls, the same on both planes (README: security): a request over one is refused
     # with JSON (413 body, 414 URL, 431 headers); a connection past a timeout is closed.

@@ -70,6 +70,16 @@ def test_full_route_is_typed():
     assert table.routes[0].weight == 10 and table.routes[0].shadow is None
 
 
+def test_health_path_setting_is_every_upstream_s_default():
+    assert parse().upstreams["monolith"].health_path == "/healthz"  # nothing set: the servicekit convention
+    table = parse(base=BASE + "settings:\n  health_path: /-/alive\n")
+    assert table.settings.health_path == "/-/alive"
+    assert table.upstreams["monolith"].health_path == "/-/alive"
+    assert table.upstreams["catalog"].health_path == "/ready"  # an upstream's own wins
+    with pytest.raises(RouteFileError, match="settings.health_path"):
+        parse(base=BASE + "settings:\n  health_path: alive\n")
+
+
 def test_access_log_setting():
     assert parse().settings.access_log == "buffered"
     for value in ("buffered", "unbuffered", "off", "'off'"):  # an unquoted off is YAML's false: read as written
