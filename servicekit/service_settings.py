@@ -43,8 +43,9 @@ def service_settings(
     schema_hooks: list[str] | None = None,
 ) -> dict[str, object]:
     """Settings for the service project `package` (any importable package holding its urls and wsgi modules):
-    environment-driven like the monolith's, with its own database. `schema_hooks`: drf-spectacular
-    preprocessing hooks (dotted paths), e.g. one that keeps internal endpoints out of the public schema."""
+    environment-driven like the monolith's, with its own database. `schema_hooks`: extra drf-spectacular
+    preprocessing hooks (dotted paths) run after `servicekit.openapi.public_api_only`, which keeps internal
+    endpoints out of the public schema."""
     if not package:
         raise env.ConfigError("service_settings(package=...) must name the service's package (pass __package__)")
     optional_import("drf_spectacular", extra="service", needed_for="servicekit.service_settings (OpenAPI schema)")
@@ -88,8 +89,14 @@ def service_settings(
         "STATIC_URL": "static/",
         "STATIC_ROOT": env.VAR_DIR / f"static-{project}",
         "REST_FRAMEWORK": {
-            "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+            "DEFAULT_SCHEMA_CLASS": "servicekit.openapi.AutoSchema",
+            "DEFAULT_PARSER_CLASSES": [
+                "servicekit.parsers.JSONParser",
+                "rest_framework.parsers.FormParser",
+                "rest_framework.parsers.MultiPartParser",
+            ],
             "EXCEPTION_HANDLER": "servicekit.errors.api_exception_handler",
+            "DEFAULT_METADATA_CLASS": "servicekit.metadata.ApiMetadata",
             "DEFAULT_AUTHENTICATION_CLASSES": authentication,
             "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
             "PAGE_SIZE": 20,
@@ -100,7 +107,7 @@ def service_settings(
             "VERSION": "1.0.0",
             "SERVE_INCLUDE_SCHEMA": False,
             "COMPONENT_SPLIT_REQUEST": True,
-            "PREPROCESSING_HOOKS": list(schema_hooks or []),
+            "PREPROCESSING_HOOKS": ["servicekit.openapi.public_api_only", *(schema_hooks or [])],
         },
         "CELERY_BROKER_URL": broker,
         "CELERY_BROKER_TRANSPORT_OPTIONS": env.broker_transport_options(broker),

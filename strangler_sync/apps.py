@@ -1,4 +1,5 @@
-"""App config: autodiscovers every installed app's ``sync_handlers`` module once the registry is ready."""
+"""App config: autodiscovers every installed app's ``sync_handlers`` module once the registry is ready, and
+registers the system checks (``strangler_sync.checks``)."""
 
 from django.apps import AppConfig
 
@@ -9,6 +10,6 @@ class StranglerSyncConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from strangler_sync import handlers, metrics  # noqa: F401 - registers the Prometheus collectors
+        from strangler_sync import checks, handlers, metrics  # noqa: F401 - registers the checks and collectors
 
         handlers.handlers_autodiscover()

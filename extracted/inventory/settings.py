@@ -24,7 +24,6 @@ globals().update(service_settings(
     ],
     api_title="Inventory service API",
     api_description="Stock levels and reservations, extracted from the monolith with the same contract.",
-    schema_hooks=["extracted.inventory.schema.public_api_only"],
 ))
 PROJECT_NAME = "inventory"
 
@@ -43,12 +42,6 @@ STRANGLER_SYNC = {
     "SUBSCRIPTIONS": ["product.*", "stock.*"],
     "SUBSCRIBERS": {"sync.monolith": ["stock.*"]},
     "RELAY_TRIGGER": os.environ.get("STRANGLER_SYNC_RELAY_TRIGGER", "celery"),
-    "AGGREGATES": {
-        # The same canonical FIELDS as the monolith's (monolith/settings.py), so verify compares equal rows.
-        "stock": {
-            "MODEL": "inventory_service.StockItem",
-            "ID_FIELD": "product_id",
-            "FIELDS": ["product_id", "quantity_on_hand", "quantity_reserved"],
-        },
-    },
+    # stock is held here; products are only followed (learn which exist)
+    "AGGREGATES": ["extracted.inventory.aggregates.STOCK", "extracted.events.PRODUCT"],
 }

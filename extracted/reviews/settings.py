@@ -22,7 +22,6 @@ globals().update(service_settings(
     ],
     api_title="Reviews service API",
     api_description="Reviews and ratings, extracted from the monolith with the same contract.",
-    schema_hooks=["extracted.reviews.schema.public_api_only"],
 ))
 PROJECT_NAME = "reviews"
 
@@ -42,12 +41,6 @@ STRANGLER_SYNC = {
     "SUBSCRIPTIONS": ["product.*", "review.*"],
     "SUBSCRIBERS": {"sync.monolith": ["review.*"]},
     "RELAY_TRIGGER": os.environ.get("STRANGLER_SYNC_RELAY_TRIGGER", "celery"),
-    "AGGREGATES": {
-        # The same canonical FIELDS as the monolith's; the payload adds username and timestamps.
-        "review": {
-            "MODEL": "reviews_service.Review",
-            "FIELDS": ["id", "product_id", "user_id", "rating", "title", "body"],
-            "SNAPSHOT": "extracted.reviews.ratings.services.review_payload",
-        },
-    },
+    # reviews are held here; products are only followed (learn which exist)
+    "AGGREGATES": ["extracted.reviews.aggregates.REVIEW", "extracted.events.PRODUCT"],
 }

@@ -20,6 +20,8 @@ upstreams:
   monolith: {monolith}
   catalog: {catalog}
 monolith: monolith
+settings:
+  upstream_allowlist: [no-such-host.invalid]  # allowed, so that nginx is the one refusing it
 routes:
   - prefix: /api/products/
     mode: {mode}
