@@ -94,12 +94,16 @@ def _mapping_code(mapping: dict, *, indent: str) -> str:
     return "{\n" + "".join(f"{indent}    {item},\n" for item in items) + indent + "}"
 
 
-def _strings_code(value) -> str:
+def _strings_code(value, *, indent: str = "    ") -> str:
+    """A list, tuple or dict of strings as code, one item a line when it does not fit on one."""
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in value.items()) + "}"
-    items = [json.dumps(item) for item in value]
-    return f"({items[0]},)" if isinstance(value, tuple) and len(items) == 1 else \
-        ("(" if isinstance(value, tuple) else "[") + ", ".join(items) + (")" if isinstance(value, tuple) else "]")
+        items, brackets = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in value.items()], "{}"
+    else:
+        items, brackets = [json.dumps(item) for item in value], "()" if isinstance(value, tuple) else "[]"
+    one_line = ", ".join(items) + ("," if brackets == "()" and len(items) == 1 else "")
+    if len(indent) + len(one_line) <= 100:
+        return brackets[0] + one_line + brackets[1]
+    return brackets[0] + "\n" + "".join(f"{indent}    {item},\n" for item in items) + indent + brackets[1]
 
 
 def declaration_code(*, const: str, aggregate: Aggregate) -> str:
