@@ -9,6 +9,8 @@ class StranglerSyncConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from strangler_sync import handlers, metrics  # noqa: F401 - registers the Prometheus collectors
+        # metrics registers the Prometheus collectors; sqlite_transport registers sqlite-queue:// with kombu
+        # (Celery reads the same broker URL)
+        from strangler_sync import handlers, metrics, sqlite_transport  # noqa: F401
 
         handlers.handlers_autodiscover()

@@ -27,6 +27,7 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
+from strangler_sync import sqlite_transport
 from strangler_sync.conf import sync_settings
 
 ATTEMPTS_HEADER = "x-sync-attempts"
@@ -113,7 +114,12 @@ def broker_connection(*, url: str | None = None, transport_options: dict | None 
     config = sync_settings()
     options = config.broker_transport_options if transport_options is None else transport_options
     url = url or config.broker_url
-    transport = AtomicFilesystemTransport if url.startswith("filesystem://") else None
+    if url.startswith(f"{sqlite_transport.SCHEME}://"):
+        transport = sqlite_transport.Transport
+    elif url.startswith("filesystem://"):
+        transport = AtomicFilesystemTransport
+    else:
+        transport = None
     return Connection(url, transport=transport, transport_options=dict(options))
 
 

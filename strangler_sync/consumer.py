@@ -24,9 +24,10 @@ full-state events make any delivery order give the in-order result, arrays or no
 Failures (malformed JSON, envelope or payload not matching the schema, unknown event type, handler
 error) are retried by re-publishing the message to this queue with ``x-sync-attempts`` + 1 and acking
 the original; after CONSUMER_MAX_ATTEMPTS it goes to ``<QUEUE>.dlq`` with the error in ``x-sync-error``
-and a DeadLetter row (admin). Delivery guarantees by transport: RabbitMQ redelivers unacked messages
-of a consumer that died; kombu's filesystem transport removes the file on receipt, so a consumer
-killed -9 between receipt and ack loses that message: ``sync_verify --repair`` finds and re-emits it.
+and a DeadLetter row (admin). Delivery guarantees by transport: RabbitMQ and the embedded default
+(``sqlite-queue://``, sqlite_transport) redeliver the unacked messages of a consumer that died; kombu's
+filesystem transport (``filesystem://``, still accepted) removes the file on receipt, so there a consumer
+killed -9 between receipt and ack loses that message until ``sync_verify --repair`` re-emits it.
 """
 
 from __future__ import annotations
@@ -392,7 +393,7 @@ class SyncConsumer(ConsumerMixin):
         self._pending_events = 0  # events in _pending (an array body carries many): the batch counts these
         self._first_pending_at = 0.0
         self._db_failures = 0
-        # kombu's virtual transports (filesystem) ignore basic.ack's multiple flag: ack one by one there
+        # kombu's virtual transports (sqlite-queue, filesystem) ignore basic.ack's multiple flag: ack one by one
         self._amqp = connection.transport.driver_type == "amqp"
 
     def get_consumers(self, Consumer, channel):
