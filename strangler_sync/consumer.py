@@ -199,6 +199,40 @@ def _applied_versions_lock(keys: list[tuple[str, str]]) -> dict[tuple[str, str],
         return {(row[0], row[1]): int(row[2]) for row in cursor.fetchall()}
 
 
+def first_copy_claim(*, aggregate_type: str, copied: dict[str, int | None]) -> set[str]:
+    """The version guard for a first copy (a dump import, any bulk load): which rows it may write.
+
+    `copied` maps aggregate id -> the version the copy was taken at (None when the copy carries none).
+    Run it in the loader's transaction: it locks those aggregates' version rows (the lock the consumer
+    takes, so no event is applied between this check and the loader's commit) and returns the ids no
+    event newer than the copy has been applied to: applied version 0 (nothing applied yet), or below the
+    copy's version. For those with a version, the applied version moves up to it, so events the copy
+    already contains are dropped as stale when they arrive. A row an event already brought here is never
+    overwritten by an older copy; when the copy's version is unknown, any applied event wins (the events
+    between it and the copy are still on their way: the follower ends on the newest state either way).
+    """
+    allowed: set[str] = set()
+    bumps: list[tuple[int, str]] = []
+    keys = sorted((aggregate_type, aggregate_id) for aggregate_id in copied)
+    for start in range(0, len(keys), 1000):  # bounded statement size; sorted chunks keep the lock order
+        current = _applied_versions_lock(keys[start:start + 1000])
+        for (_type, aggregate_id), applied in current.items():
+            version = copied[aggregate_id]
+            if applied == 0 or (version is not None and applied < version):
+                allowed.add(aggregate_id)
+                if version is not None:
+                    bumps.append((version, aggregate_id))
+    if bumps:
+        table = connection.ops.quote_name(AppliedVersion._meta.db_table)
+        now = AppliedVersion._meta.get_field("updated_at").get_db_prep_value(timezone.now(), connection)
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {table} SET version = %s, updated_at = %s WHERE aggregate_type = %s AND aggregate_id = %s",
+                [(version, now, aggregate_type, aggregate_id) for version, aggregate_id in bumps],
+            )
+    return allowed
+
+
 class InboxConflict(RuntimeError):
     """A message judged applicable is already in the inbox (an applied version older than its inbox row)."""
 
