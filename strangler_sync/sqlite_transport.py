@@ -302,14 +302,15 @@ class Channel(virtual.Channel):
                     "UPDATE messages SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
                     [(row, self.owner.token) for row in rows])
 
-    def _size(self, queue):
+    def _size(self, queue):  # every message not yet acked, leased or not
         with self._lock:
             return self.db.execute("SELECT count(*) FROM messages WHERE queue = ?", (queue,)).fetchone()[0]
 
     def _purge(self, queue):
         with self._lock:
-            return self.db.execute("DELETE FROM messages WHERE queue = ? AND lease_until IS NULL",
-                                   (queue,)).rowcount
+            # the ready ones: leased messages stay with their consumer (as on AMQP)
+            return self.db.execute("DELETE FROM messages WHERE queue = ? AND (lease_until IS NULL OR lease_until < ?)",
+                                   (queue, time.time())).rowcount
 
     def close(self):
         super().close()  # gives back the unacked leases (QoS.restore_unacked)

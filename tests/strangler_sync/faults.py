@@ -46,22 +46,25 @@ def fault_run(tmp_path: Path, *, broker_url: str, databases: PgDatabases | None,
         ]
         consumer = catalog.start("sync_consume")
         relay = monolith.start("sync_relay")
-        step = max(1, expected // (kills + 2))
-        kill_log = []
+        # small steps, so every kill lands while events still flow (the relay publishes about as fast as
+        # the writers commit, the consumer follows closely)
+        step = max(1, expected // (2 * kills + 3))
+        writing = lambda: any(p.poll() is None for p in writer_procs)  # noqa: E731
+        kill_log = []  # (process, inbox or published count at the kill, writers still running)
         for _ in range(kills):
             # the consumer, once it applied `step` more events since it started: it holds a prefetch of unacked ones
             floor = catalog.shell_json(INBOX_STATS)["inbox"]
             wait_for(lambda floor=floor: catalog.shell_json(INBOX_STATS)["inbox"] >= min(expected, floor + step),
                      timeout=300, interval=0.1, what="consumer progress")
             kill9(consumer)
-            kill_log.append(("consumer", catalog.shell_json(INBOX_STATS)["inbox"]))
+            kill_log.append(("consumer", catalog.shell_json(INBOX_STATS)["inbox"], writing()))
             consumer = catalog.start("sync_consume")
             # the relay, once it published `step` more (it may be mid-batch, confirmed by the broker but unmarked)
             floor = monolith.shell_json(OUTBOX_STATS)["published"]
             wait_for(lambda floor=floor: monolith.shell_json(OUTBOX_STATS)["published"] >= min(expected, floor + step),
                      timeout=300, interval=0.1, what="relay progress")
             kill9(relay)
-            kill_log.append(("relay", monolith.shell_json(OUTBOX_STATS)["published"]))
+            kill_log.append(("relay", monolith.shell_json(OUTBOX_STATS)["published"], writing()))
             relay = monolith.start("sync_relay")
         for process in writer_procs:
             process.wait(timeout=600)

@@ -205,3 +205,15 @@ def test_parallel_consumers_never_share_a_message(tmp_path):
     results = [json.loads(c.communicate(timeout=120)[0]) for c in consumers]
     everything = [n for got in results for n in got]
     assert sorted(everything) == list(range(600))  # each exactly once
+
+
+def test_purge_removes_the_ready_messages_and_leaves_the_leased_ones(tmp_path):
+    db = tmp_path / "broker.sqlite3"
+    queue = _queue("q", "product.*")
+    _declare(db, queue)
+    _publish(db, [{"n": n} for n in range(3)])
+    with _connection(db) as holder, holder.Consumer(queue, callbacks=[lambda b, m: None], prefetch_count=1):
+        holder.drain_events(timeout=2)  # holds n=0
+        with _connection(db) as other:
+            assert other.channel().queue_purge("q") == 2
+    assert _consume(db, queue) == [{"n": 0}]  # given back when the holder closed
