@@ -156,13 +156,15 @@ class Channel(virtual.Channel):
     database = None
     visibility_timeout = 120.0
     synchronous = "NORMAL"
-    reap_interval = 1.0  # seconds between looks for leases of dead owners (per channel, when idle)
+    reap_interval = 1.0  # seconds between looks for leases of dead owners (per channel)
+    claim_max = 100  # messages leased per claim at most (and never beyond the free prefetch slots)
 
     def __init__(self, connection, **kwargs):
         super().__init__(connection, **kwargs)
         self.path = Path(self.database) if self.database else default_database()
         self.db = _connect(self.path, synchronous=self.synchronous)
         self._rows: dict[str, int] = {}  # delivery tag -> message row id (this channel's leases)
+        self._claimed: dict[str, list] = {}  # queue -> leased rows not handed to kombu yet
         self._lock = threading.RLock()  # acks may come from another thread; publish routes under it
         self._reaped_at = 0.0
 
@@ -251,32 +253,43 @@ class Channel(virtual.Channel):
             self._put(queue, message)
 
     def _get(self, queue, timeout=None):
+        claimed = self._claimed.get(queue)
+        if not claimed:
+            claimed = self._claim(queue)
+        row_id, payload, deliveries = claimed.pop(0)
+        payload = loads(payload)
+        tag = uuid.uuid4().hex
+        payload["properties"]["delivery_tag"] = tag
+        if deliveries > 1:
+            payload["properties"].setdefault("delivery_info", {})["redelivered"] = True
+        self._rows[tag] = row_id
+        return payload
+
+    def _claim(self, queue: str) -> list:
+        """Lease up to the prefetch window's free slots of the oldest visible messages in one transaction
+        (one write per window, not per message); kept in `_claimed` until kombu asks for them."""
         now = time.time()
+        limit = max(1, min(self.qos.can_consume_max_estimate() or 1, self.claim_max))
         with self._lock:
             if now - self._reaped_at >= self.reap_interval:
                 self._reaped_at = now
                 self._reap(queue, now)
             owner = self.owner.acquire()
-            while True:
-                row = self.db.execute(
-                    "SELECT id FROM messages WHERE queue = ? AND (lease_until IS NULL OR lease_until < ?) "
-                    "ORDER BY id LIMIT 1", (queue, now)).fetchone()
-                if row is None:
-                    raise Empty()
-                # the guard repeats the visibility test: a consumer that took it first makes this a no-op
+            if self.db.execute("SELECT 1 FROM messages WHERE queue = ? AND (lease_until IS NULL OR lease_until < ?) "
+                               "LIMIT 1", (queue, now)).fetchone() is None:
+                raise Empty()  # a read: idle polling never takes the write lock
+            with _write(self.db):
+                # in one write transaction: nobody else can lease these rows between the SELECT and the UPDATE
                 claimed = self.db.execute(
                     "UPDATE messages SET lease_owner = ?, lease_until = ?, deliveries = deliveries + 1 "
-                    "WHERE id = ? AND (lease_until IS NULL OR lease_until < ?) RETURNING payload, deliveries",
-                    (owner, now + self.visibility_timeout, row[0], now)).fetchone()
-                if claimed is not None:
-                    break
-        payload = loads(claimed[0])
-        tag = uuid.uuid4().hex
-        payload["properties"]["delivery_tag"] = tag
-        if claimed[1] > 1:
-            payload["properties"].setdefault("delivery_info", {})["redelivered"] = True
-        self._rows[tag] = row[0]
-        return payload
+                    "WHERE id IN (SELECT id FROM messages WHERE queue = ? AND (lease_until IS NULL OR lease_until < ?) "
+                    "ORDER BY id LIMIT ?) RETURNING id, payload, deliveries",
+                    (owner, now + self.visibility_timeout, queue, now, limit)).fetchall()
+        if not claimed:
+            raise Empty()
+        claimed.sort()
+        self._claimed[queue] = claimed
+        return claimed
 
     def _reap(self, queue: str, now: float) -> None:
         """Give back the leases on `queue` whose owner's process is gone (before they expire)."""
@@ -295,7 +308,14 @@ class Channel(virtual.Channel):
                 self.db.execute("DELETE FROM messages WHERE id = ?", (row,))
 
     def row_release(self, delivery_tags) -> None:
-        rows = [r for r in (self._rows.pop(tag, None) for tag in delivery_tags) if r is not None]
+        self._leases_release([r for r in (self._rows.pop(tag, None) for tag in delivery_tags) if r is not None])
+
+    def _claimed_release(self, queue: str | None = None) -> None:
+        """Give back what was leased but never handed to kombu (closing, or no longer consuming `queue`)."""
+        queues = list(self._claimed) if queue is None else [queue]
+        self._leases_release([row[0] for name in queues for row in self._claimed.pop(name, [])])
+
+    def _leases_release(self, rows: list[int]) -> None:
         if rows:
             with self._lock, _write(self.db):
                 self.db.executemany(
@@ -312,7 +332,15 @@ class Channel(virtual.Channel):
             return self.db.execute("DELETE FROM messages WHERE queue = ? AND (lease_until IS NULL OR lease_until < ?)",
                                    (queue, time.time())).rowcount
 
+    def basic_cancel(self, consumer_tag):
+        queue = self._tag_to_queue.get(consumer_tag)
+        super().basic_cancel(consumer_tag)
+        if queue is not None and queue not in self._active_queues:
+            self._claimed_release(queue)
+
     def close(self):
+        if not self.closed and self.connection is not None:
+            self._claimed_release()
         super().close()  # gives back the unacked leases (QoS.restore_unacked)
         with contextlib.suppress(sqlite3.Error):
             self.db.close()
