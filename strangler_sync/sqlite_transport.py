@@ -152,7 +152,7 @@ class Channel(virtual.Channel):
     QoS = QoS
     supports_fanout = True
     from_transport_options = (*virtual.Channel.from_transport_options, "database", "visibility_timeout",
-                              "synchronous", "reap_interval")
+                              "synchronous", "reap_interval", "claim_max")
     database = None
     visibility_timeout = 120.0
     synchronous = "NORMAL"
