@@ -15,8 +15,8 @@ RUN apt-get update \
 WORKDIR /app
 # Dependencies first, so code edits reuse this layer.
 COPY pyproject.toml README.md ./
-RUN mkdir -p servicekit monolith extracted strangler_proxy strangler_sync migrations_plan \
-    && pip install . && pip uninstall -y strangler-fig
+RUN mkdir -p servicekit strangler_proxy strangler_sync migrations_plan \
+    && pip install ".[example]" && pip uninstall -y strangler-fig
 COPY . .
 RUN pip install --no-deps -e . \
     && useradd --system --uid 10001 --home-dir /app app \
@@ -25,6 +25,9 @@ RUN pip install --no-deps -e . \
 
 # Named volume `strangler-state`: ownership file, nginx runtime dir, Celery beat schedules.
 ENV STRANGLER_VAR_DIR=/var/lib/strangler
+# The toolkit is installed; the storefront example (monolith, extracted, deploy) is not in its wheel and is
+# imported from here.
+ENV PYTHONPATH=/app
 USER app
 EXPOSE 8000 8001 8002 8003 8080 8790
 CMD ["gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind", "0.0.0.0:8000", "deploy.monolith_wsgi:application"]

@@ -18,6 +18,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 VENV_PY = VENV / "bin" / "python"
+# The wheel holds only the toolkit; the storefront example (monolith, extracted, demo, deploy) is imported from
+# the repository root, which this file in the venv's site-packages puts on sys.path of every .venv process.
+EXAMPLE_PTH = "strangler-example.pth"
 
 # Each Django project is its own pytest session (Django settings are process-wide).
 # (name, settings module, test paths, pytest args)
@@ -49,6 +52,10 @@ def bootstrap() -> None:
         subprocess.run([str(VENV_PY), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
         subprocess.run([str(VENV_PY), "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev]"], check=True)
         stamp.write_text(stamp_value)
+    if not any(VENV.glob(f"lib/python3*/site-packages/{EXAMPLE_PTH}")):
+        purelib = subprocess.run([str(VENV_PY), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                 check=True, capture_output=True, text=True).stdout.strip()
+        (Path(purelib) / EXAMPLE_PTH).write_text(f"{ROOT}\n")
 
 
 def reexec_in_venv() -> None:

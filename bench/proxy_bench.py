@@ -7,7 +7,10 @@ Rows: direct; a bare hand-written nginx proxy_pass; hand-written nginx doing the
 request ids, forwarded headers, fallback, access log); the nginx config rendered from that route table; mitmdump
 with a no-op addon; mitmdump with the strangler addon (monolith route: forwarded by mitmproxy itself); the addon on a
 service route (sent by the addon's own client, which is what enforces timeouts and fallback); the addon with
-shadowing (every request also replayed to the shadow and, for noise learning, to the monolith again).
+shadowing (every request also replayed to the shadow and, for noise learning, to the monolith again). With
+`--base-addon DIR/strangler_proxy/addon.py` (another checkout, e.g. `git archive main | tar -x -C DIR`), that addon
+runs as rows mitm-base and mitm-base-service too, and the CPU per request of this checkout's addon is compared
+with it in the same rounds (target: at most 3 % more).
 
 The machine is shared and noisy, so every setup is started once and measured in interleaved rounds
 (A B C D, A B C D, ...); the table shows medians over the rounds, and each ratio is computed within a round
@@ -483,18 +486,21 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
         setups.append(Setup("mitm-noop", "mitmdump reverse mode with a no-op addon", port, "mitm",
                             lambda pid=pid: [pid]))
     addon = ROOT / "strangler_proxy" / "addon.py"
-    for name, mode, what, expect in (
-        ("mitm-addon", "monolith", "strangler addon, monolith route (forwarded by mitmproxy)", "monolith"),
-        ("mitm-addon-service", "service", "strangler addon, service route (the addon's own client)", "catalog"),
-        ("mitm-addon-shadow", "shadow", "strangler addon, shadow route: + shadow and noise calls", "monolith"),
+    base = Path(args.base_addon).resolve() if args.base_addon else None
+    for name, mode, what, expect, script in (
+        ("mitm-addon", "monolith", "strangler addon, monolith route (forwarded by mitmproxy)", "monolith", addon),
+        ("mitm-addon-service", "service", "strangler addon, service route (the addon's own client)", "catalog", addon),
+        ("mitm-addon-shadow", "shadow", "strangler addon, shadow route: + shadow and noise calls", "monolith", addon),
+        ("mitm-base", "monolith", f"--base-addon {base}, monolith route", "monolith", base),
+        ("mitm-base-service", "service", f"--base-addon {base}, service route", "catalog", base),
     ):
-        if not wanted(name):
+        if not wanted(name) or script is None:
             continue
         admin_port = free_port()
         options = {"strangler_routes": str(route_file(workdir, upstream_port, mode, name)),
                    "strangler_admin_port": str(admin_port), "strangler_diffs": str(workdir / f"{name}.jsonl"),
                    "strangler_reload_interval": "0.25"}
-        port, stopper, pid = start_mitmdump(workdir, upstream_port, addon, options)
+        port, stopper, pid = start_mitmdump(workdir, upstream_port, script, options)
         stoppers.append(stopper)
         setups.append(Setup(name, what, port, "mitm", lambda pid=pid: [pid], expect_upstream=expect,
                             admin_port=admin_port if mode == "shadow" else None))
@@ -609,6 +615,11 @@ def ratios(setups: list[Setup]) -> list[dict]:
          _paired(g("mitm-addon"), g("mitm-noop"), False, cpu), None, None, "x"),
         ("addon / no-op addon CPU per request (service route)",
          _paired(g("mitm-addon-service"), g("mitm-noop"), False, cpu), None, None, "x"),
+        # --base-addon: the same addon from another checkout (a change's CPU cost, measured side by side).
+        ("addon / base addon CPU per request (monolith route)",
+         _paired(g("mitm-addon"), g("mitm-base"), False, cpu), "<=", 1.03, "x"),
+        ("addon / base addon CPU per request (service route)",
+         _paired(g("mitm-addon-service"), g("mitm-base-service"), False, cpu), "<=", 1.03, "x"),
         ("shadowing: primary p99 delta, saturating (ms)",
          _paired(g("mitm-addon-shadow"), g("mitm-addon"), False, lambda x, y: x.p99_ms - y.p99_ms), None, None, "ms"),
     ]
@@ -681,6 +692,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mitm-rate", type=float, default=200, help="paced req/s for mitmproxy rows")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--only", default="", help="comma-separated row names")
+    parser.add_argument("--base-addon", default="", metavar="ADDON_PY",
+                        help="also run this addon.py (e.g. main's, from `git archive main | tar -x -C DIR`) as rows "
+                             "mitm-base and mitm-base-service, compared with this checkout's addon")
     parser.add_argument("--python-load", action="store_true", help="use the bundled load generator even with wrk")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)

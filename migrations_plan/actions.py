@@ -13,8 +13,7 @@ from pathlib import Path
 
 from migrations_plan.errors import ActionFailed, PlanConflict
 from migrations_plan.routefile import route_file_apply
-from migrations_plan.spec import Action, CommandAction, OwnershipChange, RouteEdit, Step
-from servicekit.env import REPO_ROOT
+from migrations_plan.spec import Action, CommandAction, OwnershipChange, Plan, RouteEdit, Step
 from strangler_proxy.loader import DEFAULT_ROUTE_FILE
 
 
@@ -26,38 +25,59 @@ def routes_writable(path: Path) -> Path:
     return path
 
 
-def _django_ready() -> None:
-    """Ownership goes through strangler_sync's own service, which reads the Django settings (ownership file)."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "monolith.settings")
-    import django
+def django_settings_setup(*, settings: str, workdir: Path | None) -> None:
+    """Set Django up in this process with `settings` (importable from `workdir`, put first on sys.path).
+
+    ActionFailed when it cannot load, or when Django is already set up with other settings.
+    """
     from django.apps import apps
 
-    if not apps.ready:
+    current = os.environ.get("DJANGO_SETTINGS_MODULE")
+    if apps.ready:
+        if current != settings:
+            raise ActionFailed(f"Django is already set up with {current}, not {settings}")
+        return
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings
+    if workdir is not None and str(workdir) not in sys.path:
+        sys.path.insert(0, str(workdir))
+    import django
+
+    try:
         django.setup()
+    except Exception as exc:  # an unimportable or broken settings module: nothing is applied
+        raise ActionFailed(f"cannot load the settings {settings}: {type(exc).__name__}: {exc}") from exc
 
 
-def _ownership_set(owners: dict[str, str]) -> None:
-    _django_ready()
+def _django_ready(plan: Plan) -> None:
+    """Ownership goes through strangler_sync's own service, under the settings the plan names (its ownership file)."""
+    if plan.settings is None:
+        raise ActionFailed(f"plan {plan.name} names no `settings`: cannot change ownership")
+    django_settings_setup(settings=plan.settings, workdir=plan.workdir)
+
+
+def _ownership_set(plan: Plan, owners: dict[str, str]) -> None:
+    _django_ready(plan)
     from strangler_sync.ownership import ownership_set
 
     for aggregate, owner in owners.items():
         ownership_set(aggregate_type=aggregate, owner=owner)
 
 
-def _ownership_get(aggregates: list[str]) -> dict[str, str]:
-    _django_ready()
+def _ownership_get(plan: Plan, aggregates: list[str]) -> dict[str, str]:
+    _django_ready(plan)
     from strangler_sync.ownership import ownership_owner_get
 
     return {aggregate: ownership_owner_get(aggregate_type=aggregate) for aggregate in aggregates}
 
 
-def _run(argv: list[str], timeout: float) -> None:
+def _run(plan: Plan, argv: list[str], timeout: float) -> None:
     argv = [sys.executable if part == "{python}" else part for part in argv]
     shown = " ".join(argv)
     # Each manage.py picks its own settings module; an inherited one (ours, for ownership) would override it.
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
     try:
-        done = subprocess.run(argv, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(argv, cwd=plan.workdir or plan.source.resolve().parent, env=env, capture_output=True,
+                              text=True, timeout=timeout)
     except FileNotFoundError:
         raise ActionFailed(f"{shown}: command not found") from None
     except subprocess.TimeoutExpired:
@@ -67,38 +87,38 @@ def _run(argv: list[str], timeout: float) -> None:
         raise ActionFailed(f"{shown}: exit {done.returncode}: {last[:300]}")
 
 
-def action_apply(*, action: Action, routes: Path) -> dict:
+def action_apply(*, plan: Plan, action: Action, routes: Path) -> dict:
     if isinstance(action, RouteEdit):
         after = dict(action.changes)
         before = route_file_apply(path=routes_writable(routes), prefix=action.prefix, changes=after)
         return {"type": "route", "prefix": action.prefix, "before": before, "after": after}
     if isinstance(action, OwnershipChange):
         after = dict(action.owners)
-        before = _ownership_get(list(after))
-        _ownership_set(after)
+        before = _ownership_get(plan, list(after))
+        _ownership_set(plan, after)
         return {"type": "ownership", "before": before, "after": after}
     assert isinstance(action, CommandAction)
-    _run(list(action.argv), action.timeout)
+    _run(plan, list(action.argv), action.timeout)
     return {"type": "run", "argv": list(action.argv), "undo": list(action.undo) if action.undo else None,
             "timeout": action.timeout}
 
 
-def change_undo(*, change: dict, routes: Path) -> None:
+def change_undo(*, plan: Plan, change: dict, routes: Path) -> None:
     if change["type"] == "route":
         route_file_apply(path=routes_writable(routes), prefix=change["prefix"], changes=change["before"])
     elif change["type"] == "ownership":
-        _ownership_set(change["before"])
+        _ownership_set(plan, change["before"])
     elif change["undo"]:
-        _run(change["undo"], change.get("timeout", 600.0))
+        _run(plan, change["undo"], change.get("timeout", 600.0))
 
 
-def change_redo(*, change: dict, routes: Path) -> None:
+def change_redo(*, plan: Plan, change: dict, routes: Path) -> None:
     if change["type"] == "route":
         route_file_apply(path=routes_writable(routes), prefix=change["prefix"], changes=change["after"])
     elif change["type"] == "ownership":
-        _ownership_set(change["after"])
+        _ownership_set(plan, change["after"])
     else:
-        _run(change["argv"], change.get("timeout", 600.0))
+        _run(plan, change["argv"], change.get("timeout", 600.0))
 
 
 def change_describe(change: dict, *, undone: bool = False) -> str:
@@ -115,14 +135,14 @@ def change_describe(change: dict, *, undone: bool = False) -> str:
     return "ran " + " ".join(change["argv"])
 
 
-def step_apply(*, step: Step, routes: Path) -> list[dict]:
+def step_apply(*, plan: Plan, step: Step, routes: Path) -> list[dict]:
     """Apply every action in order; on a failure undo the ones already applied (reverse order), then raise."""
     changes: list[dict] = []
     for index, action in enumerate(step.actions, start=1):
         try:
-            changes.append(action_apply(action=action, routes=routes))
+            changes.append(action_apply(plan=plan, action=action, routes=routes))
         except ActionFailed as exc:
-            undo_errors = _undo_all(changes, routes)
+            undo_errors = _undo_all(plan, changes, routes)
             undone = f"undid the {len(changes)} earlier action(s)" if changes else "nothing was applied"
             if undo_errors:
                 undone = f"undoing the earlier actions failed too: {'; '.join(undo_errors)}"
@@ -131,25 +151,25 @@ def step_apply(*, step: Step, routes: Path) -> list[dict]:
     return changes
 
 
-def _undo_all(changes: list[dict], routes: Path) -> list[str]:
+def _undo_all(plan: Plan, changes: list[dict], routes: Path) -> list[str]:
     errors = []
     for change in reversed(changes):
         try:
-            change_undo(change=change, routes=routes)
+            change_undo(plan=plan, change=change, routes=routes)
         except ActionFailed as exc:
             errors.append(str(exc))
     return errors
 
 
-def step_undo(*, name: str, changes: list[dict], routes: Path) -> None:
+def step_undo(*, plan: Plan, name: str, changes: list[dict], routes: Path) -> None:
     """Undo a step's changes in reverse order; if one fails, redo the ones already undone, then raise."""
     undone: list[dict] = []
     for change in reversed(changes):
         try:
-            change_undo(change=change, routes=routes)
+            change_undo(plan=plan, change=change, routes=routes)
         except ActionFailed as exc:
             for again in reversed(undone):
-                change_redo(change=again, routes=routes)
+                change_redo(plan=plan, change=again, routes=routes)
             raise ActionFailed(f"rolling back {name}: undoing '{change_describe(change)}' failed: {exc}; "
                                f"the step stays applied") from exc
         undone.append(change)

@@ -1,4 +1,5 @@
-"""`strangler-plan` / `python -m migrations_plan`: status, advance, rollback, freeze, unfreeze, watch, check, history.
+"""`strangler-plan` / `python -m migrations_plan`: status, advance, rollback, freeze, unfreeze, watch, check, history,
+scaffold.
 
 A leading `plan` word is accepted too (`strangler-plan plan advance catalog`). Errors are one line on stderr
 with a non-zero exit: 2 for bad input (plan file, arguments), 1 when the plan cannot move (gates, frozen,
@@ -12,15 +13,10 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
 from migrations_plan.errors import PlanError
 from migrations_plan.loader import load_plan, plan_names
-from strangler_proxy.loader import ROUTES_ENV, route_file_path
-
-
-def _routes(args: argparse.Namespace) -> Path:
-    return route_file_path(args.routes)
+from strangler_proxy.loader import ROUTES_ENV
 
 
 def _actor(args: argparse.Namespace) -> str:
@@ -37,7 +33,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     statuses, failures = [], []
     for name in args.plans or plan_names():
         try:
-            statuses.append(plan_status(plan=load_plan(name, routes=args.routes), routes=_routes(args)))
+            plan = load_plan(name, routes=args.routes)
+            statuses.append(plan_status(plan=plan, routes=plan.route_file))
         except PlanError as exc:
             if args.plans:  # asked for by name: its error is the answer
                 raise
@@ -77,8 +74,8 @@ def _gate_line(gate: dict) -> str:
 def cmd_advance(args: argparse.Namespace) -> int:
     from migrations_plan.services import plan_advance_when_ready
 
-    done = plan_advance_when_ready(plan=load_plan(args.plan, routes=args.routes), routes=_routes(args),
-                                   actor=_actor(args), wait_seconds=args.wait)
+    plan = load_plan(args.plan, routes=args.routes)
+    done = plan_advance_when_ready(plan=plan, routes=plan.route_file, actor=_actor(args), wait_seconds=args.wait)
     print(f"{done['plan']}: applied step {done['position']} ({done['step']})")
     for gate in done["gates"]:
         print("  " + _gate_line(gate))
@@ -90,8 +87,9 @@ def cmd_advance(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     from migrations_plan.services import plan_rollback
 
-    done = plan_rollback(plan=load_plan(args.plan, routes=args.routes), routes=_routes(args), actor=_actor(args),
-                         reason=args.reason or "", allow_irreversible=args.allow_irreversible)
+    plan = load_plan(args.plan, routes=args.routes)
+    done = plan_rollback(plan=plan, routes=plan.route_file, actor=_actor(args), reason=args.reason or "",
+                         allow_irreversible=args.allow_irreversible)
     print(f"{done['plan']}: rolled back {done['step']}, now at step {done['position']}")
     for change in done["changes"]:
         print(f"  {change}")
@@ -117,9 +115,9 @@ def cmd_unfreeze(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from migrations_plan.services import plan_watch
 
-    done = plan_watch(plan=load_plan(args.plan, routes=args.routes), routes=_routes(args), actor=_actor(args),
-                      interval=args.interval, max_seconds=args.max_seconds,
-                      report=lambda line: print(line, flush=True))
+    plan = load_plan(args.plan, routes=args.routes)
+    done = plan_watch(plan=plan, routes=plan.route_file, actor=_actor(args), interval=args.interval,
+                      max_seconds=args.max_seconds, report=lambda line: print(line, flush=True))
     if done["outcome"] == "held":
         print(f"{done['plan']}: {done['reason']}")
         return 0
@@ -146,11 +144,28 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scaffold(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from migrations_plan.scaffold import scaffold_parse, scaffold_write
+
+    scaffold = scaffold_parse(service=args.service, path=args.path, aggregate=args.aggregate, settings=args.settings,
+                              project_dir=Path(args.project_dir).resolve(), out=Path(args.out).resolve(),
+                              routes=Path(args.routes).resolve() if args.routes else None,
+                              service_url=args.service_url.rstrip("/"), monolith_url=args.monolith_url.rstrip("/"))
+    for path in scaffold_write(scaffold=scaffold):
+        print(f"wrote {path}")
+    print(f"next: cd {scaffold.out / scaffold.service} && python manage.py check && python manage.py migrate; "
+          f"then strangler-plan check {scaffold.out / 'plans' / (scaffold.service + '.yaml')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strangler-plan", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--routes", metavar="FILE", default=None,
-                        help=f"route file the proxy reads (default: ${ROUTES_ENV}, else strangler_proxy/routes.yaml)")
+                        help=f"route file the proxy reads (default: ${ROUTES_ENV}, else the plan's route_file, "
+                             "else strangler_proxy/routes.yaml)")
     common.add_argument("--actor", default=None, help="who is acting (default: $USER), written to the history")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -197,6 +212,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_history)
+    p = sub.add_parser("scaffold", parents=[common],
+                       help="write a route entry, a plan and a service project for one path and aggregate")
+    p.add_argument("--service", required=True, help="the new service's name (upstream, project, plan)")
+    p.add_argument("--path", required=True, metavar="PREFIX", help="the monolith's path prefix it takes over")
+    p.add_argument("--aggregate", required=True, metavar="NAME=APP_LABEL.MODEL",
+                   help="the aggregate it syncs and the monolith's model behind it (e.g. review=reviews.Review)")
+    p.add_argument("--settings", required=True, metavar="MODULE", help="the monolith's Django settings module")
+    p.add_argument("--project-dir", default=".", metavar="DIR",
+                   help="the monolith's folder (manage.py; its settings import from here; default .)")
+    p.add_argument("--out", default=".", metavar="DIR",
+                   help="where <service>/ and plans/<service>.yaml go (default .); --routes FILE gets the route "
+                        "entry, else DIR/routes.yaml is written")
+    p.add_argument("--service-url", default="http://127.0.0.1:8002", metavar="URL")
+    p.add_argument("--monolith-url", default="http://127.0.0.1:8000", metavar="URL", help="for a new route file")
+    p.set_defaults(func=cmd_scaffold)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Gate evaluation: each gate's value now, read from the proxy's and the sync app's own metrics.
+"""Gate evaluation: each gate's value now, read over HTTP from the proxy's metrics and each project's endpoints.
 
 A gate is ``pass``, ``fail`` (a limit is exceeded), ``waiting`` (a minimum is not reached yet) or
 ``unknown`` (no data: the source did not answer, or there was no traffic to measure). Only ``pass``
@@ -16,14 +16,21 @@ from dataclasses import asdict, dataclass, field
 
 import requests
 
+from migrations_plan.coverage import (
+    coverage_missing,
+    recorded_endpoints,
+    schema_endpoints,
+    schema_fetch,
+    table_after_step,
+)
 from migrations_plan.metrics import (
     MetricsUnavailable,
     Samples,
     histogram_quantile,
     metrics_fetch,
-    sync_metrics_fetch,
 )
-from migrations_plan.spec import Gate, Plan
+from migrations_plan.relay_state import relay_state_fetch, sync_base_url
+from migrations_plan.spec import Gate, Plan, Step
 from strangler_proxy.spec import RouteTable
 from strangler_sync.verify import VerifyError, verify_aggregate
 
@@ -58,8 +65,9 @@ class Observation:
     entered_at: float  # when the current step began (epoch seconds)
     baseline: Samples = field(default_factory=lambda: Samples(rows=()))
     now: float = field(default_factory=time.time)
+    pending: Step | None = None  # the step these gates guard, not applied yet (its route edits are not in table)
     _proxy: Samples | MetricsUnavailable | None = None
-    _sync: dict[str, Samples | MetricsUnavailable] = field(default_factory=dict)
+    _sync: dict[str, dict | MetricsUnavailable] = field(default_factory=dict)
 
     def proxy(self) -> Samples:
         if self._proxy is None:
@@ -71,10 +79,11 @@ class Observation:
             raise self._proxy
         return self._proxy
 
-    def sync(self, project: str) -> Samples:
+    def sync(self, project: str) -> dict:
+        """The project's relay state (its /sync/relay/ answer), fetched once per evaluation."""
         if project not in self._sync:
             try:
-                self._sync[project] = sync_metrics_fetch(settings_module=project)
+                self._sync[project] = relay_state_fetch(base_url=sync_base_url(project=project, table=self.table))
             except MetricsUnavailable as exc:
                 self._sync[project] = exc
         found = self._sync[project]
@@ -180,16 +189,15 @@ def _p99(o: Observation, gate: Gate) -> GateResult:
 def _relay(o: Observation, gate: Gate) -> GateResult:
     if not o.plan.sync_projects:
         return _judge(gate, None, "the plan names no sync_projects")
-    name = "strangler_sync_outbox_oldest_pending_age_seconds" if gate.kind == "max_relay_lag_seconds" \
-        else "strangler_sync_outbox_backlog"
+    key = "oldest_pending_age_seconds" if gate.kind == "max_relay_lag_seconds" else "backlog"
     values, parts = [], []
     for project in o.plan.sync_projects:
         try:
-            value = o.sync(project).total(name)
+            value = float(o.sync(project)[key])
         except MetricsUnavailable as exc:
             return _judge(gate, None, str(exc))
         values.append(value)
-        parts.append(f"{project.rsplit('.', 1)[0].split('.')[-1]} {value:g}")  # extracted.catalog.settings: catalog
+        parts.append(f"{project} {value:g}")
     value = max(values) if gate.kind == "max_relay_lag_seconds" else sum(values)
     return _judge(gate, value, ", ".join(parts))
 
@@ -207,6 +215,28 @@ def _verify(o: Observation, gate: Gate) -> GateResult:
         parts.append(f"{aggregate}: {result.source_count}/{result.follower_count} rows, "
                      f"{result.differences} difference(s)")
     return _judge(gate, total, "; ".join(parts))
+
+
+def _coverage(o: Observation, gate: Gate) -> GateResult:
+    table = table_after_step(o.table, o.pending)
+    monolith_url, service_url = table.upstreams[table.monolith].url, table.upstreams[o.plan.service].url
+    try:
+        monolith = schema_endpoints(schema_fetch(url=monolith_url + gate.schema_path))
+        implemented = schema_endpoints(schema_fetch(url=service_url + gate.schema_path))
+    except MetricsUnavailable as exc:
+        return _judge(gate, None, f"OpenAPI schema unavailable: {exc}")
+    if gate.recording is not None:
+        try:
+            monolith += recorded_endpoints(path=gate.recording, monolith=table.monolith)
+        except OSError as exc:
+            return _judge(gate, None, f"recording {gate.recording}: {exc.strerror or exc}")
+    missing, sent = coverage_missing(table=table, service=o.plan.service, monolith=monolith,
+                                     implemented=implemented)
+    if missing:
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        shown = ", ".join(str(e) for e in missing[:10]) + more
+        return _judge(gate, len(missing), f"{o.plan.service} lacks {shown}")
+    return _judge(gate, 0, f"{o.plan.service} implements all {sent} path+method pairs of the monolith it is sent")
 
 
 def _soak(o: Observation, gate: Gate) -> GateResult:
@@ -236,6 +266,7 @@ EVALUATORS = {
     "verify": _verify,
     "min_soak_seconds": _soak,
     "healthy": _healthy,
+    "coverage": _coverage,
 }
 
 

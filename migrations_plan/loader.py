@@ -15,8 +15,18 @@ from typing import Any
 import yaml
 
 from migrations_plan.errors import PlanFileError, PlanNotFound
-from migrations_plan.spec import GATE_KINDS, ROUTE_KEYS, CommandAction, Gate, OwnershipChange, Plan, RouteEdit, Step
-from strangler_proxy.loader import RouteFileError, load_route_file
+from migrations_plan.spec import (
+    DEFAULT_SCHEMA_PATH,
+    GATE_KINDS,
+    ROUTE_KEYS,
+    CommandAction,
+    Gate,
+    OwnershipChange,
+    Plan,
+    RouteEdit,
+    Step,
+)
+from strangler_proxy.loader import ROUTES_ENV, RouteFileError, load_route_file
 from strangler_proxy.spec import RouteTable
 
 PLANS_DIR = Path(__file__).resolve().parent / "plans"
@@ -26,6 +36,7 @@ STEP_KINDS = ("deploy", "backfill", "verify", "shadow", "canary", "cutover", "fl
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _AGGREGATE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def plans_dir() -> Path:
@@ -53,7 +64,7 @@ def load_plan(name_or_path: str, *, routes: str | os.PathLike | None = None) -> 
     except OSError as exc:
         raise PlanNotFound(f"{path}: {exc.strerror or exc}") from exc
     try:
-        table = load_route_file(routes)
+        table = load_route_file(routes or os.environ.get(ROUTES_ENV) or _named_route_file(text, path))
     except RouteFileError as exc:
         raise PlanFileError(str(path), 0, "routes", f"the route file is invalid: {exc}") from exc
     plan = parse_plan_text(text, source=path, table=table)
@@ -63,6 +74,16 @@ def load_plan(name_or_path: str, *, routes: str | os.PathLike | None = None) -> 
     plan_route_edits_check(plan=plan, routes_text=Path(table.source).read_text(encoding="utf-8"),
                            routes_source=table.source, start=state.position if state else 0)
     return plan
+
+
+def _named_route_file(text: str, path: Path) -> Path | None:
+    """The plan's own `route_file` (relative to the plan file), read before the full parse needs the table."""
+    try:
+        data = yaml.safe_load(_interpolate(text, str(path)))
+    except (yaml.YAMLError, PlanFileError):
+        return None  # the full parse reports it with its line
+    named = data.get("route_file") if isinstance(data, dict) else None
+    return path.resolve().parent / named if isinstance(named, str) and named else None
 
 
 def plan_route_edits_check(*, plan: Plan, routes_text: str, routes_source: str, start: int = 0) -> None:
@@ -241,6 +262,16 @@ def _gates(r: _Reader, node: yaml.Node, field: str, table: RouteTable) -> tuple[
             if not upstreams:
                 raise r.fail(value_node, sub, "must name at least one upstream")
             gates.append(Gate(kind=kind, threshold=0, upstreams=upstreams, line=line))
+        elif kind == "coverage":
+            options = r.mapping(value_node, sub, {"schema_path", "recording"})
+            schema_path = r.string(options["schema_path"][1], f"{sub}.schema_path") if "schema_path" in options \
+                else DEFAULT_SCHEMA_PATH
+            if not schema_path.startswith("/"):
+                raise r.fail(options["schema_path"][1], f"{sub}.schema_path", "must be a path starting with '/'")
+            recording = None
+            if "recording" in options:  # relative to the plan file, like workdir
+                recording = Path(r.source).resolve().parent / r.string(options["recording"][1], f"{sub}.recording")
+            gates.append(Gate(kind=kind, threshold=0, schema_path=schema_path, recording=recording, line=line))
         elif kind in ("max_diff_rate", "max_error_rate_increase"):
             gates.append(Gate(kind=kind, threshold=float(r.number(value_node, sub, 0, 1)), line=line))
         elif kind in ("min_shadow_sample", "max_relay_backlog"):
@@ -267,7 +298,10 @@ def parse_plan_text(text: str, *, source: Path | str, table: RouteTable) -> Plan
         raise PlanFileError(source_name, mark.line + 1 if mark else 1, "file", f"not valid YAML: {problem}") from exc
     if root is None:
         raise PlanFileError(source_name, 1, "file", "empty plan file")
-    top = r.mapping(root, "", {"plan", "description", "service", "routes", "proxy_metrics", "sync_projects", "steps"})
+    top = r.mapping(root, "", {"plan", "description", "service", "routes", "proxy_metrics", "sync_projects",
+                               "workdir", "settings", "route_file", "steps"})
+    if "route_file" in top:
+        r.string(top["route_file"][1], "route_file")  # used by load_plan (--routes and $STRANGLER_ROUTES win)
     for required in ("plan", "service", "routes", "proxy_metrics", "steps"):
         if required not in top:
             raise r.fail(root, required, "required")
@@ -284,6 +318,16 @@ def parse_plan_text(text: str, *, source: Path | str, table: RouteTable) -> Plan
     if not proxy_metrics.startswith(("http://", "https://")):
         raise r.fail(top["proxy_metrics"][1], "proxy_metrics", "must be an http:// URL of the proxy's /metrics")
     sync_projects = r.strings(top["sync_projects"][1], "sync_projects") if "sync_projects" in top else ()
+    for i, project in enumerate(sync_projects):
+        if project not in table.upstreams and not project.startswith(("http://", "https://")):
+            raise r.fail(top["sync_projects"][1].value[i], f"sync_projects[{i}]",
+                         f"{project!r} is neither an upstream of {table.source} nor an http:// base URL "
+                         f"(the relay gates read <base URL>/sync/relay/)")
+    base = Path(source_name).resolve().parent
+    workdir = base / r.string(top["workdir"][1], "workdir") if "workdir" in top else base
+    if not workdir.is_dir():
+        raise r.fail(top["workdir"][1], "workdir", f"{workdir} is not a directory")
+    settings = r.string(top["settings"][1], "settings", _MODULE) if "settings" in top else None
 
     steps_node = top["steps"][1]
     if not isinstance(steps_node, yaml.SequenceNode) or not steps_node.value:
@@ -320,7 +364,12 @@ def parse_plan_text(text: str, *, source: Path | str, table: RouteTable) -> Plan
         description_text = r.string(items["description"][1], f"{field}.description") if "description" in items else ""
         if not actions and not gates:
             raise r.fail(node, field, "a step needs actions or gates")
+        if settings is None and any(isinstance(a, OwnershipChange) for a in actions):
+            raise r.fail(items["actions"][1], f"{field}.actions",
+                         "an ownership action needs the plan's `settings` (the Django settings module of the "
+                         "project whose ownership file it changes)")
         steps.append(Step(name=step_name, description=f"[{kind}] {description_text}".strip(), actions=actions,
                           gates=gates, watch=watch, line=node.start_mark.line + 1))
     return Plan(name=name, description=description, service=service, routes=routes, proxy_metrics=proxy_metrics,
-                sync_projects=sync_projects, steps=tuple(steps), source=Path(source_name))
+                sync_projects=sync_projects, steps=tuple(steps), source=Path(source_name),
+                workdir=workdir.resolve(), settings=settings, route_file=Path(table.source))

@@ -1,4 +1,4 @@
-"""Read Prometheus text (the proxy admin's /metrics, a sync project's gauges) into plain samples.
+"""Read Prometheus text (the proxy admin's /metrics, a project's /metrics) into plain samples.
 
 A ``Samples`` is a list of (name, labels, value); helpers sum or select by labels. Counters are cumulative
 since the process started, so gates work on the difference from a baseline taken when the step began.
@@ -6,15 +6,10 @@ since the process started, so gates work on the difference from a baseline taken
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-
-from servicekit.env import REPO_ROOT
 
 Sample = tuple[str, dict[str, str], float]
 
@@ -64,25 +59,6 @@ def metrics_fetch(*, url: str, timeout: float = 5.0) -> Samples:
     if response.status_code != 200:
         raise MetricsUnavailable(f"{url} answered {response.status_code}")
     return Samples.parse(response.text)
-
-
-def sync_metrics_fetch(*, settings_module: str, timeout: float = 60.0) -> Samples:
-    """The data plane's outbox gauges of one Django project, computed from its database right now.
-
-    The relay process keeps them only in its own memory, so they are computed in a short-lived process of
-    that project (same environment: DATABASE_URL etc.) by strangler_sync's own ``relay_gauges_update``.
-    """
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    try:
-        done = subprocess.run([sys.executable, "-m", "migrations_plan.sync_probe"], env=env, cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise MetricsUnavailable(f"{settings_module}: sync gauges took over {timeout:g}s") from exc
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise MetricsUnavailable(f"{settings_module}: {last}")
-    return Samples.parse(done.stdout)
 
 
 def histogram_quantile(buckets: list[tuple[float, float]], quantile: float) -> float | None:

@@ -133,3 +133,30 @@ def route_file_apply(*, path: Path, prefix: str, changes: dict[str, Any]) -> dic
     del table
     write_atomically(path, new_text)
     return before
+
+
+def route_entry_add(text: str, *, source: str, upstream: str, upstream_text: str, entry: str) -> str:
+    """The text with one more upstream (`upstream: <upstream_text>`) and one more route (`entry`, rendered by the
+    caller with {dash} and {indent} placeholders) after the last of each, in the file's own indentation."""
+    root = yaml.compose(text)
+    top = {key.value: value for key, value in root.value} if isinstance(root, yaml.MappingNode) else {}
+    upstreams, routes = top.get("upstreams"), top.get("routes")
+    if not isinstance(upstreams, yaml.MappingNode) or not upstreams.value or upstreams.flow_style:
+        raise ActionFailed(f"{source}: upstreams is not a block mapping: add the upstream {upstream} by hand")
+    if not isinstance(routes, yaml.SequenceNode) or not routes.value or routes.flow_style:
+        raise ActionFailed(f"{source}: routes is not a block list: add the route by hand")
+    if any(key.value == upstream for key, _ in upstreams.value):
+        raise ActionFailed(f"{source}: upstream {upstream!r} exists already")
+    last_key, last_value = upstreams.value[-1]
+    upstream_at = _entry_end(text, last_value)
+    upstream_line = f"{' ' * last_key.start_mark.column}{upstream}: {upstream_text}\n"
+    last_route = routes.value[-1]
+    column = last_route.start_mark.column
+    route_at = _entry_end(text, last_route)
+    route_text = entry.format(dash=" " * max(0, column - 2), indent=" " * column)
+    for at, insert in sorted([(upstream_at, upstream_line), (route_at, route_text)], reverse=True):
+        if at == len(text) and not text.endswith("\n"):
+            text += "\n"
+            at = len(text)
+        text = text[:at] + insert + text[at:]
+    return text

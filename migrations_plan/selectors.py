@@ -25,9 +25,9 @@ def plan_current_step(*, plan: Plan, state: PlanState) -> Step | None:
     return plan.steps[state.position - 1] if state.position else None
 
 
-def plan_observation(*, plan: Plan, state: PlanState, routes: Path) -> Observation:
+def plan_observation(*, plan: Plan, state: PlanState, routes: Path, pending: Step | None = None) -> Observation:
     return Observation(plan=plan, table=load_route_file(routes), entered_at=state.entered_at,
-                       baseline=Samples.from_json(state.baseline))
+                       baseline=Samples.from_json(state.baseline), pending=pending)
 
 
 def plan_gates_next(*, plan: Plan, state: PlanState, routes: Path) -> list[GateResult]:
@@ -35,7 +35,8 @@ def plan_gates_next(*, plan: Plan, state: PlanState, routes: Path) -> list[GateR
     step = plan_next_step(plan=plan, state=state)
     if step is None:
         return []
-    return gates_evaluate(gates=step.gates, observation=plan_observation(plan=plan, state=state, routes=routes))
+    return gates_evaluate(gates=step.gates, observation=plan_observation(plan=plan, state=state, routes=routes,
+                                                                         pending=step))
 
 
 def plan_gates_watch(*, plan: Plan, state: PlanState, routes: Path) -> list[GateResult]:

@@ -65,7 +65,7 @@ def plan_advance(*, plan: Plan, routes: Path, actor: str, record_refusal: bool =
                                reason=reason, gates=gates)
             raise GatesBlocked(f"{plan.name}: step {step.name} not applied: {reason}")
         try:
-            changes = step_apply(step=step, routes=routes)
+            changes = step_apply(plan=plan, step=step, routes=routes)
         except ActionFailed as exc:
             history_append(plan=plan.name, actor=actor, action="advance", result="failed", step=step.name,
                            reason=str(exc), gates=gates)
@@ -107,7 +107,7 @@ def _rollback_locked(*, plan: Plan, state: PlanState, routes: Path, actor: str, 
             f"step {applied.step} is not reversible by rollback ({what}: writes may already have happened there); "
             f"freeze the plan ('freeze {plan.name} --reason ...'), or flip back deliberately with "
             f"--allow-irreversible once the relays are drained")
-    step_undo(name=applied.step, changes=applied.changes, routes=routes)
+    step_undo(plan=plan, name=applied.step, changes=applied.changes, routes=routes)
     state.applied.pop()
     if state.applied:
         # the previous step is current again: its window starts now

@@ -22,7 +22,11 @@ GATE_KINDS: dict[str, str] = {
     "verify": "max",  # differences between monolith and service for these aggregates; must be 0
     "min_soak_seconds": "min",  # time since the current step began
     "healthy": "max",  # upstreams whose health path does not answer 200; must be 0
+    # path + method pairs the monolith serves (OpenAPI schema, recorded traffic) that the route file, as this
+    # step leaves it, sends to the plan's service and the service's schema lacks; must be 0
+    "coverage": "max",
 }
+DEFAULT_SCHEMA_PATH = "/api/schema/"
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,7 @@ class OwnershipChange:
 
 @dataclass(frozen=True)
 class CommandAction:
-    """Run a command (argv, `{python}` = this interpreter) from the repository root; exit 0 or the step fails.
+    """Run a command (argv, `{python}` = this interpreter) in the plan's workdir; exit 0 or the step fails.
 
     Commands are meant to be idempotent (backfill, verify, migrate): rolling back runs `undo` when given,
     and otherwise has nothing to undo.
@@ -87,6 +91,8 @@ class Gate:
     threshold: float  # for verify and healthy: 0
     aggregates: tuple[str, ...] = ()  # verify
     upstreams: tuple[str, ...] = ()  # healthy
+    schema_path: str = DEFAULT_SCHEMA_PATH  # coverage: where both projects serve their OpenAPI schema
+    recording: Path | None = None  # coverage: a proxy recording of the monolith's traffic (optional)
     line: int = 0
 
     @property
@@ -115,9 +121,16 @@ class Plan:
     service: str  # the upstream the plan moves traffic to
     routes: tuple[str, ...]  # route prefixes whose metrics feed the gates
     proxy_metrics: str  # URL of the proxy admin's Prometheus text
-    sync_projects: tuple[str, ...]  # Django settings modules whose outbox feeds the relay gates
+    # Projects whose relay feeds the relay gates: upstream names of the route file, or base URLs. Each is read
+    # over HTTP at <base URL>/sync/relay/ (strangler_sync's own endpoint), never by importing the project.
+    sync_projects: tuple[str, ...]
     steps: tuple[Step, ...]
     source: Path = field(default_factory=Path)
+    workdir: Path | None = None  # where `run` commands run (plan key `workdir`, relative to the plan file)
+    settings: str | None = None  # Django settings module whose ownership file `ownership` actions change
+    # the route file the plan was checked against and edits: --routes, else $STRANGLER_ROUTES, else the plan's
+    # `route_file` (relative to the plan file), else the packaged one
+    route_file: Path | None = None
 
     def step(self, name: str) -> Step:
         for step in self.steps:

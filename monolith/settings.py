@@ -46,6 +46,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "strangler_sync.middleware.NotOwnerMiddleware",  # 409 JSON when a plain view writes on the non-owner
 ]
 
 ROOT_URLCONF = "monolith.urls"
@@ -92,8 +93,14 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "servicekit.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": [
+        "servicekit.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "servicekit.errors.api_exception_handler",
+    "DEFAULT_METADATA_CLASS": "servicekit.metadata.ApiMetadata",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",
@@ -107,6 +114,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["servicekit.openapi.public_api_only"],
 }
 
 CELERY_BROKER_URL = env.broker_url()
@@ -129,28 +137,9 @@ STRANGLER_SYNC = {
         "sync.reviews": ["product.*", "review.*"],
     },
     "RELAY_TRIGGER": os.environ.get("STRANGLER_SYNC_RELAY_TRIGGER", "celery"),
-    "AGGREGATES": {
-        "product": {
-            "MODEL": "catalog.Product",
-            "FIELDS": ["id", "sku", "slug", "name", "description", "price", "currency", "is_active",
-                       "category_id", "images", "created_at", "updated_at"],
-        },
-        "category": {
-            "MODEL": "catalog.Category",
-            "FIELDS": ["id", "name", "slug", "parent_id", "description", "created_at", "updated_at"],
-        },
-        "stock": {
-            "MODEL": "inventory.StockItem",
-            "ID_FIELD": "product_id",
-            "FIELDS": ["product_id", "quantity_on_hand", "quantity_reserved"],
-        },
-        "review": {
-            "MODEL": "reviews.Review",
-            "FIELDS": ["id", "product_id", "user_id", "rating", "title", "body"],
-            # payload = FIELDS + username and timestamps, which the reviews service shows (monolith/reviews/sync.py)
-            "SNAPSHOT": "monolith.reviews.sync.review_payload",
-        },
-    },
+    # what the monolith emits and follows: its declarations of the storefront's aggregates
+    "AGGREGATES": ["monolith.events.PRODUCT", "monolith.events.CATEGORY", "monolith.events.STOCK",
+                   "monolith.events.REVIEW"],
 }
 CELERY_BEAT_SCHEDULE = {
     "strangler-sync-sweep": {"task": "strangler_sync.relay_sweep", "schedule": 5.0},

@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
 
+from servicekit.optional import missing_extra
+
+# The folder holding servicekit: the repository in a source checkout, site-packages once the wheel is installed.
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_root(settings_module: str | None = None) -> Path:
+    """The folder of the Django project in use: where its settings' top-level package lives (by Django's layout
+    also where manage.py is), found without importing the settings; the working directory when no settings
+    module is set or it lives in site-packages (an installed project)."""
+    name = settings_module or os.environ.get("DJANGO_SETTINGS_MODULE")
+    if name:
+        try:
+            spec = importlib.util.find_spec(name.split(".")[0])
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None and spec.origin and spec.has_location:
+            origin = Path(spec.origin).resolve()
+            root = origin.parent.parent if spec.submodule_search_locations else origin.parent
+            if "site-packages" not in root.parts and "dist-packages" not in root.parts:
+                return root
+    return Path.cwd()
+
+
+def var_dir() -> Path:
+    """$STRANGLER_VAR_DIR, else `var/` in the project's folder (project_root)."""
+    explicit = os.environ.get("STRANGLER_VAR_DIR")
+    return Path(explicit) if explicit else project_root() / "var"
+
+
 # Everything the embedded default writes (SQLite files, broker folders, recordings) lives here.
-VAR_DIR = Path(os.environ.get("STRANGLER_VAR_DIR", REPO_ROOT / "var"))
+VAR_DIR = var_dir()
 
 
 class ConfigError(RuntimeError):
@@ -60,6 +90,10 @@ def database(*, var_name: str, sqlite_name: str) -> dict:
         config = dj_database_url.parse(url, conn_max_age=0)
     except Exception as exc:  # dj_database_url raises several types on junk input
         raise ConfigError(f"{var_name}={url!r} is not a database URL: {exc}") from exc
+    if config["ENGINE"] == "django.db.backends.postgresql" and not any(
+        importlib.util.find_spec(driver) for driver in ("psycopg", "psycopg2")
+    ):
+        raise missing_extra(package="psycopg", extra="postgres", needed_for=f"{var_name} (PostgreSQL)")
     if config["ENGINE"] == "django.db.backends.sqlite3":
         config["OPTIONS"] = {
             "timeout": 30,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -50,6 +51,18 @@ def error_body(code: str, message: str, details: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    details = serializers.DictField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error answer: a machine-readable code, a message for people, details (e.g. per field)."""
+
+    error = ErrorDetailSerializer()
+
+
 _DRF_CODES = {
     exceptions.ParseError: "malformed_request",
     exceptions.ValidationError: "invalid",
@@ -71,6 +84,10 @@ def api_exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(error_body("invalid", "Invalid input.", details), status=400)
+    if isinstance(exc, OverflowError | DataError):
+        # A number too large for its column got past the edge's checks (servicekit.ids bounds ids): SQLite
+        # raises OverflowError, PostgreSQL a DataError ("bigint out of range"). The input is at fault, not us.
+        return Response(error_body("invalid", "A value is out of range."), status=400)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

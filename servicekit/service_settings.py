@@ -1,8 +1,9 @@
 """The Django settings every extracted service shares; each service's settings.py adds only what is its own.
 
-A service's settings module starts with
+A service's settings module (``<package>/settings.py``, next to its ``urls.py`` and ``wsgi.py``) starts with
 
-    globals().update(service_settings(project="catalog", database_var_name="CATALOG_DATABASE_URL", ...))
+    globals().update(service_settings(package=__package__, project="catalog",
+                                      database_var_name="CATALOG_DATABASE_URL", ...))
 
 and then defines its own namespaced settings (API tokens, STRANGLER_SYNC). Its database comes from the variable
 it names (`<PROJECT>_DATABASE_URL`, spelled out so a search for the variable finds where it is read); when that
@@ -17,6 +18,7 @@ import os
 
 from servicekit import env
 from servicekit.logging import logging_config
+from servicekit.optional import optional_import
 
 
 def service_database(*, project: str, var_name: str) -> dict:
@@ -31,15 +33,22 @@ def service_database(*, project: str, var_name: str) -> dict:
 
 def service_settings(
     *,
+    package: str,
     project: str,
     database_var_name: str,
     apps: list[str],
     authentication: list[str],
     api_title: str,
     api_description: str,
+    schema_hooks: list[str] | None = None,
 ) -> dict[str, object]:
-    """Settings for `extracted.<project>`: environment-driven like the monolith's, with its own database."""
-    package = f"extracted.{project}"
+    """Settings for the service project `package` (any importable package holding its urls and wsgi modules):
+    environment-driven like the monolith's, with its own database. `schema_hooks`: extra drf-spectacular
+    preprocessing hooks (dotted paths) run after `servicekit.openapi.public_api_only`, which keeps internal
+    endpoints out of the public schema."""
+    if not package:
+        raise env.ConfigError("service_settings(package=...) must name the service's package (pass __package__)")
+    optional_import("drf_spectacular", extra="service", needed_for="servicekit.service_settings (OpenAPI schema)")
     debug = env.env_bool("DEBUG", default=True)
     broker = env.broker_url()
     return {
@@ -80,8 +89,14 @@ def service_settings(
         "STATIC_URL": "static/",
         "STATIC_ROOT": env.VAR_DIR / f"static-{project}",
         "REST_FRAMEWORK": {
-            "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+            "DEFAULT_SCHEMA_CLASS": "servicekit.openapi.AutoSchema",
+            "DEFAULT_PARSER_CLASSES": [
+                "servicekit.parsers.JSONParser",
+                "rest_framework.parsers.FormParser",
+                "rest_framework.parsers.MultiPartParser",
+            ],
             "EXCEPTION_HANDLER": "servicekit.errors.api_exception_handler",
+            "DEFAULT_METADATA_CLASS": "servicekit.metadata.ApiMetadata",
             "DEFAULT_AUTHENTICATION_CLASSES": authentication,
             "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
             "PAGE_SIZE": 20,
@@ -92,7 +107,7 @@ def service_settings(
             "VERSION": "1.0.0",
             "SERVE_INCLUDE_SCHEMA": False,
             "COMPONENT_SPLIT_REQUEST": True,
-            "PREPROCESSING_HOOKS": [f"{package}.schema.public_api_only"],
+            "PREPROCESSING_HOOKS": ["servicekit.openapi.public_api_only", *(schema_hooks or [])],
         },
         "CELERY_BROKER_URL": broker,
         "CELERY_BROKER_TRANSPORT_OPTIONS": env.broker_transport_options(broker),
@@ -100,7 +115,7 @@ def service_settings(
         "CELERY_TASK_DEFAULT_QUEUE": project,
         "CELERY_RESULT_BACKEND": None,
         "CELERY_TASK_ALWAYS_EAGER": env.env_bool("CELERY_TASK_ALWAYS_EAGER", default=False),
-        # Once the service owns an aggregate its worker (`celery -A extracted.<project> worker -B`) relays the
+        # Once the service owns an aggregate its worker (`celery -A <package> worker -B`) relays the
         # outbox: each commit triggers the relay task, the sweep publishes anything a lost trigger left behind.
         "CELERY_BEAT_SCHEDULE": {
             "strangler-sync-sweep": {"task": "strangler_sync.relay_sweep", "schedule": 5.0},

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -37,14 +38,18 @@ if __package__ != "strangler_proxy":  # loaded by `mitmdump -s strangler_proxy/a
 from servicekit.request_id import clean_request_id
 from strangler_proxy.breaker import BreakerBoard, BreakerState
 from strangler_proxy.diffing import HttpResponseData
-from strangler_proxy.fetch import HOP_BY_HOP, AsyncUpstreamClient, UpstreamClient, UpstreamError
+from strangler_proxy.fetch import HOP_BY_HOP, AsyncUpstreamClient, UnsendableRequest, UpstreamClient, UpstreamError
+from strangler_proxy.limits import ConnectionGuard, head_refusal
 from strangler_proxy.loader import RouteFileError, load_route_file, parse_route_text, route_file_path
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
 from strangler_proxy.murmur import split_bucket
+from strangler_proxy.noise import noise_file_for, noise_registry_for
 from strangler_proxy.recording import Recorder, exchange_record
 from strangler_proxy.routing import Decision, PathRejected, RequestInfo, decide
 from strangler_proxy.shadow import SHADOW_HEADER, DiffStore, IdleGate, ShadowJob, ShadowRunner
 from strangler_proxy.spec import (
+    CONNECTION_TOKENS,
+    HOST_PATTERN,
     MIRROR_PRIMARY_HEADER,
     MIRROR_ROUTE_HEADER,
     MIRROR_SHADOW_HEADER,
@@ -74,6 +79,9 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
 
 
 _REASONS = {421: "Misdirected Request"}  # missing from mitmproxy's status table
+
+
+_HOST_SYNTAX = re.compile(HOST_PATTERN, re.IGNORECASE)
 
 
 def _hostname(host_header: str) -> str:
@@ -184,6 +192,7 @@ class StranglerAddon:
         self.admin: AdminServer | None = None
         self.watcher: RouteFileWatcher | None = None
         self.allowed_hosts: frozenset[str] = frozenset()
+        self.connections = ConnectionGuard()
         self._route_path: Path | None = None
 
     # -- options -----------------------------------------------------------------------------------------
@@ -248,6 +257,8 @@ class StranglerAddon:
                 store=self.store, client=self.client, max_workers=opts.strangler_shadow_workers,
                 on_compared=self._shadow_compared, on_error=self._shadow_failed,
             )
+        if {"strangler_routes", "strangler_diffs"} & updated:
+            self._configure_noise()
         if {"strangler_admin_port", "strangler_admin_host"} & updated:
             if self.admin is not None:
                 self.admin.stop()
@@ -281,6 +292,15 @@ class StranglerAddon:
             self.shadows.shutdown(wait=False)
         if self.recorder is not None:
             self.recorder.close()
+        self.store.noise.flush()
+
+    def _configure_noise(self) -> None:
+        """Learned noise lives in the route file's noise file, else beside the diffs sample (loaded here)."""
+        if self.table is None:
+            return
+        settings = self.table.settings.noise
+        path = noise_file_for(settings=settings, route_file=self.table.source, samples_path=self.store.samples_path)
+        self.store.noise = noise_registry_for(settings=settings, path=path, current=self.store.noise)
 
     def _install(self, table: RouteTable) -> None:
         # One attribute assignment: flows that already started keep the table they captured.
@@ -298,6 +318,7 @@ class StranglerAddon:
 
     def _reloaded(self, table: RouteTable) -> None:
         self._install(table)
+        self._configure_noise()
         self.metrics.route_table_reloads.labels(result="ok").inc()
         logger.warning("strangler: route file reloaded: %d routes (digest %s)", len(table.routes), table.digest[:12])
 
@@ -307,7 +328,60 @@ class StranglerAddon:
 
     # -- hooks -------------------------------------------------------------------------------------------
 
+    def client_connected(self, client) -> None:
+        try:
+            refused = self.connections.connected(client, self.table.settings)
+        except Exception as exc:  # fail closed: drop the connection
+            refused = f"connection guard failed: {exc!r}"
+            self.metrics.hook_errors.labels(hook="client_connected", error=exc.__class__.__name__).inc()
+        if refused:
+            self.metrics.rejections.labels(reason="too_many_connections").inc()
+            client.error = refused  # mitmproxy closes the connection
+
+    def client_disconnected(self, client) -> None:
+        self.connections.disconnected(client)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """Refuse a head over a limit before its body is routed; start the body timeout."""
+        try:
+            settings = self.table.settings
+            request = flow.request
+            self.connections.head_received(flow.client_conn, settings)
+            refusal = head_refusal(settings, target=request.data.path, fields=request.headers.fields)
+            if refusal is not None:
+                status, code, message = refusal
+                self.metrics.rejections.labels(reason=code).inc()
+                flow.response = error_response(status, code, message)
+                flow.response.headers["Connection"] = "close"
+        except Exception as exc:
+            self._hook_failed(flow, "requestheaders", exc)
+
     async def request(self, flow: http.HTTPFlow) -> None:
+        try:
+            self.connections.request_received(flow.client_conn)
+            if flow.response is not None:  # refused when its head arrived
+                return
+            await self._route(flow)
+        except Exception as exc:  # fail closed: mitmproxy would forward a flow left without a response
+            self._hook_failed(flow, "request", exc)
+
+    def _hook_failed(self, flow: http.HTTPFlow, hook: str, exc: Exception) -> None:
+        """Answer the flow ourselves after an exception in ``hook``: 400 for bytes we cannot carry, else 500."""
+        client_fault = isinstance(exc, UnicodeError | UnsendableRequest)  # bytes we cannot carry
+        self.metrics.hook_errors.labels(hook=hook, error=exc.__class__.__name__).inc()
+        if not client_fault:
+            logger.exception("strangler: %s hook failed on %s; answered 500, nothing forwarded", hook,
+                             flow.request.data.path[:200])
+        if client_fault:
+            flow.response = error_response(400, "bad_request", f"Request refused: {str(exc)[:200]}")
+        else:
+            flow.response = error_response(500, "proxy_error", "The proxy failed on this request; it was not sent.")
+        state: FlowState | None = flow.metadata.get(METADATA_KEY)
+        if state is not None:
+            state.upstream = PROXY_UPSTREAM
+            state.error = f"{hook}_hook:{exc.__class__.__name__}"
+
+    async def _route(self, flow: http.HTTPFlow) -> None:
         table = self.table
         assert table is not None, "configure() loads the route table before any request"
         # Headers are read and rewritten as raw fields in a few passes: every Headers lookup or assignment scans
@@ -344,12 +418,20 @@ class StranglerAddon:
             return
         state.decision = decision
         client_host = (_folded_value(fields, b"host") if http1 else request.host_header) or ""
-        forwarded_for = ", ".join(v for v in (headers.get("x-forwarded-for"), info.client_addr) if v)
-        fields = request.headers.fields = _rewritten(fields, drop=_dropped_names(table.override.header), set_to=(
+        # Clients are untrusted: their X-Forwarded-* are replaced, never appended to (as on the nginx plane).
+        forwarded_for = info.client_addr
+        # Re-frame: Transfer-Encoding went with the hop-by-hop headers and a Connection header may have named
+        # Content-Length, while the body is already read and decoded; without a length of its own the upstream
+        # would read the body as the next request (smuggling).
+        body_length = len(request.raw_content or b"")
+        framed = body_length or request.data.method not in _BODYLESS_METHODS
+        dropped = _dropped_names(table.override.header, bool(framed))
+        fields = request.headers.fields = _rewritten(fields, drop=dropped, set_to=(
             (REQUEST_ID_HEADER, request_id),
             ("X-Forwarded-For", forwarded_for),
             ("X-Forwarded-Host", client_host),
             ("X-Forwarded-Proto", "https" if flow.client_conn.tls else "http"),
+            *((("Content-Length", str(body_length)),) if framed else ()),
         ))
         if decision.shadow is not None:  # what the shadow copy carries (it asks for an unencoded body)
             state.forwarded_headers = tuple(
@@ -446,13 +528,25 @@ class StranglerAddon:
             return 400, "absolute_form_refused", "Absolute-form request targets are not served; send a path."
         if "*" not in self.allowed_hosts:
             host = host or request.authority or ""
-            if _hostname(host) not in self.allowed_hosts:
+            if not _HOST_SYNTAX.fullmatch(host) or _hostname(host) not in self.allowed_hosts:
                 return 421, "unknown_host", f"This proxy does not serve host {host[:100]!r}."
+        connection = _folded_value(request.headers.fields, b"connection")
+        if connection and not CONNECTION_TOKENS.issuperset(
+                token.strip().lower() for token in connection.split(",") if token.strip()):
+            return 400, "connection_header_refused", "The Connection header may only name hop-by-hop headers."
         if len(request.raw_content or b"") > table.settings.max_body_bytes:
             return 413, "body_too_large", f"Request body exceeds {table.settings.max_body_bytes} bytes."
         return None
 
     def response(self, flow: http.HTTPFlow) -> None:
+        try:
+            self.connections.answered(flow.client_conn, self.table.settings)
+            self._answered(flow)
+        except Exception as exc:  # a half-rewritten answer is not passed on either
+            self.in_flight.leave(flow)
+            self._hook_failed(flow, "response", exc)
+
+    def _answered(self, flow: http.HTTPFlow) -> None:
         state: FlowState | None = flow.metadata.get(METADATA_KEY)
         if state is None or flow.response is None:
             return
@@ -480,6 +574,7 @@ class StranglerAddon:
         self._record(flow, state, elapsed)
 
     def error(self, flow: http.HTTPFlow) -> None:
+        self.connections.answered(flow.client_conn, self.table.settings)
         state: FlowState | None = flow.metadata.get(METADATA_KEY)
         if state is None:
             return
@@ -623,11 +718,15 @@ def _without_hop_by_hop(fields) -> tuple:
     return tuple(field for field in fields if field[0].lower() not in doomed)
 
 
+_BODYLESS_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"DELETE"})  # framed only when they carry a body
+
+
 @functools.lru_cache(maxsize=64)
-def _dropped_names(override_header: str) -> frozenset[bytes]:
+def _dropped_names(override_header: str, framed: bool = False) -> frozenset[bytes]:
     # The override header, signed or not, never reaches an upstream; only the proxy may say a request is a
-    # shadow or mirror copy.
-    return frozenset(_raw(name.lower()) for name in (override_header, *INTERNAL_HEADERS))
+    # shadow or mirror copy. Content-Length is set anew when the request is framed, dropped when it is not.
+    names = (override_header, *INTERNAL_HEADERS) + (() if framed else ("Content-Length",))
+    return frozenset(_raw(name.lower()) for name in names)
 
 
 @functools.lru_cache(maxsize=256)

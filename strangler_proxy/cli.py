@@ -12,8 +12,9 @@ import os
 import sys
 from pathlib import Path
 
+from servicekit.optional import MissingExtra
 from strangler_proxy.loader import ROUTES_ENV, RouteFileError, load_route_file
-from strangler_proxy.override import override_token
+from strangler_proxy.override import MAX_LIFETIME_HOURS, METHOD_CLASSES, override_token
 from strangler_proxy.routing import PathRejected, RequestInfo, decide, parse_cookie_header
 from strangler_proxy.spec import RouteTable
 
@@ -193,7 +194,12 @@ def cmd_token(args: argparse.Namespace) -> int:
     if args.upstream not in table.upstreams:
         print(f"error: unknown upstream {args.upstream!r} (one of {', '.join(table.upstreams)})", file=sys.stderr)
         return 2
-    print(f"{table.override.header}: {override_token(secret, args.upstream)}")
+    try:
+        token = override_token(secret, args.upstream, methods=args.methods, ttl=args.ttl)
+    except ValueError as exc:
+        print(f"error: --ttl: {exc}", file=sys.stderr)
+        return 2
+    print(f"{table.override.header}: {token}")
     return 0
 
 
@@ -209,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("explain", help="print the routing decision for one request")
     p.add_argument("method")
-    p.add_argument("path", help="request target as sent, e.g. '/api/products/?page=2'")
+    p.add_argument("path", help="request target as sent, e.g. '/api/items/?page=2'")
     p.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
     p.add_argument("--cookie", action="append", default=[], metavar="name=value")
     p.add_argument("--client", default="127.0.0.1", metavar="IP", help="client address (sticky key of last resort)")
@@ -241,8 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime-dir", default=None, metavar="DIR")
     p.set_defaults(func=cmd_nginx_stop)
 
-    p = sub.add_parser("token", help="print the signed override header for an upstream")
+    p = sub.add_parser("token", help="print a signed, expiring override header for an upstream")
     p.add_argument("upstream")
+    p.add_argument("--methods", choices=METHOD_CLASSES, default="safe",
+                   help="safe: GET, HEAD and OPTIONS only (default); any: every method")
+    p.add_argument("--ttl", type=float, default=3600, metavar="SECONDS",
+                   help=f"lifetime, rounded up to the next whole hour (UTC), at most {MAX_LIFETIME_HOURS} h "
+                        "(default 3600)")
     _routes_arg(p)
     p.set_defaults(func=cmd_token)
 
@@ -265,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except RouteFileError as exc:
         print(str(exc), file=sys.stderr)
+        return 2
+    except MissingExtra as exc:
+        print(f"strangler-proxy: {exc}", file=sys.stderr)
         return 2
 
 

@@ -24,6 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from strangler_proxy.fetch import HOP_BY_HOP
 from strangler_proxy.loader import RouteFileError, load_route_file, route_file_path
 from strangler_proxy.metrics import ProxyMetrics
+from strangler_proxy.noise import noise_file_for, noise_registry_for
 from strangler_proxy.shadow import SAFE_METHODS, DiffStore, ShadowJob, ShadowRunner
 from strangler_proxy.spec import (
     MIRROR_PRIMARY_HEADER,
@@ -45,6 +46,9 @@ class DiffEndpoint:
                  workers: int = 4):
         self.table = table
         self.store = store or DiffStore()
+        noise_path = noise_file_for(settings=table.settings.noise, route_file=table.source,
+                                    samples_path=self.store.samples_path)
+        self.store.noise = noise_registry_for(settings=table.settings.noise, path=noise_path, current=self.store.noise)
         self.metrics = ProxyMetrics()
         self.runner = ShadowRunner(store=self.store, max_workers=workers, on_compared=self._compared,
                                    on_error=self._failed)
@@ -157,6 +161,7 @@ class DiffEndpoint:
         self._server.shutdown()
         self._server.server_close()
         self.runner.shutdown(wait=False)
+        self.store.noise.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", default=None, metavar="HOST:PORT",
                         help="default: settings.diff_endpoint of the route file")
     parser.add_argument("--diffs", default="var/proxy/diffs-nginx.jsonl", metavar="PATH",
-                        help="JSON-lines sample of differences")
+                        help="JSON-lines sample of differences; learned noise is kept beside it (.noise.json) "
+                        "unless the route file's settings.noise.file says where")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -184,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         endpoint.runner.shutdown(wait=False)
+        endpoint.store.noise.flush()
     return 0
 
 

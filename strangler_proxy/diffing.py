@@ -5,20 +5,20 @@ index (``.*`` any key). A concrete difference path such as ``$.results[3].price`
 ``$.results[*].price`` before it is matched against ignore rules or learned noise, so one rule covers
 every element of a list.
 
-Noise is learned the Diffy way: the monolith is called twice; fields that differ between its own two
-answers (timestamps, ids, random tokens) are noise for that route and are never counted as diffs.
+Noise is learned the Diffy way: the monolith is called twice; leaf fields that differ between its own two
+answers (timestamps, random tokens) are noise for that route (``strangler_proxy.noise``: per concrete path,
+with evidence and an expiry) and the differences they explain are reported apart, not counted as diffs.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-_INDEX = re.compile(r"\[\d+\]")
+from strangler_proxy.noise import NoiseRegistry, generalise_path
 
 
 class DiffRulesLike(Protocol):
@@ -71,16 +71,12 @@ class Difference:
 @dataclass(frozen=True)
 class DiffResult:
     differences: tuple[Difference, ...]
-    noise_skipped: tuple[str, ...] = ()  # generalised paths that differed but are known noise
+    noise_skipped: tuple[str, ...] = ()  # paths of the learned noise rules that hid some differences
+    suppressed: tuple[Difference, ...] = ()  # the differences those rules hid
 
     @property
     def equal(self) -> bool:
         return not self.differences
-
-
-def generalise_path(path: str) -> str:
-    """``$.results[3].price`` -> ``$.results[*].price`` (the form rules and learned noise are kept in)."""
-    return _INDEX.sub("[*]", path)
 
 
 def _pattern_regex(pattern: str) -> re.Pattern[str]:
@@ -213,30 +209,6 @@ def raw_differences(
     return out
 
 
-class NoiseRegistry:
-    """Learned noisy fields, per route: generalised paths seen differing between two monolith answers."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_route: dict[str, set[str]] = {}
-
-    def learn(self, route: str, paths: Iterable[str]) -> set[str]:
-        new = {generalise_path(p) for p in paths}
-        with self._lock:
-            known = self._by_route.setdefault(route, set())
-            added = new - known
-            known |= new
-        return added
-
-    def paths(self, route: str) -> frozenset[str]:
-        with self._lock:
-            return frozenset(self._by_route.get(route, ()))
-
-    def snapshot(self) -> dict[str, list[str]]:
-        with self._lock:
-            return {route: sorted(paths) for route, paths in self._by_route.items()}
-
-
 def response_diff(
     *, expected: HttpResponseData, actual: HttpResponseData, rules: DiffRulesLike, route: str,
     noise: NoiseRegistry | None = None, expected_again: HttpResponseData | None = None,
@@ -252,16 +224,12 @@ def response_diff(
             expected, expected_again, header_allowlist=header_allowlist, ignore=rules.ignore,
             unordered=rules.unordered,
         )
-        # A status that flips between two monolith calls is not a field; learning it would hide every status diff.
-        noise.learn(route, (d.path for d in self_diff if d.path != "status"))
+        noise.learn(route, self_diff)
     diffs = raw_differences(
         expected, actual, header_allowlist=header_allowlist, ignore=rules.ignore, unordered=rules.unordered,
     )
-    learned = noise.paths(route) if noise is not None and rules.learn_noise else frozenset()
-    if not learned:
+    if noise is None or not rules.learn_noise or not diffs:
         return DiffResult(tuple(diffs))
-    noisy = PathMatcher(learned)
-    kept = tuple(d for d in diffs if not noisy.matches(generalise_path(d.path)))
-    skipped = tuple(sorted({generalise_path(d.path) for d in diffs if noisy.matches(generalise_path(d.path))}))
-    return DiffResult(kept, skipped)
+    filtered = noise.noise_filter(route, diffs)
+    return DiffResult(filtered.kept, filtered.rules, filtered.suppressed)
 

@@ -35,6 +35,10 @@ class UpstreamError(Exception):
         self.reason = reason  # "connect", "timeout", "protocol"
 
 
+class UnsendableRequest(ValueError):
+    """The request cannot be sent as given (it would not be one well-framed request); nothing was sent."""
+
+
 def _dropped(connection: http.client.HTTPConnection) -> bool:
     sock = connection.sock
     if sock is None:
@@ -108,7 +112,8 @@ class UpstreamClient:
             lowered = name.lower()
             if lowered in HOP_BY_HOP or lowered in _SET_BY_CLIENT:
                 continue
-            connection.putheader(name, value)
+            # As bytes: the value as the client sent it (see _request_head); http.client would re-encode as latin-1.
+            connection.putheader(name, value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value)
         if body or method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
             connection.putheader("Content-Length", str(len(body or b"")))
         connection.endheaders(body or None)
@@ -203,7 +208,10 @@ class AsyncUpstreamClient:
 
 def _request_head(method: str, path: str, headers: Iterable[tuple[str, str]], body: bytes | None,
                   host: str) -> bytes:
-    """What UpstreamClient._exchange has http.client send: Host first, no Accept-Encoding of its own."""
+    """What UpstreamClient._exchange has http.client send: Host first, no Accept-Encoding of its own.
+
+    Raises UnsendableRequest (before anything is sent) when a piece would break the framing.
+    """
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}"]
     for name, value in headers:
         lowered = name.lower()
@@ -212,7 +220,13 @@ def _request_head(method: str, path: str, headers: Iterable[tuple[str, str]], bo
         lines.append(f"{name}: {value}")
     if body or method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
         lines.append(f"Content-Length: {len(body or b'')}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    text = "\r\n".join(lines)
+    breaks = len(lines) - 1
+    if text.count("\n") != breaks or text.count("\r") != breaks or "\0" in text:
+        raise UnsendableRequest("a CR, LF or NUL inside the request line or a header would split the request")
+    # The strings are mitmproxy's decoding of the bytes the client sent (UTF-8 with surrogateescape): encoding
+    # them back the same way sends exactly those bytes, whatever they are (latin-1 could not hold `€` or `\xff`).
+    return (text + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
 
 async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, payload: bytes, method: str,

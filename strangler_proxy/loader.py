@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import os
 import re
@@ -18,6 +19,7 @@ from strangler_proxy.spec import (
     MATCH_KINDS,
     MODES,
     DiffRules,
+    NoiseSettings,
     OverrideSpec,
     ProxySettings,
     Route,
@@ -125,7 +127,51 @@ class _Reader:
         return tuple(self.string(item, f"{field}[{i}]") for i, item in enumerate(node.value))
 
 
-def _upstream(r: _Reader, name: str, key_node: yaml.Node, node: yaml.Node) -> Upstream:
+# Always allowed: the loopback ranges and the name localhost. Anything else must be listed.
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+# Link-local and cloud metadata endpoints (credentials live there): allowed only by an entry inside the range
+# itself, never by a broad one like 0.0.0.0/0.
+SENSITIVE = tuple(ipaddress.ip_network(net) for net in (
+    "169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128", "100.100.100.200/32",
+))
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_DNS_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+
+
+def _allowlist_entry(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | str | None:
+    """An address/CIDR as a network, a host name lowercased, or None when it is neither."""
+    try:
+        return ipaddress.ip_network(value.strip("[]"), strict=False)
+    except ValueError:
+        name = value.lower()
+        return name if _DNS_NAME.match(name) else None
+
+
+def upstream_refusal(host: str, allowlist: tuple[str, ...]) -> str | None:
+    """Why ``host`` (a name, IPv4 or bracketed IPv6) may not be an upstream under ``allowlist``, or None."""
+    entries = [entry for entry in map(_allowlist_entry, allowlist) if entry is not None]
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        name = host.lower().rstrip(".")
+        if name == "localhost" or name in entries:
+            return None
+        return f"host {host!r} is not in settings.upstream_allowlist (names are matched as written)"
+    if getattr(address, "ipv4_mapped", None) is not None:
+        address = address.ipv4_mapped
+    networks = [entry for entry in entries if not isinstance(entry, str) and entry.version == address.version]
+    sensitive = next((net for net in SENSITIVE if address in net), None)
+    if sensitive is not None:
+        if any(address in net and net.subnet_of(sensitive) for net in networks):
+            return None
+        return (f"address {host} is link-local/metadata ({sensitive}); list it (or a range inside {sensitive}) "
+                "in settings.upstream_allowlist to allow it")
+    if any(address in net for net in (*LOOPBACK, *networks)):
+        return None
+    return f"address {host} is not in settings.upstream_allowlist (loopback is allowed by default)"
+
+
+def _upstream(r: _Reader, name: str, key_node: yaml.Node, node: yaml.Node, health_default: str) -> Upstream:
     field = f"upstreams.{name}"
     if not _NAME.match(name):
         raise r.fail(key_node, field, "upstream names are lowercase letters, digits and _ (starting with a letter)")
@@ -145,7 +191,7 @@ def _upstream(r: _Reader, name: str, key_node: yaml.Node, node: yaml.Node) -> Up
     if (parts.scheme != "http" or not _NETLOC.match(parts.netloc) or port is None or parts.path not in ("", "/")
             or parts.query or parts.fragment):
         raise r.fail(url_node, f"{field}.url", f"must be http://host:port without a path, got {url!r}")
-    health = "/healthz"
+    health = health_default
     if "health_path" in items:
         health = r.string(items["health_path"][1], f"{field}.health_path", _PREFIX, "an absolute path")
     return Upstream(name=name, url=f"http://{parts.netloc}", health_path=health)
@@ -186,6 +232,34 @@ def _access_log(r: _Reader, node: yaml.Node) -> str:
     return node.value
 
 
+def _noise(r: _Reader, node: yaml.Node) -> NoiseSettings:
+    field, default = "settings.noise", NoiseSettings()
+    items = r.mapping(node, field, {"file", "expiry", "generalise_after", "min_evidence"})
+    return NoiseSettings(
+        file=r.string(items["file"][1], f"{field}.file") if "file" in items else default.file,
+        expiry=float(r.number(items["expiry"][1], f"{field}.expiry", 1, 10 * 365 * 86400, integer=True))
+        if "expiry" in items else default.expiry,
+        generalise_after=int(r.number(items["generalise_after"][1], f"{field}.generalise_after", 2, 10**6,
+                                      integer=True)) if "generalise_after" in items else default.generalise_after,
+        min_evidence=int(r.number(items["min_evidence"][1], f"{field}.min_evidence", 1, 10**6, integer=True))
+        if "min_evidence" in items else default.min_evidence,
+    )
+
+URL_LINE_ROOM = 64  # bytes of a request line besides its target: the method, two spaces, HTTP/1.1, CRLF
+# Limit settings: (lowest, highest, integer). nginx needs whole seconds >= 1 and header buffers >= 1 KiB.
+_LIMITS = {
+    "max_body_bytes": (1, 2**40, True),
+    "max_url_bytes": (64, 1024 * 1024, True),
+    "max_header_bytes": (1024, 1024 * 1024, True),
+    "max_header_buffers": (1, 64, True),
+    "max_headers": (1, 10000, True),
+    "client_header_timeout": (1, 3600, True),
+    "client_body_timeout": (1, 3600, True),
+    "idle_timeout": (1, 3600, True),
+    "max_connections_per_client": (0, 1000000, True),
+}
+_SETTINGS = {"route_headers", "diff_endpoint", "access_log", "health_path", "noise", "upstream_allowlist", *_LIMITS}
+
 _ROUTE_KEYS = {
     "prefix", "path", "pattern", "match", "methods", "mode", "service", "weight", "shadow", "fallback", "timeout",
     "diff",
@@ -208,7 +282,7 @@ def _route(r: _Reader, index: int, node: yaml.Node, upstreams: dict[str, Upstrea
         raise r.fail(prefix_node, f"{field}.{key}", "must be canonical (no '//', '.' or '..' segments)")
     wildcards = [seg for seg in segments if "*" in seg]
     if key == "pattern" and (not wildcards or any(seg != "*" for seg in wildcards)):
-        raise r.fail(prefix_node, f"{field}.pattern", "'*' stands for one whole segment, like /api/products/*/rating/")
+        raise r.fail(prefix_node, f"{field}.pattern", "'*' stands for one whole segment, like /api/items/*/notes/")
     match = {"prefix": "prefix", "path": "exact", "pattern": "pattern"}[key]
     if "match" in items:
         if key == "pattern":
@@ -275,8 +349,13 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
         if required not in top:
             raise r.fail(root, required, "required")
 
+    # settings.health_path: what every upstream answers health checks on unless it names its own
+    setting_items = r.mapping(top["settings"][1], "settings", _SETTINGS) if "settings" in top else {}
+    health_default = r.string(setting_items["health_path"][1], "settings.health_path", _PREFIX, "an absolute path") \
+        if "health_path" in setting_items else ProxySettings.health_path
     up_node = top["upstreams"][1]
-    upstreams = {name: _upstream(r, name, k, v) for name, (k, v) in r.mapping(up_node, "upstreams", set()).items()}
+    upstreams = {name: _upstream(r, name, k, v, health_default)
+                 for name, (k, v) in r.mapping(up_node, "upstreams", set()).items()}
     if not upstreams:
         raise r.fail(up_node, "upstreams", "at least one upstream (the monolith) is required")
     mono_node = top["monolith"][1]
@@ -328,18 +407,45 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
 
     settings = ProxySettings()
     if "settings" in top:
-        items = r.mapping(top["settings"][1], "settings",
-                          {"route_headers", "max_body_bytes", "diff_endpoint", "access_log"})
+        items = setting_items
+        limits: dict = {}
+        if "upstream_allowlist" in items:
+            allow_node = items["upstream_allowlist"][1]
+            allowlist = r.strings(allow_node, "settings.upstream_allowlist")
+            for i, entry in enumerate(allowlist):
+                if _allowlist_entry(entry) is None:
+                    raise r.fail(allow_node.value[i], f"settings.upstream_allowlist[{i}]",
+                                 f"{entry!r} is neither a host name nor an address/CIDR")
+            limits["upstream_allowlist"] = allowlist
+        for key, (low, high, integer) in _LIMITS.items():
+            if key in items:
+                value = r.number(items[key][1], f"settings.{key}", low, high, integer=integer)
+                limits[key] = int(value) if integer else float(value)
+        header_bytes = limits.get("max_header_bytes", settings.max_header_bytes)
+        if limits.get("max_url_bytes", settings.max_url_bytes) + URL_LINE_ROOM > header_bytes:
+            node = items["max_url_bytes" if "max_url_bytes" in items else "max_header_bytes"][1]
+            raise r.fail(node, "settings.max_url_bytes",
+                         f"must be at most max_header_bytes - {URL_LINE_ROOM} ({header_bytes - URL_LINE_ROOM}): "
+                         "nginx reads the whole request line into one header buffer")
         settings = ProxySettings(
+            **limits,
+            health_path=health_default,
             route_headers=r.boolean(items["route_headers"][1], "settings.route_headers")
             if "route_headers" in items else settings.route_headers,
-            max_body_bytes=int(r.number(items["max_body_bytes"][1], "settings.max_body_bytes", 1, 2**40, integer=True))
-            if "max_body_bytes" in items else settings.max_body_bytes,
             diff_endpoint=r.string(items["diff_endpoint"][1], "settings.diff_endpoint", _HOST_PORT, "host:port")
             if "diff_endpoint" in items else settings.diff_endpoint,
             access_log=_access_log(r, items["access_log"][1]) if "access_log" in items else settings.access_log,
+            noise=_noise(r, items["noise"][1]) if "noise" in items else settings.noise,
         )
 
+    for name, (_, node) in r.mapping(up_node, "upstreams", set()).items():
+        host = upstreams[name].host_port.rsplit(":", 1)[0]
+        if (reason := upstream_refusal(host, settings.upstream_allowlist)) is not None:
+            url_node = node if isinstance(node, yaml.ScalarNode) else r.mapping(node, name, set())["url"][1]
+            raise r.fail(url_node, f"upstreams.{name}.url", reason)
+    diff_host = settings.diff_endpoint.rsplit(":", 1)[0]
+    if (reason := upstream_refusal(diff_host, settings.upstream_allowlist)) is not None:
+        raise r.fail(top["settings"][1], "settings.diff_endpoint", reason)
     return RouteTable(
         upstreams=MappingProxyType(upstreams),
         monolith=monolith,

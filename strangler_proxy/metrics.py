@@ -57,6 +57,11 @@ class ProxyMetrics:
             "strangler_proxy_breaker_state", "Circuit breaker state per upstream: 0 closed, 1 half-open, 2 open.",
             ["upstream"], registry=self.registry,
         )
+        self.hook_errors = Counter(
+            "strangler_proxy_hook_errors_total",
+            "Exceptions inside an addon hook; the request was answered 5xx/400 by the proxy, never forwarded.",
+            ["hook", "error"], registry=self.registry,
+        )
         self.route_table_reloads = Counter(
             "strangler_proxy_route_table_reloads_total", "Route file reloads, by result (ok, rejected).",
             ["result"], registry=self.registry,

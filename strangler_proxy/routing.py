@@ -180,7 +180,7 @@ def decide(table: RouteTable, req: RequestInfo, *, override_secret: str | None) 
     method = req.method
     route = route_match(table.routes, path=path, method=method)
     forced_value = req.headers.get(table.override.header.lower())
-    forced = verify_override(override_secret, forced_value, table.upstreams)
+    forced = verify_override(override_secret, forced_value, table.upstreams, method=method)
     label = route.label if route else "default"
     if forced is not None:
         return Decision(route, forced, None, None, None, True, path, f"route {label}: forced to {forced} by override")

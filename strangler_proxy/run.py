@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from servicekit.optional import optional_import
+
 ADDON_PATH = Path(__file__).resolve().parent / "addon.py"
 PROJECT_ROOT = ADDON_PATH.parent.parent
 
@@ -34,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def mitmdump_command(args: argparse.Namespace, monolith_url: str, routes_path: str) -> list[str]:
+    optional_import("mitmproxy", extra="proxy", needed_for="strangler-proxy run")  # the addon runs inside mitmdump
     executable = shutil.which("mitmdump", path=str(Path(sys.executable).parent)) or shutil.which("mitmdump")
     if executable:
         base = [executable]

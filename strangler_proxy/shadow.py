@@ -173,6 +173,8 @@ class DiffStore:
             "diffs": sum(v["diffs"] for v in by_route.values()),
             "routes": by_route,
             "noise": self.noise.snapshot(),
+            "noise_rules": self.noise.rules(),  # with evidence, comparisons suppressed, first/last seen
+            "noise_file": str(self.noise.path) if self.noise.path else None,
             "samples_file": str(self.samples_path) if self.samples_path else None,
             "recent": recent,
         }

@@ -94,11 +94,40 @@ class OverrideSpec:
 
 
 @dataclass(frozen=True)
+class NoiseSettings:
+    """Learned diff noise (``strangler_proxy.noise``): where it is kept and how long a rule lives unseen."""
+
+    file: str | None = None  # JSON file; relative to the route file's folder; None = $STRANGLER_VAR_DIR/proxy/
+    expiry: float = 7 * 24 * 3600.0  # seconds a rule applies after it was last seen differing on the monolith
+    generalise_after: int = 2  # items of a list a leaf must differ in before one rule covers every item
+    min_evidence: int = 1  # monolith answer pairs a field must differ in before it counts as noise
+
+
+@dataclass(frozen=True)
 class ProxySettings:
     route_headers: bool = True  # add X-Strangler-Route / X-Strangler-Upstream to responses
-    max_body_bytes: int = 10 * 1024 * 1024
     diff_endpoint: str = "127.0.0.1:8790"  # host:port where the nginx plane mirrors shadow traffic
     access_log: AccessLog = "buffered"  # the nginx plane's access log (see ACCESS_LOG_MODES)
+    health_path: str = "/healthz"  # upstreams' health check path unless one sets its own (route file settings)
+    noise: NoiseSettings = field(default_factory=NoiseSettings)
+    # Limits on what a client controls, the same on both planes (README: security): a request over one is refused
+    # with JSON (413 body, 414 URL, 431 headers); a connection past a timeout is closed.
+    max_body_bytes: int = 10 * 1024 * 1024  # nginx client_max_body_size
+    max_url_bytes: int = 8000  # the request target as sent (its request line must fit in max_header_bytes)
+    max_header_bytes: int = 8192  # the request line and each header line (nginx large_client_header_buffers size)
+    max_header_buffers: int = 4  # all header lines together: at most this many times max_header_bytes
+    max_headers: int = 100  # header lines (mitmproxy plane; nginx has no count, only the total above)
+    client_header_timeout: float = 60.0  # seconds from connect (or the idle end) to a complete request head
+    client_body_timeout: float = 60.0  # seconds to receive the body (nginx: between two reads)
+    idle_timeout: float = 75.0  # seconds a keep-alive connection may wait for its next request
+    max_connections_per_client: int = 256  # open connections per client address; 0 = no limit
+    # Hosts (names, as written) and addresses/CIDRs upstreams and the diff endpoint may be on, besides loopback.
+    # Link-local and cloud metadata addresses need an entry inside their own range (see loader.upstream_refusal).
+    upstream_allowlist: tuple[str, ...] = ()
+
+    @property
+    def max_header_total_bytes(self) -> int:
+        return self.max_header_bytes * self.max_header_buffers
 
 
 @dataclass(frozen=True)
@@ -118,3 +147,16 @@ class RouteTable:
 MIRROR_ROUTE_HEADER = "X-Strangler-Mirror-Route"
 MIRROR_PRIMARY_HEADER = "X-Strangler-Mirror-Primary"
 MIRROR_SHADOW_HEADER = "X-Strangler-Mirror-Shadow"
+
+# A Host header as both planes accept it (case-insensitive, whole value): a DNS name without a trailing dot, an IPv4
+# address or a bracketed IPv6 one, and at most one port. No userinfo (`a@b`), no junk after a bracket.
+HOST_PATTERN = (r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])"
+                r"(?::[0-9]{1,5})?")
+
+# What a client's Connection header may name: options and hop-by-hop headers, which both planes drop anyway.
+# A Connection header naming any other header is refused (400) by both planes: nginx cannot strip headers
+# named at run time, so neither plane forwards a request a client asked to have stripped.
+CONNECTION_TOKENS: frozenset[str] = frozenset({
+    "close", "keep-alive", "upgrade", "te", "trailer", "transfer-encoding", "proxy-connection",
+    "proxy-authenticate", "proxy-authorization", "http2-settings",
+})

@@ -1,4 +1,5 @@
-"""App config: autodiscovers every installed app's ``sync_handlers`` module once the registry is ready."""
+"""App config: autodiscovers every installed app's ``sync_handlers`` module once the registry is ready, and
+registers the system checks (``strangler_sync.checks``)."""
 
 from django.apps import AppConfig
 
@@ -9,8 +10,8 @@ class StranglerSyncConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # metrics registers the Prometheus collectors; sqlite_transport registers sqlite-queue:// with kombu
-        # (Celery reads the same broker URL)
-        from strangler_sync import handlers, metrics, sqlite_transport  # noqa: F401
+        # checks and metrics register the system checks and the Prometheus collectors; sqlite_transport
+        # registers sqlite-queue:// with kombu (Celery reads the same broker URL)
+        from strangler_sync import checks, handlers, metrics, sqlite_transport  # noqa: F401
 
         handlers.handlers_autodiscover()

@@ -35,6 +35,7 @@ from django.utils import timezone
 from kombu import Producer
 
 from servicekit.request_id import get_request_id
+from strangler_sync.aggregates import Aggregate, Schema
 from strangler_sync.broker import (
     ATTEMPTS_HEADER,
     BatchConfirms,
@@ -44,11 +45,11 @@ from strangler_sync.broker import (
     topology_declare,
 )
 from strangler_sync.checksums import field_kind
-from strangler_sync.conf import AggregateConfig, sync_settings
+from strangler_sync.conf import sync_settings
 from strangler_sync.events import snapshot_event_type
 from strangler_sync.models import AggregateVersion, BackfillCheckpoint, OutboxEvent
 from strangler_sync.relay import ClaimedEvent, _claimed
-from strangler_sync.schemas import SCHEMAS, payload_validate
+from strangler_sync.schemas import payload_validate, schema_get
 from strangler_sync.services import OutboxRow, aggregate_versions_ensure, outbox_insert_many
 from strangler_sync.snapshots import aggregate_model, aggregate_payload, canonical_row
 
@@ -57,7 +58,7 @@ from strangler_sync.snapshots import aggregate_model, aggregate_payload, canonic
 class BackfillResult:
     aggregate: str
     emitted: int
-    last_id: int | None
+    last_id: int | str | None  # the last key emitted (text for UUID keys)
     seconds: float
 
 
@@ -66,7 +67,7 @@ def _payloads(*, aggregate_type: str, ids: list[int]) -> dict[int, dict]:
     manager = aggregate_model(config)._default_manager
     # the id range, not `__in` 2,000 ids (one placeholder each); rows created since the id scan are ignored
     rows = manager.filter(**{f"{config.id_field}__gte": ids[0], f"{config.id_field}__lte": ids[-1]})
-    if config.snapshot_path:
+    if config.snapshot:
         return {getattr(r, config.id_field): aggregate_payload(aggregate_type=aggregate_type, instance=r) for r in rows}
     attrs = sorted(set(config.fields.values()) | {config.id_field})
     return {v[config.id_field]: canonical_row(config=config, values=v) for v in rows.values(*attrs)}
@@ -144,13 +145,13 @@ def _sql_payload_value(*, kind: str, field: models.Field, column: str) -> str | 
     return None
 
 
-def _schema_conditions(*, schema: dict, layout: dict[str, tuple[str, models.Field, str]]) -> list[str] | None:
+def _schema_conditions(*, schema: Schema, layout: dict[str, tuple[str, models.Field, str]]) -> list[str] | None:
     """SQL conditions every row must meet for its SQL-built payload to pass payload_validate; None: it never can
     be decided in SQL (then the Python path validates, and raises where the old path raised)."""
     conditions = []
-    for name, types in [*schema["required"].items(), *schema["optional"].items()]:
+    for name, types in [*schema.required.items(), *schema.optional.items()]:
         if name not in layout:
-            if name in schema["required"]:
+            if name in schema.required:
                 return None
             continue
         kind, field, column = layout[name]
@@ -174,10 +175,12 @@ class _SqlPlan:
     conditions: list[str]
 
 
-def _sql_plan(*, config: AggregateConfig, event_type: str) -> _SqlPlan | None:
-    if connection.vendor != "postgresql" or config.snapshot_path or len(config.fields) > 50:  # 100 arguments
+def _sql_plan(*, config: Aggregate, event_type: str) -> _SqlPlan | None:
+    if connection.vendor != "postgresql" or config.snapshot or len(config.fields) > 50:  # 100 arguments
         return None
-    schema = SCHEMAS.get((event_type, 1))
+    if not config.integer_keys:  # the batch's keys travel as one comma-joined string: integers only
+        return None
+    schema = schema_get(event_type=event_type, schema_version=1)
     if schema is None:
         return None
     model = aggregate_model(config)
@@ -203,7 +206,7 @@ def _sql_plan(*, config: AggregateConfig, event_type: str) -> _SqlPlan | None:
 
 
 def _sql_batch(
-    *, config: AggregateConfig, plan: _SqlPlan, event_type: str, ids: list[int], publish: bool
+    *, config: Aggregate, plan: _SqlPlan, event_type: str, ids: list[int], publish: bool
 ) -> int | list[ClaimedEvent] | None:
     """The batch's snapshots in one statement: inserted into the outbox (returns the count) or, to publish,
     read as envelopes with the payload's JSON text spliced in, as the relay sends outbox rows (returns them).
@@ -294,11 +297,13 @@ def backfill_run(
         producer = Producer(channel, exchange=sync_exchange(), serializer="json", auto_declare=False)  # declared
     in_flight: tuple[int, int, int] | None = None  # (last delivery tag, last id, rows) published, not confirmed
 
-    def checkpoint_move(*, last_id: int, rows: int) -> None:
+    def checkpoint_move(*, last_id, rows: int) -> None:
         nonlocal emitted_total
         emitted_total += rows
+        # the checkpoint column is an integer: a UUID/str-keyed backfill resumes from its start (snapshots
+        # are idempotent under the version guard, so re-sending them costs time, not correctness)
         BackfillCheckpoint.objects.filter(pk=checkpoint.pk).update(
-            last_id=last_id, emitted=checkpoint.emitted + emitted_total
+            last_id=last_id if config.integer_keys else None, emitted=checkpoint.emitted + emitted_total
         )
 
     def in_flight_confirm() -> None:

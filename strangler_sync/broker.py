@@ -19,6 +19,9 @@ import struct
 import time
 import uuid
 
+import amqp.exceptions
+import kombu
+import kombu.exceptions
 from amqp.exceptions import UnexpectedFrame
 from amqp.transport import TCPTransport
 from kombu import Connection, Exchange, Queue, binding
@@ -32,6 +35,39 @@ from strangler_sync.conf import sync_settings
 
 ATTEMPTS_HEADER = "x-sync-attempts"
 ERROR_HEADER = "x-sync-error"
+
+
+# What AtomicFilesystemChannel takes from kombu's filesystem transport beyond its public Channel API. kombu
+# changes these between minor versions (5.6 added ``Channel._exchange_file``, which 5.5.4 lacks), so they are
+# checked once, when the transport is first used, and a missing one is named instead of failing mid-publish.
+FILESYSTEM_PRIVATE_API = {
+    "kombu.transport.filesystem": ("lock", "unlock", "LOCK_EX", "LOCK_SH", "exchange_queue_t"),
+    "kombu.transport.filesystem.Channel": ("_put", "_queue_bind", "get_table", "typeof", "data_folder_out",
+                                           "control_folder"),
+}
+
+
+class BrokerIncompatible(RuntimeError):
+    """The installed kombu lacks something strangler_sync's filesystem transport relies on (not an outage)."""
+
+
+def filesystem_api_missing(*, module=None) -> list[str]:
+    """The names of FILESYSTEM_PRIVATE_API that `module` (default: kombu's filesystem transport) lacks."""
+    module = module or filesystem
+    channel_class = getattr(module, "Channel", object)
+    owners = {"kombu.transport.filesystem": module, "kombu.transport.filesystem.Channel": channel_class}
+    return [f"{owner}.{name}" for owner, names in FILESYSTEM_PRIVATE_API.items() for name in names
+            if not hasattr(owners[owner], name)]
+
+
+def filesystem_api_check() -> None:
+    """Raise BrokerIncompatible naming every missing piece of kombu's filesystem transport we build on."""
+    missing = filesystem_api_missing()
+    if missing:
+        raise BrokerIncompatible(
+            f"kombu {kombu.__version__} lacks {', '.join(missing)}, which strangler_sync's filesystem broker "
+            f"uses; install a kombu release this version of strangler-fig supports (5.5.4 to 5.7)"
+        )
 
 
 class AtomicFilesystemChannel(filesystem.Channel):
@@ -53,6 +89,15 @@ class AtomicFilesystemChannel(filesystem.Channel):
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
 
 
+    def exchange_table_file(self, exchange: str):
+        """``control_folder/<exchange>.exchange``, where every kombu 5.x keeps the binding table (computed here:
+        kombu 5.5 has no method for it); the name must not leave the control folder."""
+        folder = self.control_folder
+        file = folder / f"{exchange}.exchange"
+        if not exchange or exchange in {".", ".."} or os.sep in exchange or file.parent != folder:
+            raise ValueError(f"invalid exchange name for the filesystem broker: {exchange!r}")
+        return file
+
     def _queue_bind(self, exchange, routing_key, pattern, queue):
         """kombu's, without its race on the binding table (``control_folder/<exchange>.exchange``).
 
@@ -61,7 +106,7 @@ class AtomicFilesystemChannel(filesystem.Channel):
         meanwhile is routed to no queue and lost. Here the file is created without truncation, then
         locked, read and rewritten under the lock.
         """
-        file = self._exchange_file(exchange)
+        file = self.exchange_table_file(exchange)
         self.control_folder.mkdir(exist_ok=True)
         entry = filesystem.exchange_queue_t(routing_key or "", pattern or "", queue or "")
         try:
@@ -91,7 +136,7 @@ class AtomicFilesystemChannel(filesystem.Channel):
 
     def get_table(self, exchange):
         # a table another process has just created is empty until its writer, holding the lock, fills it
-        file = self._exchange_file(exchange)
+        file = self.exchange_table_file(exchange)
         try:
             with file.open("rb") as handle:
                 filesystem.lock(handle, filesystem.LOCK_SH)
@@ -114,12 +159,12 @@ def broker_connection(*, url: str | None = None, transport_options: dict | None 
     config = sync_settings()
     options = config.broker_transport_options if transport_options is None else transport_options
     url = url or config.broker_url
+    transport = None
     if url.startswith(f"{sqlite_transport.SCHEME}://"):
         transport = sqlite_transport.Transport
     elif url.startswith("filesystem://"):
+        filesystem_api_check()
         transport = AtomicFilesystemTransport
-    else:
-        transport = None
     return Connection(url, transport=transport, transport_options=dict(options))
 
 
@@ -234,6 +279,29 @@ class BrokerUnavailable(RuntimeError):
     """The broker could not be reached or dropped the connection: nothing of the batch counts as confirmed."""
 
 
+# Errors that mean "the broker is not there right now" (refused or lost connection, a timeout, the filesystem
+# transport's I/O): retried with backoff. Anything else (AttributeError, ImportError of a transport library,
+# BrokerIncompatible, a login or a queue declaration the broker refuses) is a bug or a misconfiguration that
+# retrying cannot fix: relays and consumers stop on it with the reason.
+OUTAGE_ERRORS = (
+    OSError,  # ConnectionRefusedError, ConnectionResetError, socket timeouts, TimeoutError
+    amqp.exceptions.ConnectionError,  # (= kombu's) connection-level: ConnectionForced (broker restart), ...
+    amqp.exceptions.ChannelError,  # (= kombu's) its base class wraps the virtual transports' I/O errors
+    kombu.exceptions.OperationalError,
+)
+
+
+class BrokerRefused(RuntimeError):
+    """The broker is there but refuses what was asked (a login, a queue declared with other arguments)."""
+
+
+def broker_outage(exc: BaseException) -> bool:
+    """Whether `exc` is an outage of the broker (retry later) rather than a bug or misconfiguration (stop)."""
+    if isinstance(exc, amqp.exceptions.IrrecoverableChannelError):  # 403 access refused, 404, 406 precondition
+        return False
+    return isinstance(exc, OUTAGE_ERRORS)
+
+
 class BufferedFrameReader:
     """py-amqp's ``read_frame`` with one ``recv`` per 64 KiB instead of three per frame.
 
@@ -295,5 +363,7 @@ def amqp_reads_buffered(amqp_connection) -> None:
     transport = getattr(amqp_connection, "transport", None)
     if type(transport) is not TCPTransport:  # SSL or not py-amqp (filesystem): as they are
         return
+    if not hasattr(transport, "_read_buffer") or not hasattr(transport, "read_frame"):
+        return  # a py-amqp without the (private) buffer this reader takes over: keep py-amqp's own reader
     if not isinstance(getattr(transport.read_frame, "__self__", None), BufferedFrameReader):
         transport.read_frame = BufferedFrameReader(transport).read_frame

@@ -1,5 +1,10 @@
 """Bucketed checksums over canonical row hashes, by integer id range (what ``sync_verify`` compares).
 
+Integer keys are bucketed by their value. UUID and str keys (``Aggregate.key_type``) are bucketed by a
+stable hash of their text instead: the position of a row is the first 32 bits of the md5 of its key's text
+(``key_position``), the stats answer ``"keys": "hash"`` with the range [0, 2**32 - 1], and bucket and row
+queries take position ranges; such aggregates are hashed in Python (each query reads every row).
+
 Row text (format ``HASH_FORMAT``): ``<id>|`` then, per canonical field in name order, ``~`` for NULL or
 ``<kind><length>:<text>`` with the kind taken from the model field and the text:
 
@@ -32,7 +37,8 @@ from django.db import connections, models, router
 from django.db.models import Count, Max, Min
 from django.db.models.expressions import RawSQL
 
-from strangler_sync.conf import AggregateConfig, sync_settings
+from strangler_sync.aggregates import Aggregate
+from strangler_sync.conf import sync_settings
 from strangler_sync.snapshots import aggregate_model, canonical_value
 
 HASH_FORMAT = "md5-sum64"  # in every bucket answer: the verifier refuses to compare different formats
@@ -54,9 +60,21 @@ _KINDS = {
 }
 
 
+KEY_POSITIONS = 1 << 32  # UUID/str keys: positions 0 .. 2**32 - 1
+
+
+def key_position(key) -> int:
+    """The bucketing position of a UUID/str key: the first 32 bits of the md5 of its text."""
+    return int.from_bytes(hashlib.md5(str(key).encode(), usedforsecurity=False).digest()[:4], "big")
+
+
 def aggregate_stats(*, aggregate_type: str) -> dict:
     config = sync_settings().aggregate(aggregate_type)
     model = aggregate_model(config)
+    if not config.integer_keys:
+        count = model._default_manager.count()
+        bounds = (0, KEY_POSITIONS - 1) if count else (None, None)
+        return {"aggregate": aggregate_type, "count": count, "min_id": bounds[0], "max_id": bounds[1], "keys": "hash"}
     stats = model._default_manager.aggregate(
         count=Count("pk"), min_id=Min(config.id_field), max_id=Max(config.id_field)
     )
@@ -138,27 +156,34 @@ def field_kind(*, model: type[models.Model], attr: str) -> str:
     return _KINDS.get(field.get_internal_type(), "x")
 
 
-def _layout(config: AggregateConfig) -> list[tuple[str, str]]:
+def _layout(config: Aggregate) -> list[tuple[str, str]]:
     """(model attribute, kind) per canonical field, in canonical-name order."""
     model = aggregate_model(config)
     return [(config.fields[name], field_kind(model=model, attr=config.fields[name])) for name in sorted(config.fields)]
 
 
-def _python_rows(*, config: AggregateConfig, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-    """(id, md5 digest) of every row with start <= id <= end, in id order, fetched by keyset pagination."""
+def _python_rows(*, config: Aggregate, start: int, end: int) -> Iterator[tuple[int | str, bytes]]:
+    """(key, md5 digest) of every row with start <= key (or its key_position) <= end, fetched by keyset
+    pagination in key order; UUID/str keys come as their text."""
     manager = aggregate_model(config)._default_manager
     layout = _layout(config)
     encoders = [ENCODERS[kind] for _, kind in layout]
     attrs = [config.id_field, *(attr for attr, _ in layout)]
     md5 = hashlib.md5
-    cursor = start - 1
+    integer_keys = config.integer_keys
+    cursor = start - 1 if integer_keys else None
     while True:
-        chunk = list(
-            manager.filter(**{f"{config.id_field}__gt": cursor, f"{config.id_field}__lte": end})
-            .order_by(config.id_field)
-            .values_list(*attrs)[:CHUNK]
-        )
+        rows = manager.all()
+        if integer_keys:
+            rows = rows.filter(**{f"{config.id_field}__lte": end})
+        if cursor is not None:
+            rows = rows.filter(**{f"{config.id_field}__gt": cursor})
+        chunk = list(rows.order_by(config.id_field).values_list(*attrs)[:CHUNK])
         for row in chunk:
+            if not integer_keys:
+                if not start <= key_position(row[0]) <= end:
+                    continue
+                row = (str(row[0]), *row[1:])
             parts = [f"{row[0]}|"]
             for value, encode in zip(row[1:], encoders, strict=True):
                 parts.append("~" if value is None else encode(value))
@@ -190,7 +215,7 @@ def sql_token(*, kind: str, column: str) -> str:
     return f"COALESCE('{kind}' || length({text}) || ':' || {text}, '~')"
 
 
-def _sql_row_text(*, model: type[models.Model], config: AggregateConfig, quote: Callable[[str], str]) -> str:
+def _sql_row_text(*, model: type[models.Model], config: Aggregate, quote: Callable[[str], str]) -> str:
     table = quote(model._meta.db_table)
     id_column = f"{table}.{quote(_model_field(model, config.id_field).column)}"
     parts = [f"{id_column}::text || '|'"]
@@ -199,9 +224,11 @@ def _sql_row_text(*, model: type[models.Model], config: AggregateConfig, quote: 
     return " || ".join(parts)
 
 
-def _sql_usable(config: AggregateConfig) -> str | None:
+def _sql_usable(config: Aggregate) -> str | None:
     """The database alias to hash on in SQL, or None when this aggregate is hashed in Python."""
     model = aggregate_model(config)
+    if not config.integer_keys:  # positions are hashes of the key's text: not an index range
+        return None
     alias = router.db_for_read(model)
     connection = connections[alias]
     if connection.vendor != "postgresql" or connection.pg_version < 140000:  # extract() exact from 14 on
@@ -213,7 +240,7 @@ def _sql_usable(config: AggregateConfig) -> str | None:
     return alias
 
 
-def _sql_hashed(*, config: AggregateConfig, alias: str, start: int, end: int) -> tuple[str, list]:
+def _sql_hashed(*, config: Aggregate, alias: str, start: int, end: int) -> tuple[str, list]:
     """SQL selecting (id, md5 hex) of the aggregate's rows in [start, end] (its default manager's rows)."""
     model = aggregate_model(config)
     connection = connections[alias]
@@ -282,8 +309,9 @@ def checksum_buckets(
                 sums[int(index)] = [count, int(total)]
     else:
         from_bytes = int.from_bytes
+        position = (lambda row_id: row_id) if config.integer_keys else key_position
         for row_id, digest in _python_rows(config=config, start=start, end=end):
-            entry = sums[(n * (row_id - start + 1) - 1) // span]  # bucket_index(), inlined
+            entry = sums[(n * (position(row_id) - start + 1) - 1) // span]  # bucket_index(), inlined
             entry[0] += 1
             entry[1] += from_bytes(digest[:8], "big")
     return [
@@ -293,7 +321,7 @@ def checksum_buckets(
 
 
 def checksum_rows(*, aggregate_type: str, start: int, end: int, engine: str = "auto") -> dict[str, str]:
-    """Per-id md5 hex of the row text (ids as strings: JSON object keys) of one id range."""
+    """Per-key md5 hex of the row text (keys as strings: JSON object keys) of one id (or key position) range."""
     config = sync_settings().aggregate(aggregate_type)
     alias = _sql_usable(config) if _engine(engine) == "auto" else None
     if alias is not None:

@@ -18,15 +18,9 @@ Keys (all optional; defaults below)::
         "RETENTION_DAYS": 7,                    # published outbox rows / inbox rows kept this long
         "OWNERSHIP_FILE": $STRANGLER_OWNERSHIP_FILE or var/ownership.json,
         "DEFAULT_OWNER": "monolith",            # owner of every aggregate the file does not name
-        "AGGREGATES": {                         # what can be snapshotted, backfilled and verified
-            "product": {
-                "MODEL": "catalog.Product",
-                "ID_FIELD": "id",
-                # canonical name -> model attribute (a list means the same names); hashed for verify
-                "FIELDS": {"id": "id", "sku": "sku", "price": "price", "category_id": "category_id"},
-                "SNAPSHOT": None,               # optional "dotted.path(instance) -> payload dict"
-            },
-        },
+        "AGGREGATES": ["myshop.events.INVOICE"],  # dotted paths to strangler_sync.aggregates.Aggregate
+                                                # declarations (or the objects): what this project emits,
+                                                # follows, snapshots, backfills and verifies
         "QUEUE": "sync.<ORIGIN>",               # this project's consumer queue
         "SUBSCRIPTIONS": ["product.*"],         # routing-key patterns this project consumes
         "SUBSCRIBERS": {"sync.catalog": ["product.*"]},  # queues the relay declares+binds before publishing
@@ -46,18 +40,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
 
 from servicekit import env
+from strangler_sync.aggregates import Aggregate
 
-
-@dataclass(frozen=True)
-class AggregateConfig:
-    name: str
-    model_label: str
-    id_field: str
-    fields: dict[str, str]  # canonical name -> model attribute
-    snapshot_path: str | None
+# every key the docstring above documents: ``manage.py check`` reports any other (strangler_sync.checks)
+KNOWN_KEYS = frozenset({
+    "ORIGIN", "EXCHANGE", "BROKER_URL", "BROKER_TRANSPORT_OPTIONS", "BATCH_SIZE", "MESSAGE_BATCH", "MAX_ATTEMPTS",
+    "BACKOFF_BASE", "BACKOFF_MAX", "RETENTION_DAYS", "OWNERSHIP_FILE", "DEFAULT_OWNER", "AGGREGATES", "QUEUE",
+    "SUBSCRIPTIONS", "SUBSCRIBERS", "CONSUMER_MAX_ATTEMPTS", "RELAY_TRIGGER", "CHECKSUM_ENGINE", "NAMESPACE",
+})
 
 
 @dataclass(frozen=True)
@@ -74,7 +69,7 @@ class SyncSettings:
     retention_days: int
     ownership_file: Path
     default_owner: str
-    aggregates: dict[str, AggregateConfig]
+    aggregates: dict[str, Aggregate]
     queue: str
     subscriptions: list[str]
     subscribers: dict[str, list[str]]
@@ -86,31 +81,40 @@ class SyncSettings:
     def dead_letter_queue(self) -> str:
         return f"{self.queue}.dlq"
 
-    def aggregate(self, name: str) -> AggregateConfig:
+    def aggregate(self, name: str) -> Aggregate:
         from strangler_sync.errors import UnknownAggregate
 
         try:
             return self.aggregates[name]
         except KeyError:
             raise UnknownAggregate(
-                f"aggregate {name!r} is not configured in STRANGLER_SYNC['AGGREGATES']",
+                f"aggregate {name!r} is not declared in STRANGLER_SYNC['AGGREGATES']",
                 details={"aggregate": name, "known": sorted(self.aggregates)},
             ) from None
 
 
-def _aggregates(raw: dict) -> dict[str, AggregateConfig]:
-    result = {}
-    for name, spec in raw.items():
-        fields = spec.get("FIELDS") or [spec.get("ID_FIELD", "id")]
-        if not isinstance(fields, dict):
-            fields = {f: f for f in fields}
-        result[name] = AggregateConfig(
-            name=name,
-            model_label=spec["MODEL"],
-            id_field=spec.get("ID_FIELD", "id"),
-            fields=dict(fields),
-            snapshot_path=spec.get("SNAPSHOT"),
+def _aggregates(entries) -> dict[str, Aggregate]:
+    """Resolve the AGGREGATES list (dotted paths or Aggregate objects); ImproperlyConfigured names the bad entry."""
+    if not isinstance(entries, list | tuple):
+        raise ImproperlyConfigured(
+            "STRANGLER_SYNC['AGGREGATES'] must be a list of dotted paths to strangler_sync.aggregates.Aggregate "
+            f"declarations, not {type(entries).__name__}"
         )
+    result: dict[str, Aggregate] = {}
+    for entry in entries:
+        declared = entry
+        if isinstance(entry, str):
+            try:
+                declared = import_string(entry)
+            except ImportError as exc:
+                raise ImproperlyConfigured(f"STRANGLER_SYNC['AGGREGATES']: cannot import {entry!r} ({exc})") from None
+        if not isinstance(declared, Aggregate):
+            raise ImproperlyConfigured(
+                f"STRANGLER_SYNC['AGGREGATES']: {entry!r} is a {type(declared).__name__}, not an Aggregate"
+            )
+        if declared.name in result:
+            raise ImproperlyConfigured(f"STRANGLER_SYNC['AGGREGATES']: aggregate {declared.name!r} is listed twice")
+        result[declared.name] = declared
     return result
 
 
@@ -149,7 +153,7 @@ def _build() -> SyncSettings:
         retention_days=int(raw.get("RETENTION_DAYS", 7)),
         ownership_file=Path(ownership_file),
         default_owner=raw.get("DEFAULT_OWNER", "monolith"),
-        aggregates=_aggregates(raw.get("AGGREGATES", {})),
+        aggregates=_aggregates(raw.get("AGGREGATES", [])),
         queue=queue,
         subscriptions=list(raw.get("SUBSCRIPTIONS", [])),
         subscribers={named(q): list(p) for q, p in (raw.get("SUBSCRIBERS") or {}).items()},

@@ -49,7 +49,9 @@ from strangler_sync import metrics
 from strangler_sync.broker import (
     ATTEMPTS_HEADER,
     ERROR_HEADER,
+    BrokerRefused,
     amqp_reads_buffered,
+    broker_outage,
     consumer_queue,
     dead_letter_queue,
     topology_declare,
@@ -446,6 +448,17 @@ class SyncConsumer(ConsumerMixin):
         # drain_events wakes every max_wait seconds so a partial batch is flushed promptly
         kwargs.setdefault("safety_interval", self.max_wait)
         return super().run(_tokens, **kwargs)
+
+    def consume(self, *args, **kwargs):
+        # kombu's run() reconnects forever on every connection *and channel* error, including a login or a
+        # queue declaration the broker refuses: those are not outages and now stop the consumer with the reason
+        retried = self.connection.connection_errors + self.connection.channel_errors  # what run() swallows
+        try:
+            yield from super().consume(*args, **kwargs)
+        except retried as exc:
+            if broker_outage(exc):
+                raise
+            raise BrokerRefused(f"{type(exc).__name__}: {exc}") from exc
 
     def drain(self, *, idle_seconds: float = 0.5, max_seconds: float = 60.0) -> int:
         """Consume until the queue stays empty for `idle_seconds` (tests, benchmarks)."""

@@ -1,28 +1,13 @@
-"""Event type names (``<aggregate>.<action>``); producers and handlers use these constants, never literals.
+"""Event type names are ``<aggregate>.<action>``, derived from each project's declarations
+(``strangler_sync.aggregates.Aggregate.event``); the project that emits an event owns its constant.
 
 Events carry the aggregate's full state after the change (not a delta), so a follower can apply the
 newest version it sees and drop older ones (see ``strangler_sync.consumer``).
 """
 
-PRODUCT_CREATED = "product.created"
-PRODUCT_UPDATED = "product.updated"
-PRODUCT_DELETED = "product.deleted"
-PRODUCT_SNAPSHOT = "product.snapshot"  # backfill/repair: the current row, version unchanged
+from strangler_sync.aggregates import DELETED, SNAPSHOT
 
-CATEGORY_CREATED = "category.created"
-CATEGORY_UPDATED = "category.updated"
-CATEGORY_DELETED = "category.deleted"
-CATEGORY_SNAPSHOT = "category.snapshot"
-
-STOCK_CHANGED = "stock.changed"
-STOCK_SNAPSHOT = "stock.snapshot"
-
-REVIEW_CREATED = "review.created"
-REVIEW_UPDATED = "review.updated"
-REVIEW_DELETED = "review.deleted"
-REVIEW_SNAPSHOT = "review.snapshot"
-
-SNAPSHOT_ACTION = "snapshot"
+SNAPSHOT_ACTION = SNAPSHOT
 
 
 def snapshot_event_type(aggregate_type: str) -> str:
@@ -30,4 +15,4 @@ def snapshot_event_type(aggregate_type: str) -> str:
 
 
 def is_delete(event_type: str) -> bool:
-    return event_type.endswith(".deleted")
+    return event_type.endswith(f".{DELETED}")

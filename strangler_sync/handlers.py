@@ -1,13 +1,18 @@
 """Handler registry: a consuming project maps event types to functions in its apps' ``sync_handlers.py`` modules.
 
-Example (``extracted/catalog/products/sync_handlers.py``)::
+Example (``billing_service/sync_handlers.py``; the event names come from the emitter's declaration,
+see ``strangler_sync.aggregates``)::
 
-    from strangler_sync import events
     from strangler_sync.handlers import SyncEvent, sync_handler
 
-    @sync_handler(events.PRODUCT_CREATED, events.PRODUCT_UPDATED, events.PRODUCT_SNAPSHOT)
-    def product_upsert(*, event: SyncEvent) -> None:
-        product_apply_synced(product_id=event.aggregate_id_int, data=event.payload)
+    from billing_service.events import INVOICE
+
+    @sync_handler(INVOICE.event("created"), INVOICE.event("updated"), INVOICE.event("snapshot"))
+    def invoice_upsert(*, event: SyncEvent) -> None:
+        invoice_apply_synced(invoice_id=event.aggregate_key, data=event.payload)
+
+A handler for an event type of an aggregate not in ``STRANGLER_SYNC["AGGREGATES"]`` is reported by
+``manage.py check`` (``strangler_sync.checks``).
 
 The consumer calls the handler inside the transaction that also records the InboxMessage and the
 AppliedVersion, so the handler must only touch this project's database (no HTTP, no broker).
@@ -53,6 +58,13 @@ class SyncEvent:
     @property
     def aggregate_id_int(self) -> int:
         return int(self.aggregate_id)
+
+    @property
+    def aggregate_key(self):
+        """The key typed as the aggregate declares it (int, uuid.UUID or str)."""
+        from strangler_sync.conf import sync_settings
+
+        return sync_settings().aggregate(self.aggregate_type).key_value(self.aggregate_id)
 
     @property
     def action(self) -> str:
@@ -119,6 +131,10 @@ def handler_get(*, event_type: str) -> Handler | None:
 
 def handlers_registered() -> dict[str, Handler]:
     return dict(_registry)
+
+
+def handlers_bulk_registered() -> dict[str, Handler]:
+    return dict(_bulk_registry)
 
 
 def handler_unregister(*, event_type: str) -> None:

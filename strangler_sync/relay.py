@@ -8,7 +8,9 @@ drops the duplicates). SQLite has no row locks: the projects open every transact
 (servicekit.env), so a batch holds the database write lock and relays simply take turns.
 
 Failures: a broker outage (connection refused or lost, confirm timeout) charges no row an attempt; the
-loop backs off with jitter and retries. Rows the broker refuses (nack) are charged one attempt each,
+loop backs off with jitter and retries. Any other error (a bug, a missing transport library, a login the
+broker refuses: ``broker.broker_outage``) ends the loop with that error instead of retrying forever.
+Rows the broker refuses (nack) are charged one attempt each,
 retried with exponential backoff and jitter, and marked dead after MAX_ATTEMPTS (admin: requeue).
 
 Messages: the claimed rows are grouped by routing key (claim order kept inside a group) and each group is
@@ -50,6 +52,7 @@ from strangler_sync.broker import (
     BrokerUnavailable,
     amqp_reads_buffered,
     broker_connection,
+    broker_outage,
     routing_key_for,
     sync_exchange,
     topology_declare,
@@ -216,9 +219,11 @@ class Relay:
                     for message in messages:
                         self._publish_message(producer, message)
                 nacked = self.confirms.wait(timeout=self.confirm_timeout) if self.confirms is not None else set()
-            except Exception as exc:  # connection refused/lost, confirm timeout: nothing is known confirmed
+            except Exception as exc:  # nothing is known confirmed: the batch rolls back
                 self.close()
                 metrics.PUBLISH_FAILURES.labels(config.origin).inc()
+                if not broker_outage(exc):  # a bug or misconfiguration: retrying would loop on it forever
+                    raise
                 raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
             # a nacked message refuses every row it carried
             refused_ids = {row.id for tag in nacked for row in messages[tag - first_tag]}

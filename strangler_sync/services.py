@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from servicekit.optional import optional_import
 from servicekit.request_id import get_request_id
 from strangler_sync.conf import sync_settings
 from strangler_sync.errors import NotInTransaction
@@ -74,6 +75,9 @@ def event_publish(
         return None
     payload_validate(event_type=event_type, schema_version=schema_version, payload=payload)
     config = sync_settings()
+    if config.relay_trigger == "celery":  # checked before the row: the trigger itself runs only after the commit
+        optional_import("celery", extra="celery", needed_for='STRANGLER_SYNC["RELAY_TRIGGER"] = "celery" (or set '
+                        '"none" and run manage.py sync_relay)')
     aggregate_id = str(aggregate_id)
     if version is None:
         version = aggregate_version_next(aggregate_type=aggregate_type, aggregate_id=aggregate_id)
@@ -237,29 +241,28 @@ def outbox_cleanup(*, older_than_days: int | None = None) -> int:
     return deleted
 
 
-def aggregate_reemit(*, aggregate_type: str, ids: list[int]) -> dict[str, int]:
-    """Repair: re-emit the owner's current state of each id with a new version (deleted if the row is gone).
+def aggregate_reemit(*, aggregate_type: str, ids: list[int | str]) -> dict[str, int]:
+    """Repair: re-emit the owner's current state of each key with a new version (deleted if the row is gone).
 
     A new version (not the current one) is needed because the follower may already hold the current
     version number with different state; equal versions would be dropped as stale.
     """
-    from strangler_sync.events import is_delete, snapshot_event_type
-    from strangler_sync.schemas import SCHEMAS
+    from strangler_sync.aggregates import DELETED
+    from strangler_sync.events import snapshot_event_type
     from strangler_sync.snapshots import aggregate_model, aggregate_payload
 
     config = sync_settings().aggregate(aggregate_type)
     manager = aggregate_model(config)._default_manager
-    delete_type = f"{aggregate_type}.deleted"
     counts = {"snapshots": 0, "deletes": 0, "skipped": 0}
-    for row_id in sorted(ids):
+    for row_id in sorted(ids, key=str) if not config.integer_keys else sorted(map(int, ids)):
         with transaction.atomic():
             instance = manager.filter(**{config.id_field: row_id}).first()
             if instance is None:
-                if (delete_type, 1) not in SCHEMAS or not is_delete(delete_type):
+                if DELETED not in config.actions:
                     counts["skipped"] += 1
                     continue
-                event_publish(event_type=delete_type, aggregate_type=aggregate_type, aggregate_id=row_id,
-                              payload={"id": int(row_id)})
+                event_publish(event_type=config.event(DELETED), aggregate_type=aggregate_type, aggregate_id=row_id,
+                              payload={config.key: config.key_json(row_id)})
                 counts["deletes"] += 1
             else:
                 event_publish(event_type=snapshot_event_type(aggregate_type), aggregate_type=aggregate_type,

@@ -10,9 +10,10 @@ Beat schedule a project adds (the monolith does)::
 
 from __future__ import annotations
 
-from celery import shared_task
-
+from servicekit.optional import optional_import
 from strangler_sync.relay import Relay, relay_gauges_update
+
+shared_task = optional_import("celery", extra="celery", needed_for="strangler_sync.tasks").shared_task
 
 
 @shared_task(name="strangler_sync.relay_publish_pending", ignore_result=True)

@@ -2,10 +2,12 @@
 
 from django.urls import path
 
+from strangler_sync.relay_views import RelayStateView
 from strangler_sync.views import ChecksumView
 
 app_name = "strangler_sync"
 
 urlpatterns = [
     path("checksums/<slug:aggregate>/", ChecksumView.as_view(), name="checksums"),
+    path("relay/", RelayStateView.as_view(), name="relay"),
 ]

@@ -3,6 +3,9 @@
 Neither side's database is read by the verifier. It fetches both sides' bucket checksums over the
 union of their id ranges, and drills only into buckets that differ: small buckets are compared row
 by row, large ones are split again. Works without Django (``strangler-sync verify``).
+
+Keys: ids are reported as integers; for aggregates whose checksum answers say ``"keys": "hash"`` (UUID or
+str keys, bucketed by a hash of the key) the ranges are hash positions and the keys are reported as text.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ class VerifyResult:
     aggregate: str
     source_count: int = 0
     follower_count: int = 0
-    missing: list[int] = field(default_factory=list)  # in source, not in follower
-    extra: list[int] = field(default_factory=list)  # in follower, not in source
-    changed: list[int] = field(default_factory=list)  # in both, different canonical state
+    missing: list[int | str] = field(default_factory=list)  # in source, not in follower
+    extra: list[int | str] = field(default_factory=list)  # in follower, not in source
+    changed: list[int | str] = field(default_factory=list)  # in both, different canonical state
+    text_keys: bool = False  # UUID/str keys: reported as their text
     buckets_compared: int = 0
     buckets_differing: int = 0
     requests: int = 0
@@ -83,6 +87,10 @@ def verify_aggregate(
     fol = _Side(follower, aggregate, session, result, timeout)
     src_stats, fol_stats = _both(src, fol)
     result.source_count, result.follower_count = src_stats["count"], fol_stats["count"]
+    kinds = {s.get("keys", "range") for s in (src_stats, fol_stats) if s["count"]}
+    if len(kinds) > 1:
+        raise VerifyError("one side buckets keys by range, the other by hash: the aggregate's key_type differs")
+    result.text_keys = kinds == {"hash"}
     lows = [s["min_id"] for s in (src_stats, fol_stats) if s["min_id"] is not None]
     highs = [s["max_id"] for s in (src_stats, fol_stats) if s["max_id"] is not None]
     if lows:
@@ -129,10 +137,11 @@ def _compare_rows(src: _Side, fol: _Side, result: VerifyResult, *, start: int, e
     left_answer, right_answer = _both(src, fol, start=start, end=end)
     _same_format(left_answer, right_answer)
     left, right = left_answer["rows"], right_answer["rows"]
+    key = str if result.text_keys else int
     for row_id, digest in left.items():
         other = right.get(row_id)
         if other is None:
-            result.missing.append(int(row_id))
+            result.missing.append(key(row_id))
         elif other != digest:
-            result.changed.append(int(row_id))
-    result.extra.extend(int(row_id) for row_id in right if row_id not in left)
+            result.changed.append(key(row_id))
+    result.extra.extend(key(row_id) for row_id in right if row_id not in left)

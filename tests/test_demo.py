@@ -26,6 +26,8 @@ import pytest
 import requests
 import yaml
 
+from tests.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
@@ -134,8 +136,8 @@ class Demo:
         tmp.write_text(text)
         tmp.replace(path)
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        _until(lambda: requests.get(f"{self.state['proxy_admin']}/diffs", timeout=5).json()["route_table"]["digest"]
-               == digest, timeout=10, what="the proxy to serve the edited route file")
+        wait_until(lambda: requests.get(f"{self.state['proxy_admin']}/diffs", timeout=5).json()["route_table"]["digest"]
+                   == digest, what="the proxy to serve the edited route file")
 
     def kill_everything(self) -> None:
         """Teardown of last resort: the demo and every group it started."""
@@ -160,16 +162,6 @@ def _process_groups() -> dict[int, int]:
             if fields[0] != "Z":  # a zombie has exited already
                 groups[int(entry.name)] = int(fields[2])
     return groups
-
-
-def _until(predicate, *, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -277,9 +269,9 @@ def _upstream(url: str) -> str:
 def test_route_edit_moves_traffic_live(demo):
     url = f"{demo.proxy}/api/products/"
     demo.routes_edit(_set_products_route(mode="monolith"))
-    _until(lambda: _upstream(url) == "monolith", timeout=10, what="the proxy to send /api/products/ to the monolith")
+    wait_until(lambda: _upstream(url) == "monolith", what="the proxy to send /api/products/ to the monolith")
     demo.routes_edit(_set_products_route(mode="service"))
-    _until(lambda: _upstream(url) == "catalog", timeout=10, what="the proxy to send /api/products/ to catalog")
+    wait_until(lambda: _upstream(url) == "catalog", what="the proxy to send /api/products/ to catalog")
 
 
 def _catalog_skus(var_dir: Path) -> list[str]:
@@ -292,13 +284,13 @@ def test_service_down_during_canary(demo):
     monolith = demo.state["projects"]["monolith"]
     demo.routes_edit(_set_products_route(mode="canary", weight=100, methods=None, fallback=True))
     url = f"{demo.proxy}/api/products/"
-    _until(lambda: (r := requests.get(url, timeout=10)).headers["X-Strangler-Upstream"] == "catalog"
-           and r.headers["X-Strangler-Route"] == "/api/products/", timeout=10, what="the canary route")
+    wait_until(lambda: (r := requests.get(url, timeout=10)).headers["X-Strangler-Upstream"] == "catalog"
+               and r.headers["X-Strangler-Route"] == "/api/products/", what="the canary route")
     products_before = requests.get(f"{monolith}/sync/checksums/product/", timeout=5).json()
     skus_before = _catalog_skus(demo.var_dir)
 
     os.killpg(demo.state["pids"]["catalog"], signal.SIGKILL)
-    _until(lambda: "demo: catalog exited" in demo.text(), timeout=10, what="the demo to report the dead service")
+    wait_until(lambda: "demo: catalog exited" in demo.text(), what="the demo to report the dead service")
 
     read = requests.get(f"{url}?ordering=price", timeout=15)
     assert read.status_code == 200
@@ -331,10 +323,10 @@ def test_service_down_during_canary(demo):
 def test_a_crashed_consumer_is_restarted(demo):
     old_pid = demo.state["pids"]["monolith-consumer"]
     os.killpg(old_pid, signal.SIGKILL)
-    _until(lambda: "demo: monolith-consumer exited with code -9; restarted" in demo.text(), timeout=10,
-           what="the restart")
-    state = _until(lambda: (s := json.loads(Path(demo.state["routes_file"]).with_name("stack.json").read_text()))
-                   ["pids"]["monolith-consumer"] != old_pid and s, timeout=10, what="the new pid in stack.json")
+    wait_until(lambda: "demo: monolith-consumer exited with code -9; restarted" in demo.text(),
+               what="the restart")
+    state = wait_until(lambda: (s := json.loads(Path(demo.state["routes_file"]).with_name("stack.json").read_text()))
+                       ["pids"]["monolith-consumer"] != old_pid and s, what="the new pid in stack.json")
     new_pid = state["pids"]["monolith-consumer"]
     assert _process_groups().get(new_pid) == new_pid
     demo.state = state

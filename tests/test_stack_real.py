@@ -29,6 +29,7 @@ import requests
 import yaml
 
 from tests.test_compose import OUR_IMAGE, REQUIRED_SECRETS, ROUTES_IN_CONTAINER, SERVICES, interpolate
+from tests.waiting import WAIT_TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -238,7 +239,8 @@ def test_compose_commands_run_the_stack_without_docker(stack):
     product_id = json.loads(result.stdout.split("CREATED", 1)[1])["id"]
     expected = requests.get(f"{monolith}/api/products/{product_id}/", timeout=10).json()
 
-    deadline = time.monotonic() + 30  # relay task on commit (worker), else the beat's 5 s sweep; then the consumer
+    # relay task on commit (worker), else the beat's 5 s sweep; then the consumer
+    deadline = time.monotonic() + WAIT_TIMEOUT
     while True:
         through_nginx = requests.get(f"{proxy}/api/products/{product_id}/", timeout=10)
         if through_nginx.status_code == 200 and through_nginx.headers["X-Strangler-Upstream"] == "catalog":
@@ -261,7 +263,7 @@ def test_compose_commands_run_the_stack_without_docker(stack):
     categories = requests.get(f"{proxy}/api/categories/", timeout=10)
     assert categories.status_code == 200 and categories.headers["X-Strangler-Upstream"] == "monolith"
     diffs_url = f"http://127.0.0.1:{stack.ports['8790']}/diffs"
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + WAIT_TIMEOUT
     while "/api/categories/" not in json.dumps(requests.get(diffs_url, timeout=5).json()):
         assert time.monotonic() < deadline, requests.get(diffs_url, timeout=5).text
         time.sleep(0.3)
@@ -273,7 +275,7 @@ def test_compose_commands_run_the_stack_without_docker(stack):
     argv = stack.argv_of([*SERVICES["proxy"]["command"][:-1], "reload"])
     reload = subprocess.run(argv, cwd=ROOT, env=stack.env_of("proxy"), capture_output=True, text=True, timeout=60)
     assert reload.returncode == 0, reload.stderr
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WAIT_TIMEOUT
     while requests.get(f"{proxy}/api/products/{product_id}/", timeout=10).headers["X-Strangler-Upstream"] != "monolith":
         assert time.monotonic() < deadline, "the reloaded nginx still sends product reads to the catalog"
         time.sleep(0.2)

@@ -12,6 +12,7 @@ from servicekit import env
 from servicekit.service_settings import service_settings
 
 globals().update(service_settings(
+    package=__package__,
     project="catalog",
     database_var_name="CATALOG_DATABASE_URL",
     apps=["extracted.catalog.products"],
@@ -34,16 +35,8 @@ CATALOG_SERVICE = {
 
 # The data plane (see strangler_sync.conf): this service follows the monolith's products and categories
 # (queue sync.catalog) until ownership flips, then emits the same events for the monolith to follow.
-# FIELDS are the canonical names hashed by /sync/checksums/ and sent as event payloads: they must equal
-# the monolith's (monolith/settings.py) or verify sees every row as different. Timestamps are included,
-# so a follower keeps the owner's created_at/updated_at (ordering=newest answers the same on both).
-_CATALOG_FIELDS = {
-    "product": [
-        "id", "sku", "slug", "name", "description", "price", "currency", "is_active", "category_id", "images",
-        "created_at", "updated_at",
-    ],
-    "category": ["id", "name", "slug", "parent_id", "description", "created_at", "updated_at"],
-}
+# The aggregates' canonical fields (extracted/catalog/aggregates.py) are hashed by /sync/checksums/ and sent
+# as event payloads: they must equal the monolith's (monolith/events.py) or verify sees every row as different.
 STRANGLER_SYNC = {
     "ORIGIN": PROJECT_NAME,
     "QUEUE": "sync.catalog",
@@ -56,8 +49,5 @@ STRANGLER_SYNC = {
         "sync.reviews": ["product.*"],
     },
     "RELAY_TRIGGER": os.environ.get("STRANGLER_SYNC_RELAY_TRIGGER", "celery"),
-    "AGGREGATES": {
-        "product": {"MODEL": "catalog_service.Product", "ID_FIELD": "id", "FIELDS": _CATALOG_FIELDS["product"]},
-        "category": {"MODEL": "catalog_service.Category", "ID_FIELD": "id", "FIELDS": _CATALOG_FIELDS["category"]},
-    },
+    "AGGREGATES": ["extracted.catalog.aggregates.PRODUCT", "extracted.catalog.aggregates.CATEGORY"],
 }

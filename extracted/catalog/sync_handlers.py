@@ -16,7 +16,7 @@ fails, the consumer retries the message, and it applies once the other row's eve
 
 from __future__ import annotations
 
-from strangler_sync import events
+from extracted import events
 from strangler_sync.conf import sync_settings
 from strangler_sync.handlers import SyncEvent, sync_bulk_handler, sync_handler
 

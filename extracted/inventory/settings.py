@@ -12,6 +12,7 @@ from servicekit import env
 from servicekit.service_settings import service_settings
 
 globals().update(service_settings(
+    package=__package__,
     project="inventory",
     database_var_name="INVENTORY_DATABASE_URL",
     apps=["extracted.inventory.stock"],
@@ -41,12 +42,6 @@ STRANGLER_SYNC = {
     "SUBSCRIPTIONS": ["product.*", "stock.*"],
     "SUBSCRIBERS": {"sync.monolith": ["stock.*"]},
     "RELAY_TRIGGER": os.environ.get("STRANGLER_SYNC_RELAY_TRIGGER", "celery"),
-    "AGGREGATES": {
-        # The same canonical FIELDS as the monolith's (monolith/settings.py), so verify compares equal rows.
-        "stock": {
-            "MODEL": "inventory_service.StockItem",
-            "ID_FIELD": "product_id",
-            "FIELDS": ["product_id", "quantity_on_hand", "quantity_reserved"],
-        },
-    },
+    # stock is held here; products are only followed (learn which exist)
+    "AGGREGATES": ["extracted.inventory.aggregates.STOCK", "extracted.events.PRODUCT"],
 }

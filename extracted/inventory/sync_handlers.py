@@ -13,7 +13,7 @@ late would roll a row back, so they are skipped. Product events come from whoeve
 
 from __future__ import annotations
 
-from strangler_sync import events
+from extracted import events
 from strangler_sync.conf import sync_settings
 from strangler_sync.handlers import SyncEvent, sync_handler
 

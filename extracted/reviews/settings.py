@@ -11,6 +11,7 @@ import os
 from servicekit.service_settings import service_settings
 
 globals().update(service_settings(
+    package=__package__,
     project="reviews",
     database_var_name="REVIEWS_DATABASE_URL",
     apps=["extracted.reviews.ratings"],
@@ -40,12 +41,6 @@ STRANGLER_SYNC = {
     "SUBSCRIPTIONS": ["product.*", "review.*"],
     "SUBSCRIBERS": {"sync.monolith": ["review.*"]},
     "RELAY_TRIGGER": os.environ.get("STRANGLER_SYNC_RELAY_TRIGGER", "celery"),
-    "AGGREGATES": {
-        # The same canonical FIELDS as the monolith's; the payload adds username and timestamps.
-        "review": {
-            "MODEL": "reviews_service.Review",
-            "FIELDS": ["id", "product_id", "user_id", "rating", "title", "body"],
-            "SNAPSHOT": "extracted.reviews.ratings.services.review_payload",
-        },
-    },
+    # reviews are held here; products are only followed (learn which exist)
+    "AGGREGATES": ["extracted.reviews.aggregates.REVIEW", "extracted.events.PRODUCT"],
 }

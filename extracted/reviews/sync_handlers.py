@@ -11,7 +11,7 @@ they describe state this database already has, and applying one late would roll 
 
 from __future__ import annotations
 
-from strangler_sync import events
+from extracted import events
 from strangler_sync.conf import sync_settings
 from strangler_sync.handlers import SyncEvent, sync_handler
 

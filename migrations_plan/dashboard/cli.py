@@ -2,7 +2,7 @@
 
     strangler-dashboard --stack var/demo/stack.json          # everything from the running demo
     strangler-dashboard --routes strangler_proxy/routes.yaml --proxy-admin http://127.0.0.1:8081 \\
-        --sync-project monolith=monolith.settings --sync-project catalog=extracted.catalog.settings \\
+        --sync-project monolith=http://127.0.0.1:8000 --sync-project catalog=http://127.0.0.1:8001 \\
         [--metrics NAME=URL] [--plan catalog] [--port 8795] [--refresh 10]
 """
 
@@ -27,11 +27,6 @@ def _pair(value: str) -> tuple[str, str]:
     return name, target
 
 
-def project_settings(name: str) -> str:
-    """The settings module of a project of this repository, by its name (the demo's naming)."""
-    return "monolith.settings" if name == "monolith" else f"extracted.{name}.settings"
-
-
 def stack_defaults(path: str) -> dict:
     """Sources named by the demo's stack.json (routes, proxy admin, every project); options given win."""
     state = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -39,9 +34,9 @@ def stack_defaults(path: str) -> dict:
     return {
         "routes": state["routes_file"],
         "proxy_admin": state["proxy_admin"],
-        "sync_projects": {name: project_settings(name) for name in projects},
+        "sync_projects": dict(projects),  # each project's base URL: its /sync/relay/ answers the outbox numbers
         "metrics": {name: f"{url}/metrics" for name, url in projects.items()},
-        # the projects' default databases live under the demo's var dir; the plans read the admin URL from here
+        # the plans read the admin URL from here (and their state from the demo's var dir)
         "env": {"STRANGLER_VAR_DIR": state["var_dir"], "STRANGLER_PROXY_ADMIN_URL": state["proxy_admin"]},
     }
 
@@ -52,15 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--routes", metavar="FILE", help="route file (default: $STRANGLER_ROUTES or the packaged one)")
     parser.add_argument("--proxy-admin", default=None, metavar="URL",
                         help="the proxy's admin base URL (/metrics, /diffs; default http://127.0.0.1:8081)")
-    parser.add_argument("--sync-project", action="append", type=_pair, default=[], metavar="NAME=SETTINGS",
-                        help="a project whose outbox and dead letters are shown (its settings module; repeatable)")
+    parser.add_argument("--sync-project", action="append", type=_pair, default=[], metavar="NAME=URL",
+                        help="a project whose outbox and dead letters are shown (its base URL, read at "
+                             "/sync/relay/; repeatable)")
     parser.add_argument("--metrics", action="append", type=_pair, default=[], metavar="NAME=URL",
                         help="a project's /metrics URL (repeatable)")
     parser.add_argument("--plan", action="append", default=None, metavar="NAME",
                         help="plans to show (default: every plan in the plans directory)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8795)
-    # Each snapshot starts a short Django process per project (about a second of CPU each): not every second.
+    # Each snapshot asks every source over HTTP (outbox counts are database aggregates): not every second.
     parser.add_argument("--refresh", type=int, default=10, metavar="SECONDS", help="page auto-refresh interval")
     return parser
 

@@ -1,17 +1,13 @@
 """Everything the dashboard shows, read from its sources into one JSON-ready snapshot (no writes).
 
 Sources: the route file (``strangler_proxy.loader``), the proxy admin's ``/metrics`` and ``/diffs``, each
-sync project's database (``probe.py`` in the project's environment) and ``/metrics`` endpoints, and the plans
+project's ``/sync/relay/`` (strangler_sync's relay state) and ``/metrics`` endpoints, and the plans
 (``migrations_plan.selectors.plan_status``: current step and gate values, exactly what ``plan status`` shows).
 A source that does not answer is reported as such; its numbers are never shown as zero.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +16,7 @@ from pathlib import Path
 import requests
 
 from migrations_plan.metrics import MetricsUnavailable, Samples, histogram_quantile, metrics_fetch
-from servicekit.env import REPO_ROOT
+from migrations_plan.relay_state import relay_state_fetch
 from strangler_proxy.loader import RouteFileError, load_route_file
 from strangler_proxy.spec import DEFAULT_ROUTE_LABEL, RouteTable
 
@@ -111,18 +107,12 @@ def proxy_section(*, admin_url: str | None, table: RouteTable, timeout: float = 
             "rejections": int(samples.total("strangler_proxy_rejections_total"))}
 
 
-def sync_probe(*, settings_module: str, timeout: float = 60.0) -> dict:
-    """One project's outbox and dead letters, computed in a short-lived process with that project's settings."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+def sync_probe(*, base_url: str, timeout: float = 10.0) -> dict:
+    """One project's outbox and dead letters, from its own ``/sync/relay/`` endpoint."""
     try:
-        done = subprocess.run([sys.executable, "-m", "migrations_plan.dashboard.probe"], env=env, cwd=REPO_ROOT,
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"no answer within {timeout:g}s"}
-    if done.returncode != 0:
-        return {"error": (done.stderr.strip().splitlines() or ["probe failed"])[-1]}
-    return json.loads(done.stdout)
+        return relay_state_fetch(base_url=base_url, timeout=timeout)
+    except MetricsUnavailable as exc:
+        return {"error": str(exc)}
 
 
 def metrics_endpoint(*, url: str, timeout: float = 5.0) -> dict:
@@ -186,7 +176,7 @@ def dashboard_snapshot(
     *, routes: Path, proxy_admin: str | None, sync_projects: Mapping[str, str] | None = None,
     metrics: Mapping[str, str] | None = None, plans: Sequence[str] | None = None,
 ) -> dict:
-    """The whole page's data. ``sync_projects``: name -> settings module; ``metrics``: name -> /metrics URL."""
+    """The whole page's data. ``sync_projects``: name -> base URL (/sync/relay/); ``metrics``: name -> /metrics URL."""
     taken = time.time()
     try:
         table = load_route_file(routes)
@@ -194,8 +184,7 @@ def dashboard_snapshot(
         return {"taken_at": taken, "error": f"route file: {exc}"}
     # Each source waits on a process or a socket: ask them all at once, so the page costs the slowest one.
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="dashboard") as pool:
-        probes = [(name, module, pool.submit(sync_probe, settings_module=module))
-                  for name, module in (sync_projects or {}).items()]
+        probes = [(name, url, pool.submit(sync_probe, base_url=url)) for name, url in (sync_projects or {}).items()]
         scrapes = [(name, url, pool.submit(metrics_endpoint, url=url)) for name, url in (metrics or {}).items()]
         proxy = pool.submit(proxy_section, admin_url=proxy_admin, table=table)
         plan_rows = pool.submit(plans_section, routes=routes, names=plans)

@@ -3,6 +3,9 @@
     strangler-replay var/proxy/record.jsonl --monolith http://127.0.0.1:8000 --service http://127.0.0.1:8001 \\
         [--routes strangler_proxy/routes.yaml] [--host shop.test] [--out var/replay] [--allow-unsafe] [--workers N]
 
+Only requests that a route of the route file sends to a service are replayed (strangler_proxy's own routing
+decision); the others are counted as ``skipped_not_routed``.
+
 Exit status: 0 no differences, 1 differences or failed requests, 2 bad input (file, line, base URL).
 """
 
@@ -20,6 +23,7 @@ from migrations_plan.regression.compare import SideBySide, SideBySideError
 from migrations_plan.regression.replay import replay_run
 from migrations_plan.regression.report import report_html
 from migrations_plan.regression.requests_file import RequestsFileError, requests_read
+from migrations_plan.route_targets import route_service
 from strangler_proxy.fetch import UpstreamClient, UpstreamError
 from strangler_proxy.loader import RouteFileError, load_route_file
 
@@ -70,8 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers > 1 and args.allow_unsafe:
             raise BadInput("--allow-unsafe replays writes in their recorded order: it needs --workers 1")
         monolith, service = _base_url(args.monolith, "monolith"), _base_url(args.service, "service")
-        requests = requests_read(path=args.file)
+        recorded = requests_read(path=args.file)
         table = load_route_file(args.routes)
+        # Only what some route sends to a service is a migration's business (not /healthz, not the monolith's pages).
+        requests = [r for r in recorded if route_service(table, method=r.method, path=r.path) is not None]
+        if not requests:
+            raise BadInput(f"{args.file}: none of its {len(recorded)} requests is sent to a service by a route of "
+                           f"{table.source}")
         comparer = SideBySide(table=table, monolith_url=monolith, service_url=service, route_prefix=args.route,
                               host=args.host, timeout=args.timeout, learn_noise=not args.no_learn_noise)
         _reachable(comparer.client, monolith, "monolith", min(args.timeout, 5.0))
@@ -82,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     with tqdm(total=len(requests), desc="replay", unit="req", disable=args.quiet, file=sys.stderr) as bar:
         summary = replay_run(comparer=comparer, requests=requests, allow_unsafe=args.allow_unsafe,
                              progress=lambda: bar.update(1), workers=args.workers)
+    summary["requests"] = len(recorded)
+    summary["skipped_not_routed"] = len(recorded) - len(requests)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n")
@@ -89,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     skipped = sum(summary["skipped_unsafe"].values())
     rate = "–" if summary["diff_rate"] is None else f"{summary['diff_rate'] * 100:.1f}%"
     print(f"{summary['requests']} requests: {summary['compared']} compared, {summary['differing']} differing "
-          f"({rate}), {summary['errors']} errors, {skipped} unsafe skipped")
+          f"({rate}), {summary['errors']} errors, {skipped} unsafe skipped, "
+          f"{summary['skipped_not_routed']} sent to no service skipped")
     for endpoint in summary["endpoints"]:
         if endpoint["differing"] or endpoint["errors"]:
             worst = ", ".join(f["path"] for f in endpoint["worst_fields"][:3])

@@ -128,6 +128,7 @@ def exchange_report(exchange: Exchange, *, limit: int = 30) -> str:
     if len(diffs) > limit:
         lines.append(f"  … and {len(diffs) - limit} more")
     if exchange.result.noise_skipped:
-        lines.append(f"  (noise ignored: {', '.join(exchange.result.noise_skipped)})")
+        lines.append(f"  (learned noise ignored: {len(exchange.result.suppressed)} difference(s) in "
+                     f"{', '.join(exchange.result.noise_skipped)})")
     return "\n".join(lines)
 

@@ -9,6 +9,9 @@ Where things come from (first one set wins): the marker's keywords (``route``, `
 servers), the command line (``--side-by-side-monolith/-service/-routes/-host``), the environment
 (``STRANGLER_MONOLITH_URL``, ``STRANGLER_SERVICE_URL``, ``STRANGLER_ROUTES``), and last the route file itself
 (its monolith upstream, and the route's service upstream).
+
+Noise learned from the monolith's second answers is kept for the session; at the end of the run the terminal
+summary lists each learned rule with the comparisons it suppressed.
 """
 
 from __future__ import annotations
@@ -75,6 +78,17 @@ def pytest_configure(config: pytest.Config) -> None:
         "side_by_side(route=None, monolith_url=None, service_url=None, host=None, routes=None): "
         "compare the monolith and a service with the route's diff rules (fixture side_by_side)",
     )
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    rules = [rule for comparer in _comparers.values() for rule in comparer.noise.rules()]
+    if not rules:
+        return
+    terminalreporter.section("side by side: learned noise")
+    for rule in rules:
+        terminalreporter.write_line(
+            f"{rule['route']} {rule['path']}: suppressed differences in {rule['suppressed']} comparison(s); "
+            f"differed in {rule['evidence']} pair(s) of monolith answers")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from migrations_plan.regression.compare import Exchange, SideBySide, describe_difference
 from migrations_plan.regression.requests_file import ReplayRequest
-from strangler_proxy.diffing import PathMatcher, generalise_path
+from strangler_proxy.diffing import generalise_path
 from strangler_proxy.fetch import UpstreamError
 from strangler_proxy.spec import SAFE_METHODS
 
@@ -112,12 +112,14 @@ def replay_run(
                 stats.setdefault(endpoint, EndpointStats(endpoint, outcome.route))
             if progress is not None:
                 progress()
-    noise = comparer.noise.snapshot()
+    suppressed_by: Counter = Counter()  # (route, noise rule) -> exchanges in which it hid differences
     for exchange in exchanges:
         entry = stats[endpoint_of(exchange.method, exchange.path)]
         entry.compared += 1
-        learned = PathMatcher(noise.get(exchange.route, ()))
-        differences = [d for d in exchange.result.differences if not learned.matches(generalise_path(d.path))]
+        filtered = comparer.noise.noise_filter(
+            exchange.route, (*exchange.result.differences, *exchange.result.suppressed), count=False)
+        suppressed_by.update((exchange.route, rule) for rule in filtered.rules)
+        differences = filtered.kept
         if not differences:
             continue
         entry.differing += 1
@@ -139,6 +141,9 @@ def replay_run(
         "diff_rate": round(differing / compared, 4) if compared else None,
         "errors": sum(e.errors for e in endpoints),
         "skipped_unsafe": dict(skipped),
-        "noise": {route: paths for route, paths in noise.items() if paths},
+        "noise": comparer.noise.snapshot(),
+        # Each learned rule with its evidence and the compared exchanges of this run it hid differences in.
+        "noise_rules": [{**rule, "suppressed": suppressed_by[(rule["route"], rule["path"])]}
+                        for rule in comparer.noise.rules()],
         "endpoints": [e.as_dict() for e in endpoints],
     }

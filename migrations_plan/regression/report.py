@@ -67,8 +67,15 @@ def report_html(summary: dict) -> str:
                if fields else "")
             + "".join(_example_html(x, first=i == 0) for i, x in enumerate(e["examples"]))
         )
-    noise = "".join(f"<li><code>{escape(route)}</code>: {escape(', '.join(paths))}</li>"
-                    for route, paths in summary["noise"].items() if paths) or "<li>none</li>"
+    noise = "".join(
+        f"<tr><td><code>{escape(rule['route'])}</code></td><td><code>{escape(rule['path'])}</code></td>"
+        f"<td>{escape(', '.join(rule['kinds']))}</td><td class=num>{rule['evidence']}</td>"
+        f"<td class=num>{rule['suppressed']}</td><td>{'yes' if rule['active'] else 'no'}</td></tr>"
+        for rule in summary["noise_rules"])
+    noise = (
+        '<table id="noise"><tr><th>route</th><th>field</th><th>kinds</th><th>evidence (monolith pairs)</th>'
+        f"<th>exchanges suppressed</th><th>active</th></tr>{noise}</table>" if noise else "<p>none</p>"
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Side-by-side replay report</title><style>{_CSS}</style></head>
 <body>
@@ -88,7 +95,7 @@ def report_html(summary: dict) -> str:
 <th>errors</th><th>worst fields</th></tr>
 {''.join(rows)}
 </table>
-<h2>Learned noise (ignored)</h2><ul>{noise}</ul>
+<h2>Learned noise (ignored)</h2>{noise}
 <h2>Differences</h2>
 {''.join(details) or '<p class="ok">No differences.</p>'}
 </body></html>

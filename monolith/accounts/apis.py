@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
+from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,13 +21,13 @@ class MeApi(APIView):
         return Response(MeOutputSerializer(request.user).data)
 
 
-class AddressListCreateApi(APIView):
+class AddressListCreateApi(GenericAPIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses=AddressOutputSerializer(many=True))
     def get(self, request):
-        addresses = selectors.address_list(user=request.user)
-        return Response({"results": AddressOutputSerializer(addresses, many=True).data})
+        page = self.paginate_queryset(selectors.address_list(user=request.user))
+        return self.get_paginated_response(AddressOutputSerializer(page, many=True).data)
 
     @extend_schema(request=AddressInputSerializer, responses={201: AddressOutputSerializer})
     def post(self, request):

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from monolith.accounts import views
+from servicekit import ids  # noqa: F401 - registers the <id:...> path converter
 
 app_name = "accounts"
 urlpatterns = [
@@ -10,6 +11,6 @@ urlpatterns = [
     path("logout/", views.LogoutView.as_view(), name="logout"),
     path("signup/", views.signup, name="signup"),
     path("profile/", views.profile, name="profile"),
-    path("addresses/<int:address_id>/default/", views.address_make_default, name="address-default"),
-    path("addresses/<int:address_id>/delete/", views.address_remove, name="address-delete"),
+    path("addresses/<id:address_id>/default/", views.address_make_default, name="address-default"),
+    path("addresses/<id:address_id>/delete/", views.address_remove, name="address-delete"),
 ]

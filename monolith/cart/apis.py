@@ -9,7 +9,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monolith.cart import selectors, services
-from monolith.cart.serializers import CartItemAddInputSerializer, CartItemUpdateInputSerializer, cart_body
+from monolith.cart.serializers import (
+    CartItemAddInputSerializer,
+    CartItemUpdateInputSerializer,
+    CartOutputSerializer,
+    cart_body,
+)
 from servicekit.errors import NotFound
 
 
@@ -20,7 +25,7 @@ def _cart_response(cart, *, status_code=status.HTTP_200_OK) -> Response:
 class CartApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=CartOutputSerializer)
     def get(self, request):
         return _cart_response(selectors.cart_get_for_request(request=request))
 
@@ -28,7 +33,7 @@ class CartApi(APIView):
 class CartItemsApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(request=CartItemAddInputSerializer, responses={201: dict})
+    @extend_schema(request=CartItemAddInputSerializer, responses={201: CartOutputSerializer})
     def post(self, request):
         serializer = CartItemAddInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -47,7 +52,7 @@ class CartItemApi(APIView):
             raise NotFound("That product is not in the cart.", details={"product": product_id})
         return cart
 
-    @extend_schema(request=CartItemUpdateInputSerializer, responses=dict)
+    @extend_schema(request=CartItemUpdateInputSerializer, responses=CartOutputSerializer)
     def patch(self, request, product_id: int):
         serializer = CartItemUpdateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -55,7 +60,7 @@ class CartItemApi(APIView):
         services.cart_update_line(cart=cart, product_id=product_id, quantity=serializer.validated_data["quantity"])
         return _cart_response(cart)
 
-    @extend_schema(request=None, responses=dict)
+    @extend_schema(request=None, responses=CartOutputSerializer)
     def delete(self, request, product_id: int):
         cart = self._cart(request, product_id)
         services.cart_remove_line(cart=cart, product_id=product_id)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from monolith.cart.models import Cart, CartLine
 from monolith.catalog.models import Product
 from servicekit.errors import InvalidInput, NotFound
+from servicekit.ids import MAX_ID
 
 MAX_LINE_QUANTITY = 99
 
@@ -18,22 +19,33 @@ class ProductUnavailable(InvalidInput):
     code = "product_unavailable"
 
 
+def _whole_number(value) -> int | None:
+    """An int as it is; a digit string as HTML forms send it ("12", "-3") as its int; anything else (True, 2.5,
+    "x", "١٢") None. Digit strings longer than any id are None too: int() refuses past 4,300 digits (a 500)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        digits = text.removeprefix("-")
+        if digits.isascii() and digits.isdigit() and len(digits) <= len(str(MAX_ID)):
+            return int(text)
+    return None
+
+
 def _clean_quantity(value) -> int:
     """An integer 1..99; numeric strings from HTML forms are accepted, "2.5", True or "x" are not."""
-    if isinstance(value, bool):
-        value = None
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value.strip())
-    if not isinstance(value, int) or not 1 <= value <= MAX_LINE_QUANTITY:
+    value = _whole_number(value)
+    if value is None or not 1 <= value <= MAX_LINE_QUANTITY:
         message = f"Quantity must be a whole number from 1 to {MAX_LINE_QUANTITY}."
         raise InvalidInput(message, details={"quantity": [message]})
     return value
 
 
 def _sellable_product(product_id) -> Product:
-    if isinstance(product_id, str) and product_id.strip().isdigit():
-        product_id = int(product_id)
-    if isinstance(product_id, bool) or not isinstance(product_id, int):
+    product_id = _whole_number(product_id)
+    if product_id is None or not 1 <= product_id <= MAX_ID:
         raise InvalidInput("product must be a product id.", details={"product": ["A valid integer is required."]})
     product = Product.objects.filter(id=product_id).first()
     if product is None:

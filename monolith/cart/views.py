@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from monolith.cart import selectors, services
 from servicekit.errors import DomainError, NotFound
+from servicekit.ids import MAX_ID
 
 
 def _back(request, default: str):
@@ -71,6 +72,7 @@ def cart_remove(request):
 
 def _product_id(request) -> int:
     raw = request.POST.get("product_id", "")
-    if not raw.isdigit():
+    # ASCII digits up to a bigint: int() refuses thousands of digits and the database anything past MAX_ID
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= len(str(MAX_ID)) and int(raw) <= MAX_ID):
         raise NotFound("That product is not in the cart.")
     return int(raw)

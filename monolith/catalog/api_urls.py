@@ -3,10 +3,11 @@
 from django.urls import path
 
 from monolith.catalog import apis
+from servicekit import ids  # noqa: F401 - registers the <id:...> path converter
 
 urlpatterns = [
     path("products/", apis.ProductListApi.as_view(), name="catalog-api-product-list"),
-    path("products/<int:product_id>/", apis.ProductDetailApi.as_view(), name="catalog-api-product-detail"),
+    path("products/<id:product_id>/", apis.ProductDetailApi.as_view(), name="catalog-api-product-detail"),
     path("categories/", apis.CategoryListApi.as_view(), name="catalog-api-category-list"),
-    path("categories/<int:category_id>/", apis.CategoryDetailApi.as_view(), name="catalog-api-category-detail"),
+    path("categories/<id:category_id>/", apis.CategoryDetailApi.as_view(), name="catalog-api-category-detail"),
 ]

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from monolith.catalog.models import Category, Product
 from monolith.catalog.selectors import DEFAULT_PRODUCT_ORDERING, PRODUCT_ORDERINGS
+from servicekit.ids import IdField
 
 
 class CategoryOutputSerializer(serializers.ModelSerializer):
@@ -21,7 +22,9 @@ class CategoryOutputSerializer(serializers.ModelSerializer):
 class CategoryInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=120)
     slug = serializers.SlugField(max_length=140, required=False)
-    parent = serializers.PrimaryKeyRelatedField(queryset=Category.objects.all(), allow_null=True, required=False)
+    parent = serializers.PrimaryKeyRelatedField(
+        queryset=Category.objects.all(), pk_field=IdField(), allow_null=True, required=False
+    )
     description = serializers.CharField(allow_blank=True, required=False)
 
 
@@ -51,7 +54,7 @@ class ProductInputSerializer(serializers.Serializer):
     is_active = serializers.BooleanField(required=False, default=True)
     images = serializers.ListField(child=serializers.CharField(max_length=500), required=False, default=list)
     category = serializers.PrimaryKeyRelatedField(
-        queryset=Category.objects.all(), allow_null=True, required=False, default=None
+        queryset=Category.objects.all(), pk_field=IdField(), allow_null=True, required=False, default=None
     )
 
 

@@ -12,10 +12,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils.text import slugify
 
+from monolith import events
 from monolith.catalog.conf import catalog_settings
 from monolith.catalog.models import Category, Product
 from servicekit.errors import Conflict, InvalidInput
-from strangler_sync import events
 from strangler_sync.ownership import ownership_require_owner
 from strangler_sync.services import event_publish
 from strangler_sync.snapshots import aggregate_payload

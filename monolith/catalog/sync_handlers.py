@@ -13,8 +13,8 @@ from decimal import Decimal
 
 from django.utils.dateparse import parse_datetime
 
+from monolith import events
 from monolith.catalog.models import Category, Product
-from strangler_sync import events
 from strangler_sync.handlers import SyncEvent, sync_handler
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,34 +12,25 @@ from rest_framework.views import APIView
 from monolith.inventory import selectors, services
 from monolith.inventory.serializers import (
     ReservationInputSerializer,
+    ReservationOutputSerializer,
+    StockFilterSerializer,
     StockOutputSerializer,
     StockSetInputSerializer,
     reservation_body,
 )
-from servicekit.errors import InvalidInput
 
 
-class StockListApi(APIView):
+class StockListApi(GenericAPIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(
-        parameters=[OpenApiParameter("product", str, description="comma-separated product ids")],
-        responses=StockOutputSerializer(many=True),
-    )
+    @extend_schema(parameters=[StockFilterSerializer], responses=StockOutputSerializer(many=True))
     def get(self, request):
-        raw = request.query_params.get("product")
-        product_ids = None
-        if raw is not None:
-            try:
-                product_ids = [int(part) for part in raw.split(",") if part.strip()]
-            except ValueError:
-                raise InvalidInput("product must be comma-separated ids.", details={"product": [raw]}) from None
-            if not product_ids or len(product_ids) > 500:
-                raise InvalidInput("Give 1 to 500 product ids.", details={"product": [raw]})
+        filters = StockFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        product_ids = filters.validated_data.get("product")
         if product_ids is None:  # every row: paginated like the rest of the API
-            paginator = PageNumberPagination()
-            page = paginator.paginate_queryset(selectors.stock_list(), request, view=self)
-            return paginator.get_paginated_response(StockOutputSerializer(page, many=True).data)
+            page = self.paginate_queryset(selectors.stock_list())
+            return self.get_paginated_response(StockOutputSerializer(page, many=True).data)
         items = selectors.stock_list(product_ids=product_ids)
         # The same shape as a page, holding every requested product (at most 500).
         data = StockOutputSerializer(items, many=True).data
@@ -65,7 +56,7 @@ class StockDetailApi(APIView):
 class ReservationCreateApi(APIView):
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=ReservationInputSerializer, responses={201: dict})
+    @extend_schema(request=ReservationInputSerializer, responses={201: ReservationOutputSerializer})
     def post(self, request):
         serializer = ReservationInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -80,7 +71,7 @@ class ReservationCreateApi(APIView):
 class ReservationReleaseApi(APIView):
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=None, responses=dict)
+    @extend_schema(request=None, responses=ReservationOutputSerializer)
     def post(self, request, reference: str):
         return Response(reservation_body(reference, services.stock_release(reference=reference)))
 
@@ -88,7 +79,7 @@ class ReservationReleaseApi(APIView):
 class ReservationConfirmApi(APIView):
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=None, responses=dict)
+    @extend_schema(request=None, responses=ReservationOutputSerializer)
     def post(self, request, reference: str):
         return Response(reservation_body(reference, services.stock_confirm(reference=reference)))
 
@@ -98,6 +89,6 @@ class ReservationReturnApi(APIView):
 
     permission_classes = [IsAdminUser]
 
-    @extend_schema(request=None, responses=dict)
+    @extend_schema(request=None, responses=ReservationOutputSerializer)
     def post(self, request, reference: str):
         return Response(reservation_body(reference, services.stock_return(reference=reference)))

@@ -16,11 +16,11 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
+from monolith import events
 from monolith.catalog.models import Product
 from monolith.inventory.errors import OutOfStock
 from monolith.inventory.models import Reservation, StockItem
 from servicekit.errors import Conflict, InvalidInput, NotFound
-from strangler_sync import events
 from strangler_sync.ownership import ownership_require_owner
 from strangler_sync.services import event_publish
 from strangler_sync.snapshots import aggregate_payload

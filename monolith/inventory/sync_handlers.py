@@ -8,8 +8,8 @@ Reservations stay in the inventory service: checkout goes through its API. Nothi
 
 from __future__ import annotations
 
+from monolith import events
 from monolith.inventory.models import StockItem
-from strangler_sync import events
 from strangler_sync.conf import sync_settings
 from strangler_sync.handlers import SyncEvent, sync_handler
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,24 +14,30 @@ from monolith.accounts.services import address_build
 from monolith.cart.selectors import cart_get_for_request
 from monolith.orders import selectors, services
 from monolith.orders.serializers import OrderOutputSerializer, OrderPlaceInputSerializer
-from servicekit.errors import InvalidInput
+from monolith.orders.services import IDEMPOTENCY_KEY_PATTERN
+from servicekit.errors import ErrorSerializer, InvalidInput
 
 
-class OrderListCreateApi(APIView):
+class OrderListCreateApi(GenericAPIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses=OrderOutputSerializer(many=True))
     def get(self, request):
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(
-            selectors.order_list(user=request.user).prefetch_related("payments"), request, view=self
-        )
-        return paginator.get_paginated_response(OrderOutputSerializer(page, many=True).data)
+        page = self.paginate_queryset(selectors.order_list(user=request.user).prefetch_related("payments"))
+        return self.get_paginated_response(OrderOutputSerializer(page, many=True).data)
 
     @extend_schema(
         request=OrderPlaceInputSerializer,
-        responses={201: OrderOutputSerializer},
-        parameters=[OpenApiParameter("Idempotency-Key", str, location=OpenApiParameter.HEADER)],
+        # 402 declined, 503 payment or inventory unavailable, 504 payment timed out (monolith.payments.errors)
+        responses={201: OrderOutputSerializer, 402: ErrorSerializer, 503: ErrorSerializer, 504: ErrorSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+                location=OpenApiParameter.HEADER,
+                description="or idempotency_key in the body (one of them is required)",
+            )
+        ],
     )
     def post(self, request):
         serializer = OrderPlaceInputSerializer(data=request.data)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from monolith.accounts.serializers import CountryField
+from monolith.orders.services import IDEMPOTENCY_KEY_PATTERN
+from servicekit.ids import IdField
+
 
 class OrderLineOutputSerializer(serializers.Serializer):
     product = serializers.IntegerField(source="product_id", allow_null=True)
@@ -30,7 +34,7 @@ class ShippingAddressSerializer(serializers.Serializer):
     line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     city = serializers.CharField(max_length=120)
     postal_code = serializers.CharField(max_length=20)
-    country = serializers.CharField(max_length=2)
+    country = CountryField()
 
 
 class OrderOutputSerializer(serializers.Serializer):
@@ -62,15 +66,15 @@ class OrderOutputSerializer(serializers.Serializer):
 
 
 class OrderPlaceInputSerializer(serializers.Serializer):
-    address = serializers.IntegerField(required=False, help_text="id of one of your saved addresses")
+    address = IdField(required=False, help_text="id of one of your saved addresses")
     shipping_address = ShippingAddressSerializer(required=False, help_text="or an address for this order only")
     card_number = serializers.CharField(max_length=32)
     expected_total = serializers.DecimalField(
         max_digits=14, decimal_places=2, required=False, allow_null=True,
         help_text="the total the customer confirmed; 409 price_changed when the cart no longer matches it",
     )
-    idempotency_key = serializers.CharField(
-        max_length=64, required=False, help_text="or the Idempotency-Key header (one of them is required)"
+    idempotency_key = serializers.RegexField(
+        IDEMPOTENCY_KEY_PATTERN, required=False, help_text="or the Idempotency-Key header (one of them is required)"
     )
 
     def validate(self, attrs):

@@ -46,7 +46,8 @@ TRANSITIONS: dict[str, set[str]] = {
 _REPLAYED_FAILURES = {cls.code: cls for cls in (PaymentDeclined, PaymentTimeout, PaymentUnavailable)}
 _REPLAYED_FAILURES["payment_abandoned"] = PaymentTimeout  # expired by orders_expire_stale: outcome was unknown
 _REPLAYED_FAILURES[InventoryUnavailable.code] = InventoryUnavailable  # confirm failed after the charge: refunded
-_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# What an idempotency key may be (the API schema publishes the same pattern for the header and the field).
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def _new_reference() -> str:
 
 
 def _clean_idempotency_key(value) -> str:
-    if not isinstance(value, str) or not _KEY.match(value):
+    if not isinstance(value, str) or not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, value):
         message = "An idempotency key of 1-64 letters, digits, '.', '_', ':' or '-' is required."
         raise InvalidInput(message, details={"idempotency_key": [message]})
     return value

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from monolith.catalog.models import Product
 from monolith.reviews.models import RATING_MAX, RATING_MIN, Review
+from servicekit.ids import IdField
 
 
 class ReviewOutputSerializer(serializers.ModelSerializer):
@@ -18,7 +19,7 @@ class ReviewOutputSerializer(serializers.ModelSerializer):
 
 
 class ReviewCreateSerializer(serializers.Serializer):
-    product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all())
+    product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all(), pk_field=IdField())
     rating = serializers.IntegerField(min_value=RATING_MIN, max_value=RATING_MAX)
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     body = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")
@@ -31,7 +32,7 @@ class ReviewUpdateSerializer(serializers.Serializer):
 
 
 class ReviewFilterSerializer(serializers.Serializer):
-    product = serializers.IntegerField(min_value=1, required=False, help_text="Only reviews of this product.")
+    product = IdField(required=False, help_text="Only reviews of this product.")
 
 
 class RatingSummarySerializer(serializers.Serializer):

@@ -12,10 +12,10 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from monolith import events
 from monolith.catalog.models import Product
 from monolith.reviews.models import RATING_MAX, RATING_MIN, Review
 from servicekit.errors import Conflict, InvalidInput
-from strangler_sync import events
 from strangler_sync.ownership import ownership_require_owner
 from strangler_sync.services import event_publish
 from strangler_sync.snapshots import aggregate_payload

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from django.utils.dateparse import parse_datetime
 
+from monolith import events
 from monolith.reviews.models import Review
-from strangler_sync import events
 from strangler_sync.conf import sync_settings
 from strangler_sync.handlers import SyncEvent, sync_handler
 

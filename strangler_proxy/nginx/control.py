@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -10,10 +11,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from strangler_proxy.nginx.render import NginxOptions, render_nginx
+from strangler_proxy.nginx.render import TEMP_KINDS, NginxOptions, render_nginx, temp_path
 from strangler_proxy.spec import RouteTable
 
 CONF_NAME = "nginx.conf"
+
+
+def _uid(user: str | None) -> int | None:
+    return pwd.getpwnam(user).pw_uid if user else None
 
 
 class NginxError(RuntimeError):
@@ -83,6 +88,12 @@ class NginxInstance:
     def install(self, table: RouteTable) -> Path:
         """Render, test the candidate, then atomically replace the live file. A refused render changes nothing."""
         self.prefix.mkdir(parents=True, exist_ok=True)
+        for kind in TEMP_KINDS:
+            temp = temp_path(self.options, kind)
+            # In a shared temp dir: never let nginx (as root) take over a directory or symlink someone else made.
+            if temp.parent != self.prefix and (temp.is_symlink() or (temp.exists() and temp.stat().st_uid not in (
+                    os.geteuid(), _uid(self.options.user)))):
+                raise NginxError(f"{temp} was made by another user; remove it and retry")
         candidate = self.prefix / f"{CONF_NAME}.candidate"
         candidate.write_text(render_nginx(table, self.options), encoding="utf-8")
         try:

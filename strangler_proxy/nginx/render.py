@@ -18,15 +18,21 @@ How a request flows through the rendered config:
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import json
 import os
 import pwd
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from strangler_proxy.override import override_token
+from strangler_proxy.override import nginx_token_maps
 from strangler_proxy.routing import route_match, route_rank, shadow_target
+from strangler_proxy.shadow import SHADOW_HEADER
 from strangler_proxy.spec import (
+    CONNECTION_TOKENS,
+    HOST_PATTERN,
     MIRROR_PRIMARY_HEADER,
     MIRROR_ROUTE_HEADER,
     MIRROR_SHADOW_HEADER,
@@ -43,6 +49,8 @@ _FALLBACK_STATUSES = "500 502 503 504"  # connect error = 502, timeout = 504
 # Mirror locations contain a backslash: both planes refuse such paths with 400, so clients can never reach them.
 _MIRROR_PREFIX = "/\\strangler-mirror/"
 _HOP_BY_HOP = ("Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "TE", "Trailer", "Upgrade")
+_MIRROR_HEADERS = (MIRROR_ROUTE_HEADER, MIRROR_PRIMARY_HEADER, MIRROR_SHADOW_HEADER)  # set on mirror copies only
+_INTERNAL_HEADERS = (SHADOW_HEADER, *_MIRROR_HEADERS)  # never taken from a client
 _REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:+/=-]{1,128}$"  # same rule as servicekit.request_id
 # On the request line "METHOD TARGET HTTP/x": a target not starting with "/" (absolute-form; nginx itself refuses
 # authority-form and "*"), else a backslash, %5C or %2F before the query/fragment (what $request_uri holds there).
@@ -66,10 +74,85 @@ def _json_return(status: int, code: str, message: str) -> str:
     return f"return {status} {_json_body(code, message)};"
 
 
+# The limits' refusals as JSON (the mitmproxy plane's limits.head_refusal codes): nginx's own pages are HTML.
+# 494 is nginx's internal "request header too large"; it answers 431 here like the mitmproxy plane.
+_LIMIT_STATUSES = {
+    413: (413, "body_too_large", "The request body exceeds the limit."),
+    414: (414, "url_too_long", "The request target exceeds the limit."),
+    494: (431, "headers_too_large", "A header line or the headers exceed the limit."),
+    429: (429, "too_many_connections", "Too many connections from this address."),
+}
+_LIMIT_PAGES = tuple(f"error_page {status} = @strangler_{status};" for status in _LIMIT_STATUSES)
+
+
+def _limit_locations() -> str:
+    return "".join(f"location @strangler_{status} {{ {_json_return(*answer)} }}\n"
+                   for status, answer in _LIMIT_STATUSES.items())
+
+
+def _with_limit_pages(body: list[str]) -> list[str]:
+    """A block with error_page directives of its own inherits none from the server: repeat the limit pages there."""
+    return [*body, *_LIMIT_PAGES] if any(line.startswith("error_page") for line in body) else body
+
+
+def _limit_directives(settings) -> str:
+    """http-level directives for the route file's limits (same values as the mitmproxy plane enforces)."""
+    lines = [
+        f"client_max_body_size {settings.max_body_bytes};",
+        f"large_client_header_buffers {settings.max_header_buffers} {settings.max_header_bytes};",
+        f"client_header_timeout {int(settings.client_header_timeout)}s;",
+        f"client_body_timeout {int(settings.client_body_timeout)}s;",
+        f"keepalive_timeout {int(settings.idle_timeout)}s;",
+    ]
+    if settings.max_connections_per_client:
+        lines += [
+            "limit_conn_zone $binary_remote_addr zone=strangler_per_client:10m;",
+            f"limit_conn strangler_per_client {settings.max_connections_per_client};",
+            "limit_conn_status 429;",
+        ]
+    return "\n    ".join(lines)
+
+
 def _worker_user() -> str | None:
-    """A root master would drop workers to `nobody`, who cannot write temp files in a private 0700 runtime dir:
-    the private instance keeps its workers as the invoking user instead. Non-root masters cannot switch user."""
-    return pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() == 0 else None
+    """Workers never run as root: a root master drops them to the invoking user's own account (SUDO_USER) when
+    that is not root, else to `nobody`. A non-root master cannot switch user (None: no directive)."""
+    if os.geteuid() != 0:
+        return None
+    invoking = os.environ.get("SUDO_USER")
+    if invoking:
+        try:
+            if pwd.getpwnam(invoking).pw_uid != 0:
+                return invoking
+        except KeyError:
+            pass
+    return "nobody"
+
+
+def _user_directive(user: str) -> str:
+    """`user NAME GROUP;` with the account's own primary group (nginx would look up a group named like the user,
+    and Debian's nobody is in nogroup). Refuses root and unknown accounts."""
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        raise ValueError(f"nginx worker user {user!r} does not exist") from None
+    if account.pw_uid == 0:
+        raise ValueError(f"nginx workers must not run as root (user {user!r})")
+    return f"user {user} {grp.getgrgid(account.pw_gid).gr_name};"
+
+
+TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")  # nginx's *_temp_path directives
+
+
+def temp_path(options: NginxOptions, kind: str) -> Path:
+    """Where workers write request bodies and buffered answers (``kind``: client_body, proxy, ...): in the runtime
+    dir, or, when a root master runs them as another user, right in the system temp dir, which that user can
+    reach (the runtime dir may sit below 0700 directories, like pytest's). The master creates the directory
+    and hands it to the workers' user."""
+    run = Path(options.runtime_dir).resolve()
+    if options.user is None:
+        return run / kind
+    digest = hashlib.sha256(str(run).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"strangler-nginx-{digest}-{kind}"
 
 
 @dataclass(frozen=True)
@@ -111,6 +194,35 @@ def _sample_percent(sample: float) -> str | None:
     """split_clients percentage for a shadow sample rate; None when every request is mirrored."""
     hundredths = round(sample * 10000)
     return None if hundredths >= 10000 else f"{hundredths // 100}.{hundredths % 100:02d}%"
+
+
+def _override_maps(secret: str, table: RouteTable) -> str:
+    """Maps verifying scoped, expiring override tokens (see strangler_proxy.override) into $strangler_forced.
+
+    nginx matches map strings ignoring case and, before 1.23, reads only the first of repeated headers: tokens
+    are lowercase, so a value with anything but [a-z0-9.] (an uppercase letter, or the ", " nginx >= 1.23 joins
+    repeated headers with) is no token. Freshness is a precomputed (expiry hour, current hour) pair.
+    """
+    header = f"$http_{_var_key(table.override.header)}"
+    tokens, pairs = nginx_token_maps(secret, table.upstreams)
+    token_lines = "".join(f"    {token} \"{'|'.join(scope)}\";\n" for token, scope in tokens.items())
+    pair_lines = "".join(f"    \"{expiry}|{hour}\" 1;\n" for expiry, hour in pairs)
+    safe = "|".join(sorted(SAFE_METHODS))
+    return (
+        f"map {header} $strangler_token {{\n    default \"\";\n{token_lines}}}\n"
+        f"map {header} $strangler_token_exact {{\n    \"~[^a-z0-9.]\" 0;\n    default 1;\n}}\n"
+        "map $time_iso8601 $strangler_hour {\n"
+        "    \"~^(?<strangler_th>[0-9-]{10}T[0-9]{2}):[0-9:]{5}"
+        "(?<strangler_tz>[+-][0-9]{2}):(?<strangler_tzm>[0-9]{2})$\""
+        " \"$strangler_th$strangler_tz$strangler_tzm\";\n    default \"\";\n}\n"
+        "map $strangler_token $strangler_token_expiry {\n"
+        "    \"~[|](?<strangler_te>[0-9]{10})$\" $strangler_te;\n    default \"\";\n}\n"
+        f"map \"$strangler_token_expiry|$strangler_hour\" $strangler_token_fresh {{\n    default 0;\n{pair_lines}}}\n"
+        "map \"$strangler_token_exact$strangler_token_fresh|$strangler_token|$request_method\" $strangler_forced {\n"
+        "    \"~^11[|](?<strangler_tu>[a-z][a-z0-9_]*)[|]any[|]\" $strangler_tu;\n"
+        f"    \"~^11[|](?<strangler_tu>[a-z][a-z0-9_]*)[|]safe[|][0-9]{{10}}[|](?:{safe})$\" $strangler_tu;\n"
+        "    default \"\";\n}\n"
+    )
 
 
 class _Renderer:
@@ -166,11 +278,15 @@ class _Renderer:
             f"proxy_read_timeout {_ms(timeout)};",
             f"proxy_set_header Host {self.host_expr};",
             "proxy_set_header X-Request-ID $strangler_request_id;",
-            "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+            # Clients are untrusted: their forwarding headers are replaced, not appended to (as on the mitmproxy
+            # plane), and only the proxy may mark a request as a shadow or mirror copy.
+            "proxy_set_header X-Forwarded-For $remote_addr;",
+            f"proxy_set_header X-Forwarded-Host {self.host_expr};",
             "proxy_set_header X-Forwarded-Proto $scheme;",
             f"proxy_set_header {self.table.override.header} \"\";",
         ]
-        lines += [f"proxy_set_header {name} \"\";" for name in _HOP_BY_HOP]
+        lines += [f"proxy_set_header {name} \"\";" for name in (*_HOP_BY_HOP, *_INTERNAL_HEADERS)
+                  if not (request_uri and name in _MIRROR_HEADERS)]
         # Exactly one X-Request-ID on every answer, even nginx's own 502/504: the id the upstream was sent.
         lines += ["proxy_hide_header X-Request-ID;", "add_header X-Request-ID $strangler_request_id always;"]
         return lines
@@ -352,7 +468,7 @@ class _Renderer:
             out.append(
                 f"location {modifier} {_q(prefix)} {{\n"
                 "    recursive_error_pages on;  # else the fallback's error_page after a jump is ignored\n"
-                + "".join(f"    {line}\n" for line in [*jump, *body])
+                + "".join(f"    {line}\n" for line in _with_limit_pages([*jump, *body]))
                 + "}\n"
             )
         return out
@@ -364,7 +480,8 @@ class _Renderer:
         sticky = table.sticky
         key_from_header = f"$http_{_var_key(sticky.header)}" if sticky.header else '""'
         secret = opts.override_secret
-        tokens = "".join(f"{_q(override_token(secret, name))} {name};\n" for name in table.upstreams if secret)
+        overrides = _override_maps(secret, table) if secret else (
+            f"map $http_{_var_key(table.override.header)} $strangler_forced {{\n    default \"\";\n}}\n")
         upstreams = "".join(
             f"upstream {u.name} {{\n    server {u.host_port};\n    keepalive {opts.keepalive};\n}}\n"
             for u in table.upstreams.values()
@@ -373,11 +490,12 @@ class _Renderer:
         named = []
         for name, body in self.named.items():
             head = f"location = {_q(name)}" if not name.startswith("@") else f"location {name}"
-            named.append(head + " {\n" + "".join(f"    {line}\n" for line in body) + "}\n")
+            named.append(head + " {\n" + "".join(f"    {line}\n" for line in _with_limit_pages(body)) + "}\n")
         indent = lambda block: "".join(f"    {line}\n" if line else "\n" for line in block.splitlines())  # noqa: E731
         server_body = "".join(indent(b) for b in [*locations, *named])
-        user_line = f"user {opts.user};\n" if opts.user else ""
+        user_line = f"{_user_directive(opts.user)}\n" if opts.user else ""
         absolute_form = _json_return(400, "absolute_form_refused", "Send a path, not an absolute URI.")
+        limit_pages = "".join(f"{line}\n" for line in _LIMIT_PAGES) + _limit_locations()
         if "*" in opts.hosts:
             host_guard, routing_default, server_names = "", " default_server", "_"
         else:  # only configured names reach the routing server; the rest (and no Host at all) get 421
@@ -391,8 +509,20 @@ class _Renderer:
                 "        add_header X-Request-ID $strangler_request_id always;\n"
                 f"        if ($request ~ \"^[^ ]+ [^/]\") {{ {absolute_form} }}\n"
                 f"        {_json_return(421, 'unknown_host', 'This proxy does not serve that host.')}\n"
+                + indent(indent(limit_pages)) +
                 "    }\n"
             )
+        url_limit = (
+            f"        if ($request_uri ~ \"^.{{{table.settings.max_url_bytes + 1}}}\") {{\n"
+            f"            {_json_return(414, 'url_too_long', 'The request target exceeds the limit.')}\n"
+            "        }\n"
+        )
+        host_syntax = "" if "*" in opts.hosts else (
+            # server_name matching drops a trailing dot and what follows a second port: check the header as sent.
+            f"        if ($http_host !~* \"^{HOST_PATTERN}$\") {{\n"
+            f"            {_json_return(421, 'unknown_host', 'This proxy does not serve that host.')}\n"
+            "        }\n"
+        )
         return f"""\
 # Generated by strangler-proxy from {table.source}
 # (sha256 {table.digest[:16]}). Do not edit: edit the route file and run `strangler-proxy nginx-reload`.
@@ -409,15 +539,16 @@ http {{
     log_format strangler '$remote_addr "$request" $status $body_bytes_sent $request_time '
                          'route=$sent_http_x_strangler_route upstream=$upstream_addr id=$strangler_request_id';
     {_access_log(table.settings.access_log, run)}
-    client_body_temp_path {run}/client_body;
-    proxy_temp_path {run}/proxy;
-    fastcgi_temp_path {run}/fastcgi;
-    uwsgi_temp_path {run}/uwsgi;
-    scgi_temp_path {run}/scgi;
-    client_max_body_size {table.settings.max_body_bytes};
+    client_body_temp_path {temp_path(opts, 'client_body')};
+    proxy_temp_path {temp_path(opts, 'proxy')};
+    fastcgi_temp_path {temp_path(opts, 'fastcgi')};
+    uwsgi_temp_path {temp_path(opts, 'uwsgi')};
+    scgi_temp_path {temp_path(opts, 'scgi')};
+    {_limit_directives(table.settings)}
     server_tokens off;
     merge_slashes on;  # normalize_path() merges slashes too
     map_hash_bucket_size 256;  # override tokens are long keys
+    map_hash_max_size 8192;  # 2 x 24 tokens per upstream, and the expiry/hour pairs
     proxy_http_version 1.1;  # with Connection "" below: keepalive to upstreams
     proxy_buffering on;
 
@@ -443,15 +574,18 @@ http {{
         "" $strangler_key_fallback;
         default $cookie_{sticky.cookie};
     }}
+    # A Connection header naming anything but hop-by-hop headers is refused, as by the mitmproxy plane.
+    map $http_connection $strangler_connection_refused {{
+        "" 0;  # nginx tries no regex on an empty value
+        "~*^[ \t,]*(?:(?:{"|".join(sorted(CONNECTION_TOKENS))})[ \t]*(?:,[ \t,]*|$))*$" 0;
+        default 1;
+    }}
     map $strangler_absolute_form $strangler_refusal {{
         "" {_json_body("path_rejected", "Encoded slash or backslash in the path.")};
         default {_json_body("absolute_form_refused", "Send a path, not an absolute URI.")};
     }}
     # Signed overrides: only precomputed tokens name an upstream; anything else is ignored (and never forwarded).
-    map $http_{_var_key(table.override.header)} $strangler_forced {{
-        default "";
-{indent(indent(tokens))}    }}
-
+{indent(overrides)}
 {indent("".join(self.http.values()))}
 {host_guard}    server {{
         listen {opts.listen}{routing_default};
@@ -465,7 +599,10 @@ http {{
         if ($request ~ "{_GUARD_PATTERN}") {{
             return 400 $strangler_refusal;
         }}
-
+{url_limit}{host_syntax}        if ($strangler_connection_refused) {{
+            {_json_return(400, "connection_header_refused", "The Connection header may only name hop-by-hop headers.")}
+        }}
+{indent(indent(limit_pages))}
 {indent(server_body)}    }}
 }}
 """

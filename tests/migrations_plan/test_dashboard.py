@@ -21,12 +21,14 @@ import pytest
 import requests
 
 from migrations_plan.loader import load_plan
-from migrations_plan.metrics import metrics_fetch, sync_metrics_fetch
+from migrations_plan.metrics import metrics_fetch
+from migrations_plan.relay_state import relay_state_fetch
 from migrations_plan.selectors import plan_status
 from strangler_proxy.murmur import in_canary
 from tests.extracted.catalog import live
 from tests.migrations_plan import procs
 from tests.migrations_plan.sidebyside_live import live_pair_start, proxy_start
+from tests.waiting import WAIT_TIMEOUT
 
 ROUTES = """
 upstreams:
@@ -56,7 +58,7 @@ description: test plan for the dashboard
 service: catalog
 routes: [/api/products/, /api/categories/]
 proxy_metrics: {admin}/metrics
-sync_projects: [monolith.settings]
+sync_projects: [monolith]
 steps:
   - name: shadow
     kind: shadow
@@ -85,7 +87,7 @@ CATEGORY_READS = 10
 DEAD_OUTBOX_ROWS = 2
 
 
-def _wait(predicate, *, timeout: float = 20.0, what: str):
+def _wait(predicate, *, timeout: float = WAIT_TIMEOUT, what: str):
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -136,7 +138,7 @@ def stack(tmp_path_factory):
         port = live.free_port()
         dashboard = subprocess.Popen(
             [sys.executable, "-m", "migrations_plan.dashboard", "--routes", str(routes), "--proxy-admin", admin_url,
-             "--sync-project", "monolith=monolith.settings", "--metrics", f"monolith={pair.monolith.url}/metrics",
+             "--sync-project", f"monolith={pair.monolith.url}", "--metrics", f"monolith={pair.monolith.url}/metrics",
              "--metrics", f"catalog={pair.service.url}/metrics",
              "--port", str(port), "--refresh", "2"],
             cwd=live.REPO, env=env, stdout=(workdir / "dashboard.log").open("wb"), stderr=subprocess.STDOUT,
@@ -236,9 +238,9 @@ def test_dashboard_shows_the_live_numbers(stack, tmp_path, monkeypatch):
     _wait(lambda: _comparisons(stack["admin"]) >= expected_comparisons, what="every shadow comparison")
     time.sleep(2.5)  # let the dashboard's snapshot cache (2 s) expire so the page reflects the traffic
     metrics = metrics_fetch(url=f"{stack['admin']}/metrics")
-    for name in ("STRANGLER_PLANS_DIR", "STRANGLER_PLAN_STATE_DIR", "DATABASE_URL"):  # as the dashboard sees them
+    for name in ("STRANGLER_PLANS_DIR", "STRANGLER_PLAN_STATE_DIR"):  # as the dashboard sees them
         monkeypatch.setenv(name, stack["env"][name])
-    gauges = sync_metrics_fetch(settings_module="monolith.settings")
+    relay = relay_state_fetch(base_url=stack["pair"].monolith.url)  # the monolith's own /sync/relay/
     status = plan_status(plan=load_plan("catalog", routes=stack["routes"]), routes=stack["routes"])
 
     browser = Browser()
@@ -278,10 +280,10 @@ def test_dashboard_shows_the_live_numbers(stack, tmp_path, monkeypatch):
         assert metrics.total("strangler_proxy_requests_total", route="/api/orders/", status="503") == \
             DEAD_SERVICE_READS
 
-        # data plane: the monolith's outbox as strangler_sync's own gauges say, and the dead letter
+        # data plane: the monolith's outbox as its own /sync/relay/ says, and the dead letter
         monolith = page["sync"]["monolith"]
-        assert monolith["backlog"] == str(stack["pending"]) == f"{gauges.total('strangler_sync_outbox_backlog'):g}"
-        assert monolith["dead"] == str(DEAD_OUTBOX_ROWS) == f"{gauges.total('strangler_sync_outbox_dead'):g}"
+        assert monolith["backlog"] == str(stack["pending"]) == str(relay["backlog"])
+        assert monolith["dead"] == str(DEAD_OUTBOX_ROWS) == str(relay["outbox_dead"])
         assert monolith["deadLetters"].startswith("1") and "IntegrityError" in monolith["deadLetters"]
         assert float(monolith["lag"]) > 0
         assert page["sync"]["catalog"]["httpErrors"] == "0.0%"  # from the service's own /metrics
@@ -361,7 +363,7 @@ def test_stack_file_of_the_demo_names_every_source(stack, tmp_path):
     orders = next(t for t in snapshot["proxy"]["traffic"] if t["route"] == "/api/orders/")
     assert orders["requests"] == sent
     [monolith] = snapshot["data_plane"]
-    assert monolith["sources"] == ["monolith.settings", f"{stack['pair'].monolith.url}/metrics"]
+    assert monolith["sources"] == [stack["pair"].monolith.url, f"{stack['pair'].monolith.url}/metrics"]
     assert monolith["errors"] == [] and monolith["backlog"] == stack["pending"]
     assert monolith["http_error_rate"] == 0.0
     assert [p["plan"] for p in snapshot["plans"]] == ["catalog"]

@@ -98,6 +98,15 @@ def test_environment_values_and_defaults(tmp_path, routes_file, monkeypatch):
     (("set: {mode: shadow}", "set: {mode: canary}"), 9, "steps[0]: step shadow would make the route file invalid: "
                                                        "routes[0].weight: required in canary mode"),
     (("set: {mode: shadow}", "set: {weight: 5}"), 9, "routes[0].weight: only canary routes have a weight"),
+    (("steps:", "sync_projects: [monolith, monolith.settings]\nsteps:"), 5,
+     "sync_projects[1]: 'monolith.settings' is neither an upstream of"),
+    (("steps:", "workdir: no/such/dir\nsteps:"), 5, "workdir: "),
+    (("min_soak_seconds: 0", "coverage: {schema_path: api/schema/}"), 12,
+     "steps[0].gates.coverage.schema_path: must be a path starting with '/'"),
+    (("min_soak_seconds: 0", "coverage: {monolith: x}"), 12, "steps[0].gates.coverage.monolith: unknown key"),
+    (("steps:", "settings: 'monolith settings'\nsteps:"), 5, "settings: invalid value 'monolith settings'"),
+    (("      - route: /api/products/\n        set: {mode: shadow}", "      - ownership: {product: catalog}"), 9,
+     "steps[0].actions: an ownership action needs the plan's `settings`"),
 ])
 def test_bad_plans_are_refused_with_file_line_and_reason(tmp_path, routes_file, change, line, message):
     old, new = change
@@ -125,3 +134,48 @@ def test_cli_check_prints_one_line_and_exits_2(tmp_path, routes_file):
     assert ok.returncode == 0 and ok.stdout.count("ok: ") == 3
     missing = plan_cli("plan", "check", "nope", "--routes", str(routes_file))
     assert missing.returncode == 2 and "no such plan file" in missing.stderr
+
+
+def test_commands_run_in_the_plans_workdir_not_the_callers(tmp_path, routes_file, state_dir):
+    """`workdir` is relative to the plan file; without it commands run next to the plan file."""
+    from migrations_plan.services import plan_advance
+
+    (tmp_path / "project").mkdir()
+    plans = tmp_path / "ops" / "plans"
+    plans.mkdir(parents=True)
+    run = GOOD.replace("      - route: /api/products/\n        set: {mode: shadow}",
+                       "      - run: [\"{python}\", \"-c\", \"open('ran-here', 'w')\"]")
+    path = plans / "demo.yaml"
+    path.write_text(textwrap.dedent(run.replace("steps:", "workdir: ../../project\nsteps:")))
+    plan = load_plan(str(path), routes=routes_file)
+    assert plan.workdir == (tmp_path / "project").resolve() and plan.settings is None
+    plan_advance(plan=plan, routes=routes_file, actor="t")
+    assert (tmp_path / "project" / "ran-here").exists()
+    path.write_text(textwrap.dedent(run.replace("plan: demo", "plan: other")))
+    plan_advance(plan=load_plan(str(path), routes=routes_file), routes=routes_file, actor="t")
+    assert (plans / "ran-here").exists()
+
+
+def test_plan_route_file_and_state_live_anywhere(tmp_path, routes_file):
+    """No --routes, no $STRANGLER_ROUTES, run outside the repository: the plan's route_file and the store URL."""
+    import os
+    import subprocess
+    import sys
+
+    from .procs import REPO
+
+    ops = tmp_path / "ops"
+    ops.mkdir()
+    (ops / "routes.yaml").write_text(routes_file.read_text())
+    (ops / "demo.yaml").write_text(textwrap.dedent(GOOD.replace("steps:", "route_file: routes.yaml\nsteps:")))
+    env = {k: v for k, v in os.environ.items() if k not in ("STRANGLER_ROUTES", "STRANGLER_PLAN_STATE_DIR")}
+    env.update(PYTHONPATH=str(REPO), STRANGLER_PLAN_STORE=f"file://{tmp_path}/state")
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    done = subprocess.run([sys.executable, "-m", "migrations_plan", "advance", str(ops / "demo.yaml")], cwd=elsewhere,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "mode: shadow" in (ops / "routes.yaml").read_text()  # the plan's own route file was edited
+    assert (tmp_path / "state" / "demo.json").exists() and not list(elsewhere.iterdir())
+    plan = load_plan(str(ops / "demo.yaml"), routes=routes_file)  # --routes wins over the plan's route_file
+    assert plan.route_file == routes_file

@@ -21,7 +21,8 @@ import pytest
 import requests
 import yaml
 
-from tests.test_demo import Demo, _process_groups, _until
+from tests.test_demo import Demo, _process_groups
+from tests.waiting import wait_until
 
 from .procs import REPO
 
@@ -76,8 +77,8 @@ class Walk:
 
     def served_by(self, upstream: str, path: str = "/api/products/") -> None:
         url = f"{self.state['proxy']}{path}"
-        _until(lambda: requests.get(url, timeout=15).headers.get("X-Strangler-Upstream") == upstream, timeout=10,
-               what=f"{path} served by {upstream}")
+        wait_until(lambda: requests.get(url, timeout=15).headers.get("X-Strangler-Upstream") == upstream,
+                   what=f"{path} served by {upstream}")
 
     def route(self, prefix: str) -> dict:
         document = yaml.safe_load(Path(self.state["routes_file"]).read_text())
@@ -157,8 +158,8 @@ def test_catalog_plan_walks_forward_and_back_on_the_demo(demo):
     written = requests.post(f"{walk.state['proxy']}{categories}", json={"name": "Extracted on the demo"},
                             headers={"Authorization": f"Bearer {SERVICE_TOKEN}"}, timeout=15)
     assert written.status_code == 201 and written.headers["X-Strangler-Upstream"] == "catalog", written.text
-    _until(lambda: walk.count("monolith", "category") == before + 1, timeout=20,
-           what="the monolith to follow the category written on the service")
+    wait_until(lambda: walk.count("monolith", "category") == before + 1,
+               what="the monolith to follow the category written on the service")
     seen = walk.reads(30) + walk.reads(10, categories)
     assert set(seen) == {(200, "catalog")}, seen
 
@@ -181,15 +182,15 @@ def test_catalog_plan_walks_forward_and_back_on_the_demo(demo):
     walk.rollback("flip-ownership", "--allow-irreversible", "--reason", "demo walk back")
     assert walk.owners() == {"category": "monolith", "product": "monolith"}
     assert walk.route(products)["methods"] == ["GET", "HEAD", "OPTIONS"]
-    _until(lambda: requests.post(f"{walk.state['proxy']}{products}", json={}, timeout=15).headers.get(
-        "X-Strangler-Upstream") == "monolith", timeout=10, what="writes back on the monolith")
+    wait_until(lambda: requests.post(f"{walk.state['proxy']}{products}", json={}, timeout=15).headers.get(
+        "X-Strangler-Upstream") == "monolith", what="writes back on the monolith")
     walk.served_by("catalog")
     walk.rollback("reads-to-service")
     assert walk.route(products)["weight"] == 50
 
     # the service dies during the 50 % canary: watch rolls it back on its own, with the failing gate
     os.killpg(walk.state["pids"]["catalog"], signal.SIGKILL)
-    _until(lambda: "demo: catalog exited" in demo.text(), timeout=10, what="the demo to report the dead service")
+    wait_until(lambda: "demo: catalog exited" in demo.text(), what="the demo to report the dead service")
     seen = walk.reads(60, users=True)
     assert set(seen) == {(200, "monolith")}, seen  # the canary's users fall back to the monolith
     watched = walk.plan("watch", "catalog", "--interval", "0.5", "--max-seconds", "20", expect=3)

@@ -140,3 +140,28 @@ def test_plugin_run_by_pytest_reports_the_diff_and_fails(renamed_pair, routes_fi
     assert f"\nside_by_side: {routes_file}: no route with prefix '/api/nope/' " \
            "(routes: /api/products/, /api/categories/)\n" in out
     assert "During handling" not in out
+
+
+def test_plugin_run_by_pytest_says_how_many_comparisons_each_noise_rule_suppressed(pair, tmp_path):
+    # Each side makes a new x-request-id per answer: compared on purpose, only learned noise keeps it quiet.
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES.replace("headers: [content-type]", "headers: [content-type, x-request-id]"))
+    (tmp_path / "test_user.py").write_text(textwrap.dedent(f"""
+        import pytest
+
+        @pytest.mark.side_by_side(route="/api/products/")
+        @pytest.mark.parametrize("pid", {list(pair.product_ids[:3])!r})
+        def test_same(side_by_side, pid):
+            side_by_side.check(f"/api/products/{{pid}}/")
+    """))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:django", "-p", "no:cacheprovider", "-q", "--rootdir", str(tmp_path),
+         "-c", "/dev/null", f"--side-by-side-routes={routes}", f"--side-by-side-monolith={pair.monolith.url}",
+         f"--side-by-side-service={pair.service.url}", f"--side-by-side-host={SHARED_HOST}", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "side by side: learned noise" in out
+    assert ("/api/products/ header:x-request-id: suppressed differences in 3 comparison(s); "
+            "differed in 3 pair(s) of monolith answers") in out, out

@@ -65,11 +65,15 @@ def test_replay_of_a_requests_file_reports_per_endpoint_rates_fields_and_example
                    "--routes", str(routes), "--host", SHARED_HOST, "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert done.returncode == 1, done.stderr  # differences found
     assert "replay: 100%" in done.stderr and "10/10" in done.stderr  # the progress bar ran to the end
-    assert done.stdout.splitlines()[0] == "10 requests: 8 compared, 2 differing (25.0%), 0 errors, 2 unsafe skipped"
+    assert done.stdout.splitlines()[0] == ("10 requests: 8 compared, 2 differing (25.0%), 0 errors, 2 unsafe skipped, "
+                                          "0 sent to no service skipped")
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert (summary["compared"], summary["differing"], summary["errors"]) == (8, 2, 0)
     assert summary["skipped_unsafe"] == {"POST": 1, "DELETE": 1}
     assert summary["noise"] == {"/api/products/": ["header:x-request-id"]}
+    # Seven GETs on /api/products/: each taught the rule again and had its request id difference hidden.
+    assert [(r["route"], r["path"], r["kinds"], r["evidence"], r["suppressed"]) for r in summary["noise_rules"]] == [
+        ("/api/products/", "header:x-request-id", ["changed"], 7, 7)]
     endpoints = {e["endpoint"]: e for e in summary["endpoints"]}
     assert set(endpoints) == {"GET /api/products/{id}/", "GET /api/products/", "GET /api/categories/"}
     detail = endpoints["GET /api/products/{id}/"]
@@ -90,7 +94,9 @@ def test_replay_of_a_requests_file_reports_per_endpoint_rates_fields_and_example
     html = (tmp_path / "out" / "report.html").read_text()
     assert '<b id="differing">2</b>' in html and '<b id="compared">8</b>' in html
     assert "<code>GET /api/products/{id}/</code>" in html and "$.results[*].name (1)" in html
-    assert "Renamed In The Service" in html and "header:x-request-id" in html
+    assert "Renamed In The Service" in html
+    assert ("<td><code>/api/products/</code></td><td><code>header:x-request-id</code></td><td>changed</td>"
+            "<td class=num>7</td><td class=num>7</td><td>yes</td>") in html
     # self-contained: no scripts, no external stylesheets, images or links
     assert "<script" not in html and "src=" not in html and "<link" not in html and "href=" not in html
 
@@ -164,8 +170,10 @@ def test_replay_of_a_real_proxy_recording(pair, tmp_path):
                         "--routes", str(routes), "--host", SHARED_HOST, "--out", str(out), "--quiet"])
     summary = json.loads((out / "summary.json").read_text())
     assert code == 1
-    assert (summary["requests"], summary["compared"], summary["differing"]) == (6, 5, 1)
+    assert (summary["requests"], summary["compared"], summary["differing"]) == (6, 4, 1)
     assert summary["skipped_unsafe"] == {"POST": 1}
+    assert summary["skipped_not_routed"] == 1  # /healthz: no route sends it to a service
+    assert "GET /healthz" not in {e["endpoint"] for e in summary["endpoints"]}
     bad = next(e for e in summary["endpoints"] if e["differing"])
     assert bad["endpoint"] == "GET /api/products/{id}/" and bad["examples"][0]["path"] == "/api/products/1/"
 
@@ -211,6 +219,10 @@ def test_bad_input_is_one_line_and_exit_2(pair, tmp_path, capsys):
         "no route with prefix '/api/nope/' (routes: /api/products/, /api/categories/)")
     assert _one_line_error(capsys, [str(good), *sides, "--workers", "2", "--allow-unsafe"]) == \
         "--allow-unsafe replays writes in their recorded order: it needs --workers 1"
+    unrouted = tmp_path / "unrouted.txt"
+    unrouted.write_text("GET /healthz\nGET /cart/\n")
+    assert _one_line_error(capsys, [str(unrouted), *sides]) == \
+        f"{unrouted}: none of its 2 requests is sent to a service by a route of {routes}"
     assert not (tmp_path / "out").exists()  # nothing written on bad input
 
 

@@ -23,6 +23,7 @@ plan: demo
 service: catalog
 routes: [/api/products/]
 proxy_metrics: http://127.0.0.1:9/metrics
+settings: monolith.settings
 steps:
   - name: shadow
     kind: shadow

@@ -14,12 +14,13 @@ from pathlib import Path
 from strangler_proxy.nginx.control import NginxInstance
 from strangler_proxy.nginx.render import NginxOptions
 from strangler_proxy.spec import RouteTable
+from tests.waiting import WAIT_TIMEOUT
 
 REPO = Path(__file__).resolve().parents[2]
 ADDON = REPO / "strangler_proxy" / "addon.py"
 
 
-def wait_for_port(port: int, timeout: float = 15.0) -> None:
+def wait_for_port(port: int, timeout: float = WAIT_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -104,9 +105,9 @@ def start_mitmdump(route_file: Path, workdir: Path, port: int, *,
     log = open(workdir / "mitmdump.log", "wb")  # noqa: SIM115 - owned by the process for its lifetime
     process = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_for_port(port, timeout=30)
+        wait_for_port(port)
         # The port opens before the addon is loaded: wait until a request really goes through.
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + WAIT_TIMEOUT
         while True:
             if process.poll() is not None:
                 raise TimeoutError("mitmdump exited")

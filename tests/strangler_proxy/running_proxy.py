@@ -13,6 +13,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.waiting import REQUEST_TIMEOUT, WAIT_TIMEOUT
+
 from .upstream_servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +70,7 @@ class Proxy:
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + WAIT_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"mitmdump exited:\n{self.log()}")
@@ -90,7 +92,7 @@ class Proxy:
         tmp.write_text(text)
         os.replace(tmp, self.routes)
 
-    def install(self, text: str, timeout: float = 5.0) -> None:
+    def install(self, text: str, timeout: float = WAIT_TIMEOUT) -> None:
         self.write_routes(text)
         digest = hashlib.sha256(text.encode()).hexdigest()
         deadline = time.monotonic() + timeout
@@ -101,12 +103,12 @@ class Proxy:
         raise AssertionError(f"route file not reloaded:\n{self.log()}")
 
     def admin(self, path: str):
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=2) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=REQUEST_TIMEOUT) as response:
             body = response.read()
         return json.loads(body) if path == "/diffs" else body.decode()
 
     def request(self, method: str, path: str, *, body: bytes | None = None, headers: dict | None = None,
-                timeout: float = 10):
+                timeout: float = REQUEST_TIMEOUT):
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             connection.request(method, path, body=body, headers={"Host": f"localhost:{self.port}", **(headers or {})})

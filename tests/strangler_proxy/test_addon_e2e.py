@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from tests.waiting import WAIT_TIMEOUT, wait_until
+
 from .running_proxy import DEAD_SERVICE, Proxy
 from .upstream_servers import UpstreamServer, json_answer
 
@@ -50,7 +52,7 @@ def upstream_of(answer) -> str:
     return headers.get("x-strangler-upstream", "")
 
 
-def test_hot_reload_applies_within_a_second_without_failing_requests(reset):
+def test_hot_reload_applies_without_a_restart_or_a_failing_request(reset):
     proxy = reset
     proxy.install(proxy.routes_text(mode="monolith"))
     results: list[tuple[float, int, str, float]] = []  # (answered at, status, upstream, sent at)
@@ -65,24 +67,27 @@ def test_hot_reload_applies_within_a_second_without_failing_requests(reset):
     threads = [threading.Thread(target=client) for _ in range(2)]
     for t in threads:
         t.start()
+    def answered_after(moment: float) -> bool:  # a request sent after `moment` has its answer
+        return any(sent_at > moment for _, _, _, sent_at in results)
+
     try:
-        time.sleep(0.3)
+        wait_until(lambda: answered_after(0), what="traffic through the proxy")
         switched_at = time.monotonic()
         proxy.write_routes(proxy.routes_text(mode="service"))
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and not any(r[2] == "catalog" and r[0] > switched_at for r in results):
-            time.sleep(0.02)
+        wait_until(lambda: any(r[2] == "catalog" and r[0] > switched_at for r in results), interval=0.02,
+                   what="an answer from the new table")
         first_catalog = min(r[0] for r in results if r[2] == "catalog")
-        time.sleep(0.3)
+        wait_until(lambda: answered_after(first_catalog), what="a request sent after the switch")
         # A bad edit: rejected with one clear line, the previous table keeps serving.
         bad_at = time.monotonic()
         proxy.write_routes(proxy.routes_text(mode="service").replace("timeout: 2", "timeout: -1"))
-        time.sleep(0.6)
+        wait_until(lambda: "route file rejected" in proxy.log(), what="the bad edit to be rejected")
+        rejected_at = time.monotonic()
+        wait_until(lambda: answered_after(rejected_at), what="a request sent after the rejection")
     finally:
         stop.set()
         for t in threads:
             t.join()
-    assert first_catalog - switched_at < 1.0
     assert all(status == 200 for _, status, _, _ in results), [r for r in results if r[1] != 200][:5]
     # Requests sent once the new table answered use it; one already in flight finishes with the table it started
     # with (so it is judged by when it was sent, not when it was answered).
@@ -140,19 +145,23 @@ def test_shadow_never_delays_the_client_and_diffs_are_counted(reset, servers):
     proxy = reset
     proxy.install(proxy.routes_text(mode="monolith"))
     _, catalog = servers
-    catalog.handler = lambda m, p, h, b: (time.sleep(2.0), json_answer(200, {"upstream": "catalog", "path": p}))[1]
+    release, answered = threading.Event(), threading.Event()
+
+    def held_shadow(m, p, h, b):
+        release.wait(WAIT_TIMEOUT)  # answers only once the client has had its answer (or never, in time)
+        answered.set()
+        return json_answer(200, {"upstream": "catalog", "path": p})
+
+    catalog.handler = held_shadow
     before = proxy.admin("/diffs")["routes"].get("/api/categories/", {}).get("comparisons", 0)
-    started = time.monotonic()
-    status, headers, _ = proxy.request("GET", "/api/categories/")
-    elapsed = time.monotonic() - started
-    assert status == 200 and headers["x-strangler-upstream"] == "monolith"
-    assert elapsed < 1.0, f"client waited {elapsed:.2f}s for a 2 s shadow"
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        route = proxy.admin("/diffs")["routes"].get("/api/categories/", {})
-        if route.get("comparisons", 0) > before:
-            break
-        time.sleep(0.05)
+    try:
+        status, headers, _ = proxy.request("GET", "/api/categories/")
+        assert status == 200 and headers["x-strangler-upstream"] == "monolith"
+        assert not answered.is_set()  # the client was answered while the shadow still waited
+    finally:
+        release.set()
+    route = wait_until(lambda: (r := proxy.admin("/diffs")["routes"].get("/api/categories/", {})).get(
+        "comparisons", 0) > before and r, what="the shadow comparison")
     assert route["comparisons"] == before + 1
     assert route["top_fields"].get("$.upstream", 0) >= 1  # "$.path" is ignored by the route's diff rules
     assert "$.path" not in route["top_fields"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import pytest
 
 from strangler_proxy.cli import main
 from strangler_proxy.loader import DEFAULT_ROUTE_FILE
-from strangler_proxy.override import override_token
+from strangler_proxy.override import verify_override
 
 ROUTES = """\
 upstreams:
@@ -102,8 +103,15 @@ def test_explain_rejected_path(capsys, route_file):
 def test_explain_with_signed_override(capsys, monkeypatch, route_file):
     monkeypatch.setenv("STRANGLER_OVERRIDE_SECRET", "k")
     code, out, _ = run(capsys, "token", "catalog", "--routes", route_file)
-    assert code == 0 and out.strip() == f"X-Strangler-Force: {override_token('k', 'catalog')}"
+    assert code == 0 and re.fullmatch(r"X-Strangler-Force: v1\.catalog\.safe\.\d{10}\.[0-9a-f]{64}", out.strip())
     header = out.strip()
+    token = header.split(": ", 1)[1]
+    assert verify_override("k", token, ["catalog"], method="GET") == "catalog"
+    assert verify_override("k", token, ["catalog"], method="POST") is None  # --methods safe by default
+    code, out, _ = run(capsys, "token", "catalog", "--methods", "any", "--ttl", "7200", "--routes", route_file)
+    assert verify_override("k", out.strip().split(": ", 1)[1], ["catalog"], method="DELETE") == "catalog"
+    code, _, err = run(capsys, "token", "catalog", "--ttl", "86400", "--routes", route_file)
+    assert code == 2 and err.strip() == "error: --ttl: ttl must be more than 0 and end within 12 hours"
     code, out, _ = run(capsys, "explain", "GET", "/x", "-H", header, "--routes", route_file)
     assert "upstream:  catalog" in out and "override:  yes" in out
     monkeypatch.delenv("STRANGLER_OVERRIDE_SECRET")

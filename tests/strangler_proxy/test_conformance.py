@@ -219,6 +219,7 @@ STICKY_ROWS = [
 
 _GOOD = {"catalog": override_token(SECRET, "catalog"), "monolith": override_token(SECRET, "monolith"),
          "orders": override_token(SECRET, "orders")}
+_SAFE_CATALOG = override_token(SECRET, "catalog", methods="safe")
 OVERRIDE_ROWS = [
     ("GET", "/api/reviews/", {"X-Strangler-Force": _GOOD["catalog"]}),
     ("GET", "/api/orders/1", {"X-Strangler-Force": _GOOD["monolith"]}),
@@ -231,6 +232,15 @@ OVERRIDE_ROWS = [
     ("GET", "/api/reviews/", {"X-Strangler-Force": override_token(SECRET, "evil")}),
     ("GET", "/api/orders/1", {"X-Strangler-Force": ""}),
     ("get", "/api/reviews/", {"X-Strangler-Force": _GOOD["catalog"]}),  # a valid override does not rescue it
+    # Scoped, expiring tokens compared exactly (issue 11): case, method class, expiry, forged scope.
+    ("GET", "/api/reviews/", {"X-Strangler-Force": _GOOD["catalog"].upper()}),
+    ("GET", "/api/reviews/", {"X-Strangler-Force": _GOOD["catalog"].replace("v1.catalog", "V1.catalog")}),
+    ("GET", "/api/reviews/", {"X-Strangler-Force": _SAFE_CATALOG}),
+    ("HEAD", "/api/reviews/", {"X-Strangler-Force": _SAFE_CATALOG}),
+    ("POST", "/api/reviews/", {"X-Strangler-Force": _SAFE_CATALOG}),
+    ("DELETE", "/api/orders/1", {"X-Strangler-Force": override_token(SECRET, "monolith", methods="safe")}),
+    ("GET", "/api/reviews/", {"X-Strangler-Force": _SAFE_CATALOG.replace(".safe.", ".any.")}),
+    ("GET", "/api/reviews/", {"X-Strangler-Force": override_token(SECRET, "catalog", now=time.time() - 4 * 3600)}),
 ]
 
 ROWS = PATH_ROWS + STICKY_ROWS + OVERRIDE_ROWS

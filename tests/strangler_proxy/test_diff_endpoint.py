@@ -12,6 +12,7 @@ import pytest
 from strangler_proxy.diff_endpoint import DiffEndpoint
 from strangler_proxy.loader import parse_route_text
 from strangler_proxy.spec import MIRROR_PRIMARY_HEADER, MIRROR_ROUTE_HEADER, MIRROR_SHADOW_HEADER
+from tests.waiting import REQUEST_TIMEOUT, wait_until
 
 from .upstream_servers import UpstreamServer, free_port, json_answer
 
@@ -58,7 +59,7 @@ def endpoint(table):
 
 
 def send(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b""):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
     try:
         connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
@@ -72,14 +73,9 @@ def mirror_headers(route="/api/categories/", primary="monolith", shadow="catalog
             "Host": "shop.example", "X-Request-ID": "mirror-1"}
 
 
-def wait_for_comparisons(endpoint: DiffEndpoint, count: int, timeout: float = 5.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        summary = endpoint.summary()
-        if summary["comparisons"] >= count:
-            return summary
-        time.sleep(0.02)
-    raise AssertionError(f"expected {count} comparisons: {endpoint.summary()}")
+def wait_for_comparisons(endpoint: DiffEndpoint, count: int) -> dict:
+    return wait_until(lambda: (summary := endpoint.summary())["comparisons"] >= count and summary,
+                      interval=0.02, what=lambda: f"{count} comparisons: {endpoint.summary()}")
 
 
 def test_mirrored_copy_is_answered_at_once_then_both_sides_are_fetched_and_diffed(endpoint, upstreams):
@@ -95,14 +91,13 @@ def test_mirrored_copy_is_answered_at_once_then_both_sides_are_fetched_and_diffe
     assert catalog.received()[0]["headers"]["x-request-id"] == "mirror-1"
     assert not any(h.lower().startswith("x-strangler-mirror") for h in catalog.received()[0]["headers"])
     expected_line = 'strangler_proxy_shadow_diffs_total{route="/api/categories/"} 1.0'
-    deadline = time.monotonic() + 5  # the counter moves just after the summary does
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"http://127.0.0.1:{endpoint.port}/metrics", timeout=2) as response:
-            if expected_line in response.read().decode():
-                break
-        time.sleep(0.02)
-    else:
-        raise AssertionError(f"{expected_line!r} not in /metrics")
+
+    def metrics() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{endpoint.port}/metrics", timeout=REQUEST_TIMEOUT) as response:
+            return response.read().decode()
+
+    # The counter moves just after the summary does.
+    wait_until(lambda: expected_line in metrics(), interval=0.02, what=f"{expected_line!r} in /metrics")
 
 
 def test_bad_mirror_headers_are_refused(endpoint, upstreams):
@@ -131,7 +126,7 @@ def test_rendered_nginx_mirrors_shadow_traffic_to_the_diff_endpoint(endpoint, ta
     port = free_port()
     nginx = start_nginx(table, tmp_path / "nginx", port, override_secret=None)
     try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
         connection.request("GET", "/api/categories/?q=1", headers={"Host": "localhost"})
         response = connection.getresponse()
         body = json.loads(response.read())
@@ -142,3 +137,37 @@ def test_rendered_nginx_mirrors_shadow_traffic_to_the_diff_endpoint(endpoint, ta
         nginx.stop()
     assert summary["routes"]["/api/categories/"]["top_fields"] == {"$.items[1]": 1}
     assert [r["path"] for r in upstreams[1].received()] == ["/api/categories/?q=1"]
+
+
+def test_learned_noise_is_reported_with_its_counts_and_kept_in_the_route_files_noise_file(tmp_path):
+    served = iter(range(1000))
+    monolith = UpstreamServer("monolith", lambda m, p, h, b: json_answer(
+        200, {"items": [1, 2], "served": next(served)})).start()
+    catalog = UpstreamServer("catalog", lambda m, p, h, b: json_answer(200, {"items": [1, 3], "served": -1})).start()
+    routes = tmp_path / "routes.yaml"
+    text = ROUTES.format(monolith=monolith.url, catalog=catalog.url, diff_port=free_port()).replace(
+        "settings:\n", "settings:\n  noise: {file: learned/noise.json, expiry: 3600}\n")
+    table = parse_route_text(text, source=str(routes))
+    try:
+        endpoint = DiffEndpoint(table=table).start()
+        try:
+            for _ in range(2):
+                assert send(endpoint.port, "GET", "/api/categories/", mirror_headers())[0] == 202
+                summary = wait_for_comparisons(endpoint, _ + 1)
+        finally:
+            endpoint.stop()
+        assert summary["diffs"] == 2  # items[1] is still a difference; `served` is noise
+        assert summary["noise"] == {"/api/categories/": ["$.served"]}
+        [rule] = summary["noise_rules"]
+        assert (rule["path"], rule["evidence"], rule["suppressed"], rule["kinds"]) == ("$.served", 2, 2, ["changed"])
+        assert summary["noise_file"] == str(tmp_path / "learned" / "noise.json")
+        # The next endpoint starts with what this one learned.
+        again = DiffEndpoint(table=table).start()
+        try:
+            assert [(r["path"], r["evidence"], r["suppressed"]) for r in again.summary()["noise_rules"]] == [
+                ("$.served", 2, 2)]
+        finally:
+            again.stop()
+    finally:
+        monolith.stop()
+        catalog.stop()

@@ -94,12 +94,13 @@ def test_non_json_bodies_compare_bytes_and_json_vs_html_is_a_type_difference():
 def test_noise_is_learned_from_two_monolith_answers_and_then_not_counted():
     noise = NoiseRegistry()
     rules = DiffRules()
-    first = j({"items": [{"id": 1, "token": "x1"}], "generated": "t1", "total": 10})
-    again = j({"items": [{"id": 1, "token": "x2"}], "generated": "t2", "total": 10})
-    service = j({"items": [{"id": 1, "token": "y"}], "generated": "t3", "total": 11})
+    first = j({"items": [{"id": 1, "token": "x1"}, {"id": 2, "token": "z1"}], "generated": "t1", "total": 10})
+    again = j({"items": [{"id": 1, "token": "x2"}, {"id": 2, "token": "z2"}], "generated": "t2", "total": 10})
+    service = j({"items": [{"id": 1, "token": "y"}, {"id": 2, "token": "w"}], "generated": "t3", "total": 11})
     result = response_diff(expected=first, actual=service, rules=rules, route="/api/x/", noise=noise,
                            expected_again=again)
     assert paths(result) == {"$.total"}
+    # The token differed in both items: one rule for every item of the list.
     assert set(result.noise_skipped) == {"$.items[*].token", "$.generated"}
     assert noise.paths("/api/x/") == {"$.items[*].token", "$.generated"}
     # Learned per route: another route still counts the same field.

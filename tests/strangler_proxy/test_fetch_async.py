@@ -154,11 +154,9 @@ def test_failures_are_upstream_errors_with_the_blocking_clients_reasons(server):
         asyncio.run(client.fetch(base_url=dead, method="GET", path="/"))
     assert refused.value.reason == "connect"
 
-    started = time.monotonic()
-    with pytest.raises(UpstreamError) as silent:
+    with pytest.raises(UpstreamError) as silent:  # the server closes without an answer after 3 s: not a timeout
         asyncio.run(client.fetch(base_url=server.url, method="GET", path="/silent", timeout=0.3))
     assert silent.value.reason == "timeout"
-    assert time.monotonic() - started < 2
 
     for blocking in (False, True):
         with pytest.raises(UpstreamError) as garbage:
@@ -167,3 +165,23 @@ def test_failures_are_upstream_errors_with_the_blocking_clients_reasons(server):
             else:
                 asyncio.run(client.fetch(base_url=server.url, method="GET", path="/garbage"))
         assert garbage.value.reason == "protocol"
+
+
+def test_both_clients_send_header_bytes_as_the_client_sent_them_and_refuse_line_breaks():
+    from strangler_proxy.fetch import UnsendableRequest
+    from tests.strangler_proxy.raw_http import RecordingUpstream
+
+    upstream = RecordingUpstream("service")
+    try:
+        # mitmproxy's str view of the raw bytes (UTF-8 with surrogateescape): e-acute, euro, a lone 0xff.
+        value = b"cr\xc3\xa8me \xe2\x82\xac caf\xff".decode("utf-8", "surrogateescape")
+        UpstreamClient().fetch(base_url=upstream.url, method="GET", path="/x", headers=[("X-Note", value)])
+        asyncio.run(AsyncUpstreamClient().fetch(base_url=upstream.url, method="GET", path="/x",
+                                                headers=[("X-Note", value)]))
+        assert [dict(r["headers"])[b"x-note"] for r in upstream.requests] == [b"cr\xc3\xa8me \xe2\x82\xac caf\xff"] * 2
+        with pytest.raises(UnsendableRequest):
+            asyncio.run(AsyncUpstreamClient().fetch(base_url=upstream.url, method="GET", path="/x",
+                                                    headers=[("X-Note", "a\r\nX-Injected: 1")]))
+        assert len(upstream.requests) == 2
+    finally:
+        upstream.close()

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from strangler_proxy.loader import DEFAULT_ROUTE_FILE, RouteFileError, load_route_file, parse_route_text
-from strangler_proxy.spec import DiffRules, ShadowSpec
+from strangler_proxy.spec import DiffRules, NoiseSettings, ShadowSpec
 
 BASE = """\
 upstreams:
@@ -70,11 +70,36 @@ def test_full_route_is_typed():
     assert table.routes[0].weight == 10 and table.routes[0].shadow is None
 
 
+def test_health_path_setting_is_every_upstream_s_default():
+    assert parse().upstreams["monolith"].health_path == "/healthz"  # nothing set: the servicekit convention
+    table = parse(base=BASE + "settings:\n  health_path: /-/alive\n")
+    assert table.settings.health_path == "/-/alive"
+    assert table.upstreams["monolith"].health_path == "/-/alive"
+    assert table.upstreams["catalog"].health_path == "/ready"  # an upstream's own wins
+    with pytest.raises(RouteFileError, match="settings.health_path"):
+        parse(base=BASE + "settings:\n  health_path: alive\n")
+
+
 def test_access_log_setting():
     assert parse().settings.access_log == "buffered"
     for value in ("buffered", "unbuffered", "off", "'off'"):  # an unquoted off is YAML's false: read as written
         table = parse_route_text(BASE + f"settings: {{access_log: {value}}}\n", source="routes.yaml")
         assert table.settings.access_log == value.strip("'")
+
+
+def test_noise_settings_and_their_errors():
+    assert parse().settings.noise == NoiseSettings()
+    table = parse_route_text(BASE + "settings:\n  noise: {file: var/noise.json, expiry: 600, generalise_after: 3}\n",
+                             source="routes.yaml")
+    assert table.settings.noise == NoiseSettings(file="var/noise.json", expiry=600, generalise_after=3)
+    for noise, message in (("{expiry: 0}", "settings.noise.expiry: must be 1..315360000"),
+                           ("{generalise_after: 1}", "settings.noise.generalise_after: must be 2..1000000"),
+                           ("{min_evidence: 0.5}", "settings.noise.min_evidence: must be an integer 1..1000000"),
+                           ("{file: ''}", "settings.noise.file: must be a non-empty string"),
+                           ("{ttl: 5}", "settings.noise.ttl: unknown key")):
+        with pytest.raises(RouteFileError) as caught:
+            parse_route_text(BASE + f"settings: {{noise: {noise}}}\n", source="routes.yaml")
+        assert message in str(caught.value)
 
 
 def test_pattern_route():
@@ -167,7 +192,8 @@ def test_errors_name_file_line_and_field(text, expected):
 
 def test_ipv6_and_host_names_are_accepted():
     table = parse_route_text(BASE.replace("http://127.0.0.1:8001", "http://[::1]:8001")
-                             .replace("http://127.0.0.1:8000", "http://monolith.internal:8000"), source="r.yaml")
+                             .replace("http://127.0.0.1:8000", "http://monolith.internal:8000")
+                             + "settings: {upstream_allowlist: [Monolith.Internal]}\n", source="r.yaml")
     assert table.upstreams["catalog"].host_port == "[::1]:8001"
     assert table.upstreams["monolith"].host_port == "monolith.internal:8000"
 
@@ -183,3 +209,44 @@ def test_environment_variable_names_the_default_file(tmp_path, monkeypatch):
     monkeypatch.setenv("STRANGLER_ROUTES", str(path))
     assert load_route_file().source == str(path)
     assert load_route_file(DEFAULT_ROUTE_FILE).source == str(DEFAULT_ROUTE_FILE)  # an explicit path wins
+
+
+@pytest.mark.parametrize(("host", "allowlist", "error"), [
+    ("169.254.169.254", "", "address 169.254.169.254 is link-local/metadata (169.254.0.0/16)"),
+    ("169.254.169.254", "[0.0.0.0/0]", "link-local/metadata"),  # a broad range does not allow metadata
+    ("[fd00:ec2::254]", "[\"::/0\"]", "link-local/metadata (fd00:ec2::254/128)"),
+    ("[fe80::1]", "", "link-local/metadata (fe80::/10)"),
+    ("[::ffff:169.254.169.254]", "[0.0.0.0/0]", "link-local/metadata"),
+    ("100.100.100.200", "[100.64.0.0/10]", "link-local/metadata"),
+    ("10.0.0.5", "", "address 10.0.0.5 is not in settings.upstream_allowlist"),
+    ("10.0.0.5", "[10.1.0.0/16]", "not in settings.upstream_allowlist"),
+    ("catalog.internal", "", "host 'catalog.internal' is not in settings.upstream_allowlist"),
+    ("catalog.internal", "[catalog]", "not in settings.upstream_allowlist"),
+])
+def test_upstreams_outside_the_allowlist_are_refused_with_one_line(host, allowlist, error):
+    text = BASE.replace("http://127.0.0.1:8001", f"http://{host}:8001")
+    if allowlist:
+        text += f"settings: {{upstream_allowlist: {allowlist}}}\n"
+    with pytest.raises(RouteFileError) as caught:
+        parse_route_text(text, source="routes.yaml")
+    assert str(caught.value).startswith("routes.yaml:4: upstreams.catalog.url: ") and error in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("host", "allowlist"), [
+    ("127.0.0.2", ""), ("[::1]", ""), ("localhost", ""), ("10.0.0.5", "[10.0.0.0/8]"),
+    ("169.254.169.254", "[169.254.169.254]"), ("169.254.10.1", "[169.254.10.0/24]"),
+    ("[fd00:ec2::254]", "[\"fd00:ec2::254\"]"), ("catalog.internal", "[CATALOG.internal]"),
+])
+def test_loopback_and_listed_upstreams_are_accepted(host, allowlist):
+    text = BASE.replace("http://127.0.0.1:8001", f"http://{host}:8001")
+    if allowlist:
+        text += f"settings: {{upstream_allowlist: {allowlist}}}\n"
+    assert parse_route_text(text, source="routes.yaml").upstreams["catalog"].host_port.startswith(host)
+
+
+def test_the_diff_endpoint_is_held_to_the_allowlist_too():
+    with pytest.raises(RouteFileError, match="settings.diff_endpoint: address 169.254.1.1 is link-local"):
+        parse_route_text(BASE + "settings: {diff_endpoint: '169.254.1.1:8790'}\n", source="routes.yaml")
+    with pytest.raises(RouteFileError, match=r"upstream_allowlist\[0\]: 'a b' is neither"):
+        parse_route_text(BASE + "settings: {upstream_allowlist: ['a b']}\n", source="routes.yaml")

@@ -11,6 +11,7 @@ from strangler_proxy.nginx.control import NginxInstance
 from strangler_proxy.nginx.render import NginxOptions
 from tests.strangler_proxy.planes import Client
 from tests.strangler_proxy.upstreams import NamedUpstream, free_port
+from tests.waiting import WAIT_TIMEOUT
 
 pytestmark = pytest.mark.nginx
 
@@ -19,6 +20,8 @@ upstreams:
   monolith: {monolith}
   catalog: {catalog}
 monolith: monolith
+settings:
+  upstream_allowlist: [no-such-host.invalid]  # allowed, so that nginx is the one refusing it
 routes:
   - prefix: /api/products/
     mode: {mode}
@@ -50,7 +53,7 @@ def setup(tmp_path):
     catalog.close()
 
 
-def served_by(client: Client, want: str, timeout: float = 5.0) -> str | None:
+def served_by(client: Client, want: str, timeout: float = WAIT_TIMEOUT) -> str | None:
     """Who serves /api/products/ — waiting while old workers of a graceful reload still answer."""
     deadline = time.monotonic() + timeout
     while True:

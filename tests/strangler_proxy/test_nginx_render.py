@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import tempfile
 import time
 
 import pytest
@@ -82,6 +83,9 @@ def test_everything_the_instance_writes_is_under_its_runtime_dir(tmp_path):
     for directive in ("pid", "error_log", "access_log", "client_body_temp_path", "proxy_temp_path",
                       "fastcgi_temp_path", "uwsgi_temp_path", "scgi_temp_path"):
         line = next(line.strip() for line in text.splitlines() if line.strip().startswith(directive + " "))
+        if directive.endswith("_temp_path") and "\nuser " in text:  # workers as another user: see temp_path()
+            assert line.split()[1].startswith(f"{tempfile.gettempdir()}/strangler-nginx-"), line
+            continue
         assert line.split()[1].startswith(run + "/"), line
     assert "include" not in text and "/etc/nginx" not in text
 
@@ -98,8 +102,10 @@ def test_overrides_are_precomputed_only_with_a_secret_and_always_stripped(tmp_pa
     assert "catalog." not in without
     with_secret = render(complex_table(), tmp_path, secret="k")
     for name in ("monolith", "catalog", "orders"):
-        assert f'"{override_token("k", name)}" {name};' in with_secret
-    assert "map $http_x_force_upstream $strangler_forced" in with_secret
+        for methods in ("safe", "any"):
+            token = override_token("k", name, methods=methods)
+            assert f'    {token} "{name}|{methods}|{token.split(".")[3]}";' in with_secret
+    assert "map $http_x_force_upstream $strangler_token {" in with_secret
     assert with_secret.count('proxy_set_header X-Force-Upstream "";') == with_secret.count("proxy_pass ")
 
 

@@ -260,14 +260,38 @@ def test_signed_override_forces_the_upstream_and_drops_shadow_and_fallback():
 def test_unsigned_or_bad_overrides_are_ignored(value, secret):
     d = decision("GET", "/api/search/", headers={"X-Strangler-Force": value}, secret=secret)
     assert (d.primary, d.overridden) == ("monolith", False)
-    assert verify_override(secret, value, TABLE.upstreams) is None
+    assert verify_override(secret, value, TABLE.upstreams, method="GET") is None
 
 
-def test_override_token_shape():
-    token = override_token("k", "catalog")
-    name, digest = token.split(".")
-    assert name == "catalog" and len(digest) == 64 and int(digest, 16) >= 0
-    assert verify_override("k", token, ["catalog"]) == "catalog"
+NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z, on an hour
+
+
+def test_override_tokens_are_scoped_to_upstream_methods_and_time():
+    safe = override_token("k", "catalog", methods="safe", ttl=1800, now=NOW + 60)
+    version, upstream, methods, expiry, digest = safe.split(".")
+    assert (version, upstream, methods, expiry, len(digest)) == ("v1", "catalog", "safe", "2027011509", 64)
+    for method, expected in (("GET", "catalog"), ("HEAD", "catalog"), ("OPTIONS", "catalog"), ("POST", None),
+                             ("DELETE", None)):
+        assert verify_override("k", safe, ["catalog"], method=method, now=NOW + 120) == expected
+    assert verify_override("k", safe, ["catalog"], method="GET", now=NOW + 3600) is None  # expired on the hour
+    assert verify_override("k", safe, ["catalog"], method="GET", now=NOW + 3599) == "catalog"
+    assert verify_override("k", safe, ["orders"], method="GET", now=NOW) is None
+    writes = override_token("k", "catalog", methods="any", ttl=11 * 3600, now=NOW)
+    assert verify_override("k", writes, ["catalog"], method="DELETE", now=NOW) == "catalog"
+    # Forged scope: the signature covers upstream, methods and expiry.
+    for forged in (safe.replace(".safe.", ".any."), safe.replace(".2027011509.", ".2027011510."),
+                   safe.replace("v1.catalog.", "v1.orders.")):
+        assert verify_override("k", forged, ["catalog", "orders"], method="GET", now=NOW) is None
+    with pytest.raises(ValueError, match="within 12 hours"):
+        override_token("k", "catalog", ttl=12 * 3600 + 1, now=NOW)
+
+
+def test_override_tokens_are_compared_exactly():
+    token = override_token("k", "catalog", now=NOW)
+    for value in (token.upper(), token[:3] + token[3].upper() + token[4:], f"{token}, {token}", f" {token}",
+                  token + "\u00e9", "v1.catalog.any.2027011509.\u00e9\udcff", "catalog.\u00e9", token[:-1]):
+        assert verify_override("k", value, ["catalog"], method="GET", now=NOW) is None
+    assert verify_override("k", token, ["catalog"], method="GET", now=NOW) == "catalog"
 
 
 def test_cookie_header_parsing_keeps_the_first_duplicate_like_nginx():

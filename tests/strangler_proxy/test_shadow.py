@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-import time
 import urllib.request
 
 import pytest
@@ -14,6 +13,7 @@ from strangler_proxy.diffing import HttpResponseData
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
 from strangler_proxy.shadow import SHADOW_HEADER, DiffStore, ShadowJob, ShadowRunner
 from strangler_proxy.spec import DiffRules
+from tests.waiting import REQUEST_TIMEOUT, WAIT_TIMEOUT, wait_until
 
 from .upstream_servers import UpstreamServer, json_answer
 
@@ -44,7 +44,7 @@ def make_job(monolith, service, *, primary="monolith", shadow="catalog", primary
         route=route, rules=rules or DiffRules(), method=method, path="/api/products/?page=1",
         headers=(("Accept", "application/json"), ("X-Request-ID", "rid-7")), body=None, monolith="monolith",
         primary=primary, shadow=shadow, upstream_urls={"monolith": monolith.url, "catalog": service.url},
-        primary_response=primary_response, request_id="rid-7", timeout=2,
+        primary_response=primary_response, request_id="rid-7", timeout=REQUEST_TIMEOUT,
     )
 
 
@@ -102,25 +102,23 @@ def test_unsafe_methods_never_get_a_second_monolith_call(monolith, service):
 
 
 def test_submit_returns_at_once_and_drops_when_saturated(monolith, service):
-    release = threading.Event()
+    release, answered = threading.Event(), threading.Event()
 
     def slow(m, p, h, b):
-        release.wait(5)
+        release.wait(WAIT_TIMEOUT)
+        answered.set()
         return json_answer(200, {})
 
     service.handler = slow
     errors = []
     store = DiffStore()
     runner = ShadowRunner(store=store, max_workers=1, max_pending=2, on_error=lambda job, reason: errors.append(reason))
-    started = time.monotonic()
     accepted = [runner.submit(make_job(monolith, service, rules=DiffRules(learn_noise=False))) for _ in range(4)]
-    assert time.monotonic() - started < 0.5
+    assert not answered.is_set()  # a submit that waited for the shadow would return only after release
     assert accepted == [True, True, False, False]
     assert errors == ["dropped", "dropped"]
     release.set()
-    deadline = time.monotonic() + 5
-    while runner.pending and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: not runner.pending, interval=0.01, what="the shadows to finish")
     assert store.summary()["routes"]["/api/products/"]["comparisons"] == 2
     assert store.summary()["routes"]["/api/products/"]["dropped"] == 2
     runner.shutdown()
@@ -133,9 +131,7 @@ def test_unreachable_shadow_is_an_error_not_a_crash(monolith):
     dead.stop()  # port now refuses connections
     job = make_job(monolith, dead, primary_response=HttpResponseData(200, {}, b""))
     assert runner.submit(job)
-    deadline = time.monotonic() + 5
-    while runner.pending and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: not runner.pending, interval=0.01, what="the shadow to fail")
     assert store.summary()["routes"]["/api/products/"]["errors"] == 1
     runner.shutdown()
 
@@ -150,10 +146,11 @@ def test_admin_server_serves_metrics_and_diff_summary(monolith, service):
     metrics.requests.labels(route="/api/products/", upstream="monolith", status="200").inc()
     admin = AdminServer(metrics=metrics, diff_summary=store.summary).start()
     try:
-        text = urllib.request.urlopen(f"http://127.0.0.1:{admin.port}/metrics", timeout=2).read().decode()
+        text = urllib.request.urlopen(f"http://127.0.0.1:{admin.port}/metrics", timeout=REQUEST_TIMEOUT).read().decode()
         assert 'strangler_proxy_shadow_diffs_total{route="/api/products/"} 1.0' in text
         assert 'strangler_proxy_requests_total{route="/api/products/",status="200",upstream="monolith"} 1.0' in text
-        summary = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{admin.port}/diffs", timeout=2).read())
+        diffs_url = f"http://127.0.0.1:{admin.port}/diffs"
+        summary = json.loads(urllib.request.urlopen(diffs_url, timeout=REQUEST_TIMEOUT).read())
         assert summary["comparisons"] == 1 and summary["diffs"] == 1
         assert summary["recent"][0]["differences"][0]["path"] == "$.request_no"
     finally:

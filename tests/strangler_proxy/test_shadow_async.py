@@ -12,12 +12,13 @@ from strangler_proxy.diffing import HttpResponseData
 from strangler_proxy.fetch import AsyncUpstreamClient
 from strangler_proxy.shadow import ASYNC_IN_FLIGHT, SHADOW_HEADER, DiffStore, IdleGate, ShadowRunner
 from strangler_proxy.spec import DiffRules
+from tests.waiting import WAIT_TIMEOUT
 
 from .test_shadow import make_job, monolith, service  # noqa: F401 - fixtures
 from .upstream_servers import UpstreamServer, json_answer
 
 
-async def _until_idle(runner: ShadowRunner, timeout: float = 5.0) -> None:
+async def _until_idle(runner: ShadowRunner, timeout: float = WAIT_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while runner.pending and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
@@ -63,10 +64,11 @@ def test_async_shadow_finds_a_real_difference_with_the_monolith_expected(monolit
 
 
 def test_async_submit_never_waits_and_drops_beyond_max_pending(monolith, service):  # noqa: F811
-    release = threading.Event()
+    release, answered = threading.Event(), threading.Event()
 
     def slow(m, p, h, b):
-        release.wait(5)
+        release.wait(WAIT_TIMEOUT)
+        answered.set()
         return json_answer(200, {})
 
     service.handler = slow
@@ -76,10 +78,9 @@ def test_async_submit_never_waits_and_drops_beyond_max_pending(monolith, service
 
     async def scenario() -> list[bool]:
         client = AsyncUpstreamClient()
-        started = time.monotonic()
         accepted = [runner.submit_async(make_job(monolith, service, rules=DiffRules(learn_noise=False)), client)
                     for _ in range(4)]
-        assert time.monotonic() - started < 0.5
+        assert not answered.is_set()  # a submit that waited for the shadow would return only after release
         await asyncio.sleep(0.2)
         release.set()
         await _until_idle(runner)
@@ -157,7 +158,7 @@ class _Request:
 
 
 def test_idle_gate_opens_when_the_last_request_in_flight_leaves():
-    gate = IdleGate(max_wait=5)
+    gate = IdleGate(max_wait=WAIT_TIMEOUT)  # only leave() may open it in time
     first, second = _Request(), _Request()
 
     async def scenario() -> list[str]:
@@ -191,10 +192,10 @@ def test_idle_gate_waits_at_most_max_wait_and_forgets_requests_that_are_gone():
 
     async def waited() -> float:
         started = time.monotonic()
-        await gate.idle()
+        await asyncio.wait_for(gate.idle(), WAIT_TIMEOUT)  # without max_wait it would never return
         return time.monotonic() - started
 
-    assert 0.04 <= asyncio.run(waited()) < 1  # a saturated loop never idles: shadows go anyway, late
+    assert asyncio.run(waited()) >= 0.04  # a saturated loop never idles: shadows go anyway, late
     assert gate.busy == 1 and not gate._waiters
     del request
     gc.collect()
@@ -203,7 +204,7 @@ def test_idle_gate_waits_at_most_max_wait_and_forgets_requests_that_are_gone():
 
 def test_async_shadow_sends_nothing_while_a_client_request_is_in_flight(monolith, service):  # noqa: F811
     runner = ShadowRunner(store=DiffStore())
-    gate = IdleGate(max_wait=5)
+    gate = IdleGate(max_wait=WAIT_TIMEOUT)  # only leave() may open it in time
     client_request = _Request()
     primary = HttpResponseData.from_pairs(status=200, header_pairs=[], body=b"{}")
 
@@ -224,7 +225,7 @@ def test_async_shadow_sends_nothing_while_a_client_request_is_in_flight(monolith
 
 def test_jobs_waiting_for_the_gate_hold_no_request_slot(monolith, service):  # noqa: F811
     runner = ShadowRunner(store=DiffStore())
-    gate = IdleGate(max_wait=5)
+    gate = IdleGate(max_wait=WAIT_TIMEOUT)  # only leave() may open it in time
     client_request = _Request()
     primary = HttpResponseData.from_pairs(status=200, header_pairs=[], body=b"{}")
 

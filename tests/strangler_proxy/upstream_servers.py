@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.waiting import WAIT_TIMEOUT, wait_until
+
 # handler(method, path, headers, body) -> (status, headers (dict, or list of pairs to repeat a name), body)
 Handler = Callable[[str, str, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
 
@@ -88,14 +90,10 @@ class UpstreamServer:
         with self._lock:
             return list(self.requests)
 
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = self.received()
-            if len(got) >= count:
-                return got
-            time.sleep(0.01)
-        raise AssertionError(f"{self.name}: expected {count} requests, got {len(self.received())}")
+    def wait_for(self, count: int, timeout: float = WAIT_TIMEOUT) -> list[dict]:
+        wait_until(lambda: len(self.received()) >= count, timeout=timeout, interval=0.01,
+                   what=lambda: f"{self.name}: {count} requests, got {len(self.received())}")
+        return self.received()
 
 
 def free_port() -> int:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import requests
+from django.test import override_settings
 from kombu import Queue
+from rest_framework.test import APIClient
 
 from monolith.catalog.models import Category, Product
 from strangler_sync.broker import broker_connection
 from strangler_sync.conf import sync_settings
+from strangler_sync.consumer import SyncConsumer
 from strangler_sync.handlers import handler_get, handler_unregister, sync_handler
+from tests.waiting import WAIT_TIMEOUT
 
 
 @pytest.fixture
@@ -94,12 +101,17 @@ def drain_queue(name: str, *, timeout: float = 0.5) -> list:
 
     with broker_connection() as connection:
         queue = Queue(name, durable=True)
+        held = queue(connection.default_channel).queue_declare(passive=True).message_count
+        deadline = time.monotonic() + WAIT_TIMEOUT
         with connection.Consumer(queue, on_message=keep, accept=["json"]):
             while True:
                 try:
                     connection.drain_events(timeout=timeout)
                 except TimeoutError:
-                    break
+                    # Quiet for `timeout`: done once every message the queue held has come (a broker on a
+                    # loaded machine can pause longer than that between two deliveries).
+                    if len(received) >= held or time.monotonic() > deadline:
+                        break
     return received
 
 
@@ -133,3 +145,33 @@ def make_product(product_id: int | None = None, **fields) -> Product:
 
 def make_category(name: str = "Tools") -> Category:
     return Category.objects.create(name=name, slug=name.lower())
+
+
+class ChecksumSession:
+    """A requests-like session for ``verify_aggregate`` answering from this test's database through the real
+    checksum view (``http://<side>/sync/...``), optionally under one side's settings or rewriting the follower's
+    answers. Use it with ``verify._both`` made sequential: the test's rows are only visible to its connection."""
+
+    def __init__(self, rewrite=None, *, side_settings: dict[str, dict] | None = None):
+        self.api, self.rewrite, self.side_settings = APIClient(), rewrite, side_settings or {}
+
+    def get(self, url, params=None, timeout=None):
+        base, path = url.split("/sync/", 1)
+        side = base.rsplit("/", 1)[-1]
+        with override_settings(**self.side_settings.get(side, {})):
+            answer = self.api.get("/sync/" + path, params or {})
+        response = requests.Response()
+        response.status_code = answer.status_code
+        data = answer.json()
+        if self.rewrite and side == "follower":
+            data = self.rewrite(data)
+        response._content = json.dumps(data).encode()
+        return response
+
+
+def consume_all() -> SyncConsumer:
+    """Apply everything in this project's queue (STRANGLER_SYNC["QUEUE"]) until it stays empty for 0.4 s."""
+    with broker_connection() as connection:
+        consumer = SyncConsumer(connection)
+        consumer.drain(idle_seconds=0.4)
+    return consumer

@@ -6,7 +6,8 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from strangler_sync import events, metrics
+from monolith import events
+from strangler_sync import metrics
 from strangler_sync.models import DeadLetter, InboxMessage, OutboxEvent
 from strangler_sync.relay import relay_gauges_update
 from strangler_sync.services import event_publish

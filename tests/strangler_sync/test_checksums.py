@@ -8,10 +8,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-import requests
 from django.db import connection
 from django.db.models import JSONField, Value
-from rest_framework.test import APIClient
 
 from monolith.catalog.models import Category, Product
 from strangler_sync import checksums, verify
@@ -26,6 +24,7 @@ from strangler_sync.checksums import (
 )
 from strangler_sync.conf import sync_settings
 from strangler_sync.verify import VerifyError, verify_aggregate
+from tests.strangler_sync.conftest import ChecksumSession
 
 pytestmark = pytest.mark.django_db
 
@@ -189,31 +188,13 @@ def test_jsonb_text_orders_keys_as_postgresql_does():
     assert jsonb_text([1e-07, 1e20, -0.0, 1.0]) == "[0.0000001, 100000000000000000000, 0.0, 1.0]"
 
 
-class _ClientSession:
-    """A requests-like session answering from this test's database, optionally rewriting one side's answers."""
-
-    def __init__(self, rewrite=None):
-        self.api, self.rewrite = APIClient(), rewrite
-
-    def get(self, url, params=None, timeout=None):
-        base, path = url.split("/sync/", 1)
-        answer = self.api.get("/sync/" + path, params or {})
-        response = requests.Response()
-        response.status_code = answer.status_code
-        data = answer.json()
-        if self.rewrite and base.endswith("follower"):
-            data = self.rewrite(data)
-        response._content = json.dumps(data).encode()
-        return response
-
-
 def test_verify_refuses_sides_hashing_in_different_formats(monkeypatch):
     # one side after the other in this thread: the test's rows are only visible to its own connection
     monkeypatch.setattr(verify, "_both", lambda src, fol, **params: (src.get(**params), fol.get(**params)))
     for i in range(1, 4):
         Product.objects.create(sku=f"F-{i}", slug=f"f-{i}", name=f"F {i}", price=Decimal(i))
     same = verify_aggregate(source="http://source", follower="http://follower", aggregate="product",
-                            session=_ClientSession())
+                            session=ChecksumSession())
     assert same.differences == 0 and same.source_count == 3
 
     def older_peer(data):
@@ -222,7 +203,7 @@ def test_verify_refuses_sides_hashing_in_different_formats(monkeypatch):
 
     with pytest.raises(VerifyError, match="hash rows differently"):
         verify_aggregate(source="http://source", follower="http://follower", aggregate="product",
-                         session=_ClientSession(older_peer))
+                         session=ChecksumSession(older_peer))
 
 
 def test_the_python_path_can_be_chosen_by_setting(settings):

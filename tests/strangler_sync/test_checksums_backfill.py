@@ -9,8 +9,8 @@ from django.core.management import call_command
 from django.db import transaction
 from rest_framework.test import APIClient
 
+from monolith import events
 from monolith.catalog.models import Product
-from strangler_sync import events
 from strangler_sync.backfill import backfill_run
 from strangler_sync.checksums import bucket_bounds, checksum_buckets, checksum_rows
 from strangler_sync.conf import sync_settings

@@ -13,9 +13,10 @@ from django.db import transaction
 from django.utils import timezone
 from kombu import Producer
 
+from monolith import events
 from monolith.catalog.models import Product
 from servicekit.request_id import get_request_id
-from strangler_sync import events, metrics
+from strangler_sync import metrics
 from strangler_sync.broker import broker_connection, topology_declare
 from strangler_sync.conf import sync_settings
 from strangler_sync.consumer import (
@@ -31,7 +32,7 @@ from strangler_sync.consumer import (
 )
 from strangler_sync.errors import SchemaError
 from strangler_sync.models import AppliedVersion, DeadLetter, InboxMessage
-from tests.strangler_sync.conftest import T0, drain_queue, product_payload
+from tests.strangler_sync.conftest import T0, consume_all, drain_queue, product_payload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -152,13 +153,6 @@ def _send(bodies: list, *, raw: bool = False) -> None:
                                  content_encoding="utf-8")
             else:
                 producer.publish(body, exchange="", routing_key=config.queue, serializer="json")
-
-
-def consume_all() -> SyncConsumer:
-    with broker_connection() as connection:
-        consumer = SyncConsumer(connection)
-        consumer.drain(idle_seconds=0.4)
-    return consumer
 
 
 def test_consumer_retries_then_dead_letters_with_the_error(settings):

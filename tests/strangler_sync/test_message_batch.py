@@ -11,8 +11,9 @@ from django.db import transaction
 from django.utils import timezone
 from kombu import Producer
 
+from monolith import events
 from monolith.catalog.models import Product
-from strangler_sync import events, metrics
+from strangler_sync import metrics
 from strangler_sync.broker import broker_connection, topology_declare
 from strangler_sync.conf import sync_settings
 from strangler_sync.consumer import SyncConsumer, event_parse

@@ -7,9 +7,9 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
+from monolith import events
 from monolith.catalog import services
 from monolith.catalog.models import Product
-from strangler_sync import events
 from strangler_sync.errors import NotOwner
 from strangler_sync.models import OutboxEvent
 from strangler_sync.ownership import ownership_set

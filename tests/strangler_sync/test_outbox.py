@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
+from monolith import events
 from monolith.celery import app as celery_app
 from servicekit.request_id import current_request_id
-from strangler_sync import events
 from strangler_sync.broker import broker_connection, topology_declare
 from strangler_sync.conf import sync_settings
 from strangler_sync.errors import NotInTransaction, SchemaError

@@ -10,7 +10,8 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from strangler_sync import events, metrics
+from monolith import events
+from strangler_sync import metrics
 from strangler_sync.broker import BrokerUnavailable
 from strangler_sync.conf import sync_settings
 from strangler_sync.models import OutboxEvent

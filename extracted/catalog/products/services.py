@@ -24,8 +24,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 
+from extracted import events
 from servicekit.errors import Conflict, InvalidInput
-from strangler_sync import events
 from strangler_sync.ownership import ownership_require_owner
 from strangler_sync.services import event_publish
 from strangler_sync.snapshots import aggregate_payload

@@ -18,8 +18,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from extracted import events
 from servicekit.errors import Conflict, InvalidInput, NotFound
-from strangler_sync import events
 from strangler_sync.ownership import ownership_require_owner
 from strangler_sync.services import event_publish
 from strangler_sync.snapshots import aggregate_payload

@@ -8,6 +8,8 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from servicekit.errors import ErrorSerializer
+
 from . import selectors, services
 from .pagination import ReviewsPagination
 from .permissions import IsAuthorOrStaffOrReadOnly
@@ -18,6 +20,8 @@ from .serializers import (
     ReviewOutputSerializer,
     ReviewUpdateSerializer,
 )
+
+# Writes get 503 when the monolith cannot say who the customer is (authentication.MonolithAccountAuthentication).
 
 
 class ReviewListApi(GenericAPIView):
@@ -40,7 +44,7 @@ class ReviewListApi(GenericAPIView):
     @extend_schema(
         operation_id="reviews_create",
         request=ReviewCreateSerializer,
-        responses={201: ReviewOutputSerializer},
+        responses={201: ReviewOutputSerializer, 503: ErrorSerializer},
         tags=["reviews"],
     )
     def post(self, request):
@@ -66,7 +70,7 @@ class ReviewDetailApi(GenericAPIView):
     @extend_schema(
         operation_id="reviews_partial_update",
         request=ReviewUpdateSerializer,
-        responses=ReviewOutputSerializer,
+        responses={200: ReviewOutputSerializer, 503: ErrorSerializer},
         tags=["reviews"],
     )
     def patch(self, request, review_id: int):
@@ -76,7 +80,7 @@ class ReviewDetailApi(GenericAPIView):
         review = services.review_update(review=review, data=dict(body.validated_data))
         return Response(ReviewOutputSerializer(review).data)
 
-    @extend_schema(operation_id="reviews_destroy", responses={204: None}, tags=["reviews"])
+    @extend_schema(operation_id="reviews_destroy", responses={204: None, 503: ErrorSerializer}, tags=["reviews"])
     def delete(self, request, review_id: int):
         services.review_delete(review=self._review(request, review_id))
         return Response(status=status.HTTP_204_NO_CONTENT)

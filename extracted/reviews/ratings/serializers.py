@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from servicekit.ids import IdField
+
 from .models import RATING_MAX, RATING_MIN, Product, Review
 
 
@@ -19,7 +21,7 @@ class ReviewOutputSerializer(serializers.ModelSerializer):
 
 
 class ReviewCreateSerializer(serializers.Serializer):
-    product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all(), pk_field=serializers.IntegerField())
+    product = serializers.PrimaryKeyRelatedField(queryset=Product.objects.all(), pk_field=IdField())
     rating = serializers.IntegerField(min_value=RATING_MIN, max_value=RATING_MAX)
     title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     body = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")
@@ -32,7 +34,7 @@ class ReviewUpdateSerializer(serializers.Serializer):
 
 
 class ReviewFilterSerializer(serializers.Serializer):
-    product = serializers.IntegerField(min_value=1, required=False, help_text="Only reviews of this product.")
+    product = IdField(required=False, help_text="Only reviews of this product.")
 
 
 class RatingSummarySerializer(serializers.Serializer):

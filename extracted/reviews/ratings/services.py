@@ -17,8 +17,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from extracted import events
 from servicekit.errors import Conflict, InvalidInput
-from strangler_sync import events
 from strangler_sync.ownership import ownership_require_owner
 from strangler_sync.services import event_publish
 from strangler_sync.snapshots import aggregate_payload, canonical_value

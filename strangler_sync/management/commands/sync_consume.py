@@ -3,7 +3,7 @@
 import signal
 import threading
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from strangler_sync.broker import broker_connection
 from strangler_sync.conf import sync_settings
@@ -30,7 +30,10 @@ class Command(BaseCommand):
         config = sync_settings()
         self.stdout.write(f"consuming {config.queue} ({', '.join(config.subscriptions)}) from {config.broker_url}")
         self.stdout.flush()
-        with broker_connection() as connection:
-            consumer = SyncConsumer(connection, prefetch=prefetch, batch=batch, stop_event=stop)
-            consumer.run()
+        try:
+            with broker_connection() as connection:
+                consumer = SyncConsumer(connection, prefetch=prefetch, batch=batch, stop_event=stop)
+                consumer.run()
+        except Exception as exc:  # outages are retried inside run(); anything else stops with the reason
+            raise CommandError(f"consumer stopped: {type(exc).__name__}: {exc}") from exc
         self.stdout.write(f"stopped after {consumer.handled} message(s)")

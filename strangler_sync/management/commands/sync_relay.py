@@ -3,7 +3,7 @@
 import signal
 import threading
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from strangler_sync.relay import relay_run
 
@@ -23,5 +23,8 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-        total = relay_run(stop=stop, interval=interval, once=once)
+        try:
+            total = relay_run(stop=stop, interval=interval, once=once)
+        except Exception as exc:  # not an outage (those are retried inside): stop with the reason, exit 1
+            raise CommandError(f"relay stopped: {type(exc).__name__}: {exc}") from exc
         self.stdout.write(f"published {total} event(s)")

@@ -8,9 +8,9 @@ import json
 import pytest
 from django.core.management import call_command
 
+from extracted import events
 from extracted.catalog.products.bootstrap import catalog_load_dump
 from extracted.catalog.products.models import Product
-from strangler_sync import events
 from strangler_sync.consumer import APPLIED, STALE
 from strangler_sync.models import AppliedVersion
 from tests.extracted.catalog.test_bootstrap import dump

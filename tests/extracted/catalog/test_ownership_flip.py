@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -17,6 +16,7 @@ import requests
 from kombu import Connection
 
 from tests.extracted.catalog import live
+from tests.waiting import wait_until
 
 TOKEN = "flip-test-token"
 HTTP_TIMEOUT = 30  # generous: CI runs this next to other suites on two shared cores
@@ -24,16 +24,6 @@ INBOX_COUNT = (
     "from strangler_sync.models import InboxMessage; "
     "print(InboxMessage.objects.filter(origin='catalog', outcome='applied').count())"
 )
-
-
-def _wait_for(predicate, *, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(params=["filesystem", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
@@ -113,7 +103,7 @@ def test_service_owned_writes_reach_the_monolith(tmp_path, broker_env):
             response = requests.get(f"{monolith_url}/api/products/{product_id}/",
                                     headers={"Host": live.SHARED_HOST}, timeout=HTTP_TIMEOUT)
             return response.status_code == 200 and response.json()["price"] == "45.50" and response
-        on_monolith = _wait_for(monolith_has_it, what="the product on the monolith").json()
+        on_monolith = wait_until(monolith_has_it, what="the product on the monolith").json()
         on_service = requests.get(f"{service_url}/api/products/{product_id}/", headers={"Host": live.SHARED_HOST},
                                   timeout=HTTP_TIMEOUT).json()
         assert on_monolith == on_service  # same id, fields and timestamps
@@ -123,7 +113,7 @@ def test_service_owned_writes_reach_the_monolith(tmp_path, broker_env):
             return int(out.strip().splitlines()[-1])
 
         # every one of the four writes applied exactly once (the inbox dedupes any redelivery)
-        _wait_for(lambda: applied_from_catalog() == 4, what="four events from the catalog in the monolith's inbox")
+        wait_until(lambda: applied_from_catalog() == 4, what="four events from the catalog in the monolith's inbox")
         gone = requests.get(f"{monolith_url}/api/products/{doomed}/", headers={"Host": live.SHARED_HOST},
                             timeout=HTTP_TIMEOUT)
         assert gone.status_code == 404

@@ -10,8 +10,8 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from extracted import events
 from extracted.catalog.products.models import Product
-from strangler_sync import events
 from strangler_sync.consumer import APPLIED, DUPLICATE, STALE, event_parse, inbox_apply, inbox_apply_batch
 from strangler_sync.models import AppliedVersion, InboxMessage
 

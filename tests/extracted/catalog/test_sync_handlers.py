@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from extracted import events
 from extracted.catalog import sync_handlers
 from extracted.catalog.products.models import Category, Product
-from strangler_sync import events
 from strangler_sync.consumer import APPLIED, DUPLICATE, STALE, event_parse, inbox_apply
 from strangler_sync.models import OutboxEvent
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -19,20 +18,11 @@ import requests
 from kombu import Connection
 
 from tests.extracted.catalog import live
+from tests.waiting import REQUEST_TIMEOUT, wait_until
 
 INVENTORY_MANAGE = live.REPO / "extracted" / "inventory" / "manage.py"
 TOKEN = "flip-inventory-token-0123456789"
 HOST = {"Host": live.SHARED_HOST, "Accept": "application/json"}
-
-
-def _wait_for(predicate, *, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _background(script, *args: str, env: dict, log) -> subprocess.Popen:
@@ -41,7 +31,7 @@ def _background(script, *args: str, env: dict, log) -> subprocess.Popen:
 
 
 def _stock(base: str, product_id: int) -> dict:
-    return requests.get(f"{base}/api/stock/{product_id}/", headers=HOST, timeout=10).json()
+    return requests.get(f"{base}/api/stock/{product_id}/", headers=HOST, timeout=REQUEST_TIMEOUT).json()
 
 
 @pytest.fixture(params=["filesystem", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
@@ -84,13 +74,14 @@ def test_follow_then_flip_then_lead(tmp_path, broker_env):
             live.manage(live.MONOLITH_MANAGE, "sync_backfill", "--aggregate", aggregate, "--direct",
                         "--no-progress", env=monolith_env)
         changed = requests.put(f"{monolith}/api/stock/3/", json={"quantity_on_hand": 77}, headers=HOST,
-                               auth=("admin", "admin"), timeout=10)
+                               auth=("admin", "admin"), timeout=REQUEST_TIMEOUT)
         assert changed.status_code == 200, changed.text
         assert "published 1 event(s)" in live.manage(live.MONOLITH_MANAGE, "sync_relay", "--once", env=monolith_env)
-        _wait_for(lambda: _stock(service, 3) == _stock(monolith, 3) == changed.json(),
+        wait_until(lambda: _stock(service, 3) == _stock(monolith, 3) == changed.json(),
                   what="the monolith's stock change on the service")
         refused = requests.post(f"{service}/api/reservations/", headers={**HOST, "Authorization": f"Bearer {TOKEN}"},
-                                json={"reference": "EARLY", "lines": [{"product": 3, "quantity": 1}]}, timeout=10)
+                                json={"reference": "EARLY", "lines": [{"product": 3, "quantity": 1}]},
+                                timeout=REQUEST_TIMEOUT)
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_owner"
 
         # the flip (no checkout in flight), then the service leads and the monolith follows
@@ -98,19 +89,19 @@ def test_follow_then_flip_then_lead(tmp_path, broker_env):
         consumers.append(_background(live.MONOLITH_MANAGE, "sync_consume", env=monolith_env,
                                      log=tmp_path / "m-consume.log"))
         auth = {**HOST, "Authorization": f"Bearer {TOKEN}"}
-        reserved = requests.post(f"{service}/api/reservations/", headers=auth, timeout=10, json={
+        reserved = requests.post(f"{service}/api/reservations/", headers=auth, timeout=REQUEST_TIMEOUT, json={
             "reference": "ORD-FLIP1", "lines": [{"product": 3, "quantity": 5}, {"product": 1, "quantity": 1}]})
         assert reserved.status_code == 201, reserved.text
         assert requests.post(f"{service}/api/reservations/ORD-FLIP1/confirm/", headers=auth,
-                             timeout=10).status_code == 200
+                             timeout=REQUEST_TIMEOUT).status_code == 200
         monolith_refuses = requests.put(f"{monolith}/api/stock/3/", json={"quantity_on_hand": 1}, headers=HOST,
-                                        auth=("admin", "admin"), timeout=10)
+                                        auth=("admin", "admin"), timeout=REQUEST_TIMEOUT)
         assert monolith_refuses.status_code == 409 and monolith_refuses.json()["error"]["code"] == "not_owner"
         assert "published 4 event(s)" in live.manage(INVENTORY_MANAGE, "sync_relay", "--once", env=service_env)
-        _wait_for(lambda: _stock(monolith, 3) == _stock(service, 3), what="the monolith to follow the service")
+        wait_until(lambda: _stock(monolith, 3) == _stock(service, 3), what="the monolith to follow the service")
         assert _stock(monolith, 3)["quantity_on_hand"] == 72
-        page = requests.get(f"{monolith}/api/stock/?product=1,3", headers=HOST, timeout=10).json()
-        assert page == requests.get(f"{service}/api/stock/?product=1,3", headers=HOST, timeout=10).json()
+        page = requests.get(f"{monolith}/api/stock/?product=1,3", headers=HOST, timeout=REQUEST_TIMEOUT).json()
+        assert page == requests.get(f"{service}/api/stock/?product=1,3", headers=HOST, timeout=REQUEST_TIMEOUT).json()
         verify = subprocess.run(
             [sys.executable, str(INVENTORY_MANAGE), "sync_verify", "--aggregate", "stock", "--source", service,
              "--follower", monolith], cwd=live.REPO, env=service_env, capture_output=True, text=True, timeout=60)
@@ -119,6 +110,6 @@ def test_follow_then_flip_then_lead(tmp_path, broker_env):
     finally:
         for consumer in consumers:
             consumer.terminate()
-            consumer.wait(timeout=10)
+            consumer.wait(timeout=REQUEST_TIMEOUT)
         for server in servers:
             server.stop()

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from extracted import events
 from extracted.inventory.stock.models import Product, StockItem
-from strangler_sync import events
 from strangler_sync.consumer import APPLIED, DUPLICATE, OWN, STALE, event_parse, inbox_apply
 from strangler_sync.models import OutboxEvent
 from strangler_sync.ownership import ownership_set

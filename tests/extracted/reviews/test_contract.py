@@ -14,7 +14,6 @@ import copy
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ import requests
 
 from tests.extracted.catalog import live
 from tests.extracted.catalog.openapi_diff import contract_breaks
+from tests.waiting import REQUEST_TIMEOUT, wait_until
 
 REVIEWS_MANAGE = live.REPO / "extracted" / "reviews" / "manage.py"
 TAKEN_OVER = ("/api/reviews/", "/api/reviews/{review_id}/", "/api/products/{product_id}/rating/")
@@ -68,16 +68,6 @@ def test_the_schema_comparison_catches_a_real_break(schemas):
 # -- live, through the data plane ------------------------------------------------------------------------------------
 
 
-def _wait_for(predicate, *, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _background(script: Path, *args: str, env: dict, log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(script), *args], cwd=live.REPO, env=env,
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -94,8 +84,11 @@ def stack(tmp_path_factory):
                 env=monolith_env)
     monolith = live.LiveServer(live.MONOLITH_MANAGE, env=monolith_env, log=workdir / "monolith.log")
     # the service asks the monolith who a customer is
+    # Who a customer is: the monolith checks the password (PBKDF2, CPU-bound) within the service's accounts
+    # timeout, 2 s by default: a loaded CI box took longer and the write was answered 503.
     service_env = live.project_env(workdir=workdir, REVIEWS_DATABASE_URL=f"sqlite:///{workdir / 'reviews.sqlite3'}",
-                                   REVIEWS_ACCOUNTS_URL=f"{monolith.url}/api/me/", **common)
+                                   REVIEWS_ACCOUNTS_URL=f"{monolith.url}/api/me/",
+                                   REVIEWS_ACCOUNTS_TIMEOUT=str(REQUEST_TIMEOUT), **common)
     live.manage(REVIEWS_MANAGE, "migrate", "--noinput", "-v", "0", env=service_env)
     consumer = _background(REVIEWS_MANAGE, "sync_consume", env=service_env, log=workdir / "reviews-consume.log")
     # the first copy, through the data plane while the consumer runs: products (which exist, on sale), reviews
@@ -106,28 +99,28 @@ def stack(tmp_path_factory):
     try:
         monolith.wait_ready()
         service.wait_ready()
-        expected = requests.get(f"{monolith.url}/api/reviews/", headers=HOST, timeout=10).json()["count"]
+        expected = requests.get(f"{monolith.url}/api/reviews/", headers=HOST, timeout=REQUEST_TIMEOUT).json()["count"]
         assert expected > 10
-        _wait_for(lambda: requests.get(f"{service.url}/api/reviews/", headers=HOST, timeout=10).json()["count"]
-                  == expected, what="the backfill to reach the service")
+        wait_until(lambda: _get(service.url, "/api/reviews/")[1]["count"] == expected,
+                   what="the backfill to reach the service")
         yield {"monolith": monolith.url, "service": service.url, "monolith_env": monolith_env,
                "service_env": service_env, "workdir": workdir}
     finally:
         consumer.terminate()
-        consumer.wait(timeout=10)
+        consumer.wait(timeout=REQUEST_TIMEOUT)
         service.stop()
         monolith.stop()
 
 
 def _get(base: str, path: str, auth=None) -> tuple[int, object]:
-    response = requests.get(base + path, headers=HOST, auth=auth, timeout=10)
+    response = requests.get(base + path, headers=HOST, auth=auth, timeout=REQUEST_TIMEOUT)
     return response.status_code, response.json()
 
 
 @pytest.mark.slow
 def test_same_reads_get_identical_json_from_both(stack):
     monolith, service = stack["monolith"], stack["service"]
-    reviews = requests.get(f"{monolith}/api/reviews/?page_size=100", headers=HOST, timeout=10).json()["results"]
+    reviews = _get(monolith, "/api/reviews/?page_size=100")[1]["results"]
     reviewed = sorted({r["product"] for r in reviews})
     paths = ["/api/reviews/", "/api/reviews/?page=2", "/api/reviews/?page_size=7&page=2", "/api/reviews/?page=99",
              f"/api/reviews/?product={reviewed[0]}", "/api/reviews/?product=abc", "/api/reviews/999999/",
@@ -142,10 +135,10 @@ def test_same_reads_get_identical_json_from_both(stack):
 @pytest.mark.slow
 def test_before_the_flip_the_service_refuses_writes_with_the_customer_known(stack):
     response = requests.post(f"{stack['service']}/api/reviews/", json={"product": 1, "rating": 5},
-                             headers=HOST, auth=("user1", "password"), timeout=10)
+                             headers=HOST, auth=("user1", "password"), timeout=REQUEST_TIMEOUT)
     assert response.status_code == 409 and response.json()["error"]["code"] == "not_owner"
     wrong = requests.post(f"{stack['service']}/api/reviews/", json={"product": 1, "rating": 5},
-                          headers=HOST, auth=("user1", "wrong"), timeout=10)
+                          headers=HOST, auth=("user1", "wrong"), timeout=REQUEST_TIMEOUT)
     assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "authentication_failed"
 
 
@@ -154,21 +147,23 @@ def test_before_the_flip_the_service_refuses_writes_with_the_customer_known(stac
 def test_a_browser_session_of_the_monolith_is_recognised_and_csrf_checked(stack):
     """Through the proxy a browser sends the monolith's session and CSRF cookies to the service too."""
     browser = requests.Session()
-    login_page = browser.get(f"{stack['monolith']}/accounts/login/", headers={"Host": live.SHARED_HOST}, timeout=10)
+    login_page = browser.get(f"{stack['monolith']}/accounts/login/", headers={"Host": live.SHARED_HOST},
+                             timeout=REQUEST_TIMEOUT)
     token = browser.cookies["csrftoken"]
     assert "csrfmiddlewaretoken" in login_page.text
-    logged_in = browser.post(f"{stack['monolith']}/accounts/login/", timeout=10, allow_redirects=False,
+    logged_in = browser.post(f"{stack['monolith']}/accounts/login/", timeout=REQUEST_TIMEOUT, allow_redirects=False,
                              headers={"Host": live.SHARED_HOST, "Referer": f"http://{live.SHARED_HOST}/"},
                              data={"username": "user1", "password": "password", "csrfmiddlewaretoken": token})
     assert logged_in.status_code == 302 and "sessionid" in browser.cookies
     cookies = {"sessionid": browser.cookies["sessionid"], "csrftoken": browser.cookies["csrftoken"]}
     url = f"{stack['service']}/api/reviews/"
-    forged = requests.post(url, json={"product": 1, "rating": 5}, headers=HOST, cookies=cookies, timeout=10)
+    forged = requests.post(url, json={"product": 1, "rating": 5}, headers=HOST, cookies=cookies,
+                           timeout=REQUEST_TIMEOUT)
     assert forged.status_code == 403 and "CSRF Failed" in forged.json()["error"]["message"]
-    genuine = requests.post(url, json={"product": 1, "rating": 5}, cookies=cookies, timeout=10,
+    genuine = requests.post(url, json={"product": 1, "rating": 5}, cookies=cookies, timeout=REQUEST_TIMEOUT,
                             headers={**HOST, "X-CSRFToken": cookies["csrftoken"]})
     assert genuine.status_code == 409 and genuine.json()["error"]["code"] == "not_owner"  # known, not yet owner
-    anonymous = requests.post(url, json={"product": 1, "rating": 5}, headers=HOST, timeout=10,
+    anonymous = requests.post(url, json={"product": 1, "rating": 5}, headers=HOST, timeout=REQUEST_TIMEOUT,
                               cookies={"sessionid": "expired-or-forged"})
     assert anonymous.status_code == 403 and anonymous.json()["error"]["code"] == "not_authenticated"
 
@@ -178,12 +173,12 @@ def test_after_the_flip_service_writes_reach_the_monolith_and_its_product_page(s
     monolith, service = stack["monolith"], stack["service"]
     live.manage(REVIEWS_MANAGE, "sync_ownership", "--set", "review=reviews", env=stack["service_env"])
     live.manage(REVIEWS_MANAGE, "reviews_id_sequences", "--headroom", "100", env=stack["service_env"])
-    listed = requests.get(f"{monolith}/api/products/?page_size=100", headers=HOST, timeout=10).json()["results"]
+    listed = _get(monolith, "/api/products/?page_size=100")[1]["results"]
     mine = {r["product"] for r in requests.get(f"{monolith}/api/reviews/?page_size=100", headers=HOST,
-                                               auth=("admin", "admin"), timeout=10).json()["results"]
+                                               auth=("admin", "admin"), timeout=REQUEST_TIMEOUT).json()["results"]
             if r["username"] == "admin"}
     product = next(p for p in listed if p["id"] not in mine)
-    created = requests.post(f"{service}/api/reviews/", headers=HOST, auth=("admin", "admin"), timeout=10,
+    created = requests.post(f"{service}/api/reviews/", headers=HOST, auth=("admin", "admin"), timeout=REQUEST_TIMEOUT,
                             json={"product": product["id"], "rating": 1, "title": "Through the service"})
     assert created.status_code == 201, created.text
     assert created.json()["username"] == "admin"
@@ -193,19 +188,20 @@ def test_after_the_flip_service_writes_reach_the_monolith_and_its_product_page(s
     consumer = _background(live.MONOLITH_MANAGE, "sync_consume", env=stack["monolith_env"],
                            log=stack["workdir"] / "monolith-consume.log")
     try:
-        _wait_for(lambda: _get(monolith, path) == _get(service, path), what="the monolith's rating to follow")
+        wait_until(lambda: _get(monolith, path) == _get(service, path), what="the monolith's rating to follow")
     finally:
         consumer.terminate()
-        consumer.wait(timeout=10)
+        consumer.wait(timeout=REQUEST_TIMEOUT)
     assert _get(monolith, path) != before and _get(monolith, path)[1]["count"] == before[1]["count"] + 1
     on_monolith = _get(monolith, f"/api/reviews/{created.json()['id']}/")
     assert on_monolith == (200, created.json())  # same id, author, text and timestamps
     average = _get(monolith, path)[1]["average"]
-    page = requests.get(f"{monolith}/p/{product['slug']}/", headers={"Host": live.SHARED_HOST}, timeout=10).text
+    page = requests.get(f"{monolith}/p/{product['slug']}/", headers={"Host": live.SHARED_HOST},
+                        timeout=REQUEST_TIMEOUT).text
     assert f"★ {average}" in page
     # the monolith refuses review writes now: the service owns them
     refused = requests.post(f"{monolith}/api/reviews/", json={"product": product["id"], "rating": 3},
-                            headers=HOST, auth=("user2", "password"), timeout=10)
+                            headers=HOST, auth=("user2", "password"), timeout=REQUEST_TIMEOUT)
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_owner"
     verify = subprocess.run(
         [sys.executable, str(REVIEWS_MANAGE), "sync_verify", "--aggregate", "review", "--source", service,

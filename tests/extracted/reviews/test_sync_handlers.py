@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
+from extracted import events
 from extracted.reviews.ratings.models import Product, Review
 from extracted.reviews.ratings.selectors import product_rating_summary
-from strangler_sync import events
 from strangler_sync.consumer import APPLIED, DUPLICATE, OWN, STALE, event_parse, inbox_apply
 from strangler_sync.models import OutboxEvent
 from tests.extracted.reviews.conftest import T0

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from monolith import events
 from monolith.inventory import services
 from monolith.inventory.models import StockItem
-from strangler_sync import events
 from strangler_sync.consumer import APPLIED, OWN, event_parse, inbox_apply
 from strangler_sync.errors import NotOwner
 from strangler_sync.models import OutboxEvent

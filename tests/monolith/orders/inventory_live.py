@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -111,8 +110,9 @@ class InventoryService:
 
 
 class StallingProxy:
-    """HTTP proxy to the service. ``stall(suffix, seconds)`` holds matching requests, then forwards them late;
-    ``fail_all = True`` answers 503 without forwarding. ``seen`` lists (method, path, status) forwarded."""
+    """HTTP proxy to the service. ``stalls[suffix] = seconds`` holds matching requests until ``release`` is set
+    (at most that long), then forwards them late; ``fail_all = True`` answers 503 without forwarding. ``seen``
+    lists (method, path, status) forwarded."""
 
     def __init__(self, upstream: str):
         self.upstream = upstream
@@ -120,6 +120,7 @@ class StallingProxy:
         self.fail_all = False
         self.seen: list[tuple[str, str, int]] = []
         self.late_done = threading.Event()
+        self.release = threading.Event()  # set it once the caller gave up: "late" then means after, not timed
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -143,7 +144,7 @@ class StallingProxy:
                     return
                 stall = next((s for suffix, s in proxy.stalls.items() if self.path.endswith(suffix)), 0)
                 if stall:
-                    time.sleep(stall)
+                    proxy.release.wait(stall)
                 headers = {k: v for k, v in self.headers.items() if k.lower() in {"authorization", "content-type"}}
                 response = requests.request(method, proxy.upstream + self.path, data=body, headers=headers, timeout=30)
                 proxy.seen.append((method, self.path, response.status_code))
@@ -169,5 +170,6 @@ class StallingProxy:
         self.thread.start()
 
     def stop(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()

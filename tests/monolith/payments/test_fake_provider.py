@@ -47,7 +47,8 @@ def test_timeout_card_waits_the_configured_timeout_then_raises():
     started = time.monotonic()
     with pytest.raises(PaymentTimeout) as caught:
         _charge(fake.CARD_TIMEOUT)
-    assert 0.05 <= time.monotonic() - started < 1.0
+    # At least the configured 0.05 s; under the 2 s default by a margin a busy machine's stalls do not eat.
+    assert 0.05 <= time.monotonic() - started < 1.9
     assert caught.value.status_code == 504 and caught.value.code == "payment_timeout"
 
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
+from monolith import events
 from monolith.reviews import services
 from monolith.reviews.models import Review
 from monolith.reviews.selectors import product_rating_summary
-from strangler_sync import events
 from strangler_sync.consumer import APPLIED, event_parse, inbox_apply
 from strangler_sync.errors import NotOwner
 from strangler_sync.models import OutboxEvent

@@ -1,0 +1,40 @@
+"""Read a project's relay state over HTTP: ``GET <base URL>/sync/relay/`` (strangler_sync's own endpoint).
+
+The control plane needs only each project's base URL (an upstream of the route file, or a URL the plan or
+the dashboard names): no project code, settings, database credentials or shared disk.
+"""
+
+from __future__ import annotations
+
+import requests
+
+from migrations_plan.metrics import MetricsUnavailable
+from strangler_proxy.spec import RouteTable
+
+RELAY_PATH = "/sync/relay/"
+FIELDS = ("backlog", "oldest_pending_age_seconds", "outbox_dead", "dead_letters")
+
+
+def sync_base_url(*, project: str, table: RouteTable) -> str:
+    """An upstream name of the route file means that upstream's URL; anything else is a base URL already."""
+    upstream = table.upstreams.get(project)
+    return (upstream.url if upstream is not None else project).rstrip("/")
+
+
+def relay_state_fetch(*, base_url: str, timeout: float = 10.0) -> dict:
+    """The project's outbox numbers (FIELDS, plus its name and last dead letter); MetricsUnavailable otherwise."""
+    url = base_url.rstrip("/") + RELAY_PATH
+    try:
+        response = requests.get(url, timeout=timeout)
+    except requests.RequestException as exc:
+        raise MetricsUnavailable(f"{url}: {type(exc).__name__}") from exc
+    if response.status_code != 200:
+        raise MetricsUnavailable(f"{url} answered {response.status_code}")
+    try:
+        data = response.json()
+        for name in FIELDS:
+            if isinstance(data[name], bool) or not isinstance(data[name], int | float):
+                raise TypeError(f"{name} is {data[name]!r}")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MetricsUnavailable(f"{url}: not a relay state answer ({type(exc).__name__}: {exc})") from exc
+    return data

@@ -1,0 +1,1 @@
+"""An empty migrations package: strangler_sync without its migrations (test_checks.py)."""
