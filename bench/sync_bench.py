@@ -14,6 +14,15 @@ Measures, in one run, side by side:
 Prints a table and writes bench/results/sync.json (--full: sync-full.json). Needs PostgreSQL on
 127.0.0.1:5432 (user postgres) and RabbitMQ on 127.0.0.1:5672 (guest/guest); it creates and drops its own
 databases and queues.
+
+The broker side by side (the databases stay PostgreSQL; results in sync-<broker>-raw-pipeline.json)::
+
+    flock /tmp/strangler-bench.lock .venv/bin/python bench/sync_bench.py --only raw,pipeline --broker sqlite-queue
+    flock /tmp/strangler-bench.lock .venv/bin/python bench/sync_bench.py --only raw,pipeline --broker filesystem
+    flock /tmp/strangler-bench.lock .venv/bin/python bench/sync_bench.py --only raw,pipeline --broker rabbitmq
+
+On the embedded brokers (sqlite-queue://, kombu's filesystem://) a publish is stored when it returns
+(there are no confirms): the raw row publishes message by message.
 """
 
 from __future__ import annotations
@@ -34,7 +43,8 @@ sys.path.insert(0, str(REPO))
 import psycopg  # noqa: E402
 from kombu import Connection, Exchange, Producer, Queue  # noqa: E402
 
-from strangler_sync.broker import BatchConfirms  # noqa: E402
+from strangler_sync import sqlite_transport  # noqa: E402
+from strangler_sync.broker import AtomicFilesystemTransport, BatchConfirms  # noqa: E402
 from strangler_sync.verify import verify_aggregate  # noqa: E402
 from tests.strangler_sync.processes import (  # noqa: E402
     PgDatabases,
@@ -45,6 +55,7 @@ from tests.strangler_sync.processes import (  # noqa: E402
 )
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+BROKERS = {"rabbitmq": RABBITMQ_URL, "sqlite-queue": f"{sqlite_transport.SCHEME}://", "filesystem": "filesystem://"}
 RESULTS = REPO / "bench" / "results" / "sync.json"
 # Relays, consumers and writers run as in production: DEBUG off (DEBUG keeps every SQL statement in memory).
 PRODUCTION = {"DEBUG": "0", "SECRET_KEY": "bench-only-secret-key-" + "x" * 40}
@@ -183,6 +194,31 @@ def raw_publish_rate(n: int, *, batch: int | None, buffered: bool = False) -> fl
     return n / seconds
 
 
+def embedded_publish_rate(n: int, *, broker: str, folder: Path) -> float:
+    """Messages/s one kombu producer publishes to an embedded broker (stored when publish returns)."""
+    if broker == "sqlite-queue":
+        connection = Connection("sqlite-queue://", transport=sqlite_transport.Transport,
+                                transport_options={"database": str(folder / "raw.sqlite3")})
+    else:
+        for name in ("queue", "control"):
+            (folder / name).mkdir(parents=True, exist_ok=True)
+        connection = Connection("filesystem://", transport=AtomicFilesystemTransport, transport_options={
+            "data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue"),
+            "control_folder": str(folder / "control"), "store_processed": False})
+    exchange = Exchange("bench.raw", type="topic", durable=True)
+    queue = Queue("bench.raw.q", exchange=exchange, routing_key="product.*", durable=True)
+    body = {"message_id": "x", "event_type": "product.updated", "payload": {"id": 1, "name": "x" * 200}}
+    with connection:
+        channel = connection.channel()
+        exchange(channel).declare()
+        queue(channel).declare()
+        producer = Producer(channel, exchange=exchange, serializer="json", auto_declare=False)
+        started = time.perf_counter()
+        for _ in range(n):
+            producer.publish(body, routing_key="product.updated", delivery_mode=2)
+        return n / (time.perf_counter() - started)
+
+
 def seed_products(dsn: str, table: str, n: int) -> float:
     started = time.perf_counter()
     with pg(dsn) as conn:
@@ -210,6 +246,8 @@ def main() -> int:
     parser.add_argument("--writers", type=int, default=2, help="processes offering the steady load")
     parser.add_argument("--batch", type=int, default=None, help="messages a consumer applies per transaction "
                         "(default: sync_consume's default, with a prefetch of twice the batch)")
+    parser.add_argument("--broker", choices=sorted(BROKERS), default="rabbitmq",
+                        help="the broker of the raw and pipeline phases (default rabbitmq)")
     parser.add_argument("--verify-only", action="store_true", help="only the verify row (1,000,000 rows with --full)")
     parser.add_argument("--only", default="", help="comma-separated phases to run: raw, pipeline (throughput and "
                         "lag), backfill, verify (default: all); results go to a separate <name>-<phases>.json")
@@ -220,6 +258,9 @@ def main() -> int:
         only = {"verify"}
     if only - phases:
         parser.error(f"unknown phase(s) {', '.join(sorted(only - phases))}; choose from {', '.join(sorted(phases))}")
+    if args.broker != "rabbitmq" and only - {"raw", "pipeline"}:
+        parser.error("--broker other than rabbitmq: only the raw and pipeline phases (--only raw,pipeline)")
+    broker_url = BROKERS[args.broker]
     size = {
         "raw": 20_000 if args.full else 3_000,
         "backlog": 50_000 if args.full else 5_000,
@@ -230,21 +271,26 @@ def main() -> int:
     }
     databases = PgDatabases()
     results: dict = {"mode": "full" if args.full else "default", "sizes": size, "relays": args.relays,
-                     "consumers": args.consumers, "machine": f"{platform.machine()} {os.cpu_count()} cpu",
+                     "consumers": args.consumers, "broker": args.broker,
+                     "machine": f"{platform.machine()} {os.cpu_count()} cpu",
                      "load_average_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="sync-bench-") as tmp:
         tmp_path = Path(tmp)
-        print("setting up: two PostgreSQL databases, migrations, RabbitMQ namespace ...", flush=True)
-        monolith, catalog = two_projects(tmp_path, broker_url=RABBITMQ_URL, databases=databases)
+        print(f"setting up: two PostgreSQL databases, migrations, {args.broker} broker ...", flush=True)
+        monolith, catalog = two_projects(tmp_path, broker_url=broker_url, databases=databases)
         mono_db, catalog_db = monolith.env["DATABASE_URL"], catalog.env["CATALOG_DATABASE_URL"]
         inbox_sql = "SELECT count(*) FROM strangler_sync_inboxmessage"
         pending_sql = "SELECT count(*) FROM strangler_sync_outboxevent WHERE status = 'pending'"
         try:
             if "raw" in only:
                 print("raw broker publish ...", flush=True)
-                results["raw_publish_per_s"] = raw_publish_rate(size["raw"], batch=None)
-                results["raw_publish_batched_per_s"] = raw_publish_rate(size["raw"], batch=500)
-                results["raw_publish_buffered_per_s"] = raw_publish_rate(size["raw"], batch=500, buffered=True)
+                if args.broker != "rabbitmq":
+                    results["raw_publish_per_s"] = embedded_publish_rate(size["raw"], broker=args.broker,
+                                                                         folder=tmp_path / "raw")
+                else:
+                    results["raw_publish_per_s"] = raw_publish_rate(size["raw"], batch=None)
+                    results["raw_publish_batched_per_s"] = raw_publish_rate(size["raw"], batch=500)
+                    results["raw_publish_buffered_per_s"] = raw_publish_rate(size["raw"], batch=500, buffered=True)
 
             if "pipeline" in only:
                 print(f"throughput: {size['backlog']} outbox rows -> applied ...", flush=True)
@@ -344,10 +390,13 @@ def main() -> int:
             monolith.stop_all()
             catalog.stop_all()
             databases.drop_all()
-            broker_cleanup(RABBITMQ_URL, monolith.env["STRANGLER_SYNC_NAMESPACE"])
+            if args.broker == "rabbitmq":
+                broker_cleanup(RABBITMQ_URL, monolith.env["STRANGLER_SYNC_NAMESPACE"])
 
     results["load_average_after"] = os.getloadavg()[0]
     name = "sync-full" if args.full else "sync"
+    if args.broker != "rabbitmq":
+        name += f"-{args.broker}"
     suffix = "" if only == phases else "-" + "-".join(sorted(only))
     written = RESULTS.with_name(f"{name}{suffix}.json")
     written.parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ class ProjectSpec:
     port: int
     # The first copy, given once when the service has none of these aggregates: the monolith's
     # `manage.py dumpdata <dump_labels>` loaded by the service's `import_command` (seconds, where 2000 rows of
-    # snapshot events through the filesystem broker take a minute). Services without one start empty and
+    # snapshot events through the embedded broker take a minute). Services without one start empty and
     # their migration plan's backfill step fills them.
     backfill: tuple[str, ...] = ()
     dump_labels: tuple[str, ...] = ()

@@ -1,5 +1,6 @@
 """``strangler-plan scaffold``: for one path and one aggregate of the user's app, a route entry, a plan and a
-service project skeleton (settings, urls, sync handlers, health, reads API, first migration).
+service project skeleton (settings, urls, the aggregate's declaration, sync handlers, health, reads API, first
+migration).
 
 The aggregate's model is read from the monolith itself (its settings, set up in this process), so the
 service's model has the same columns and keys. Everything is checked before anything is written; the
@@ -16,6 +17,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,9 @@ from migrations_plan import scaffold_templates as t
 from migrations_plan.actions import django_settings_setup
 from migrations_plan.errors import ActionFailed, PlanError
 from migrations_plan.routefile import route_entry_add, write_atomically
+from migrations_plan.scaffold_aggregate import DeclarationError, declaration_code, declared_for, service_aggregate
 from strangler_proxy.loader import RouteFileError, parse_route_text
+from strangler_sync.aggregates import DELETED, SNAPSHOT, Aggregate
 
 SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 PATH_PREFIX = re.compile(r"^/([A-Za-z0-9._~-]+/)+$")
@@ -47,6 +51,7 @@ class ModelShape:
     pk: str  # key attribute
     fields: tuple[tuple[str, str], ...]  # (attribute, "models.X(...)") in column order
     foreign_keys: tuple[str, ...]
+    aggregate: Aggregate  # the service's declaration (bound to its copy of the model)
 
 
 def _literal(value) -> bool:
@@ -75,21 +80,33 @@ def _field_code(field) -> str:
     return f"models.{path.rsplit('.', 1)[1]}({_render(kept)})"
 
 
-def model_shape(*, model_label: str, settings: str, project_dir: Path) -> ModelShape:
-    """Read the aggregate's model from the monolith (Django set up here with its settings)."""
+def model_shape(*, model_label: str, settings: str, project_dir: Path, aggregate: str,
+                service_app: str) -> ModelShape:
+    """Read the aggregate's model, and its declaration if any, from the monolith (Django set up here with its
+    settings)."""
     try:
         django_settings_setup(settings=settings, workdir=project_dir)
     except ActionFailed as exc:
         raise ScaffoldError(str(exc)) from exc
     from django.apps import apps
+    from django.core.exceptions import ImproperlyConfigured
 
     try:
         model = apps.get_model(model_label)
     except (LookupError, ValueError) as exc:
         raise ScaffoldError(f"--aggregate: no model {model_label!r} in {settings} ({exc})") from None
+    from strangler_sync.aggregates import aggregates_registered
+
+    try:
+        declared = declared_for(model=model, aggregates=aggregates_registered())
+        declaration = service_aggregate(name=aggregate, model=model, declared=declared,
+                                        service_model=f"{service_app}.{model.__name__}")
+    except (DeclarationError, ImproperlyConfigured) as exc:
+        raise ScaffoldError(str(exc)) from None
     fields = tuple((f.attname, _field_code(f)) for f in model._meta.concrete_fields)
     return ModelShape(label=model._meta.label, name=model.__name__, pk=model._meta.pk.attname, fields=fields,
-                      foreign_keys=tuple(f.attname for f in model._meta.concrete_fields if f.is_relation))
+                      foreign_keys=tuple(f.attname for f in model._meta.concrete_fields if f.is_relation),
+                      aggregate=declaration)
 
 
 @dataclass(frozen=True)
@@ -121,16 +138,26 @@ def scaffold_parse(*, service: str, path: str, aggregate: str, **rest) -> Scaffo
 
 def _project_files(s: Scaffold, shape: ModelShape) -> dict[str, str]:
     package = f"{s.service}_service"
+    const = s.aggregate.upper()
+    declaration = shape.aggregate
+    upserts = [a for a in (*declaration.actions, SNAPSHOT) if a != DELETED]
     names = {"service": s.service, "package": package, "model": shape.name, "model_label": shape.label,
              "aggregate": s.aggregate, "pk": shape.pk, "path": s.path, "route": s.path.lstrip("/"),
-             "env": s.service.upper(), "secret": secrets.token_urlsafe(40), "fields": [a for a, _ in shape.fields],
+             "env": s.service.upper(), "secret": secrets.token_urlsafe(40),
              "fk_note": ", ".join(shape.foreign_keys) or "none here",
-             "field_lines": "\n".join(f"    {attr} = {code}" for attr, code in shape.fields)}
+             "field_lines": "\n".join(f"    {attr} = {code}" for attr, code in shape.fields),
+             "const": const, "uuid_import": "import uuid\n\n" if declaration.key_type is uuid.UUID else "",
+             "declaration": declaration_code(const=const, aggregate=declaration),
+             "upsert_events": ", ".join(f'{const}.event("{a}")' for a in upserts)}
     files = {"manage.py": t.MANAGE, f"{package}/__init__.py": t.INIT, f"{package}/settings.py": t.SETTINGS,
              f"{package}/urls.py": t.URLS, f"{package}/wsgi.py": t.WSGI, f"{package}/apps.py": t.APPS,
              f"{package}/models.py": t.MODELS, f"{package}/handlers.py": t.HANDLERS, f"{package}/api.py": t.API,
-             f"{package}/health.py": t.HEALTH, f"{package}/migrations/__init__.py": ""}
-    return {name: text.format(**names) for name, text in files.items()}
+             f"{package}/health.py": t.HEALTH, f"{package}/aggregates.py": t.AGGREGATES,
+             f"{package}/migrations/__init__.py": ""}
+    rendered = {name: text.format(**names) for name, text in files.items()}
+    if DELETED in declaration.actions:
+        rendered[f"{package}/handlers.py"] += t.DELETE_HANDLER.format(**names)
+    return rendered
 
 
 def _route_text(s: Scaffold) -> tuple[Path, str]:
@@ -158,7 +185,8 @@ def scaffold_write(*, scaffold: Scaffold) -> list[Path]:
             raise ScaffoldError(f"{taken} exists already: nothing was written")
     if not (s.project_dir / "manage.py").is_file():  # the plan's backfill runs it there
         raise ScaffoldError(f"--project-dir: no manage.py in {s.project_dir} (the monolith's folder)")
-    shape = model_shape(model_label=s.model_label, settings=s.settings, project_dir=s.project_dir)
+    shape = model_shape(model_label=s.model_label, settings=s.settings, project_dir=s.project_dir,
+                        aggregate=s.aggregate, service_app=f"{s.service}_service")
     routes_path, routes_text = _route_text(s)
     try:
         table = parse_route_text(routes_text, source=str(routes_path))

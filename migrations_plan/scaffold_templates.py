@@ -67,16 +67,15 @@ REST_FRAMEWORK = {{
 SPECTACULAR_SETTINGS = {{"TITLE": "{service} service API"}}
 
 # The data plane: this service follows the monolith's {aggregate} events until ownership flips, then emits
-# them. FIELDS must equal the monolith's declaration of {aggregate} (verify hashes them on both sides).
+# them. Its declaration ({package}/aggregates.py) keeps the monolith's contract (verify hashes the canonical
+# fields on both sides).
 STRANGLER_SYNC = {{
     "ORIGIN": PROJECT_NAME,
     "QUEUE": "sync.{service}",
     "SUBSCRIPTIONS": ["{aggregate}.*"],
     "SUBSCRIBERS": {{"sync.monolith": ["{aggregate}.*"]}},
     "RELAY_TRIGGER": "none",  # the relay process sweeps the outbox (manage.py sync_relay)
-    "AGGREGATES": {{
-        "{aggregate}": {{"MODEL": "{package}.{model}", "ID_FIELD": "{pk}", "FIELDS": {fields!r}}},
-    }},
+    "AGGREGATES": ["{package}.aggregates.{const}"],
 }}
 '''
 
@@ -121,6 +120,17 @@ class {model}(models.Model):
         ordering = ["{pk}"]
 '''
 
+AGGREGATES = '''"""The {service} service's aggregates (scaffolded by strangler-plan scaffold from {model_label}).
+
+The {aggregate} contract as the monolith declares it (or, where it declares none, as its columns are), bound
+to this service's model. A copy, not an import: the service must not need the monolith's code. Change it only
+together with the monolith's declaration (a new schema version for a removed or retyped field).
+"""
+
+{uuid_import}from strangler_sync.aggregates import Aggregate, Schema
+
+{declaration}'''
+
 HANDLERS = '''"""Sync handlers: apply the owner's {aggregate} events to this service's table (idempotent upserts).
 
 The consumer's inbox skips redeliveries and its version guard stale events before these run. Events this
@@ -130,24 +140,29 @@ service emitted itself (after the ownership flip) come back on its own queue and
 from strangler_sync.conf import sync_settings
 from strangler_sync.handlers import SyncEvent, sync_handler
 
+from {package}.aggregates import {const}
 from {package}.models import {model}
 
-AGGREGATE = "{aggregate}"
+# Payload names this table has a column for; the rest (a name the owner only shows) is not stored here.
+COLUMNS = frozenset(f.attname for f in {model}._meta.concrete_fields if not f.primary_key)
 
 
 def _key(event: SyncEvent):
-    return {model}._meta.pk.to_python(event.aggregate_id)
+    return {const}.key_value(event.aggregate_id)
 
 
-@sync_handler(f"{{AGGREGATE}}.created", f"{{AGGREGATE}}.updated", f"{{AGGREGATE}}.snapshot")
+@sync_handler({upsert_events})
 def {aggregate}_upsert(*, event: SyncEvent) -> None:
     if event.origin == sync_settings().origin:
         return
-    values = {{k: v for k, v in event.payload.items() if k != {model}._meta.pk.attname}}
+    renamed = {{{const}.fields.get(name, name): value for name, value in event.payload.items()}}
+    values = {{attr: value for attr, value in renamed.items() if attr in COLUMNS}}
     {model}.objects.update_or_create(pk=_key(event), defaults=values)
+'''
 
+DELETE_HANDLER = '''
 
-@sync_handler(f"{{AGGREGATE}}.deleted")
+@sync_handler({const}.event("deleted"))
 def {aggregate}_delete(*, event: SyncEvent) -> None:
     if event.origin == sync_settings().origin:
         return

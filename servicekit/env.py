@@ -107,12 +107,15 @@ def database(*, var_name: str, sqlite_name: str) -> dict:
 
 
 def broker_url(*, var_name: str = "CELERY_BROKER_URL") -> str:
-    """The Celery/kombu broker; default: kombu's filesystem transport under var/broker (no server needed)."""
-    return os.environ.get(var_name) or "filesystem://"
+    """The Celery/kombu broker; default: strangler_sync's SQLite queue under var/ (no server needed)."""
+    return os.environ.get(var_name) or "sqlite-queue://"
 
 
 def broker_transport_options(url: str) -> dict:
-    """Transport options: folders for the filesystem transport, publisher confirms for AMQP."""
+    """Transport options: the file of the SQLite queue, folders for the filesystem transport, publisher
+    confirms for AMQP."""
+    if url.startswith("sqlite-queue://"):
+        return {"database": str(VAR_DIR / "broker.sqlite3")}
     if url.startswith("filesystem://"):
         folder = VAR_DIR / "broker"
         (folder / "queue").mkdir(parents=True, exist_ok=True)

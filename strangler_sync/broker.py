@@ -30,6 +30,7 @@ from kombu.transport import filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
+from strangler_sync import sqlite_transport
 from strangler_sync.conf import sync_settings
 
 ATTEMPTS_HEADER = "x-sync-attempts"
@@ -159,7 +160,9 @@ def broker_connection(*, url: str | None = None, transport_options: dict | None 
     options = config.broker_transport_options if transport_options is None else transport_options
     url = url or config.broker_url
     transport = None
-    if url.startswith("filesystem://"):
+    if url.startswith(f"{sqlite_transport.SCHEME}://"):
+        transport = sqlite_transport.Transport
+    elif url.startswith("filesystem://"):
         filesystem_api_check()
         transport = AtomicFilesystemTransport
     return Connection(url, transport=transport, transport_options=dict(options))

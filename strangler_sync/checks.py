@@ -63,7 +63,7 @@ def check_broker_url(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     if problem is None:
         return []
     return [checks.Error(f"the data plane's broker URL is unusable: {problem}", obj="STRANGLER_SYNC['BROKER_URL']",
-                         hint="e.g. amqp://user:password@host:5672// or filesystem://", id="strangler_sync.E002")]
+                         hint="e.g. amqp://user:password@host:5672// or sqlite-queue://", id="strangler_sync.E002")]
 
 
 @checks.register()

@@ -5,7 +5,8 @@ Keys (all optional; defaults below)::
     STRANGLER_SYNC = {
         "ORIGIN": PROJECT_NAME,                 # this project's name, stamped on every event it emits
         "EXCHANGE": "strangler.events",         # topic exchange
-        "BROKER_URL": CELERY_BROKER_URL,        # filesystem:// by default, amqp://... in production
+        "BROKER_URL": CELERY_BROKER_URL,        # sqlite-queue:// by default (sqlite_transport), amqp://...
+                                                # in production; filesystem:// (kombu's) still works
         "BROKER_TRANSPORT_OPTIONS": CELERY_BROKER_TRANSPORT_OPTIONS,
         "BATCH_SIZE": 500,                      # outbox rows a relay claims per transaction
                                                 # ($STRANGLER_SYNC_BATCH_SIZE)
@@ -120,14 +121,14 @@ def _aggregates(entries) -> dict[str, Aggregate]:
 def _build() -> SyncSettings:
     raw = dict(getattr(settings, "STRANGLER_SYNC", {}) or {})
     origin = raw.get("ORIGIN") or getattr(settings, "PROJECT_NAME", "django")
-    broker_url = raw.get("BROKER_URL") or getattr(settings, "CELERY_BROKER_URL", None) or "filesystem://"
+    broker_url = raw.get("BROKER_URL") or getattr(settings, "CELERY_BROKER_URL", None) or "sqlite-queue://"
     transport_options = raw.get("BROKER_TRANSPORT_OPTIONS")
     if transport_options is None:
         transport_options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None)
         if transport_options is None:
             transport_options = env.broker_transport_options(broker_url)
     transport_options = dict(transport_options)
-    if broker_url.startswith("filesystem://"):
+    if broker_url.startswith(("filesystem://", "sqlite-queue://")):
         # kombu polls the folder once a second by default: too slow for a replication lag budget.
         transport_options.setdefault("polling_interval", float(os.environ.get("STRANGLER_SYNC_POLL_INTERVAL", 0.05)))
     ownership_file = raw.get("OWNERSHIP_FILE") or os.environ.get("STRANGLER_OWNERSHIP_FILE") or (

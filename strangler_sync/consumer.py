@@ -24,9 +24,10 @@ full-state events make any delivery order give the in-order result, arrays or no
 Failures (malformed JSON, envelope or payload not matching the schema, unknown event type, handler
 error) are retried by re-publishing the message to this queue with ``x-sync-attempts`` + 1 and acking
 the original; after CONSUMER_MAX_ATTEMPTS it goes to ``<QUEUE>.dlq`` with the error in ``x-sync-error``
-and a DeadLetter row (admin). Delivery guarantees by transport: RabbitMQ redelivers unacked messages
-of a consumer that died; kombu's filesystem transport removes the file on receipt, so a consumer
-killed -9 between receipt and ack loses that message: ``sync_verify --repair`` finds and re-emits it.
+and a DeadLetter row (admin). Delivery guarantees by transport: RabbitMQ and the embedded default
+(``sqlite-queue://``, sqlite_transport) redeliver the unacked messages of a consumer that died; kombu's
+filesystem transport (``filesystem://``, still accepted) removes the file on receipt, so there a consumer
+killed -9 between receipt and ack loses that message until ``sync_verify --repair`` re-emits it.
 """
 
 from __future__ import annotations
@@ -198,6 +199,40 @@ def _applied_versions_lock(keys: list[tuple[str, str]]) -> dict[tuple[str, str],
                 params,
             )
         return {(row[0], row[1]): int(row[2]) for row in cursor.fetchall()}
+
+
+def first_copy_claim(*, aggregate_type: str, copied: dict[str, int | None]) -> set[str]:
+    """The version guard for a first copy (a dump import, any bulk load): which rows it may write.
+
+    `copied` maps aggregate id -> the version the copy was taken at (None when the copy carries none).
+    Run it in the loader's transaction: it locks those aggregates' version rows (the lock the consumer
+    takes, so no event is applied between this check and the loader's commit) and returns the ids no
+    event newer than the copy has been applied to: applied version 0 (nothing applied yet), or below the
+    copy's version. For those with a version, the applied version moves up to it, so events the copy
+    already contains are dropped as stale when they arrive. A row an event already brought here is never
+    overwritten by an older copy; when the copy's version is unknown, any applied event wins (the events
+    between it and the copy are still on their way: the follower ends on the newest state either way).
+    """
+    allowed: set[str] = set()
+    bumps: list[tuple[int, str]] = []
+    keys = sorted((aggregate_type, aggregate_id) for aggregate_id in copied)
+    for start in range(0, len(keys), 1000):  # bounded statement size; sorted chunks keep the lock order
+        current = _applied_versions_lock(keys[start:start + 1000])
+        for (_type, aggregate_id), applied in current.items():
+            version = copied[aggregate_id]
+            if applied == 0 or (version is not None and applied < version):
+                allowed.add(aggregate_id)
+                if version is not None:
+                    bumps.append((version, aggregate_id))
+    if bumps:
+        table = connection.ops.quote_name(AppliedVersion._meta.db_table)
+        now = AppliedVersion._meta.get_field("updated_at").get_db_prep_value(timezone.now(), connection)
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {table} SET version = %s, updated_at = %s WHERE aggregate_type = %s AND aggregate_id = %s",
+                [(version, now, aggregate_type, aggregate_id) for version, aggregate_id in bumps],
+            )
+    return allowed
 
 
 class InboxConflict(RuntimeError):
@@ -394,7 +429,7 @@ class SyncConsumer(ConsumerMixin):
         self._pending_events = 0  # events in _pending (an array body carries many): the batch counts these
         self._first_pending_at = 0.0
         self._db_failures = 0
-        # kombu's virtual transports (filesystem) ignore basic.ack's multiple flag: ack one by one there
+        # kombu's virtual transports (sqlite-queue, filesystem) ignore basic.ack's multiple flag: ack one by one
         self._amqp = connection.transport.driver_type == "amqp"
 
     def get_consumers(self, Consumer, channel):

@@ -56,13 +56,14 @@ def filesystem_options(folder) -> dict:
 
 @pytest.fixture(autouse=True)
 def sync_env(settings, tmp_path):
-    """Filesystem broker in tmp_path, a unique namespace, a private ownership file, no Celery trigger."""
+    """The embedded default broker (SQLite queue) in tmp_path, a unique namespace, a private ownership file,
+    no Celery trigger."""
     namespace = "t" + uuid.uuid4().hex[:10]
     settings.STRANGLER_SYNC = {
         **settings.STRANGLER_SYNC,
         "NAMESPACE": namespace,
-        "BROKER_URL": "filesystem://",
-        "BROKER_TRANSPORT_OPTIONS": filesystem_options(tmp_path / "broker"),
+        "BROKER_URL": "sqlite-queue://",
+        "BROKER_TRANSPORT_OPTIONS": {"database": str(tmp_path / "broker.sqlite3"), "polling_interval": 0.02},
         "OWNERSHIP_FILE": str(tmp_path / "ownership.json"),
         "RELAY_TRIGGER": "none",
         "BACKOFF_BASE": 0.0,

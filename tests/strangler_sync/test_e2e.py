@@ -1,6 +1,6 @@
 """End to end with real processes: monolith writes + relay -> broker -> catalog service consumer, then verify.
 
-The default-transport test proves cross-process delivery on kombu's filesystem transport; the
+The default-transport test proves cross-process delivery on the embedded default (sqlite-queue://); the
 real-services test (PostgreSQL + RabbitMQ) adds the faults: relay and consumer killed -9 mid-batch,
 every message redelivered three times shuffled, malformed and unknown messages. After each: nothing
 lost, nothing applied twice, verify finds 0 differences.
@@ -39,7 +39,7 @@ def verify(monolith, catalog, aggregate: str, *extra: str):
 
 
 def test_end_to_end_on_the_default_transport(tmp_path):
-    monolith, catalog = two_projects(tmp_path, broker_url="filesystem://", databases=None)
+    monolith, catalog = two_projects(tmp_path, broker_url="sqlite-queue://", databases=None)
     try:
         written = write(monolith, products=30, updates=40)
         catalog.start("sync_consume")

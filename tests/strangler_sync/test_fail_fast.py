@@ -14,7 +14,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import transaction
 
-from strangler_sync import events
+from monolith import events
 from strangler_sync.broker import BrokerRefused, BrokerUnavailable, broker_connection, broker_outage
 from strangler_sync.conf import sync_settings
 from strangler_sync.consumer import SyncConsumer

@@ -26,9 +26,9 @@ from tests.strangler_sync.test_consumer import envelope
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(params=["filesystem", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+@pytest.fixture(params=["embedded", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
 def broker(request, settings):
-    """Each test on the filesystem broker and on the real RabbitMQ."""
+    """Each test on the embedded default broker (sqlite-queue://) and on the real RabbitMQ."""
     if request.param == "rabbitmq":
         request.getfixturevalue("on_rabbitmq")
     return request.param

@@ -3,6 +3,12 @@
 The loader is the offline path (tests, a first copy of a small catalog); the online path is
 ``sync_backfill`` on the monolith streaming snapshot events to this service's consumer.
 
+The loader keeps the consumer's version guard (``strangler_sync.consumer.first_copy_claim``): a row an
+event has already brought here is not overwritten by the dump, which may be older (the consumer runs
+while the dump is taken and loaded). Dump the versions first so the guard knows how old each row is:
+``dumpdata strangler_sync.aggregateversion catalog.category catalog.product`` (versions read before the
+rows: a row is at least as new as its version); without them any applied event wins over the dump.
+
 Ids: followers insert rows with the owner's ids, which PostgreSQL identity sequences do not see. Before
 this service allocates ids itself (ownership flipped to "catalog", the monolith's outbox drained), run
 ``manage.py catalog_id_sequences`` so new ids start above every id the monolith handed out
@@ -23,11 +29,13 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from servicekit.errors import Conflict, InvalidInput
+from strangler_sync.consumer import first_copy_claim
 
 from .models import Category, Product
 
 MONOLITH_CATEGORY = "catalog.category"
 MONOLITH_PRODUCT = "catalog.product"
+MONOLITH_VERSION = "strangler_sync.aggregateversion"
 _PRODUCT_FIELDS = ["sku", "slug", "name", "description", "price", "currency", "is_active", "images",
                    "category_id", "created_at", "updated_at"]  # fmt: skip
 _CATEGORY_FIELDS = ["name", "slug", "parent_id", "description", "created_at", "updated_at"]
@@ -35,8 +43,9 @@ _CATEGORY_FIELDS = ["name", "slug", "parent_id", "description", "created_at", "u
 
 @dataclass(frozen=True)
 class LoadResult:
-    categories: int
+    categories: int  # rows written
     products: int
+    kept_newer: int = 0  # rows of the dump not written: events had brought them to its version or past it
 
 
 def _when(value: Any, *, record: dict):
@@ -73,17 +82,27 @@ def catalog_load_dump(*, records: Iterable[dict], batch_size: int = 1000) -> Loa
     """
     categories: list[Category] = []
     products: list[Product] = []
+    versions: dict[str, dict[str, int]] = {"category": {}, "product": {}}
     for record in records:
         model = record.get("model")
         if model == MONOLITH_CATEGORY:
             categories.append(_category(record))
         elif model == MONOLITH_PRODUCT:
             products.append(_product(record))
+        elif model == MONOLITH_VERSION:
+            fields = record.get("fields") or {}
+            if fields.get("aggregate_type") in versions and isinstance(fields.get("version"), int):
+                versions[fields["aggregate_type"]][str(fields.get("aggregate_id"))] = fields["version"]
+    written = {"category": 0, "product": 0}
     try:
         with transaction.atomic():
-            for model, rows, fields in (
-                (Category, categories, _CATEGORY_FIELDS), (Product, products, _PRODUCT_FIELDS)
+            for model, rows, fields, aggregate_type in (
+                (Category, categories, _CATEGORY_FIELDS, "category"), (Product, products, _PRODUCT_FIELDS, "product")
             ):
+                allowed = first_copy_claim(aggregate_type=aggregate_type, copied={
+                    str(row.id): versions[aggregate_type].get(str(row.id)) for row in rows})
+                rows = [row for row in rows if str(row.id) in allowed]
+                written[aggregate_type] = len(rows)
                 for start in range(0, len(rows), batch_size):
                     model.objects.bulk_create(
                         rows[start : start + batch_size], update_conflicts=True, unique_fields=["id"],
@@ -95,7 +114,8 @@ def catalog_load_dump(*, records: Iterable[dict], batch_size: int = 1000) -> Loa
     with connection.cursor() as cursor:
         for model in (Category, Product):
             cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
-    return LoadResult(categories=len(categories), products=len(products))
+    return LoadResult(categories=written["category"], products=written["product"],
+                      kept_newer=len(categories) + len(products) - sum(written.values()))
 
 
 def id_sequences_advance(*, headroom: int = 0) -> dict[str, int]:

@@ -1,4 +1,8 @@
-"""`manage.py catalog_import DUMP.json`: load the monolith's `dumpdata catalog.category catalog.product` output."""
+"""`manage.py catalog_import DUMP.json`: load the monolith's `dumpdata catalog.category catalog.product` output.
+
+Rows an event newer than the dump already brought here are kept (the consumer's version guard); dump
+``strangler_sync.aggregateversion`` first to give the guard each row's version (see products.bootstrap).
+"""
 
 from __future__ import annotations
 
@@ -35,4 +39,5 @@ class Command(BaseCommand):
             raise CommandError(exc.message) from exc
         # Loaded rows carry the monolith's ids; keep this database's id allocator above them.
         id_sequences_advance()
-        self.stdout.write(f"loaded {result.categories} categories and {result.products} products")
+        kept = f"; kept {result.kept_newer} row(s) already at or past the dump's version" if result.kept_newer else ""
+        self.stdout.write(f"loaded {result.categories} categories and {result.products} products{kept}")
