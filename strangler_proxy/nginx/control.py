@@ -8,7 +8,7 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from strangler_proxy.nginx.render import DIGEST_PATH, TEMP_KINDS, NginxOptions, render_nginx, temp_path
@@ -166,4 +166,4 @@ def nginx_instance_of(*, record: PlaneRecord, override_secret: str | None) -> Ng
                          "override secret: set it (the route file's override.secret_env) before changing routes")
     options["runtime_dir"] = Path(options["runtime_dir"])
     options["hosts"] = tuple(options["hosts"])
-    return NginxInstance(replace(NginxOptions(**options), override_secret=override_secret))
+    return NginxInstance(NginxOptions(**options, override_secret=override_secret))
