@@ -301,6 +301,32 @@ routes:
     return path
 
 
+LUA_MODULE = Path("/usr/lib/nginx/modules/ngx_http_lua_module.so")  # Debian's libnginx-mod-http-lua
+LUA_BUCKETS = "{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0}"
+
+
+def with_lua_counters(conf: str) -> str:
+    """The rendered config counting what the metrics log carries in nginx itself, as nginx-lua-prometheus does:
+    per request a counter, the latency bucket and the latency sum in a shared dict (read by a /metrics location)."""
+    modules = f"load_module {LUA_MODULE.parent}/ndk_http_module.so;\nload_module {LUA_MODULE};\n"
+    counting = f"""http {{
+    lua_shared_dict strangler_metrics 16m;
+    log_by_lua_block {{
+        local d = ngx.shared.strangler_metrics
+        local key = (ngx.var.strangler_route or "") .. "|" .. (ngx.var.strangler_upstream or "")
+        local t = tonumber(ngx.var.request_time) or 0
+        d:incr(key .. "|" .. ngx.var.status, 1, 0)
+        d:incr(key .. "|sum", t, 0)
+        local le = "+Inf"
+        for _, bound in ipairs({LUA_BUCKETS}) do
+            if t <= bound then le = bound break end
+        end
+        d:incr(key .. "|le" .. le, 1, 0)
+    }}
+"""
+    return modules + conf.replace("http {\n", counting, 1)
+
+
 def hand_written_equivalent(upstream_port: int, port: int) -> str:
     """What a platform engineer would write by hand for the nginx rows' route table (see route_file(), canary
     mode): a location per route prefix, the sticky split_clients canary, X-Request-ID passed on when sane or
@@ -460,15 +486,21 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
         setups.append(Setup("nginx-equiv", "hand-written nginx for the same route table (canary, request id, "
                             "forwarded headers, timeouts, fallback, buffered access log)", port, "nginx",
                             lambda process=process: child_pids(process.pid)))
-    if wanted("nginx-rendered") and nginx_binary():
+    for name, metrics_log in (("nginx-rendered", True), ("nginx-rendered-nometrics", False),
+                              ("nginx-rendered-lua", False)):
+        if not (wanted(name) and nginx_binary()) or (name.endswith("-lua") and not LUA_MODULE.exists()):
+            continue
         from strangler_proxy.loader import load_route_file
         from strangler_proxy.nginx.control import NginxInstance
         from strangler_proxy.nginx.render import NginxOptions
 
         port = free_port()
-        table = load_route_file(route_file(workdir, upstream_port, "canary", "rendered"))
-        instance = NginxInstance(NginxOptions(runtime_dir=workdir / "nginx-rendered", listen=f"127.0.0.1:{port}"))
+        table = load_route_file(route_file(workdir, upstream_port, "canary", name))
+        instance = NginxInstance(NginxOptions(runtime_dir=workdir / name, listen=f"127.0.0.1:{port}",
+                                              metrics_log=metrics_log))
         conf = instance.install(table)  # rendered and `nginx -t`-ed exactly as `strangler-proxy nginx-reload` does
+        if name.endswith("-lua"):  # the alternative to the metrics log, measured for exporter.py's choice
+            conf.write_text(with_lua_counters(conf.read_text()))
         # Run in the foreground like every other server here: a daemonised nginx calls setsid(), and Linux's
         # scheduler autogroups then give it a CPU share of its own (measured: half the throughput of the same
         # config in the foreground on a busy machine), which would compare schedulers, not configs.
@@ -476,8 +508,20 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stoppers.append(lambda process=process: stop(process))
         wait_for(port, process=process)
-        setups.append(Setup("nginx-rendered", "config rendered from the route file (as strangler-proxy nginx-reload)",
-                            port, "nginx", lambda process=process: child_pids(process.pid), expect_upstream="monolith"))
+        exporter = []
+        if metrics_log:  # the exporter tailing the metrics log runs beside it: its CPU counts as the row's
+            exporter_port = free_port()
+            exporter = [subprocess.Popen([sys.executable, "-m", "strangler_proxy", "nginx-metrics", "--runtime-dir",
+                                          str(instance.prefix), "--listen", f"127.0.0.1:{exporter_port}"],
+                                         cwd=ROOT, stdout=subprocess.DEVNULL)]
+            stoppers.append(lambda process=exporter[0]: stop(process))
+            wait_for(exporter_port, process=exporter[0])
+        what = ("config rendered from the route file (as strangler-proxy nginx-reload), metrics log + exporter"
+                if metrics_log else "the same rendered config without the metrics log")
+        if name.endswith("-lua"):
+            what = "the same, counting in a Lua shared dict (log_by_lua: count, histogram bucket, sum) instead"
+        pids = lambda process=process, exporter=exporter: child_pids(process.pid) + [p.pid for p in exporter]  # noqa: E731
+        setups.append(Setup(name, what, port, "nginx", pids, expect_upstream="monolith"))
     if wanted("mitm-noop"):
         script = workdir / "noop_addon.py"
         script.write_text(NOOP_ADDON)
@@ -603,6 +647,14 @@ def ratios(setups: list[Setup]) -> list[dict]:
         ("shadowing: primary p99 delta, paced (ms)",
          _paired(g("mitm-addon-shadow"), g("mitm-addon"), True, lambda x, y: x.p99_ms - y.p99_ms), "<=", 1.0, "ms"),
         # Not targets, for reading the rows: CPU time per request is far steadier than req/s on a shared machine.
+        ("rendered with Lua counters / without: throughput",
+         _paired(g("nginx-rendered-lua"), g("nginx-rendered-nometrics"), False, rps), None, None, "x"),
+        ("rendered with Lua counters / without: CPU per request",
+         _paired(g("nginx-rendered-lua"), g("nginx-rendered-nometrics"), False, cpu), None, None, "x"),
+        ("rendered with metrics export / without: throughput",
+         _paired(g("nginx-rendered"), g("nginx-rendered-nometrics"), False, rps), None, None, "x"),
+        ("rendered with metrics export / without: CPU per request (nginx + exporter)",
+         _paired(g("nginx-rendered"), g("nginx-rendered-nometrics"), False, cpu), None, None, "x"),
         ("rendered / bare proxy_pass nginx throughput", _paired(g("nginx-rendered"), g("nginx-hand"), False, rps),
          None, None, "x"),
         ("rendered / hand-written equivalent nginx CPU per request",

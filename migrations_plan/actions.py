@@ -15,6 +15,8 @@ from migrations_plan.errors import ActionFailed, PlanConflict
 from migrations_plan.routefile import route_file_apply
 from migrations_plan.spec import Action, CommandAction, OwnershipChange, Plan, RouteEdit, Step
 from strangler_proxy.loader import DEFAULT_ROUTE_FILE
+from strangler_proxy.nginx.control import write_atomically
+from strangler_proxy.planes import PlaneError, planes_follow
 
 
 def routes_writable(path: Path) -> Path:
@@ -23,6 +25,28 @@ def routes_writable(path: Path) -> Path:
         raise PlanConflict(f"refusing to edit the packaged route file {path}; copy it (e.g. to var/routes.yaml) "
                            "and run the proxy and the plan with --routes / STRANGLER_ROUTES pointing at the copy")
     return path
+
+
+def _route_edit(*, routes: Path, prefix: str, changes: dict) -> dict:
+    """Set the route's keys, then have every plane of the file serve it (nginx: render, test, swap, reload).
+
+    When a plane does not take it, the file's previous text is put back (and the planes follow it back) before
+    ActionFailed is raised: the edit is not applied anywhere. Returns the keys' previous values.
+    """
+    path = routes_writable(routes)
+    text = path.read_text(encoding="utf-8")
+    before = route_file_apply(path=path, prefix=prefix, changes=changes)
+    try:
+        planes_follow(routes=path)
+    except PlaneError as exc:
+        write_atomically(path, text)
+        try:
+            planes_follow(routes=path)
+            restored = "the route file is restored and every plane serves it"
+        except PlaneError as again:
+            restored = f"the route file is restored, but a plane did not follow it back: {again}"
+        raise ActionFailed(f"route {prefix}: {exc}; {restored}") from exc
+    return before
 
 
 def django_settings_setup(*, settings: str, workdir: Path | None) -> None:
@@ -90,7 +114,7 @@ def _run(plan: Plan, argv: list[str], timeout: float) -> None:
 def action_apply(*, plan: Plan, action: Action, routes: Path) -> dict:
     if isinstance(action, RouteEdit):
         after = dict(action.changes)
-        before = route_file_apply(path=routes_writable(routes), prefix=action.prefix, changes=after)
+        before = _route_edit(routes=routes, prefix=action.prefix, changes=after)
         return {"type": "route", "prefix": action.prefix, "before": before, "after": after}
     if isinstance(action, OwnershipChange):
         after = dict(action.owners)
@@ -105,7 +129,7 @@ def action_apply(*, plan: Plan, action: Action, routes: Path) -> dict:
 
 def change_undo(*, plan: Plan, change: dict, routes: Path) -> None:
     if change["type"] == "route":
-        route_file_apply(path=routes_writable(routes), prefix=change["prefix"], changes=change["before"])
+        _route_edit(routes=routes, prefix=change["prefix"], changes=change["before"])
     elif change["type"] == "ownership":
         _ownership_set(plan, change["before"])
     elif change["undo"]:
@@ -114,7 +138,7 @@ def change_undo(*, plan: Plan, change: dict, routes: Path) -> None:
 
 def change_redo(*, plan: Plan, change: dict, routes: Path) -> None:
     if change["type"] == "route":
-        route_file_apply(path=routes_writable(routes), prefix=change["prefix"], changes=change["after"])
+        _route_edit(routes=routes, prefix=change["prefix"], changes=change["after"])
     elif change["type"] == "ownership":
         _ownership_set(plan, change["after"])
     else:

@@ -23,12 +23,8 @@ from migrations_plan.coverage import (
     schema_fetch,
     table_after_step,
 )
-from migrations_plan.metrics import (
-    MetricsUnavailable,
-    Samples,
-    histogram_quantile,
-    metrics_fetch,
-)
+from migrations_plan.gate_sources import proxy_samples_fetch
+from migrations_plan.metrics import MetricsUnavailable, Samples, histogram_quantile
 from migrations_plan.relay_state import relay_state_fetch, sync_base_url
 from migrations_plan.spec import Gate, Plan, Step
 from strangler_proxy.spec import RouteTable
@@ -72,7 +68,7 @@ class Observation:
     def proxy(self) -> Samples:
         if self._proxy is None:
             try:
-                self._proxy = metrics_fetch(url=self.plan.proxy_metrics)
+                self._proxy = proxy_samples_fetch(source=self.plan.proxy_metrics)
             except MetricsUnavailable as exc:
                 self._proxy = exc
         if isinstance(self._proxy, MetricsUnavailable):

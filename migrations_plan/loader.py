@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from migrations_plan.errors import PlanFileError, PlanNotFound
+from migrations_plan.gate_sources import PrometheusSource, ProxyMetricsSource
 from migrations_plan.spec import (
     DEFAULT_SCHEMA_PATH,
     GATE_KINDS,
@@ -286,6 +287,24 @@ def _gates(r: _Reader, node: yaml.Node, field: str, table: RouteTable) -> tuple[
     return tuple(gates)
 
 
+def _proxy_metrics(r: _Reader, node: yaml.Node) -> ProxyMetricsSource:
+    """A URL, a list of replicas' URLs, or {prometheus: URL} (see gate_sources.py)."""
+    what = "must be the proxy's /metrics URL, a list of the replicas' URLs, or {prometheus: URL}"
+    if isinstance(node, yaml.MappingNode):
+        found = r.mapping(node, "proxy_metrics", {"prometheus"})
+        if "prometheus" not in found:
+            raise r.fail(node, "proxy_metrics", what)
+        url = r.string(found["prometheus"][1], "proxy_metrics.prometheus")
+        if not url.startswith(("http://", "https://")):
+            raise r.fail(found["prometheus"][1], "proxy_metrics.prometheus", "must be an http:// URL")
+        return PrometheusSource(url=url)
+    urls = r.strings(node, "proxy_metrics") if isinstance(node, yaml.SequenceNode) else (
+        r.string(node, "proxy_metrics"),)
+    if not urls or not all(url.startswith(("http://", "https://")) for url in urls):
+        raise r.fail(node, "proxy_metrics", what)
+    return urls[0] if isinstance(node, yaml.ScalarNode) else urls
+
+
 def parse_plan_text(text: str, *, source: Path | str, table: RouteTable) -> Plan:
     source_name = str(source)
     r = _Reader(source_name)
@@ -314,9 +333,7 @@ def parse_plan_text(text: str, *, source: Path | str, table: RouteTable) -> Plan
     if not isinstance(routes_node, yaml.SequenceNode) or not routes_node.value:
         raise r.fail(routes_node, "routes", "must be a non-empty list of route prefixes")
     routes = tuple(_route_of(r, table, item, f"routes[{i}]") for i, item in enumerate(routes_node.value))
-    proxy_metrics = r.string(top["proxy_metrics"][1], "proxy_metrics")
-    if not proxy_metrics.startswith(("http://", "https://")):
-        raise r.fail(top["proxy_metrics"][1], "proxy_metrics", "must be an http:// URL of the proxy's /metrics")
+    proxy_metrics = _proxy_metrics(r, top["proxy_metrics"][1])
     sync_projects = r.strings(top["sync_projects"][1], "sync_projects") if "sync_projects" in top else ()
     for i, project in enumerate(sync_projects):
         if project not in table.upstreams and not project.startswith(("http://", "https://")):

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from migrations_plan.actions import change_describe, routes_writable, step_apply, step_undo
 from migrations_plan.errors import ActionFailed, GatesBlocked, PlanConflict
+from migrations_plan.gate_sources import proxy_samples_fetch
 from migrations_plan.gates import FAIL, PASS, gates_pass
-from migrations_plan.metrics import MetricsUnavailable, metrics_fetch
+from migrations_plan.metrics import MetricsUnavailable
 from migrations_plan.selectors import (
     plan_current_step,
     plan_gates_next,
@@ -27,7 +28,7 @@ RELOAD_SETTLE_SECONDS = 0.6
 def _baseline(plan: Plan) -> list:
     """Proxy counters now, the start of the next window (empty when the proxy does not answer: from zero)."""
     try:
-        return metrics_fetch(url=plan.proxy_metrics).as_json()
+        return proxy_samples_fetch(source=plan.proxy_metrics).as_json()
     except MetricsUnavailable:
         return []
 

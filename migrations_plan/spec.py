@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from migrations_plan.gate_sources import ProxyMetricsSource
+
 # Keys a route action may set on a route of the route file (the rest of a route is never touched by plans).
 # `methods` lets writes follow an ownership flip on a route that took only reads (null: every method).
 ROUTE_KEYS: tuple[str, ...] = ("mode", "service", "weight", "shadow", "fallback", "timeout", "methods")
@@ -120,7 +122,8 @@ class Plan:
     description: str
     service: str  # the upstream the plan moves traffic to
     routes: tuple[str, ...]  # route prefixes whose metrics feed the gates
-    proxy_metrics: str  # URL of the proxy admin's Prometheus text
+    # the proxy admin's /metrics URL, a tuple of replicas' URLs, or a PrometheusSource (gate_sources.py)
+    proxy_metrics: ProxyMetricsSource
     # Projects whose relay feeds the relay gates: upstream names of the route file, or base URLs. Each is read
     # over HTTP at <base URL>/sync/relay/ (strangler_sync's own endpoint), never by importing the project.
     sync_projects: tuple[str, ...]

@@ -44,6 +44,7 @@ from strangler_proxy.loader import RouteFileError, load_route_file, parse_route_
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
 from strangler_proxy.murmur import split_bucket
 from strangler_proxy.noise import noise_file_for, noise_registry_for
+from strangler_proxy.planes import PlaneRecord, plane_register, plane_unregister
 from strangler_proxy.recording import Recorder, exchange_record
 from strangler_proxy.routing import Decision, PathRejected, RequestInfo, decide
 from strangler_proxy.shadow import SHADOW_HEADER, DiffStore, IdleGate, ShadowJob, ShadowRunner
@@ -269,6 +270,14 @@ class StranglerAddon:
                                              host=opts.strangler_admin_host, port=opts.strangler_admin_port).start()
                 except OSError as exc:
                     raise exceptions.OptionsError(f"strangler_admin_port {opts.strangler_admin_port}: {exc}") from exc
+        if self.admin is not None and {"strangler_routes", "strangler_admin_port", "strangler_admin_host"} & updated:
+            self._register_plane(opts.strangler_admin_host)
+
+    def _register_plane(self, host: str) -> None:
+        """Let `strangler-proxy status` and plans find this plane and ask which route file digest it serves."""
+        address = f"{host}:{self.admin.port}"
+        plane_register(record=PlaneRecord(kind="mitmproxy", routes=str(self._route_path.resolve()), key=address,
+                                          digest_url=f"http://{address}/diffs", pid=os.getpid()))
 
     def running(self) -> None:
         # The Host check needs the Host the client sent; mitmproxy's reverse mode rewrites it unless this is on.
@@ -287,6 +296,7 @@ class StranglerAddon:
         if self.watcher is not None:
             self.watcher.stop()
         if self.admin is not None:
+            plane_unregister(kind="mitmproxy", key=f"{ctx.options.strangler_admin_host}:{self.admin.port}")
             self.admin.stop()
         if self.shadows is not None:
             self.shadows.shutdown(wait=False)

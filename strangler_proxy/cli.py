@@ -13,13 +13,14 @@ import sys
 from pathlib import Path
 
 from servicekit.optional import MissingExtra
-from strangler_proxy.loader import ROUTES_ENV, RouteFileError, load_route_file
+from strangler_proxy.loader import ROUTES_ENV, RouteFileError, load_route_file, route_file_path
 from strangler_proxy.override import MAX_LIFETIME_HOURS, METHOD_CLASSES, override_token
 from strangler_proxy.routing import PathRejected, RequestInfo, decide, parse_cookie_header
 from strangler_proxy.spec import RouteTable
 
 EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("strangler_proxy.run", "run the mitmproxy plane (mitmdump with the strangler addon)"),
+    "nginx-metrics": ("strangler_proxy.nginx.exporter", "serve the nginx plane's /metrics (tails its metrics log)"),
 }
 DEFAULT_NGINX_LISTEN = "127.0.0.1:8088"
 
@@ -142,7 +143,8 @@ def _nginx_options(args: argparse.Namespace, table: RouteTable):
     hosts = tuple(h.strip() for h in args.hosts.split(",") if h.strip())
     workers = args.workers if args.workers == "auto" else int(args.workers)
     return NginxOptions(runtime_dir=_runtime_dir(args.runtime_dir).resolve(), listen=_listen(args.listen),
-                        override_secret=_override_secret(table), hosts=hosts or ("*",), worker_processes=workers)
+                        override_secret=_override_secret(table), hosts=hosts or ("*",), worker_processes=workers,
+                        admin_listen=_listen(args.admin_listen) if args.admin_listen else None)
 
 
 def cmd_render_nginx(args: argparse.Namespace) -> int:
@@ -183,6 +185,33 @@ def cmd_nginx_stop(args: argparse.Namespace) -> int:
     instance.stop()
     print(f"stopped nginx (pid {pid})" if pid else "nginx was not running")
     return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Which planes serve the route file, and whether each serves it as it is now; exit 0 only when all do."""
+    from strangler_proxy.planes import plane_served_digest, planes_for
+
+    path = route_file_path(args.file or args.routes)
+    table = load_route_file(path)
+    print(f"{path} (sha256 {table.digest[:12]})")
+    records = planes_for(routes=path)
+    if not records:
+        print("no running plane serves this file")
+        return 1
+    current = True
+    for record in records:
+        served = plane_served_digest(record=record)
+        if record.digest_url is None:
+            state = "cannot say (started without --admin-listen)"
+        elif served is None:
+            state = f"not answering at {record.digest_url}"
+        elif served == table.digest:
+            state = "current"
+        else:
+            state = f"STALE: serves {served[:12]}"
+        current = current and served == table.digest
+        print(f"{record.kind:<9} {record.key}  {state}")
+    return 0 if current else 1
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -240,12 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Host names clients may address, '*' for any; others get 421 (default: %(default)s)")
         p.add_argument("--runtime-dir", default=None, metavar="DIR",
                        help="nginx prefix dir: pid, logs, temp files (default: var/nginx)")
+        p.add_argument("--admin-listen", default=None, metavar="PORT|HOST:PORT",
+                       help="admin listener answering the served route file digest (for status and plans)")
         _routes_arg(p)
         p.set_defaults(func=func)
 
     p = sub.add_parser("nginx-stop", help="stop the private nginx instance")
     p.add_argument("--runtime-dir", default=None, metavar="DIR")
     p.set_defaults(func=cmd_nginx_stop)
+
+    p = sub.add_parser("status", help="which planes serve the route file, and whether each serves it as it is now")
+    p.add_argument("file", nargs="?", default=None)
+    _routes_arg(p)
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("token", help="print a signed, expiring override header for an upstream")
     p.add_argument("upstream")

@@ -1,7 +1,7 @@
 """Suite-wide fixtures and the real-service policy.
 
-Tests marked `postgres`, `rabbitmq` or `nginx` need that real service. Where it is missing they are
-skipped on a developer machine, but fail when the service is named in STRANGLER_REQUIRE
+Tests marked `postgres`, `rabbitmq`, `nginx`, `chromium` or `prometheus` need that real service. Where it is
+missing they are skipped on a developer machine, but fail when the service is named in STRANGLER_REQUIRE
 (comma-separated; CI sets it), so CI can never pass by skipping them.
 """
 
@@ -50,11 +50,14 @@ def _missing(service: str) -> str | None:
         return None if shutil.which("nginx") or os.path.exists("/usr/sbin/nginx") else "nginx is not installed"
     if service == "chromium":
         return None if shutil.which("chromium") else "chromium is not installed"
+    if service == "prometheus":
+        return None if shutil.which("prometheus") or os.path.exists("/usr/bin/prometheus") else (
+            "prometheus is not installed")
     return None
 
 
 def pytest_runtest_setup(item):
-    for service in ("postgres", "rabbitmq", "nginx", "chromium"):
+    for service in ("postgres", "rabbitmq", "nginx", "chromium", "prometheus"):
         if item.get_closest_marker(service) is None:
             continue
         reason = _missing(service)

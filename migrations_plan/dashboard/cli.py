@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from migrations_plan.dashboard.gate_history import GateHistory
 from migrations_plan.dashboard.selectors import dashboard_snapshot
 from migrations_plan.dashboard.server import DashboardServer
 from strangler_proxy.loader import route_file_path
@@ -72,12 +73,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         for name, value in stack["env"].items():
             os.environ.setdefault(name, value)
-    take = functools.partial(
+    snapshot = functools.partial(
         dashboard_snapshot, routes=route_file_path(args.routes or stack.get("routes")),
         proxy_admin=(args.proxy_admin or stack.get("proxy_admin") or "http://127.0.0.1:8081").rstrip("/"),
         sync_projects=dict(args.sync_project) or stack.get("sync_projects", {}),
         metrics=dict(args.metrics) or stack.get("metrics", {}), plans=args.plan,
     )
+    history = GateHistory()  # each gate's values over its step's window, for the page's sparklines
+    take = lambda: history.record(snapshot())  # noqa: E731
     try:
         server = DashboardServer(take_snapshot=take, host=args.host, port=args.port, refresh_seconds=args.refresh)
     except OSError as exc:

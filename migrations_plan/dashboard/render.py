@@ -119,6 +119,40 @@ def _data_plane(rows: list[dict]) -> str:
             + "".join(out) + "</table>")
 
 
+_SPARK_W, _SPARK_H = 160, 32
+
+
+def _sparkline(points: list[list], threshold: float) -> str:
+    """The gate's values over the step's window as an inline SVG: a line per run of known values (unknown ones
+    leave a gap), the threshold dashed; the y axis spans 0, the values and the threshold."""
+    known = [(t, v) for t, v in points if v is not None]
+    if not known:
+        return f'<td class="muted" {_a(field="sparkline", points=0)}>no data yet</td>'
+    t0, t1 = points[0][0], points[-1][0]
+    low = min(0.0, threshold, *(v for _, v in known))
+    high = max(threshold, *(v for _, v in known))
+    span_t, span_v = (t1 - t0) or 1.0, (high - low) or 1.0
+
+    def xy(t: float, v: float) -> str:
+        return f"{(t - t0) / span_t * (_SPARK_W - 4) + 2:.1f},{_SPARK_H - 2 - (v - low) / span_v * (_SPARK_H - 4):.1f}"
+
+    runs: list[list[str]] = [[]]
+    for t, v in points:
+        if v is None:
+            runs.append([])
+        else:
+            runs[-1].append(xy(t, v))
+    runs = [r for r in runs if r]
+    lines = "".join(
+        f'<polyline fill="none" stroke="#4b74d0" stroke-width="1.5" points="{" ".join(r)}"/>' if len(r) > 1
+        else f'<circle r="1.8" fill="#4b74d0" cx="{r[0].split(",")[0]}" cy="{r[0].split(",")[1]}"/>' for r in runs)
+    y = xy(t0, threshold).split(",")[1]
+    return (f'<td {_a(field="sparkline", points=len(known))}><svg width="{_SPARK_W}" height="{_SPARK_H}" '
+            f'viewBox="0 0 {_SPARK_W} {_SPARK_H}" role="img" aria-label="values over this step">'
+            f'<line x1="0" x2="{_SPARK_W}" y1="{y}" y2="{y}" stroke="#b3261e" stroke-dasharray="3 2"/>'
+            f"{lines}</svg></td>")
+
+
 def _gates(title: str, gates: list[dict], kind: str) -> str:
     if not gates:
         return ""
@@ -126,9 +160,10 @@ def _gates(title: str, gates: list[dict], kind: str) -> str:
         f'<tr {_a(gate=g["kind"], gate_set=kind)}><td><code>{escape(g["kind"])}</code></td>'
         f'<td class="status-{escape(g["status"])}" {_a(field="status")}>{escape(g["status"])}</td>'
         f'{_num(g["value"], attrs=_a(field="value"), digits=4)}<td class="num">{g["threshold"]:g}</td>'
+        f'{_sparkline(g.get("history") or [], g["threshold"])}'
         f'<td>{escape(g.get("detail") or "")}</td></tr>' for g in gates)
     return (f"<h4>{escape(title)}</h4><table><tr><th>gate</th><th>status</th><th>value</th><th>threshold</th>"
-            f"<th>detail</th></tr>{rows}</table>")
+            f"<th>over this step</th><th>detail</th></tr>{rows}</table>")
 
 
 def _plans(plans: list[dict]) -> str:

@@ -8,10 +8,11 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from strangler_proxy.nginx.render import TEMP_KINDS, NginxOptions, render_nginx, temp_path
+from strangler_proxy.nginx.render import DIGEST_PATH, TEMP_KINDS, NginxOptions, render_nginx, temp_path
+from strangler_proxy.planes import PlaneRecord, plane_register, plane_unregister
 from strangler_proxy.spec import RouteTable
 
 CONF_NAME = "nginx.conf"
@@ -117,17 +118,33 @@ class NginxInstance:
         return pid
 
     def reload(self, table: RouteTable) -> str:
-        """Render → test → write → `nginx -s reload` (or start when not running). Returns what was done."""
+        """Render → test → write → `nginx -s reload` (or start when not running). Returns what was done.
+
+        A table read from a file registers this plane as serving that file (strangler_proxy.planes).
+        """
         self.install(table)
         if self.master_pid() is None:
             pid = self.start()
-            return f"started nginx (pid {pid}) with {self.conf_path}"
-        result = _run(["-c", str(self.conf_path), "-s", "reload"], self.prefix)
-        if result.returncode != 0:
-            raise NginxError(_reason(result))
-        return f"reloaded nginx (pid {self.master_pid()}) with {self.conf_path}"
+            done = f"started nginx (pid {pid}) with {self.conf_path}"
+        else:
+            result = _run(["-c", str(self.conf_path), "-s", "reload"], self.prefix)
+            if result.returncode != 0:
+                raise NginxError(_reason(result))
+            done = f"reloaded nginx (pid {self.master_pid()}) with {self.conf_path}"
+        if Path(table.source).is_file():
+            plane_register(record=self.plane_record(routes=Path(table.source)))
+        return done
+
+    def plane_record(self, *, routes: Path) -> PlaneRecord:
+        options = {**asdict(self.options), "runtime_dir": str(self.prefix), "hosts": list(self.options.hosts),
+                   "override_secret": bool(self.options.override_secret)}  # whether overrides were on, not the secret
+        admin = self.options.admin_listen
+        return PlaneRecord(kind="nginx", routes=str(routes.resolve()), key=str(self.prefix), options=options,
+                           digest_url=f"http://{admin}{DIGEST_PATH}" if admin else None)
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Stop gracefully; the plane is no longer registered (plans stop reloading it)."""
+        plane_unregister(kind="nginx", key=str(self.prefix))
         pid = self.master_pid()
         if pid is None:
             return
@@ -138,3 +155,15 @@ class NginxInstance:
                 os.kill(pid, signal.SIGTERM)
                 break
             time.sleep(0.02)
+
+
+def nginx_instance_of(*, record: PlaneRecord, override_secret: str | None) -> NginxInstance:
+    """The registered plane's instance, rendering as it was started; NginxError when its override secret is missing
+    (reloading without it would silently switch signed overrides off)."""
+    options = dict(record.options or {})
+    if options.pop("override_secret", False) and not override_secret:
+        raise NginxError(f"the nginx plane in {record.key} verifies override tokens, but this process has no "
+                         "override secret: set it (the route file's override.secret_env) before changing routes")
+    options["runtime_dir"] = Path(options["runtime_dir"])
+    options["hosts"] = tuple(options["hosts"])
+    return NginxInstance(NginxOptions(**options, override_secret=override_secret))

@@ -164,6 +164,10 @@ class NginxOptions:
     keepalive: int = 32  # idle upstream connections kept per worker
     user: str | None = field(default_factory=_worker_user)  # `user` directive; None: not rendered
     hosts: tuple[str, ...] = DEFAULT_HOSTS  # Host names clients may address; "*" accepts any; others get 421
+    # Admin listener: serves the digest of the route file this config was rendered from (`strangler-proxy status`,
+    # plans confirm a reload landed); never the routes. None: not rendered.
+    admin_listen: str | None = None
+    metrics_log: bool = True  # one JSON line per request in metrics.log, read by strangler_proxy.nginx.exporter
 
 
 def _q(value: str) -> str:
@@ -188,6 +192,38 @@ def _access_log(mode: str, run: Path) -> str:
         return f"access_log {run}/access.log strangler;  # one write() per request"
     # One write() per 64 KiB or per second instead of one per request: lines reach the file up to 1 s late.
     return f"access_log {run}/access.log strangler buffer=64k flush=1s;"
+
+
+DIGEST_PATH = "/strangler/digest"
+METRICS_LOG = "metrics.log"
+# One JSON object per request, what strangler_proxy.nginx.exporter counts: the route label and upstream name set by
+# the location that answered (empty: nginx refused the request itself), the upstream a fallback left (`failed`)
+# and what each upstream try answered (`tried`, e.g. "504, 200"; `connect` "-" when connecting failed).
+_METRICS_FORMAT = ("'{\"route\":\"$strangler_route\",\"upstream\":\"$strangler_upstream\",\"status\":\"$status\","
+                   "\"seconds\":\"$request_time\",\"failed\":\"$strangler_failed\",\"tried\":\"$upstream_status\","
+                   "\"connect\":\"$upstream_connect_time\"}'")
+
+
+def _metrics_log(options: NginxOptions, run: Path) -> str:
+    """log_format and access_log of the metrics log; written per 64 KiB or per second, as the access log."""
+    if not options.metrics_log:
+        return ""
+    return (f"log_format strangler_metrics escape=json {_METRICS_FORMAT};\n"
+            f"    access_log {run}/{METRICS_LOG} strangler_metrics buffer=64k flush=1s;")
+
+
+def _admin_server(options: NginxOptions, digest: str) -> str:
+    if options.admin_listen is None:
+        return ""
+    return (
+        "    server {\n"
+        f"        listen {options.admin_listen};\n"
+        "        default_type text/plain;\n"
+        "        access_log off;\n"
+        f"        location = {DIGEST_PATH} {{ return 200 \"{digest}\\n\"; }}\n"
+        f"        location / {{ {_json_return(404, 'not_found', 'Not found.')} }}\n"
+        "    }\n"
+    )
 
 
 def _sample_percent(sample: float) -> str | None:
@@ -292,9 +328,11 @@ class _Renderer:
         return lines
 
     def route_headers(self, label: str, upstream_expr: str) -> list[str]:
+        """The metrics log's route and upstream variables, and the X-Strangler-* headers when the file wants them."""
+        labels = [f"set $strangler_route {_q(label)};", f"set $strangler_upstream {upstream_expr};"]
         if not self.table.settings.route_headers:
-            return []
-        return [
+            return labels
+        return [*labels,
             f"add_header X-Strangler-Route {_q(label)} always;",
             f"add_header X-Strangler-Upstream {upstream_expr} always;",
         ]
@@ -359,6 +397,8 @@ class _Renderer:
             body.append(f"mirror {_q(self.location_mirror(route))};")
         if fallback:
             monolith_location = self.add_named(f"@{rid}_monolith", [
+                # set variables survive the jump to a named location: the upstream that failed, for the metrics
+                "set $strangler_failed $strangler_upstream;",
                 *self.proxy_lines(self.table.monolith, route.timeout),
                 *self.route_headers(route.label, self.table.monolith),
             ])
@@ -539,6 +579,7 @@ http {{
     log_format strangler '$remote_addr "$request" $status $body_bytes_sent $request_time '
                          'route=$sent_http_x_strangler_route upstream=$upstream_addr id=$strangler_request_id';
     {_access_log(table.settings.access_log, run)}
+    {_metrics_log(opts, run)}
     client_body_temp_path {temp_path(opts, 'client_body')};
     proxy_temp_path {temp_path(opts, 'proxy')};
     fastcgi_temp_path {temp_path(opts, 'fastcgi')};
@@ -587,11 +628,12 @@ http {{
     # Signed overrides: only precomputed tokens name an upstream; anything else is ignored (and never forwarded).
 {indent(overrides)}
 {indent("".join(self.http.values()))}
-{host_guard}    server {{
+{host_guard}{_admin_server(opts, table.digest)}    server {{
         listen {opts.listen}{routing_default};
         server_name {server_names};
         default_type application/json;  # for the answers nginx gives itself below
         add_header X-Request-ID $strangler_request_id always;
+        set $strangler_failed "";  # declared for the metrics log; a fallback's monolith location fills it
 
         # Refuse what normalize_path() refuses: absolute-form/authority-form/asterisk targets, backslash and
         # encoded slash/backslash in the path (nginx would decode %2F into a separator). One regex on the

@@ -20,7 +20,8 @@ def table(monolith_url: str = "http://127.0.0.1:8000", access_log: str | None = 
 
 
 def access_log_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip().startswith("access_log ")]
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip().startswith("access_log ") and "strangler_metrics" not in line]  # the exporter's log
     assert len(lines) == 1, lines  # one http-level directive; no server or location overrides it
     return lines[0].split("#")[0].strip()
 

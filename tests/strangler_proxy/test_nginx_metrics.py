@@ -1,0 +1,116 @@
+"""The nginx plane exports what the gates need: `strangler-proxy nginx-metrics` tails real nginx's metrics log."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from migrations_plan.gates import FAIL, PASS, Observation, gates_evaluate
+from migrations_plan.metrics import MetricsUnavailable, Samples, metrics_fetch
+from migrations_plan.spec import Gate, Plan
+from strangler_proxy.loader import parse_route_text
+from strangler_proxy.metrics import ProxyMetrics
+from strangler_proxy.nginx.exporter import MetricsLogTail, metrics_line_count
+from tests.strangler_proxy.planes import REPO, Client, start_nginx, stop_process
+from tests.strangler_proxy.upstreams import NamedUpstream, free_port
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.nginx
+PRODUCTS, CART = "/api/products/", "/api/cart/"
+
+
+def route_text(monolith: str, catalog: str, dead: str) -> str:
+    return (f"upstreams:\n  monolith: {monolith}\n  catalog: {catalog}\n  ghost: {dead}\nmonolith: monolith\n"
+            "routes:\n"
+            f"  - {{prefix: {PRODUCTS}, mode: service, service: catalog}}\n"
+            f"  - {{prefix: {CART}, mode: service, service: ghost, timeout: 5, fallback: true}}\n")
+
+
+@pytest.fixture
+def nginx_plane(tmp_path):
+    monolith, catalog = NamedUpstream("monolith"), NamedUpstream("catalog", status=500)
+    dead_port = free_port()  # nothing listens: connect refused, the monolith serves safe methods
+    table = parse_route_text(route_text(monolith.url, catalog.url, f"http://127.0.0.1:{dead_port}"),
+                             source="metrics.yaml")
+    instance = start_nginx(table, tmp_path / "nginx", free_port(), override_secret=None)
+    admin = free_port()
+    exporter = subprocess.Popen([sys.executable, "-m", "strangler_proxy", "nginx-metrics", "--runtime-dir",
+                                 str(tmp_path / "nginx"), "--listen", f"127.0.0.1:{admin}"], cwd=REPO)
+    try:
+        yield table, Client(int(instance.options.listen.rsplit(":", 1)[1])), f"http://127.0.0.1:{admin}/metrics"
+    finally:
+        stop_process(exporter)
+        instance.stop()
+        monolith.close()
+        catalog.close()
+
+
+def scrape(url: str) -> Samples | None:
+    try:
+        return metrics_fetch(url=url)
+    except MetricsUnavailable:
+        return None
+
+
+def test_requests_latency_and_fallbacks_under_the_mitmproxy_planes_names(nginx_plane):
+    table, client, url = nginx_plane
+    for _ in range(3):
+        assert client.send("GET", PRODUCTS + "1/").status == 500  # the service's own 500, no fallback for 5xx
+    assert client.send("GET", CART).status == 200  # ghost refuses the connection: the monolith answers
+    assert client.send("GET", "/elsewhere/").status == 200
+    assert client.send("GET", "/a%2Fb/").status == 400  # refused by nginx itself
+
+    def counted() -> Samples | None:
+        samples = scrape(url)
+        return samples if samples and samples.total("strangler_proxy_requests_total") >= 5 else None
+
+    samples = wait_until(counted, what="the exporter to count 5 answers")
+    requests = {(s["route"], s["upstream"], s["status"]): v
+                for _, s, v in samples.select("strangler_proxy_requests_total")}
+    assert requests == {(PRODUCTS, "catalog", "500"): 3, (CART, "monolith", "200"): 1,
+                        ("default", "monolith", "200"): 1}
+    assert samples.total("strangler_proxy_fallbacks_total", route=CART, upstream="ghost", reason="connect") == 1
+    assert samples.total("strangler_proxy_upstream_failures_total", upstream="ghost", reason="connect") == 1
+    assert samples.total("strangler_proxy_rejections_total", reason="status_400") == 1
+    assert samples.total("strangler_proxy_request_seconds_count", route=PRODUCTS, upstream="catalog") == 3
+    assert samples.total("strangler_proxy_request_seconds_bucket", route=PRODUCTS, upstream="catalog",
+                         le="+Inf") == 3
+
+
+def test_the_error_rate_and_p99_gates_read_the_nginx_plane(nginx_plane):
+    table, client, url = nginx_plane
+    plan = Plan(name="t", description="", service="catalog", routes=(PRODUCTS,), proxy_metrics=url,
+                sync_projects=(), steps=())
+    gates = (Gate("max_error_rate_increase", 0.05), Gate("max_p99_seconds", 5.0))
+    baseline = wait_until(lambda: scrape(url), what="the exporter to answer")
+    for _ in range(4):
+        client.send("GET", PRODUCTS)  # catalog answers 500
+        client.send("GET", "/elsewhere/")  # monolith answers 200
+    wait_until(lambda: (scrape(url) or Samples(rows=())).total("strangler_proxy_requests_total") >= 8,
+               what="8 answers counted")
+    results = gates_evaluate(gates=gates, observation=Observation(plan=plan, table=table, entered_at=time.time(),
+                                                                  baseline=baseline))
+    assert [(r.kind, r.status) for r in results] == [("max_error_rate_increase", FAIL), ("max_p99_seconds", PASS)]
+    assert results[0].value == pytest.approx(1.0)
+    assert "catalog 100.00% of 4 vs monolith 0.00% on all routes" in results[0].detail
+
+
+def test_a_rotated_log_is_read_from_its_start_and_foreign_lines_are_skipped(tmp_path):
+    log = tmp_path / "metrics.log"
+    metrics = ProxyMetrics()
+    tail = MetricsLogTail(log, metrics)
+    assert tail.poll() == 0  # not written yet
+    line = '{"route":"/a/","upstream":"m","status":"200","seconds":"0.002","failed":"","tried":"200","connect":"0.0"}'
+    log.write_text(line + "\n" + "not json\n" + line[:20])  # the last line is still being written
+    assert (tail.poll(), tail.skipped) == (1, 1)
+    with log.open("a") as handle:
+        handle.write(line[20:] + "\n")
+    assert tail.poll() == 1
+    log.rename(tmp_path / "metrics.log.1")  # rotated: the new file starts from zero
+    log.write_text(line + "\n")
+    assert tail.poll() == 1
+    assert Samples.parse(metrics.exposition().decode()).total("strangler_proxy_requests_total") == 3
+    assert not metrics_line_count(metrics=metrics, line='{"route": "/a/"}')
