@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--service", required=True, help="the new service's name (upstream, project, plan)")
     p.add_argument("--path", required=True, metavar="PREFIX", help="the monolith's path prefix it takes over")
     p.add_argument("--aggregate", required=True, metavar="NAME=APP_LABEL.MODEL",
-                   help="the aggregate it syncs and the monolith's model behind it (e.g. review=reviews.Review)")
+                   help="the aggregate it syncs and the monolith's model behind it (e.g. invoice=billing.Invoice)")
     p.add_argument("--settings", required=True, metavar="MODULE", help="the monolith's Django settings module")
     p.add_argument("--project-dir", default=".", metavar="DIR",
                    help="the monolith's folder (manage.py; its settings import from here; default .)")

@@ -125,12 +125,12 @@ class Scaffold:
 
 def scaffold_parse(*, service: str, path: str, aggregate: str, **rest) -> Scaffold:
     if not SERVICE_NAME.match(service):
-        raise ScaffoldError(f"--service: {service!r} must be a lowercase Python identifier (e.g. reviews)")
+        raise ScaffoldError(f"--service: {service!r} must be a lowercase Python identifier (e.g. billing)")
     if not PATH_PREFIX.match(path):
-        raise ScaffoldError(f"--path: {path!r} must be a path prefix like /api/reviews/")
+        raise ScaffoldError(f"--path: {path!r} must be a path prefix like /api/invoices/")
     match = AGGREGATE.match(aggregate)
     if match is None:
-        raise ScaffoldError(f"--aggregate: expected NAME=APP_LABEL.MODEL (e.g. review=reviews.Review), "
+        raise ScaffoldError(f"--aggregate: expected NAME=APP_LABEL.MODEL (e.g. invoice=billing.Invoice), "
                             f"got {aggregate!r}")
     return Scaffold(service=service, path=path, aggregate=match.group(1),
                     model_label=f"{match.group(2)}.{match.group(3)}", **rest)

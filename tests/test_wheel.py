@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import zipfile
@@ -226,12 +227,14 @@ def test_a_django_project_with_strangler_sync_migrates_checks_and_relays(venv, t
     run([*manage, "check"], cwd=elsewhere, env=clean_env())
     shown = run([*manage, "showmigrations", "strangler_sync"], cwd=elsewhere, env=clean_env()).stdout
     assert "[X] 0001" in shown and "[ ]" not in shown
-    # the relay publishes a pending outbox row on the default filesystem broker (strangler_sync's subclass of
-    # kombu's transport, on the kombu pip chose for the wheel's requirements)
+    # the relay publishes a pending outbox row on the default broker (strangler_sync's sqlite-queue transport,
+    # on the kombu pip chose for the wheel's requirements): the message waits in the project's var/ for its queue
     run([*manage, "shell", "-c", OUTBOX_ROW], cwd=elsewhere, env=clean_env())
     relayed = run([*manage, "sync_relay", "--once"], cwd=elsewhere, env=clean_env())
     assert "published 1 event(s)" in relayed.stdout
-    assert [p.name for p in (tiny_project / "var" / "broker" / "queue").glob("*.sync.helpdesk.msg")]
+    with sqlite3.connect(tiny_project / "var" / "broker.sqlite3") as broker:
+        waiting = broker.execute("SELECT count(*) FROM messages WHERE queue = 'sync.helpdesk'").fetchone()[0]
+    assert waiting == 1
 
 
 def test_the_tiny_project_names_the_extras_it_lacks(venv, tiny_project):

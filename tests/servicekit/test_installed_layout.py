@@ -60,10 +60,11 @@ def test_service_settings_name_the_service_package(tmp_path, monkeypatch):
     config = settings_for("orders_service")
     assert config["ROOT_URLCONF"] == "orders_service.urls"
     assert config["WSGI_APPLICATION"] == "orders_service.wsgi.application"
-    assert config["SPECTACULAR_SETTINGS"]["PREPROCESSING_HOOKS"] == []
+    assert config["SPECTACULAR_SETTINGS"]["PREPROCESSING_HOOKS"] == ["servicekit.openapi.public_api_only"]
     assert "orders_service.orders" in config["INSTALLED_APPS"] and "strangler_sync" in config["INSTALLED_APPS"]
     hooked = settings_for("orders_service", schema_hooks=["orders_service.schema.public_only"])
-    assert hooked["SPECTACULAR_SETTINGS"]["PREPROCESSING_HOOKS"] == ["orders_service.schema.public_only"]
+    assert hooked["SPECTACULAR_SETTINGS"]["PREPROCESSING_HOOKS"] == ["servicekit.openapi.public_api_only",
+                                                                     "orders_service.schema.public_only"]
     with pytest.raises(env.ConfigError, match="must name the service's package"):
         settings_for("")
 
