@@ -1,0 +1,178 @@
+"""Automatic capture on real PostgreSQL: every way a product row changes writes the outbox row event_publish would.
+
+The triggers are installed in the test transaction (PostgreSQL DDL is transactional, so they vanish with it),
+except for the psql and concurrency tests, which need them committed and remove them afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import psycopg
+import pytest
+from django.db import connection, transaction
+
+from monolith.catalog.models import Category, Product
+from monolith.events import PRODUCT
+from strangler_sync.capture import capture_context, capture_sql
+from strangler_sync.handlers import SyncEvent, applying_synced_event
+from strangler_sync.models import OutboxEvent
+from strangler_sync.schemas import payload_validate
+from strangler_sync.snapshots import aggregate_payload
+
+pytestmark = pytest.mark.postgres
+
+AUTOMATIC_PRODUCT = "tests.strangler_sync.test_capture_pg.AUTOMATIC"
+AUTOMATIC = PRODUCT.bind(capture="automatic")
+
+
+@pytest.fixture
+def automatic(sync_env):
+    """Product declared with automatic capture; its triggers installed in the test's transaction."""
+    settings = sync_env
+    settings.STRANGLER_SYNC = {**settings.STRANGLER_SYNC,
+                               "AGGREGATES": [AUTOMATIC_PRODUCT, "monolith.events.CATEGORY"]}
+    install, remove = capture_sql(config=AUTOMATIC, origin="monolith")
+    with connection.cursor() as cursor:
+        for statement in install:
+            cursor.execute(statement)
+    return remove
+
+
+def product_rows(**filters) -> list[OutboxEvent]:
+    return list(OutboxEvent.objects.filter(aggregate_type="product", **filters).order_by("id"))
+
+
+def make(n: int, **fields) -> Product:
+    values = {"sku": f"SKU-{n}", "slug": f"product-{n}", "name": f"Product {n}", "price": Decimal("10.00")}
+    values.update(fields)
+    return Product.objects.create(**values)
+
+
+@pytest.mark.django_db
+def test_trigger_payload_equals_event_publish_payload_field_by_field(automatic):
+    category = Category.objects.create(name="Tools", slug="tools")
+    product = make(1, price=Decimal("1234.50"), images=["a.png", {"alt": "b"}], category=category,
+                   description="it's \"quoted\" ünïcode")
+    # microseconds zero: isoformat() drops them, the trigger must too
+    Product.objects.filter(pk=product.pk).update(created_at=datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
+    product.refresh_from_db()
+    created, updated = product_rows()
+    expected = aggregate_payload(aggregate_type="product", instance=product)
+    assert created.event_type == "product.created" and updated.event_type == "product.updated"
+    for name, value in expected.items():
+        assert updated.payload[name] == value, name
+    assert set(updated.payload) == set(expected)
+    payload_validate(event_type="product.updated", schema_version=1, payload=updated.payload)
+    assert (created.version, updated.version) == (1, 2)
+    assert updated.origin == "monolith" and updated.status == "pending" and updated.aggregate_id == str(product.pk)
+    assert updated.schema_version == 1
+
+
+@pytest.mark.django_db
+def test_every_orm_path_and_raw_sql_is_captured(automatic):
+    product = make(1)
+    product.name = "Renamed"
+    product.save()
+    Product.objects.bulk_create([Product(sku=f"B-{i}", slug=f"b-{i}", name=f"B {i}", price=Decimal("1.00"))
+                                 for i in range(10_000)])
+    assert OutboxEvent.objects.filter(event_type="product.created").count() == 10_001
+    bulk = list(Product.objects.filter(sku__startswith="B-")[:100])
+    for item in bulk:
+        item.price = Decimal("2.00")
+    Product.objects.bulk_update(bulk, ["price"])
+    assert Product.objects.update(is_active=False) == 10_001
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE catalog_product SET currency = 'EUR' WHERE id = %s", [product.pk])
+    product.save()  # the stale instance writes USD and is_active=True back: a change, captured
+    Product.objects.filter(sku__startswith="B-9").delete()
+
+    rows = product_rows(aggregate_id=str(product.pk))
+    assert [r.event_type for r in rows] == ["product.created", "product.updated", "product.updated",
+                                            "product.updated", "product.updated"]
+    assert [r.version for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[2].payload["is_active"] is False and rows[3].payload["currency"] == "EUR"
+    assert rows[4].payload["currency"] == "USD"  # the stale instance's save() wrote USD back, and was captured
+    assert OutboxEvent.objects.filter(event_type="product.updated", version=2, payload__price="2.00").count() == 100
+    deleted = OutboxEvent.objects.filter(event_type="product.deleted")
+    assert deleted.count() == 1111 and all(set(e.payload) == {"id"} for e in deleted[:5])
+
+
+@pytest.mark.django_db
+def test_an_unchanged_save_emits_nothing(automatic):
+    product = make(1)
+    product.save(update_fields=["name"])
+    assert len(product_rows()) == 1
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_transaction_leaves_no_outbox_row(automatic):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        make(1)
+        assert len(product_rows()) == 1
+        raise RuntimeError("roll back")
+    assert product_rows() == []
+
+
+@pytest.mark.django_db
+def test_applying_a_synced_event_emits_nothing_and_own_writes_after_it_do(automatic):
+    event = SyncEvent(message_id="m", event_type="product.updated", aggregate_type="product", aggregate_id="1",
+                      version=1, schema_version=1, payload={}, occurred_at=datetime.now(UTC), origin="catalog",
+                      correlation_id="")
+    with transaction.atomic():
+        with applying_synced_event(event):
+            make(1)
+        make(2)
+    assert [r.aggregate_id for r in product_rows()] == [str(Product.objects.get(sku="SKU-2").pk)]
+
+
+@pytest.mark.django_db
+def test_correlation_id_reaches_the_captured_event(automatic):
+    with transaction.atomic(), capture_context(correlation_id="req-42"):
+        make(1)
+    make(2)
+    assert [r.correlation_id for r in product_rows()] == ["req-42", ""]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_psql_session_and_concurrent_writers_are_captured_with_monotonic_versions(automatic):
+    remove = automatic  # the fixture's DDL is committed here (no test transaction): undo it afterwards
+    try:
+        product = make(1)
+        database = connection.settings_dict["NAME"]
+        environment = {**os.environ, "PGHOST": "127.0.0.1", "PGUSER": "postgres"}
+        subprocess.run(["psql", "-v", "ON_ERROR_STOP=1", "-d", database, "-c",
+                        f"UPDATE catalog_product SET name = 'from psql' WHERE id = {product.pk}"],
+                       check=True, env=environment, capture_output=True, timeout=60)
+        assert product_rows()[-1].payload["name"] == "from psql"
+
+        dsn = f"postgresql://postgres@127.0.0.1:5432/{database}"
+        errors = []
+
+        def writer(n: int) -> None:
+            try:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    for i in range(25):
+                        conn.execute("UPDATE catalog_product SET name = %s WHERE id = %s",
+                                     [f"writer {n} #{i}", product.pk])
+            except Exception as error:  # reported below: a thread's exception is otherwise lost
+                errors.append(error)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert errors == []
+        rows = product_rows(aggregate_id=str(product.pk))
+        versions = [r.version for r in rows]  # outbox ids follow insert order; versions must follow it too
+        assert versions == list(range(1, 103))
+        assert rows[-1].payload["name"] == Product.objects.get(pk=product.pk).name
+    finally:
+        with connection.cursor() as cursor:
+            for statement in remove:
+                cursor.execute(statement)
