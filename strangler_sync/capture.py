@@ -1,40 +1,42 @@
-"""Automatic change capture on PostgreSQL: triggers that write the outbox row of every change to an aggregate.
+"""Automatic change capture: database triggers that write the outbox row of every change to an aggregate.
 
 An aggregate declared with ``capture="automatic"`` gets, on its model's table, AFTER INSERT/UPDATE/DELETE
-``FOR EACH ROW`` triggers whose function writes the same outbox row ``event_publish`` writes: same
-envelope columns, the per-aggregate version from the same version table with the same upsert (above the
-newest version this project applied), and the payload built in SQL from the declared ``fields`` exactly
-as ``strangler_sync.snapshots.canonical_value`` renders them (decimals as their text, datetimes as UTC
-ISO 8601, JSON as JSON). The row is written in the transaction of the change, whatever made it: ``save``,
-``bulk_create``, ``QuerySet.update``/``delete``, raw SQL, a data migration, the admin or a psql session.
+``FOR EACH ROW`` triggers that write the same outbox row ``event_publish`` writes: same envelope columns,
+the per-aggregate version from the same version table with the same upsert (above the newest version this
+project applied), and the payload built in SQL from the declared ``fields`` exactly as
+``strangler_sync.snapshots.canonical_value`` renders them (decimals as their text, datetimes as UTC ISO
+8601, JSON as JSON). The row is written in the transaction of the change, whatever made it: ``save``,
+``bulk_create``, ``bulk_update``, ``QuerySet.update``/``delete``, raw SQL, a data migration, the admin, a
+psql or sqlite3 session. PostgreSQL (``capture_postgresql``) and SQLite 3.38+ (``capture_sqlite``) only.
 
 The triggers are installed by a migration of the project's own app, written (and kept in step with the
-declarations) by ``manage.py sync_capture_migration <app_label>``; the SQL is ``CREATE OR REPLACE``, so
-re-running it is harmless.
+declarations) by ``manage.py sync_capture_migration <app_label>`` (``capture_migration``).
 
-Transaction-local settings the trigger reads:
+Settings the trigger reads, local to the write's transaction:
 
-* ``strangler.applying = 'on'``: set by the consumer while it applies a synced event
-  (``applying_synced_event``), so a follower with capture on never echoes an event back;
-* ``strangler.correlation_id``: set by :func:`capture_context` / :class:`CaptureContextMiddleware`, so a
-  change made inside a request carries its X-Request-ID like an explicitly published event.
+* *applying*: set by the consumer while it applies a synced event (``applying_synced_event``), so a
+  follower with capture on never echoes an event back;
+* *correlation id*: set by :func:`capture_context` (and on PostgreSQL by :class:`CaptureContextMiddleware`
+  for a whole request), so a captured change carries its X-Request-ID like an explicitly published event.
 
 What it cannot see or do (documented, not silently wrong): ``TRUNCATE`` (no row triggers), writes while
-the triggers are disabled (``session_replication_role = replica``), ownership (the ownership file is not
-visible to the database: refuse non-owner writes in the services, ``ownership_require_owner``), a declared
-``snapshot`` callable (Python cannot run in the trigger: such aggregates stay explicit), and the Celery
-relay trigger (a captured row is published by the relay's periodic sweep or ``sync_relay``).
+triggers are disabled (PostgreSQL ``session_replication_role = replica``), ownership (the ownership file is
+not visible to the database: refuse non-owner writes in the services with ``ownership_require_owner``), a
+declared ``snapshot`` callable (Python cannot run in a trigger: such aggregates stay explicit), the Celery
+relay trigger (a captured row is published by the relay's periodic sweep or ``sync_relay``), and on SQLite
+the request-wide correlation id (use ``capture_context`` inside the transaction). The trace context is not
+captured: the outbox has no column for it.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
-from django.db import connection, models
+from django.db import DatabaseError, connection, models
 
 from servicekit.request_id import get_request_id
 from strangler_sync.aggregates import DELETED, Aggregate
-from strangler_sync.models import AggregateVersion, AppliedVersion, OutboxEvent
 
 AUTOMATIC = "automatic"
 APPLYING_SETTING = "strangler.applying"
@@ -45,49 +47,44 @@ class CaptureUnsupported(ValueError):
     """The aggregate cannot be captured by a trigger (a snapshot callable, a field type SQL cannot render)."""
 
 
-def _quote(name: str) -> str:
+def sql_name(name: str) -> str:
+    """A quoted SQL identifier (PostgreSQL and SQLite quote alike)."""
     return '"' + name.replace('"', '""') + '"'
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _utc_iso(column: str) -> str:
-    """``datetime.isoformat()`` of the value in UTC: microseconds only when non-zero, as Python prints it."""
-    utc = f"({column} AT TIME ZONE 'UTC')"
-    return (f"CASE WHEN {column} IS NULL THEN NULL ELSE to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
-            f"CASE WHEN to_char({utc}, 'US') = '000000' THEN '' ELSE '.' || to_char({utc}, 'US') END || "
-            f"'+00:00' END")
+@dataclass(frozen=True)
+class CaptureTarget:
+    """What a trigger generator needs of one aggregate, resolved against this project's models."""
+
+    config: Aggregate
+    model: type[models.Model]
+    origin: str
+    schema_version: int
+    insert_event: str
+    update_event: str
+    delete_event: str | None  # None: the aggregate declares no deleted action, a DELETE emits nothing
+
+    @property
+    def table(self) -> str:
+        return sql_name(self.model._meta.db_table)
+
+    @property
+    def key_column(self) -> str:
+        return sql_name(self.model._meta.get_field(self.config.id_field).column)
+
+    def payload_fields(self) -> list[tuple[str, models.Field]]:
+        """(canonical name, model field) of every payload field."""
+        return [(name, self.model._meta.get_field(attr)) for name, attr in self.config.fields.items()]
+
+    def columns(self) -> list[str]:
+        return [sql_name(f.column) for f in self.model._meta.concrete_fields]
 
 
-def _field_sql(field: models.Field, row: str) -> str:
-    """The SQL expression of one column as ``canonical_value`` renders the Python value."""
-    column = f"{row}.{_quote(field.column)}"
-    if isinstance(field, models.DateTimeField):
-        return _utc_iso(column)
-    if isinstance(field, models.DateField):
-        return f"to_char({column}, 'YYYY-MM-DD')"
-    if isinstance(field, models.DecimalField | models.UUIDField):
-        return f"{column}::text"
-    internal = field.get_internal_type()
-    if isinstance(field, models.ForeignKey):
-        internal = field.target_field.get_internal_type()
-    if internal in {"CharField", "TextField", "SlugField", "EmailField", "URLField", "BooleanField", "IntegerField",
-                    "BigIntegerField", "SmallIntegerField", "PositiveIntegerField", "PositiveBigIntegerField",
-                    "PositiveSmallIntegerField", "AutoField", "BigAutoField", "SmallAutoField", "FloatField",
-                    "JSONField"}:
-        return column
-    raise CaptureUnsupported(f"field {field.name!r} ({internal}) cannot be rendered by a capture trigger")
-
-
-def capture_names(config: Aggregate) -> tuple[str, str]:
-    """(the trigger function's name, the triggers' name prefix) of an aggregate."""
-    return f"strangler_capture_{config.name}", f"strangler_capture_{config.name}"
-
-
-def capture_sql(*, config: Aggregate, origin: str) -> tuple[list[str], list[str]]:
-    """(statements installing the capture triggers of an aggregate, statements removing them), PostgreSQL."""
+def capture_target(*, config: Aggregate, origin: str) -> CaptureTarget:
     from django.apps import apps
 
     if config.snapshot is not None:
@@ -95,75 +92,23 @@ def capture_sql(*, config: Aggregate, origin: str) -> tuple[list[str], list[str]
                                  f"run: keep capture='explicit' or declare its payload as fields")
     if config.model is None:
         raise CaptureUnsupported(f"aggregate {config.name!r} has no model in this project")
-    model = apps.get_model(config.model)
-    meta = model._meta
-    table = _quote(meta.db_table)
-    schema_version = max(config.schemas)
-    new_payload = ", ".join(f"{_literal(name)}, {_field_sql(meta.get_field(attr), 'NEW')}"
-                            for name, attr in config.fields.items())
-    key_column = _quote(meta.get_field(config.id_field).column)
-    old_key_json = f"OLD.{key_column}" if config.integer_keys else f"OLD.{key_column}::text"
     insert_action = "created" if "created" in config.actions else next(a for a in config.actions if a != DELETED)
     update_action = "updated" if "updated" in config.actions else insert_action
-    delete_branch = (
-        f"row_key := OLD.{key_column}::text; event_type := {_literal(config.event(DELETED))}; "
-        f"body := jsonb_build_object({_literal(config.key)}, {old_key_json});"
-        if DELETED in config.actions else "RETURN NULL;"
+    return CaptureTarget(
+        config=config, model=apps.get_model(config.model), origin=origin, schema_version=max(config.schemas),
+        insert_event=config.event(insert_action), update_event=config.event(update_action),
+        delete_event=config.event(DELETED) if DELETED in config.actions else None,
     )
-    versions = _quote(AggregateVersion._meta.db_table)
-    applied = _quote(AppliedVersion._meta.db_table)
-    outbox = _quote(OutboxEvent._meta.db_table)
-    aggregate = _literal(config.name)
-    function, trigger = capture_names(config)
-    install = [
-        f"""CREATE OR REPLACE FUNCTION {_quote(function)}() RETURNS trigger LANGUAGE plpgsql AS $capture$
-DECLARE
-    row_key text;
-    event_type text;
-    body jsonb;
-    next_version bigint;
-    applied_version bigint;
-    now_at timestamptz := clock_timestamp();
-BEGIN
-    IF current_setting('{APPLYING_SETTING}', true) = 'on' THEN
-        RETURN NULL;  -- applying a synced event: followers never echo events
-    END IF;
-    IF TG_OP = 'DELETE' THEN
-        {delete_branch}
-    ELSE
-        row_key := NEW.{key_column}::text;
-        event_type := CASE TG_OP WHEN 'INSERT' THEN {_literal(config.event(insert_action))}
-                                 ELSE {_literal(config.event(update_action))} END;
-        body := jsonb_build_object({new_payload});
-    END IF;
-    SELECT COALESCE((SELECT version FROM {applied} WHERE aggregate_type = {aggregate} AND aggregate_id = row_key), 0)
-        INTO applied_version;
-    INSERT INTO {versions} AS v (aggregate_type, aggregate_id, version)
-        VALUES ({aggregate}, row_key, applied_version + 1)
-        ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET version = GREATEST(v.version, applied_version) + 1
-        RETURNING v.version INTO next_version;
-    INSERT INTO {outbox} (message_id, event_type, aggregate_type, aggregate_id, version, payload, schema_version,
-                          occurred_at, origin, correlation_id, status, attempts, next_attempt_at, last_error)
-        VALUES (gen_random_uuid(), event_type, {aggregate}, row_key, next_version, body, {schema_version},
-                now_at, {_literal(origin)}, COALESCE(current_setting('{CORRELATION_SETTING}', true), ''),
-                {_literal(OutboxEvent.Status.PENDING.value)}, 0, now_at, '');
-    RETURN NULL;
-END
-$capture$""",
-        f"DROP TRIGGER IF EXISTS {_quote(trigger + '_write')} ON {table}",
-        f"CREATE TRIGGER {_quote(trigger + '_write')} AFTER INSERT OR DELETE ON {table} "
-        f"FOR EACH ROW EXECUTE FUNCTION {_quote(function)}()",
-        f"DROP TRIGGER IF EXISTS {_quote(trigger + '_update')} ON {table}",
-        # an UPDATE that changes nothing (save() of an unchanged row) emits nothing
-        f"CREATE TRIGGER {_quote(trigger + '_update')} AFTER UPDATE ON {table} "
-        f"FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION {_quote(function)}()",
-    ]
-    remove = [
-        f"DROP TRIGGER IF EXISTS {_quote(trigger + '_write')} ON {table}",
-        f"DROP TRIGGER IF EXISTS {_quote(trigger + '_update')} ON {table}",
-        f"DROP FUNCTION IF EXISTS {_quote(function)}()",
-    ]
-    return install, remove
+
+
+def capture_sql(*, config: Aggregate, origin: str, vendor: str) -> tuple[list[str], list[str]]:
+    """(statements installing an aggregate's capture triggers, statements removing them) for a database."""
+    from strangler_sync import capture_postgresql, capture_sqlite
+
+    generators = {"postgresql": capture_postgresql.trigger_sql, "sqlite": capture_sqlite.trigger_sql}
+    if vendor not in generators:
+        raise CaptureUnsupported(f"automatic capture supports PostgreSQL and SQLite, not {vendor}")
+    return generators[vendor](target=capture_target(config=config, origin=origin))
 
 
 def capture_aggregates(*, app_label: str | None = None) -> list[Aggregate]:
@@ -175,28 +120,56 @@ def capture_aggregates(*, app_label: str | None = None) -> list[Aggregate]:
 
 
 def _set(name: str, value: str, *, local: bool) -> None:
+    """Set a capture setting (empty: unset); on SQLite a row of the context table (see ``capture_sqlite``)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config(%s, %s, %s)", [name, value, local])
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT set_config(%s, %s, %s)", [name, value, local])
+            return
+        from strangler_sync.capture_sqlite import CONTEXT_TABLE
+
+        row = name.rpartition(".")[2]
+        cursor.execute(f"DELETE FROM {CONTEXT_TABLE} WHERE name = %s", [row])
+        if value:
+            cursor.execute(f"INSERT INTO {CONTEXT_TABLE} (name, value) VALUES (%s, %s)", [row, value])
+
+
+def _capturing() -> bool:
+    return connection.vendor in {"postgresql", "sqlite"} and connection.in_atomic_block and bool(capture_aggregates())
 
 
 @contextlib.contextmanager
 def capture_context(*, correlation_id: str | None = None):
     """Inside a transaction: changes captured by triggers carry ``correlation_id`` (default: the request's)."""
     value = correlation_id if correlation_id is not None else (get_request_id() or "")
-    if connection.vendor != "postgresql" or not connection.in_atomic_block:
+    if not value or not _capturing():
         yield
         return
     _set(CORRELATION_SETTING, value, local=True)
+    with capture_setting_cleared(CORRELATION_SETTING):
+        yield
+
+
+@contextlib.contextmanager
+def capture_setting_cleared(name: str):
+    """Clear a setting when the block ends, also on error: a caller that catches the error may still commit,
+    and on SQLite the setting is a table row that would be committed with it."""
     try:
         yield
-    finally:
-        _set(CORRELATION_SETTING, "", local=True)
+    except BaseException:
+        # an aborted PostgreSQL transaction refuses the statement; it is rolled back, and the setting with it
+        with contextlib.suppress(DatabaseError):
+            _set(name, "", local=True)
+        raise
+    _set(name, "", local=True)
 
 
-def capture_applying(*, on: bool) -> None:
-    """Mark the current transaction as applying a synced event (capture triggers stay silent), or not."""
-    if connection.vendor == "postgresql" and connection.in_atomic_block and capture_aggregates():
-        _set(APPLYING_SETTING, "on" if on else "off", local=True)
+def capture_applying() -> bool:
+    """Mark the current transaction as applying a synced event (capture triggers stay silent): True if set,
+    then clear it with ``capture_setting_cleared(APPLYING_SETTING)``."""
+    if not _capturing():
+        return False
+    _set(APPLYING_SETTING, "on", local=True)
+    return True
 
 
 class CaptureContextMiddleware:

@@ -6,8 +6,8 @@ installs the current triggers (and removes those of aggregates no longer capture
 the previous state. The SQL is frozen in the migration (as Django freezes model state), so a later change of
 a declaration needs a new migration, and re-running the command without changes writes nothing.
 
-The operation runs on PostgreSQL only; on other databases it does nothing (``strangler_sync.capture``
-documents the other databases' capture).
+The migration holds the SQL of PostgreSQL and SQLite and runs the one of the database it migrates; on any
+other database it does nothing.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from strangler_sync.capture import capture_aggregates, capture_sql
 from strangler_sync.conf import sync_settings
 
 MIGRATION_SUFFIX = "strangler_capture"
+VENDORS = ("postgresql", "sqlite")
 
 
 class CaptureTriggers(migrations.operations.base.Operation):
-    """Install the capture triggers of ``capture`` ({aggregate: {"install": [...], "remove": [...]}}) and
-    remove those of ``previous`` not in it; backwards, the reverse. No model state changes."""
+    """Install the capture triggers of ``capture`` ({aggregate: {vendor: {"install": [...], "remove": [...]}}})
+    and remove those of ``previous`` not in it; backwards, the reverse. No model state changes."""
 
     reversible = True
     reduces_to_sql = True
@@ -45,13 +46,12 @@ class CaptureTriggers(migrations.operations.base.Operation):
 
     @staticmethod
     def _run(schema_editor, old: dict, new: dict) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            return
+        vendor = schema_editor.connection.vendor
         for name in sorted(set(old) - set(new)):
-            for statement in old[name]["remove"]:
+            for statement in old[name].get(vendor, {}).get("remove", []):
                 schema_editor.execute(statement, params=None)
         for name in sorted(new):
-            for statement in new[name]["install"]:
+            for statement in new[name].get(vendor, {}).get("install", []):
                 schema_editor.execute(statement, params=None)
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
@@ -69,12 +69,14 @@ class CaptureTriggers(migrations.operations.base.Operation):
 
 
 def capture_state(*, app_label: str) -> dict:
-    """The triggers the app's current declarations need: {aggregate: {"install": [...], "remove": [...]}}."""
+    """The triggers the app's current declarations need: {aggregate: {vendor: {"install": [...], "remove": [...]}}}."""
     origin = sync_settings().origin
     state = {}
     for config in capture_aggregates(app_label=app_label):
-        install, remove = capture_sql(config=config, origin=origin)
-        state[config.name] = {"install": install, "remove": remove}
+        state[config.name] = {}
+        for vendor in VENDORS:
+            install, remove = capture_sql(config=config, origin=origin, vendor=vendor)
+            state[config.name][vendor] = {"install": install, "remove": remove}
     return state
 
 

@@ -152,14 +152,15 @@ def handlers_autodiscover() -> None:
 @contextlib.contextmanager
 def applying_synced_event(event: SyncEvent):
     """While applying ``event``: ``event_publish`` is a no-op and capture triggers stay silent (PostgreSQL)."""
-    from strangler_sync.capture import capture_applying
+    from strangler_sync.capture import APPLYING_SETTING, capture_applying, capture_setting_cleared
 
     token = _applying.set(event)
     try:
-        capture_applying(on=True)
-        yield
-        # not on error: the transaction may be aborted, and rolling back ends the setting anyway
-        capture_applying(on=False)
+        if capture_applying():
+            with capture_setting_cleared(APPLYING_SETTING):
+                yield
+        else:
+            yield
     finally:
         _applying.reset(token)
 

@@ -20,7 +20,7 @@ import monolith.catalog.migrations
 from monolith.catalog.models import Product
 from strangler_sync.models import OutboxEvent
 
-AUTOMATIC_PRODUCT = "tests.strangler_sync.test_capture_pg.AUTOMATIC"
+AUTOMATIC_PRODUCT = "tests.strangler_sync.test_capture.AUTOMATIC"
 DATA_MIGRATION = '''from django.db import migrations
 
 
@@ -85,12 +85,18 @@ def test_bad_input_is_a_one_line_error(migrations_package):
 
 
 def _triggers() -> set[str]:
+    catalog = ("SELECT tgname FROM pg_trigger" if connection.vendor == "postgresql"
+               else "SELECT name FROM sqlite_master WHERE type = 'trigger'")
     with connection.cursor() as cursor:
-        cursor.execute("SELECT tgname FROM pg_trigger WHERE tgname LIKE 'strangler_capture_%'")
-        return {row[0] for row in cursor.fetchall()}
+        cursor.execute(catalog)
+        return {row[0] for row in cursor.fetchall() if row[0].startswith("strangler_capture_")}
 
 
-@pytest.mark.postgres
+INSTALLED = {"postgresql": {"strangler_capture_product_write", "strangler_capture_product_update"},
+             "sqlite": {"strangler_capture_product_insert", "strangler_capture_product_update",
+                        "strangler_capture_product_delete"}}
+
+
 @pytest.mark.django_db(transaction=True)
 def test_migrating_installs_the_triggers_a_data_migration_is_captured_and_unmigrating_removes_them(
         migrations_package):
@@ -100,7 +106,7 @@ def test_migrating_installs_the_triggers_a_data_migration_is_captured_and_unmigr
     (migrations_package / "0006_rename.py").write_text(DATA_MIGRATION)
     try:
         call_command("migrate", "catalog", verbosity=0)
-        assert _triggers() == {"strangler_capture_product_write", "strangler_capture_product_update"}
+        assert _triggers() == INSTALLED[connection.vendor]
         (event,) = OutboxEvent.objects.all()
         assert (event.event_type, event.aggregate_id, event.version) == ("product.updated", str(product.pk), 1)
         assert event.payload["name"] == "renamed by a data migration" and event.payload["price"] == "3.10"
