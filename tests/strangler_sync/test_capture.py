@@ -27,6 +27,7 @@ from strangler_sync.snapshots import aggregate_payload
 
 AUTOMATIC_PRODUCT = "tests.strangler_sync.test_capture.AUTOMATIC"
 AUTOMATIC = PRODUCT.bind(capture="automatic")
+AUTOMATIC_WITH_SNAPSHOT = PRODUCT.bind(capture="automatic", snapshot="monolith.reviews.sync.review_payload")
 
 
 @pytest.fixture

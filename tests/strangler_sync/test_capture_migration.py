@@ -115,3 +115,22 @@ def test_migrating_installs_the_triggers_a_data_migration_is_captured_and_unmigr
     assert _triggers() == set()
     Product.objects.filter(pk=product.pk).update(name="after unmigrating")
     assert OutboxEvent.objects.count() == 1
+
+
+def _capture_messages() -> list:
+    from strangler_sync.checks import check_capture
+
+    return check_capture()
+
+
+@pytest.mark.django_db
+def test_system_checks_report_a_missing_capture_migration_and_an_uncapturable_aggregate(migrations_package,
+                                                                                         sync_env):
+    (warning,) = _capture_messages()
+    assert warning.id == "strangler_sync.W006" and "sync_capture_migration catalog" in warning.hint
+    run("catalog")
+    assert _capture_messages() == []
+    sync_env.STRANGLER_SYNC = {**sync_env.STRANGLER_SYNC,
+                               "AGGREGATES": ["tests.strangler_sync.test_capture.AUTOMATIC_WITH_SNAPSHOT"]}
+    (error,) = _capture_messages()
+    assert error.id == "strangler_sync.E006" and "snapshot" in error.msg
