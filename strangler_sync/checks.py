@@ -9,7 +9,8 @@
 * ``strangler_sync.E005`` strangler_sync's models differ from its migrations (a migration is missing);
 * ``strangler_sync.E006`` an aggregate with ``capture="automatic"`` a trigger cannot capture (a snapshot
   callable, a field type SQL cannot render);
-* ``strangler_sync.W006`` an app's capture triggers differ from its migrations (run ``sync_capture_migration``).
+* ``strangler_sync.E007`` an app's capture triggers differ from its migrations (run ``sync_capture_migration``):
+  an error, as ``event_publish`` leaves an automatic aggregate's change events to the triggers.
 """
 
 from __future__ import annotations
@@ -141,8 +142,9 @@ def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     loader = MigrationLoader(None, ignore_no_migrations=True) if app_labels else None
     for app_label in sorted(app_labels):
         if capture_state(app_label=app_label) != capture_state_migrated(loader=loader, app_label=app_label):
-            messages.append(checks.Warning(
+            messages.append(checks.Error(
                 f"{app_label}'s change-capture triggers differ from its migrations: changes to its automatic "
-                f"aggregates would not reach the outbox", hint=f"manage.py sync_capture_migration {app_label}",
-                obj=app_label, id="strangler_sync.W006"))
+                f"aggregates would not reach the outbox (event_publish leaves them to the triggers)",
+                hint=f"manage.py sync_capture_migration {app_label}",
+                obj=app_label, id="strangler_sync.E007"))
     return messages

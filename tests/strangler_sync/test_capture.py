@@ -178,3 +178,36 @@ def test_a_psql_session_and_concurrent_writers_are_captured_with_monotonic_versi
         with connection.cursor() as cursor:
             for statement in remove:
                 cursor.execute(statement)
+
+
+@pytest.mark.django_db
+def test_an_admin_edit_is_captured_once_with_the_requests_correlation_id(automatic, admin_client, settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "strangler_sync.capture.CaptureContextMiddleware"]
+    product = make(1)
+    form = {"sku": "SKU-1", "slug": "product-1", "name": "Edited in the admin", "description": "", "price": "12.30",
+            "currency": "USD", "is_active": "on", "images": "[]", "category": ""}
+    answer = admin_client.post(f"/admin/catalog/product/{product.pk}/change/", form, HTTP_X_REQUEST_ID="admin-req-1")
+    assert answer.status_code == 302, answer.content[:2000]
+    created, updated = product_rows()
+    assert updated.payload == aggregate_payload(aggregate_type="product", instance=Product.objects.get(pk=product.pk))
+    assert updated.payload["price"] == "12.30" and updated.version == 2
+    if connection.vendor == "postgresql":  # SQLite: only inside capture_context() (documented)
+        assert updated.correlation_id == "admin-req-1"
+        with connection.cursor() as cursor:  # and the setting did not outlive the request
+            cursor.execute("SELECT current_setting('strangler.correlation_id', true)")
+            assert cursor.fetchone()[0] in ("", None)
+
+
+@pytest.mark.django_db
+def test_event_publish_leaves_an_automatic_aggregates_change_events_to_the_trigger(automatic):
+    from strangler_sync.services import event_publish
+
+    with transaction.atomic():
+        product = make(1)
+        payload = aggregate_payload(aggregate_type="product", instance=product)
+        assert event_publish(event_type="product.created", aggregate_type="product", aggregate_id=product.pk,
+                             payload=payload) is None
+        snapshot = event_publish(event_type="product.snapshot", aggregate_type="product", aggregate_id=product.pk,
+                                 payload=payload, version=1)
+    assert [r.event_type for r in product_rows()] == ["product.created", "product.snapshot"]
+    assert snapshot is not None

@@ -126,8 +126,8 @@ def _capture_messages() -> list:
 @pytest.mark.django_db
 def test_system_checks_report_a_missing_capture_migration_and_an_uncapturable_aggregate(migrations_package,
                                                                                          sync_env):
-    (warning,) = _capture_messages()
-    assert warning.id == "strangler_sync.W006" and "sync_capture_migration catalog" in warning.hint
+    (missing,) = _capture_messages()
+    assert missing.id == "strangler_sync.E007" and "sync_capture_migration catalog" in missing.hint
     run("catalog")
     assert _capture_messages() == []
     sync_env.STRANGLER_SYNC = {**sync_env.STRANGLER_SYNC,
