@@ -30,17 +30,29 @@ AUTOMATIC = PRODUCT.bind(capture="automatic")
 AUTOMATIC_WITH_SNAPSHOT = PRODUCT.bind(capture="automatic", snapshot="monolith.reviews.sync.review_payload")
 
 
+def capture_triggers() -> set[str]:
+    """The names of the capture triggers in the database."""
+    catalog = ("SELECT tgname FROM pg_trigger" if connection.vendor == "postgresql"
+               else "SELECT name FROM sqlite_master WHERE type = 'trigger'")
+    with connection.cursor() as cursor:
+        cursor.execute(catalog)
+        return {row[0] for row in cursor.fetchall() if row[0].startswith("strangler_capture_")}
+
+
 @pytest.fixture
 def automatic(sync_env):
-    """Product declared with automatic capture; its triggers installed in the test's transaction."""
+    """Product declared with automatic capture; its triggers (re)installed in the test's transaction.
+
+    Returns the statements that undo what the fixture added (nothing when the migrations had installed them)."""
     settings = sync_env
     settings.STRANGLER_SYNC = {**settings.STRANGLER_SYNC,
                                "AGGREGATES": [AUTOMATIC_PRODUCT, "monolith.events.CATEGORY"]}
+    migrated = capture_triggers()
     install, remove = capture_sql(config=AUTOMATIC, origin="monolith", vendor=connection.vendor)
     with connection.cursor() as cursor:
         for statement in install:
             cursor.execute(statement)
-    return remove
+    return [] if migrated else remove
 
 
 def product_rows(**filters) -> list[OutboxEvent]:

@@ -9,6 +9,7 @@ from strangler_sync.capture_migration import capture_migration_write
 
 class Command(BaseCommand):
     help = "Write a migration installing (or updating) the change-capture triggers of an app's aggregates."
+    requires_system_checks = []  # it fixes what strangler_sync.E007 reports
 
     def add_arguments(self, parser):
         parser.add_argument("app_label")
