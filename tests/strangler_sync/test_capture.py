@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -223,3 +224,23 @@ def test_event_publish_leaves_an_automatic_aggregates_change_events_to_the_trigg
                                  payload=payload, version=1)
     assert [r.event_type for r in product_rows()] == ["product.created", "product.snapshot"]
     assert snapshot is not None
+
+
+@pytest.mark.django_db
+def test_the_consumer_applying_the_owners_events_emits_nothing_on_both_paths(automatic):
+    from strangler_sync.consumer import inbox_apply, inbox_apply_batch
+    from tests.strangler_sync.conftest import product_payload
+
+    def synced(product_id: int, version: int) -> SyncEvent:
+        return SyncEvent(message_id=str(uuid.uuid4()), event_type="product.updated", aggregate_type="product",
+                         aggregate_id=str(product_id), version=version, schema_version=1,
+                         payload=product_payload(product_id, name=f"v{version}"), occurred_at=datetime.now(UTC),
+                         origin="catalog", correlation_id="")
+
+    assert inbox_apply(event=synced(1, 1)) == "applied"
+    assert inbox_apply_batch(events=[synced(2, 1), synced(3, 1), synced(1, 2)]) == ["applied"] * 3
+    assert Product.objects.get(pk=1).name == "v2" and Product.objects.count() == 3
+    assert product_rows() == []
+    Product.objects.filter(pk=3).update(name="own write")  # the setting ended with the consumer's transaction
+    (own,) = product_rows()
+    assert own.version == 2  # above the version this project applied, as event_publish numbers it
