@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import psycopg
 import pytest
 from django.db import connection, transaction
 
@@ -165,24 +163,19 @@ def test_a_psql_session_and_concurrent_writers_are_captured_with_monotonic_versi
                        check=True, env=environment, capture_output=True, timeout=60)
         assert product_rows()[-1].payload["name"] == "from psql"
 
-        dsn = f"postgresql://postgres@127.0.0.1:5432/{database}"
-        errors = []
+        # four writer processes (psql sessions, each UPDATE its own transaction) on one row at once
+        def script(n: int) -> str:  # distinct names: an UPDATE that changes nothing emits nothing
+            return "".join(f"UPDATE catalog_product SET name = 'writer {n} #{i}' WHERE id = {product.pk};\n"
+                           for i in range(25))
 
-        def writer(n: int) -> None:
-            try:
-                with psycopg.connect(dsn, autocommit=True) as conn:
-                    for i in range(25):
-                        conn.execute("UPDATE catalog_product SET name = %s WHERE id = %s",
-                                     [f"writer {n} #{i}", product.pk])
-            except Exception as error:  # reported below: a thread's exception is otherwise lost
-                errors.append(error)
-
-        threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=120)
-        assert errors == []
+        writers = [subprocess.Popen(["psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", database], stdin=subprocess.PIPE,
+                                    env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                   for _ in range(4)]
+        for n, writer in enumerate(writers):
+            writer.stdin.write(script(n))
+            writer.stdin.close()
+        for writer in writers:
+            assert writer.wait(timeout=120) == 0, writer.stderr.read()
         rows = product_rows(aggregate_id=str(product.pk))
         versions = [r.version for r in rows]  # outbox ids follow insert order; versions must follow it too
         assert versions == list(range(1, 103))
