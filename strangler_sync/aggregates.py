@@ -14,6 +14,7 @@ An aggregate is declared once, as a module-level :class:`Aggregate`, by the proj
         fields=["id", "total", "paid", "note"],       # canonical name -> model attribute (a list: same names)
         snapshot=None,                                # or a callable / dotted path fn(instance) -> payload,
                                                       # or a DRF serializer class (its .data is the payload)
+        capture="explicit",                           # or "automatic" (triggers; see strangler_sync.capture)
     )
     INVOICE_CREATED = INVOICE.event("created")         # "invoice.created": the project owns its constants
 
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field
 DELETED = "deleted"
 SNAPSHOT = "snapshot"
 KEY_TYPES = (int, str, uuid.UUID)
+CAPTURE_MODES = ("explicit", "automatic")
 _JSON_TYPES = frozenset({int, str, bool, float, list, dict, type(None)})
 
 
@@ -88,8 +90,12 @@ class Aggregate:
     model: str | None = None
     fields: Sequence[str] | Mapping[str, str] = ()
     snapshot: str | Callable | type | None = None
+    capture: str = "explicit"  # or "automatic": database triggers write the outbox row (strangler_sync.capture)
 
     def __post_init__(self):
+        if self.capture not in CAPTURE_MODES:
+            raise ValueError(f"aggregate {self.name!r}: capture must be one of {', '.join(CAPTURE_MODES)}, "
+                             f"not {self.capture!r}")
         if not self.name or "." in self.name or "*" in self.name or "#" in self.name:
             raise ValueError(f"aggregate name {self.name!r} must be non-empty without '.', '*' or '#'")
         if self.key_type not in KEY_TYPES:

@@ -6,7 +6,11 @@
   ``Aggregate``, a name twice);
 * ``strangler_sync.E004`` a sync handler for an event type no declared aggregate has (its events would be
   dead-lettered as schema errors);
-* ``strangler_sync.E005`` strangler_sync's models differ from its migrations (a migration is missing).
+* ``strangler_sync.E005`` strangler_sync's models differ from its migrations (a migration is missing);
+* ``strangler_sync.E006`` an aggregate with ``capture="automatic"`` a trigger cannot capture (a snapshot
+  callable, a field type SQL cannot render);
+* ``strangler_sync.E007`` an app's capture triggers differ from its migrations (run ``sync_capture_migration``):
+  an error, as ``event_publish`` leaves an automatic aggregate's change events to the triggers.
 """
 
 from __future__ import annotations
@@ -114,3 +118,33 @@ def check_migrations_complete(app_configs=None, **kwargs) -> list[checks.CheckMe
         "migrations match its models",
         obj=APP_LABEL, id="strangler_sync.E005",
     )]
+
+
+@checks.register()
+def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    from strangler_sync.capture import CaptureUnsupported, capture_aggregates
+    from strangler_sync.capture_migration import capture_state, capture_state_migrated
+
+    try:
+        aggregates = capture_aggregates()
+    except ImproperlyConfigured:
+        return []  # reported by check_aggregates
+    messages, app_labels = [], set()
+    for config in aggregates:
+        app_label = config.model.split(".")[0]
+        try:
+            capture_state(app_label=app_label)
+        except (CaptureUnsupported, LookupError) as exc:
+            messages.append(checks.Error(f"aggregate {config.name!r} cannot be captured automatically: {exc}",
+                                         obj=config.name, id="strangler_sync.E006"))
+            continue
+        app_labels.add(app_label)
+    loader = MigrationLoader(None, ignore_no_migrations=True) if app_labels else None
+    for app_label in sorted(app_labels):
+        if capture_state(app_label=app_label) != capture_state_migrated(loader=loader, app_label=app_label):
+            messages.append(checks.Error(
+                f"{app_label}'s change-capture triggers differ from its migrations: changes to its automatic "
+                f"aggregates would not reach the outbox (event_publish leaves them to the triggers)",
+                hint=f"manage.py sync_capture_migration {app_label}",
+                obj=app_label, id="strangler_sync.E007"))
+    return messages

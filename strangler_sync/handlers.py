@@ -26,7 +26,9 @@ else (fallback when the batch fails, single-event ``inbox_apply``). Both must gi
 Loop prevention: a handler writes through the follower's own write path *without* emitting events
 (pass ``origin=event.origin`` or call a ``*_apply_synced`` service). As a safety net, ``event_publish``
 is a no-op while a synced event is being applied (``applying_synced_event()``), so a follower that
-re-uses an emitting service never echoes the event back to the owner.
+re-uses an emitting service never echoes the event back to the owner; on PostgreSQL the same context
+sets ``strangler.applying`` for the transaction, which silences automatic-capture triggers
+(``strangler_sync.capture``).
 """
 
 from __future__ import annotations
@@ -149,9 +151,16 @@ def handlers_autodiscover() -> None:
 
 @contextlib.contextmanager
 def applying_synced_event(event: SyncEvent):
+    """While applying ``event``: ``event_publish`` is a no-op and capture triggers stay silent (PostgreSQL)."""
+    from strangler_sync.capture import APPLYING_SETTING, capture_applying, capture_setting_cleared
+
     token = _applying.set(event)
     try:
-        yield
+        if capture_applying():
+            with capture_setting_cleared(APPLYING_SETTING):
+                yield
+        else:
+            yield
     finally:
         _applying.reset(token)
 

@@ -13,6 +13,8 @@ from django.utils import timezone
 
 from servicekit.optional import optional_import
 from servicekit.request_id import get_request_id
+from strangler_sync.aggregates import SNAPSHOT, aggregate_of_event
+from strangler_sync.capture import AUTOMATIC
 from strangler_sync.conf import sync_settings
 from strangler_sync.errors import NotInTransaction
 from strangler_sync.handlers import current_synced_event
@@ -62,16 +64,23 @@ def event_publish(
     payload: dict,
     schema_version: int = 1,
     version: int | None = None,
+    repair: bool = False,
 ) -> OutboxEvent | None:
     """Record an event in the outbox, atomically with the caller's write (call inside transaction.atomic()).
 
     The payload must be the aggregate's full state after the change (validated against its schema).
     ``version`` is issued here (per aggregate, +1); snapshot events pass the current version instead.
-    Returns None (writes nothing) while a synced event is being applied: followers never echo events.
+    Returns None (writes nothing) while a synced event is being applied: followers never echo events; and
+    for the change events of an aggregate with ``capture="automatic"``, whose triggers already wrote the row
+    (so write paths that still publish need no change when an aggregate switches). Snapshots and
+    ``repair=True`` (re-emits of verify's repair) are always written.
     """
     if not connection.in_atomic_block:
         raise NotInTransaction(f"event_publish({event_type!r}) must run inside the write's transaction.atomic()")
     if current_synced_event() is not None:
+        return None
+    aggregate, action = aggregate_of_event(event_type=event_type)
+    if aggregate is not None and aggregate.capture == AUTOMATIC and action != SNAPSHOT and not repair:
         return None
     payload_validate(event_type=event_type, schema_version=schema_version, payload=payload)
     config = sync_settings()
@@ -262,7 +271,7 @@ def aggregate_reemit(*, aggregate_type: str, ids: list[int | str]) -> dict[str, 
                     counts["skipped"] += 1
                     continue
                 event_publish(event_type=config.event(DELETED), aggregate_type=aggregate_type, aggregate_id=row_id,
-                              payload={config.key: config.key_json(row_id)})
+                              payload={config.key: config.key_json(row_id)}, repair=True)
                 counts["deletes"] += 1
             else:
                 event_publish(event_type=snapshot_event_type(aggregate_type), aggregate_type=aggregate_type,
