@@ -18,6 +18,7 @@ from tests.strangler_sync.processes import (
     INBOX_STATS,
     OUTBOX_STATS,
     PgDatabases,
+    broker_cleanup,
     free_port,
     two_projects,
     wait_for,
@@ -50,10 +51,14 @@ def _metric(project, name: str, follower: str) -> str:
     return next(line[len(prefix):] for line in text.splitlines() if line.startswith(prefix))
 
 
-@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_reconcile_finds_repairs_records_and_gates(tmp_path, database):
-    databases = PgDatabases() if database == "postgres" else None
-    monolith, catalog = two_projects(tmp_path, broker_url="sqlite-queue://", databases=databases)
+REAL_SERVICES = pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.rabbitmq])
+
+
+@pytest.mark.parametrize("database", ["sqlite", REAL_SERVICES])
+def test_reconcile_finds_repairs_records_and_gates(tmp_path, database, rabbitmq_url):
+    databases = PgDatabases() if database == "postgres" else None  # PostgreSQL + RabbitMQ, or the embedded default
+    broker_url = rabbitmq_url if databases else "sqlite-queue://"
+    monolith, catalog = two_projects(tmp_path, broker_url=broker_url, databases=databases)
     try:
         write(monolith, products=20, updates=10)
         catalog.start("sync_consume")
@@ -112,6 +117,7 @@ def test_reconcile_finds_repairs_records_and_gates(tmp_path, database):
         catalog.stop_all()
         if databases is not None:
             databases.drop_all()
+            broker_cleanup(broker_url, monolith.env["STRANGLER_SYNC_NAMESPACE"])
 
 
 def test_sync_reconcile_refuses_bad_input(tmp_path):
