@@ -204,28 +204,29 @@ def _relay(o: Observation, gate: Gate) -> GateResult:
 
 
 def _reconcile(o: Observation, gate: Gate) -> GateResult:
-    """Worst age of the last clean sync_reconcile pass over every pair the sync projects reconcile; fails
-    outright while a pair's latest pass found differences or failed (its last clean pass is then stale)."""
-    ages, not_clean, pairs = [], [], 0
+    """Worst age of the last clean sync_reconcile pass of the plan's service (its upstream URL is the follower),
+    read from the sync projects; fails outright while a latest pass found differences or failed."""
+    follower = o.table.upstreams[o.plan.service].url.rstrip("/")
+    ages, not_clean = [], []
     for project in o.plan.sync_projects:
         try:
             passes = reconcile_state_fetch(base_url=sync_base_url(project=project, table=o.table))
         except MetricsUnavailable as exc:
             return _judge(gate, None, str(exc))
         for entry in passes:
-            pairs += 1
-            label = f"{entry['aggregate']} -> {entry['follower']}"
+            if str(entry["follower"]).rstrip("/") != follower:
+                continue
             if entry["status"] != "clean":
-                not_clean.append(f"{label} last pass {entry['status']}"
+                not_clean.append(f"{entry['aggregate']} last pass {entry['status']}"
                                  + (f": {entry['error']}" if entry.get("error")
                                     else f" ({entry['differences']} difference(s))"))
             ages.append(entry["last_clean_age_seconds"])
-    if not pairs:
-        return _judge(gate, None, "no sync_reconcile pass recorded by the plan's sync_projects")
+    if not ages:
+        return _judge(gate, None, f"no sync_reconcile pass of {follower} recorded by the plan's sync_projects")
     worst = None if None in ages else max(ages)
     if not_clean or worst is None:
         return GateResult(gate.kind, FAIL, worst, gate.threshold, "; ".join(not_clean) or "no clean pass yet")
-    return _judge(gate, worst, f"{pairs} pair(s) clean, oldest clean pass {worst:.0f}s ago")
+    return _judge(gate, worst, f"{len(ages)} aggregate(s) clean, oldest clean pass {worst:.0f}s ago")
 
 
 def _verify(o: Observation, gate: Gate) -> GateResult:

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from migrations_plan.gates import FAIL, PASS, Observation, gates_evaluate
+from migrations_plan.gates import FAIL, PASS, UNKNOWN, Observation, gates_evaluate
 from migrations_plan.metrics import Samples
 from migrations_plan.spec import Gate, Plan
 from strangler_proxy.loader import load_route_file
@@ -72,6 +72,7 @@ def test_reconcile_finds_repairs_records_and_gates(tmp_path, database, rabbitmq_
         reconcile = ("sync_reconcile", "--aggregate", "product", "--source", monolith.url, "--follower", catalog.url,
                      "--buckets", "16")
 
+        assert _gate(monolith, routes_file).status == UNKNOWN  # no pass recorded yet: never a pass
         clean = monolith.run(*reconcile, "--once", check=False)
         assert clean.returncode == 0, clean.stdout + clean.stderr
         assert _state(monolith)["status"] == "clean" and _gate(monolith, routes_file).status == PASS

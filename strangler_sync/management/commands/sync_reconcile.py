@@ -31,6 +31,8 @@ class Command(BaseCommand):
     def handle(self, *args, aggregate, source, follower, every, once, buckets, timeout, **options):
         if every <= 0 or buckets < 2 or timeout <= 0:
             raise CommandError("--every and --timeout must be positive and --buckets at least 2")
+        if len(follower) > ReconcileState._meta.get_field("follower").max_length:
+            raise CommandError("--follower: a base URL of at most 300 characters")
         try:
             for name in aggregate:
                 sync_settings().aggregate(name)
