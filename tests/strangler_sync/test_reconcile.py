@@ -113,6 +113,17 @@ def test_reconcile_finds_repairs_records_and_gates(tmp_path, database, rabbitmq_
         assert _metric(monolith, "strangler_sync_reconcile_failed_passes_total", catalog.url) == "1.0"
         gate = _gate(monolith, routes_file)
         assert gate.status == FAIL and "last pass failed" in gate.detail
+
+        # After the flip the monolith no longer owns product: it reports a difference, never re-emits it.
+        monolith.run("sync_ownership", "--set", "product=catalog")
+        catalog.shell("from extracted.catalog.products.models import Product as P\n"
+                      "P.objects.filter(id=4).update(price='555.00')\n")
+        refused = monolith.run("sync_reconcile", "--aggregate", "product", "--source", monolith.url, "--follower",
+                               catalog.url, "--once", check=False)  # the monolith serves on a new port now
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        state = _state(monolith)
+        assert state["status"] == "failed" and "does not own product" in state["error"]
+        assert (state["differences"], state["repaired"], state["repaired_total"]) == (1, 0, 1)
     finally:
         monolith.stop_all()
         catalog.stop_all()
