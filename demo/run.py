@@ -4,6 +4,7 @@ Processes (each in its own process group, output in var/demo/logs/<name>.log):
 
 * per project (monolith, then each extracted service present): `runserver` (web), `sync_relay` (publishes
   the outbox; the relay polls, so no Celery worker is needed on the embedded default) and `sync_consume`;
+* per service with a first copy (catalog): `sync_reconcile` in the monolith, every 30 s (`/sync/reconcile/`);
 * the mitmproxy plane (`strangler-proxy run`) in front, reading var/demo/routes.yaml.
 
 SIGINT (Ctrl-C) and SIGTERM stop every process group; a process that dies while the demo runs is reported
@@ -181,6 +182,12 @@ def demo_run(stack: Stack, *, products: int, ready_timeout: float) -> int:
         supervisor.wait_healthy(timeout=ready_timeout)
         _say(f"{len(supervisor.children)} processes healthy ({time.monotonic() - started:.1f}s)")
         _backfill_once(supervisor, stack, timeout=ready_timeout)
+        for service in stack.projects[1:]:
+            if service.backfill:  # a follower of the monolith's aggregates: reconciled from the owner's side
+                aggregates = [arg for name in service.backfill for arg in ("--aggregate", name)]
+                supervisor.start(f"{service.name}-reconcile", stack.manage(
+                    monolith, "sync_reconcile", *aggregates, "--source", stack.url(monolith), "--follower",
+                    stack.url(service), "--every", "30"), env=stack.project_env(monolith), restart=True)
         state_write(stack, pids={c.name: c.pid for c in supervisor.children})
         print(_banner(stack), flush=True)
         _say("ready")

@@ -25,6 +25,7 @@ from migrations_plan.coverage import (
 )
 from migrations_plan.gate_sources import proxy_samples_fetch
 from migrations_plan.metrics import MetricsUnavailable, Samples, histogram_quantile
+from migrations_plan.reconcile_state import reconcile_state_fetch
 from migrations_plan.relay_state import relay_state_fetch, sync_base_url
 from migrations_plan.spec import Gate, Plan, Step
 from strangler_proxy.spec import RouteTable
@@ -198,6 +199,32 @@ def _relay(o: Observation, gate: Gate) -> GateResult:
     return _judge(gate, value, ", ".join(parts))
 
 
+def _reconcile(o: Observation, gate: Gate) -> GateResult:
+    """Worst age of the last clean sync_reconcile pass of the plan's service (its upstream URL is the follower),
+    read from the sync projects; fails outright while a latest pass found differences or failed."""
+    follower = o.table.upstreams[o.plan.service].url.rstrip("/")
+    ages, not_clean = [], []
+    for project in o.plan.sync_projects:
+        try:
+            passes = reconcile_state_fetch(base_url=sync_base_url(project=project, table=o.table))
+        except MetricsUnavailable as exc:
+            return _judge(gate, None, str(exc))
+        for entry in passes:
+            if str(entry["follower"]).rstrip("/") != follower:
+                continue
+            if entry["status"] != "clean":
+                not_clean.append(f"{entry['aggregate']} last pass {entry['status']}"
+                                 + (f": {entry['error']}" if entry.get("error")
+                                    else f" ({entry['differences']} difference(s))"))
+            ages.append(entry["last_clean_age_seconds"])
+    if not ages:
+        return _judge(gate, None, f"no sync_reconcile pass of {follower} recorded by the plan's sync_projects")
+    worst = None if None in ages else max(ages)
+    if not_clean or worst is None:
+        return GateResult(gate.kind, FAIL, worst, gate.threshold, "; ".join(not_clean) or "no clean pass yet")
+    return _judge(gate, worst, f"{len(ages)} aggregate(s) clean, oldest clean pass {worst:.0f}s ago")
+
+
 def _verify(o: Observation, gate: Gate) -> GateResult:
     source = o.table.upstreams[o.table.monolith].url
     follower = o.table.upstreams[o.plan.service].url
@@ -260,6 +287,7 @@ EVALUATORS = {
     "max_relay_lag_seconds": _relay,
     "max_relay_backlog": _relay,
     "verify": _verify,
+    "max_reconcile_clean_age_seconds": _reconcile,
     "min_soak_seconds": _soak,
     "healthy": _healthy,
     "coverage": _coverage,

@@ -282,6 +282,8 @@ def _gates(r: _Reader, node: yaml.Node, field: str, table: RouteTable) -> tuple[
             if value == 0:
                 raise r.fail(value_node, sub, "impossible value 0: no request takes 0 seconds")
             gates.append(Gate(kind=kind, threshold=float(value), line=line))
+        elif kind == "max_reconcile_clean_age_seconds":  # 0 could never pass: a pass takes time to age from
+            gates.append(Gate(kind=kind, threshold=float(r.number(value_node, sub, 1, 30 * 86400)), line=line))
         else:  # max_relay_lag_seconds, min_soak_seconds
             gates.append(Gate(kind=kind, threshold=float(r.number(value_node, sub, 0, 30 * 86400)), line=line))
     return tuple(gates)

@@ -21,6 +21,9 @@ GATE_KINDS: dict[str, str] = {
     "max_p99_seconds": "max",  # p99 latency of requests the service answered on the plan's routes
     "max_relay_lag_seconds": "max",  # age of the oldest unpublished outbox row, worst sync project
     "max_relay_backlog": "max",  # unpublished outbox rows, summed over the sync projects
+    # age of the last sync_reconcile pass that found 0 differences, worst aggregate the sync projects reconcile
+    # with the plan's service; fails while a latest pass found differences or failed
+    "max_reconcile_clean_age_seconds": "max",
     "verify": "max",  # differences between monolith and service for these aggregates; must be 0
     "min_soak_seconds": "min",  # time since the current step began
     "healthy": "max",  # upstreams whose health path does not answer 200; must be 0

@@ -137,3 +137,35 @@ class BackfillCheckpoint(models.Model):
 
     def __str__(self) -> str:
         return f"backfill {self.aggregate_type} after {self.last_id or '-'} ({self.emitted} emitted)"
+
+
+class ReconcileState(models.Model):
+    """Continuous reconciliation of one aggregate with one follower (``sync_reconcile``): running totals and the
+    last pass, one row per pair so it never grows; read by ``/sync/reconcile/`` and ``/metrics``."""
+
+    class Status(models.TextChoices):
+        CLEAN = "clean", "Clean (0 differences)"
+        REPAIRED = "repaired", "Differences found and re-emitted"
+        FAILED = "failed", "Failed (verify or repair did not complete)"
+
+    aggregate_type = models.CharField(max_length=60)
+    follower = models.CharField(max_length=300)  # the follower's base URL
+    passes = models.PositiveBigIntegerField(default=0)
+    failed_passes = models.PositiveBigIntegerField(default=0)
+    differences_found_total = models.PositiveBigIntegerField(default=0)
+    repaired_total = models.PositiveBigIntegerField(default=0)
+    last_status = models.CharField(max_length=12, choices=Status.choices)
+    last_differences = models.PositiveBigIntegerField(default=0)
+    last_repaired = models.PositiveBigIntegerField(default=0)
+    last_duration_seconds = models.FloatField(default=0.0)
+    last_finished_at = models.DateTimeField()
+    last_error = models.TextField(blank=True, default="")
+    last_clean_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["aggregate_type", "follower"], name="reconcile_state_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.aggregate_type} -> {self.follower}: {self.last_status}"

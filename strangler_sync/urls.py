@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from strangler_sync.reconcile_views import ReconcileStateView
 from strangler_sync.relay_views import RelayStateView
 from strangler_sync.views import ChecksumView
 
@@ -10,4 +11,5 @@ app_name = "strangler_sync"
 urlpatterns = [
     path("checksums/<slug:aggregate>/", ChecksumView.as_view(), name="checksums"),
     path("relay/", RelayStateView.as_view(), name="relay"),
+    path("reconcile/", ReconcileStateView.as_view(), name="reconcile"),
 ]

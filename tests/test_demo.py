@@ -189,6 +189,15 @@ def test_starts_every_project_relay_consumer_and_the_proxy(demo):
               for n in ("monolith", "catalog")]
     assert counts[0] == counts[1] > 0
     assert f"shop (through the proxy):  {demo.proxy}/" in demo.text()
+    # the monolith reconciles the catalog's copy continuously: its first pass finds both sides equal
+    assert "catalog-reconcile" in pids
+    reconcile_url = f"{demo.state['projects']['monolith']}/sync/reconcile/"
+
+    def statuses() -> set:
+        return {(p["aggregate"], p["status"]) for p in requests.get(reconcile_url, timeout=10).json()["passes"]}
+
+    wait_until(lambda: statuses() == {("category", "clean"), ("product", "clean")}, timeout=150, interval=0.5,
+               what=lambda: f"clean reconcile passes of category and product (last: {statuses()})")
 
 
 def test_shop_through_the_proxy(demo):

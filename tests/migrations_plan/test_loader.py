@@ -84,6 +84,8 @@ def test_environment_values_and_defaults(tmp_path, routes_file, monkeypatch):
     (("min_soak_seconds: 0", "max_relay_backlog: many"), 12, "max_relay_backlog: must be an integer, got 'many'"),
     (("min_soak_seconds: 0", "healthy: [nobody]"), 12, "steps[0].gates.healthy[0]: unknown upstream 'nobody'"),
     (("min_soak_seconds: 0", "verify: []"), 12, "steps[0].gates.verify: must name at least one aggregate"),
+    (("min_soak_seconds: 0", "max_reconcile_clean_age_seconds: 0"), 12,
+     "steps[0].gates.max_reconcile_clean_age_seconds: impossible value 0"),
     (("min_soak_seconds: 0", "p50: 1"), 12, "steps[0].gates.p50: unknown key"),
     (("service: catalog", "service: monolith"), 2, "service: unknown service upstream 'monolith'"),
     (("proxy_metrics: http://127.0.0.1:9/metrics", "proxy_metrics: ${NOPE_NOT_SET}"), 4,
