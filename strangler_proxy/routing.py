@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -92,7 +93,8 @@ class RequestInfo:
     path: str  # raw request target path, may include the query string
     headers: Mapping[str, str] = field(default_factory=dict)  # lowercased keys
     cookies: Mapping[str, str] = field(default_factory=dict)
-    client_addr: str = ""
+    client_addr: str = ""  # the client as trusted_proxies resolve it (client_address), not always the peer
+    fresh_uid: str = ""  # the id the plane sets as the sticky cookie if the client has none (sticky_cookie_wanted)
 
 
 @dataclass(frozen=True)
@@ -146,12 +148,59 @@ def route_match(routes: Sequence[Route], *, path: str, method: str, exact_allowe
 
 
 def sticky_key(table: RouteTable, req: RequestInfo) -> str:
-    """The sticky cookie if present, else the sticky header, else the client address (nginx builds it with a map)."""
+    """The sticky cookie if present, else the sticky header, else the fresh id the plane is about to set as the
+    cookie (so the first answer and the following ones agree), else the client address (nginx: maps)."""
     sticky = table.sticky
     value = req.cookies.get(sticky.cookie) or ""
     if not value and sticky.header:
         value = req.headers.get(sticky.header.lower()) or ""
-    return value or req.client_addr
+    return value or (req.fresh_uid if sticky.set_cookie else "") or req.client_addr
+
+
+def sticky_cookie_wanted(table: RouteTable, *, cookies: Mapping[str, str], headers: Mapping[str, str]) -> bool:
+    """Whether the answer sets the sticky cookie: the route file wants it and the client sent neither the
+    cookie nor the sticky header (a client keyed by its header keeps that key)."""
+    sticky = table.sticky
+    if not sticky.set_cookie or cookies.get(sticky.cookie):
+        return False
+    return not (sticky.header and headers.get(sticky.header.lower()))
+
+
+@functools.lru_cache(maxsize=64)
+def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(cidr) for cidr in cidrs)
+
+
+def _trusted(address: str, networks) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted_proxies: tuple[str, ...]) -> str:
+    """The client address as nginx's real_ip module finds it (real_ip_header X-Forwarded-For, real_ip_recursive
+    on): the peer unless it is a trusted proxy; then, from the right of X-Forwarded-For, the first address that
+    is not a trusted proxy (the leftmost when all are). An entry that is not an address ends the walk there."""
+    if not trusted_proxies or not forwarded_for:
+        return peer
+    networks = _networks(trusted_proxies)
+    if not _trusted(peer, networks):
+        return peer
+    client = peer
+    for entry in reversed(forwarded_for.split(",")):
+        entry = entry.strip()
+        try:
+            ipaddress.ip_address(entry)
+        except ValueError:
+            return client
+        client = entry
+        if not _trusted(entry, networks):
+            return client
+    return client
 
 
 def shadow_target(table: RouteTable, route: Route, *, primary: str, method: str) -> str | None:

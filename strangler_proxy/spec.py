@@ -81,10 +81,31 @@ class Route:
         return self.methods is None or method.upper() in self.methods
 
 
+SameSite = Literal["Strict", "Lax", "None"]
+SAME_SITE_VALUES: tuple[str, ...] = ("Strict", "Lax", "None")
+
+
 @dataclass(frozen=True)
 class StickySpec:
+    """What canary assignment keys on: the cookie, else the header, else (when the planes set the cookie) the
+    fresh id they set, else the client address."""
+
     cookie: str = "strangler_uid"
     header: str | None = "X-User-Id"
+    set_cookie: bool = True  # both planes set the cookie on an answer to a client that sent neither it nor the header
+    max_age: int = 30 * 24 * 3600  # seconds
+    secure: bool = False
+    same_site: SameSite = "Lax"
+    http_only: bool = True
+
+    def cookie_header(self, uid: str) -> str:
+        """The Set-Cookie value both planes send for a fresh id (nginx renders it with `$request_id` for uid)."""
+        value = f"{self.cookie}={uid}; Path=/; Max-Age={self.max_age}; SameSite={self.same_site}"
+        if self.secure or self.same_site == "None":  # browsers drop SameSite=None without Secure
+            value += "; Secure"
+        if self.http_only:
+            value += "; HttpOnly"
+        return value
 
 
 @dataclass(frozen=True)
@@ -124,6 +145,9 @@ class ProxySettings:
     # Hosts (names, as written) and addresses/CIDRs upstreams and the diff endpoint may be on, besides loopback.
     # Link-local and cloud metadata addresses need an entry inside their own range (see loader.upstream_refusal).
     upstream_allowlist: tuple[str, ...] = ()
+    # Peers (addresses/CIDRs) whose X-Forwarded-For is believed: the client address is the last address in it that
+    # is not a trusted proxy (nginx real_ip with real_ip_recursive on). Empty: the peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def max_header_total_bytes(self) -> int:

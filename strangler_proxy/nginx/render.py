@@ -39,6 +39,7 @@ from strangler_proxy.spec import (
     SAFE_METHODS,
     Route,
     RouteTable,
+    StickySpec,
 )
 
 # A method name no route lists: stands for "every other method" when resolving method filters.
@@ -196,6 +197,33 @@ def _sample_percent(sample: float) -> str | None:
     return None if hundredths >= 10000 else f"{hundredths // 100}.{hundredths % 100:02d}%"
 
 
+def _real_ip(trusted_proxies: tuple[str, ...]) -> str:
+    """The client address from X-Forwarded-For when the peer is a trusted proxy (routing.client_address)."""
+    if not trusted_proxies:
+        return ""
+    return "".join(f"set_real_ip_from {cidr};\n" for cidr in trusted_proxies) + (
+        "real_ip_header X-Forwarded-For;\nreal_ip_recursive on;\n")
+
+
+def _sticky_maps(sticky: StickySpec) -> str:
+    """$strangler_key (what split_clients hashes) and $strangler_set_cookie, as routing.sticky_key and
+    routing.sticky_cookie_wanted decide them; the fresh id is nginx's random $request_id."""
+    cookie = f"$cookie_{sticky.cookie}"
+    header = f"$http_{_var_key(sticky.header)}" if sticky.header else '""'
+    fresh = "$request_id" if sticky.set_cookie else "$remote_addr"
+    maps = (
+        "# Sticky key: the cookie, else the header, else the id set as the cookie, else the client address.\n"
+        f"map {header} $strangler_key_fallback {{\n    \"\" {fresh};\n    default {header};\n}}\n"
+        f"map {cookie} $strangler_key {{\n    \"\" $strangler_key_fallback;\n    default {cookie};\n}}\n"
+    )
+    if not sticky.set_cookie:
+        return maps + "map $request_id $strangler_set_cookie {\n    default \"\";\n}\n"
+    # Set only when neither the cookie nor the header came: "<cookie>|<header>" is then exactly "|".
+    source = f"{cookie}|{sticky.header and header or ''}"
+    return maps + (f"map \"{source}\" $strangler_set_cookie {{\n"
+                   f"    \"|\" {_q(sticky.cookie_header('$request_id'))};\n    default \"\";\n}}\n")
+
+
 def _override_maps(secret: str, table: RouteTable) -> str:
     """Maps verifying scoped, expiring override tokens (see strangler_proxy.override) into $strangler_forced.
 
@@ -289,6 +317,9 @@ class _Renderer:
                   if not (request_uri and name in _MIRROR_HEADERS)]
         # Exactly one X-Request-ID on every answer, even nginx's own 502/504: the id the upstream was sent.
         lines += ["proxy_hide_header X-Request-ID;", "add_header X-Request-ID $strangler_request_id always;"]
+        # The sticky cookie for a client that has none (empty: add_header sends nothing); add_header is not
+        # inherited by a location that has its own, hence here with the others.
+        lines.append("add_header Set-Cookie $strangler_set_cookie always;")
         return lines
 
     def route_headers(self, label: str, upstream_expr: str) -> list[str]:
@@ -478,7 +509,6 @@ class _Renderer:
         table, opts = self.table, self.options
         run = Path(opts.runtime_dir).resolve()
         sticky = table.sticky
-        key_from_header = f"$http_{_var_key(sticky.header)}" if sticky.header else '""'
         secret = opts.override_secret
         overrides = _override_maps(secret, table) if secret else (
             f"map $http_{_var_key(table.override.header)} $strangler_forced {{\n    default \"\";\n}}\n")
@@ -551,7 +581,7 @@ http {{
     map_hash_max_size 8192;  # 2 x 24 tokens per upstream, and the expiry/hour pairs
     proxy_http_version 1.1;  # with Connection "" below: keepalive to upstreams
     proxy_buffering on;
-
+{indent(_real_ip(table.settings.trusted_proxies))}
 {indent(upstreams)}    upstream strangler_diff {{
         server {table.settings.diff_endpoint};
         keepalive 8;
@@ -565,15 +595,7 @@ http {{
         "" $host;
         default $http_host;
     }}
-    # Sticky key: the cookie, else the header, else the client address (routing.sticky_key).
-    map {key_from_header} $strangler_key_fallback {{
-        "" $remote_addr;
-        default {key_from_header};
-    }}
-    map $cookie_{sticky.cookie} $strangler_key {{
-        "" $strangler_key_fallback;
-        default $cookie_{sticky.cookie};
-    }}
+{indent(_sticky_maps(sticky))}
     # A Connection header naming anything but hop-by-hop headers is refused, as by the mitmproxy plane.
     map $http_connection $strangler_connection_refused {{
         "" 0;  # nginx tries no regex on an empty value
