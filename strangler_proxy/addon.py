@@ -48,6 +48,7 @@ from strangler_proxy.noise import noise_file_for, noise_registry_for
 from strangler_proxy.recording import Recorder, exchange_record
 from strangler_proxy.routing import (
     Decision,
+    OpsHidden,
     PathRejected,
     RequestInfo,
     client_address,
@@ -61,6 +62,7 @@ from strangler_proxy.spec import (
     MIRROR_PRIMARY_HEADER,
     MIRROR_ROUTE_HEADER,
     MIRROR_SHADOW_HEADER,
+    OPS_HIDDEN_MESSAGE,
     SAFE_METHODS,
     RouteTable,
 )
@@ -429,6 +431,11 @@ class StranglerAddon:
         except PathRejected as exc:
             self.metrics.rejections.labels(reason="bad_path").inc()
             flow.response = error_response(400, "bad_path", f"Request path refused: {exc}")
+            state.upstream = PROXY_UPSTREAM
+            return
+        except OpsHidden:
+            self.metrics.rejections.labels(reason="ops_hidden").inc()
+            flow.response = error_response(404, "not_found", OPS_HIDDEN_MESSAGE)
             state.upstream = PROXY_UPSTREAM
             return
         state.decision = decision

@@ -18,6 +18,7 @@ from strangler_proxy.spec import (
     ACCESS_LOG_MODES,
     MATCH_KINDS,
     MODES,
+    OPS_PREFIXES,
     SAME_SITE_VALUES,
     DiffRules,
     NoiseSettings,
@@ -300,7 +301,7 @@ _LIMITS = {
     "max_connections_per_client": (0, 1000000, True),
 }
 _SETTINGS = {"route_headers", "diff_endpoint", "access_log", "health_path", "noise", "upstream_allowlist",
-             "trusted_proxies", *_LIMITS}
+             "trusted_proxies", "exposed_ops", *_LIMITS}
 
 _ROUTE_KEYS = {
     "prefix", "path", "pattern", "match", "methods", "mode", "service", "weight", "shadow", "fallback", "timeout",
@@ -450,6 +451,13 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
                     raise r.fail(allow_node.value[i], f"settings.upstream_allowlist[{i}]",
                                  f"{entry!r} is neither a host name nor an address/CIDR")
             limits["upstream_allowlist"] = allowlist
+        if "exposed_ops" in items:
+            exposed = r.strings(items["exposed_ops"][1], "settings.exposed_ops")
+            for i, prefix in enumerate(exposed):
+                if prefix not in OPS_PREFIXES:
+                    raise r.fail(items["exposed_ops"][1].value[i], f"settings.exposed_ops[{i}]",
+                                 f"{prefix!r} is not an ops prefix ({', '.join(OPS_PREFIXES)})")
+            limits["exposed_ops"] = exposed
         if "trusted_proxies" in items:
             limits["trusted_proxies"] = _trusted_proxies(r, items["trusted_proxies"][1])
         for key, (low, high, integer) in _LIMITS.items():

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from strangler_proxy.murmur import in_canary, split_bucket
 from strangler_proxy.override import verify_override
-from strangler_proxy.spec import SAFE_METHODS, Route, RouteTable
+from strangler_proxy.spec import SAFE_METHODS, Route, RouteTable, ops_prefix
 
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 _BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
@@ -23,6 +23,10 @@ _NEEDS_WORK = re.compile(r"[%\\\x00]|//|/\.")
 
 class PathRejected(ValueError):
     """A path that cannot be normalised safely (or a malformed method); both planes answer 400."""
+
+
+class OpsHidden(LookupError):
+    """An ops path (spec.OPS_PREFIXES) the route file does not expose; both planes answer 404."""
 
 
 def normalize_path(raw_path: str) -> str:
@@ -221,11 +225,15 @@ def shadow_target(table: RouteTable, route: Route, *, primary: str, method: str)
 
 
 def decide(table: RouteTable, req: RequestInfo, *, override_secret: str | None) -> Decision:
-    """The routing decision for one request. Raises PathRejected for requests both planes answer with 400."""
+    """The routing decision for one request. Raises PathRejected for requests both planes answer with 400, and
+    OpsHidden for those they answer with 404 (before any override: a token does not open ops paths)."""
     if not _METHOD.match(req.method):
         # Methods are case-sensitive (RFC 9110) and nginx refuses anything but [A-Z_-]: so do both planes.
         raise PathRejected(f"invalid method {req.method[:20]!r}")
     path = normalize_path(req.path)
+    hidden = ops_prefix(path)
+    if hidden is not None and hidden not in table.settings.exposed_ops:
+        raise OpsHidden(f"{hidden} is not exposed through the proxy (settings.exposed_ops)")
     method = req.method
     route = route_match(table.routes, path=path, method=method)
     forced_value = req.headers.get(table.override.header.lower())

@@ -124,6 +124,20 @@ class NoiseSettings:
     min_evidence: int = 1  # monolith answer pairs a field must differ in before it counts as noise
 
 
+# Operators' endpoints of the projects behind the proxy: not for the public, so both planes answer a path under
+# one of these (the prefix itself or below it) with 404 unless settings.exposed_ops lists it.
+OPS_PREFIXES: tuple[str, ...] = ("/metrics", "/sync", "/admin")
+OPS_HIDDEN_MESSAGE = "Not found."  # the 404's message on both planes: says nothing of what is behind
+
+
+def ops_prefix(path: str) -> str | None:
+    """The ops prefix a normalised path is under, or None."""
+    for prefix in OPS_PREFIXES:
+        if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+            return prefix
+    return None
+
+
 @dataclass(frozen=True)
 class ProxySettings:
     route_headers: bool = True  # add X-Strangler-Route / X-Strangler-Upstream to responses
@@ -148,6 +162,8 @@ class ProxySettings:
     # Peers (addresses/CIDRs) whose X-Forwarded-For is believed: the client address is the last address in it that
     # is not a trusted proxy (nginx real_ip with real_ip_recursive on). Empty: the peer is the client.
     trusted_proxies: tuple[str, ...] = ()
+    # Ops prefixes (of OPS_PREFIXES) the proxy passes on; the others answer 404 on both planes.
+    exposed_ops: tuple[str, ...] = ()
 
     @property
     def max_header_total_bytes(self) -> int:

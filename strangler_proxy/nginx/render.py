@@ -36,6 +36,8 @@ from strangler_proxy.spec import (
     MIRROR_PRIMARY_HEADER,
     MIRROR_ROUTE_HEADER,
     MIRROR_SHADOW_HEADER,
+    OPS_HIDDEN_MESSAGE,
+    OPS_PREFIXES,
     SAFE_METHODS,
     Route,
     RouteTable,
@@ -195,6 +197,16 @@ def _sample_percent(sample: float) -> str | None:
     """split_clients percentage for a shadow sample rate; None when every request is mirrored."""
     hundredths = round(sample * 10000)
     return None if hundredths >= 10000 else f"{hundredths // 100}.{hundredths % 100:02d}%"
+
+
+def _ops_guard(exposed: tuple[str, ...]) -> str:
+    """404 for ops paths the route file does not expose (routing.OpsHidden); $uri is the normalised path."""
+    hidden = [prefix for prefix in OPS_PREFIXES if prefix not in exposed]
+    if not hidden:
+        return ""
+    alternatives = "|".join(hidden)  # plain letters after the slash: nothing to escape
+    return (f"        if ($uri ~ \"^(?:{alternatives})(?:/|$)\") {{\n"
+            f"            {_json_return(404, 'not_found', OPS_HIDDEN_MESSAGE)}\n        }}\n")
 
 
 def _real_ip(trusted_proxies: tuple[str, ...]) -> str:
@@ -621,7 +633,7 @@ http {{
         if ($request ~ "{_GUARD_PATTERN}") {{
             return 400 $strangler_refusal;
         }}
-{url_limit}{host_syntax}        if ($strangler_connection_refused) {{
+{url_limit}{host_syntax}{_ops_guard(table.settings.exposed_ops)}        if ($strangler_connection_refused) {{
             {_json_return(400, "connection_header_refused", "The Connection header may only name hop-by-hop headers.")}
         }}
 {indent(indent(limit_pages))}

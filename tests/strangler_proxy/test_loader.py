@@ -270,3 +270,9 @@ def test_sticky_cookie_attributes_and_trusted_proxies_load():
 ])
 def test_bad_sticky_and_trusted_proxy_settings_are_refused(extra, field):
     assert field in str(error_of(STICKY_BASE + extra))
+
+
+def test_exposed_ops_lists_only_ops_prefixes():
+    table = parse_route_text(STICKY_BASE + "settings:\n  exposed_ops: [/metrics, /admin]\n", source="routes.yaml")
+    assert table.settings.exposed_ops == ("/metrics", "/admin")
+    assert "settings.exposed_ops[0]" in str(error_of(STICKY_BASE + "settings:\n  exposed_ops: [/api]\n"))
