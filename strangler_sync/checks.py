@@ -6,7 +6,8 @@
   ``Aggregate``, a name twice);
 * ``strangler_sync.E004`` a sync handler for an event type no declared aggregate has (its events would be
   dead-lettered as schema errors);
-* ``strangler_sync.E005`` strangler_sync's models differ from its migrations (a migration is missing).
+* ``strangler_sync.E005`` strangler_sync's models differ from its migrations (a migration is missing);
+* ``strangler_sync.W001`` no ``VERIFY_TOKEN``: ``/sync/checksums/`` refuses every caller, so verify cannot run.
 """
 
 from __future__ import annotations
@@ -113,4 +114,19 @@ def check_migrations_complete(app_configs=None, **kwargs) -> list[checks.CheckMe
         hint="in the toolkit: manage.py makemigrations strangler_sync; in a project: install a strangler_sync whose "
         "migrations match its models",
         obj=APP_LABEL, id="strangler_sync.E005",
+    )]
+
+
+@checks.register()
+def check_verify_token(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    try:
+        if sync_settings().verify_token:
+            return []
+    except ImproperlyConfigured:
+        return []  # the settings do not build: the checks above say why
+    return [checks.Warning(
+        "STRANGLER_SYNC['VERIFY_TOKEN'] is not set: /sync/checksums/ refuses every caller, so sync_verify and the "
+        "control plane's verify gates cannot read this project",
+        hint="set it (or $STRANGLER_SYNC_VERIFY_TOKEN) to the same secret the verify client sends",
+        obj="STRANGLER_SYNC['VERIFY_TOKEN']", id="strangler_sync.W001",
     )]
