@@ -299,6 +299,7 @@ _LIMITS = {
     "client_body_timeout": (1, 3600, True),
     "idle_timeout": (1, 3600, True),
     "max_connections_per_client": (0, 1000000, True),
+    "breaker_window": (1, 3600, True),
 }
 _SETTINGS = {"route_headers", "diff_endpoint", "access_log", "health_path", "noise", "upstream_allowlist",
              "trusted_proxies", "exposed_ops", *_LIMITS}

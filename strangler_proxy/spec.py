@@ -156,6 +156,9 @@ class ProxySettings:
     client_body_timeout: float = 60.0  # seconds to receive the body (nginx: between two reads)
     idle_timeout: float = 75.0  # seconds a keep-alive connection may wait for its next request
     max_connections_per_client: int = 256  # open connections per client address; 0 = no limit
+    # nginx plane: seconds a service that failed (connect error or timeout) on a fallback route is skipped for
+    # safe methods, which go straight to the monolith; then one request tries it again (nginx fail_timeout).
+    breaker_window: int = 10
     # Hosts (names, as written) and addresses/CIDRs upstreams and the diff endpoint may be on, besides loopback.
     # Link-local and cloud metadata addresses need an entry inside their own range (see loader.upstream_refusal).
     upstream_allowlist: tuple[str, ...] = ()

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,6 +210,33 @@ def _ops_guard(exposed: tuple[str, ...]) -> str:
             f"            {_json_return(404, 'not_found', OPS_HIDDEN_MESSAGE)}\n        }}\n")
 
 
+_BREAKER_SUFFIX = "_breaker"
+BREAKER_HEADER = "X-Strangler-Breaker"  # "open" when the breaker sent a request to the monolith without trying
+
+
+def breaker_upstreams(table: RouteTable, services: set[str], keepalive: int) -> str:
+    """Per service behind a fallback route: an upstream where the service is marked down after one failed
+    attempt (connect error or timeout) for settings.breaker_window seconds, the monolith its `backup`, so a
+    dead or hung service costs one timeout per window (the state shared by the workers: `zone`); and maps of
+    `$upstream_addr` saying who answered and whether the service was skipped (breaker open)."""
+    monolith = table.upstreams[table.monolith].host_port
+    window = table.settings.breaker_window
+    out = []
+    for name in sorted(services):
+        service = table.upstreams[name].host_port
+        tried = re.escape(service)
+        out.append(
+            f"upstream {name}{_BREAKER_SUFFIX} {{\n    zone {name}{_BREAKER_SUFFIX} 64k;\n"
+            f"    server {service} max_fails=1 fail_timeout={window}s;\n    server {monolith} backup;\n"
+            f"    keepalive {keepalive};\n}}\n"
+            f"map $upstream_addr $strangler_answered_{name} {{\n"
+            f"    \"~(?:^|, ){tried}$\" {name};\n    default {table.monolith};\n}}\n"
+            f"map $upstream_addr $strangler_breaker_{name} {{\n"
+            f"    {_q(monolith)} open;  # the service was not tried\n    default \"\";\n}}\n"
+        )
+    return "".join(out)
+
+
 def _real_ip(trusted_proxies: tuple[str, ...]) -> str:
     """The client address from X-Forwarded-For when the peer is a trusted proxy (routing.client_address)."""
     if not trusted_proxies:
@@ -270,6 +298,7 @@ class _Renderer:
         self.table = table
         self.options = options
         self.http: dict[str, str] = {}  # http-level blocks (maps, split_clients) by the variable they define
+        self.breakers: set[str] = set()  # services reached through their breaker upstream (fallback routes)
         self.named: dict[str, list[str]] = {}  # named/internal locations, by name, rendered once
         self.route_ids = {route: f"r{i}" for i, route in enumerate(table.routes)}
         self.canary_sides: dict[str, str] = {}  # canary safe-method pick variable -> its more likely location
@@ -397,7 +426,15 @@ class _Renderer:
         if name in self.named:
             return name
         primary = self.primary_expr(route)
-        body = [*self.proxy_lines(primary, route.timeout), *self.route_headers(route.label, primary)]
+        if fallback:
+            # Only reached when the service was picked: through its breaker upstream (breaker_upstreams).
+            assert route.service is not None
+            self.breakers.add(route.service)
+            body = [*self.proxy_lines(f"{route.service}{_BREAKER_SUFFIX}", route.timeout),
+                    *self.route_headers(route.label, f"$strangler_answered_{route.service}"),
+                    f"add_header {BREAKER_HEADER} $strangler_breaker_{route.service} always;"]
+        else:
+            body = [*self.proxy_lines(primary, route.timeout), *self.route_headers(route.label, primary)]
         if mirror:
             body.append(f"mirror {_q(self.location_mirror(route))};")
         if fallback:
@@ -528,7 +565,8 @@ class _Renderer:
             f"upstream {u.name} {{\n    server {u.host_port};\n    keepalive {opts.keepalive};\n}}\n"
             for u in table.upstreams.values()
         )
-        locations = self.locations()  # fills self.http and self.named
+        locations = self.locations()  # fills self.http, self.named and self.breakers
+        upstreams += breaker_upstreams(table, self.breakers, opts.keepalive)
         named = []
         for name, body in self.named.items():
             head = f"location = {_q(name)}" if not name.startswith("@") else f"location {name}"
@@ -579,7 +617,8 @@ events {{
 
 http {{
     log_format strangler '$remote_addr "$request" $status $body_bytes_sent $request_time '
-                         'route=$sent_http_x_strangler_route upstream=$upstream_addr id=$strangler_request_id';
+                         'route=$sent_http_x_strangler_route upstream=$upstream_addr id=$strangler_request_id '
+                         'breaker=$sent_http_x_strangler_breaker';  # "open": the service was skipped
     {_access_log(table.settings.access_log, run)}
     client_body_temp_path {temp_path(opts, 'client_body')};
     proxy_temp_path {temp_path(opts, 'proxy')};
