@@ -175,14 +175,16 @@ def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress
     return tuple(ipaddress.ip_network(cidr) for cidr in cidrs)
 
 
-def _trusted(address: str, networks) -> bool:
+@functools.lru_cache(maxsize=4096)  # a few peers (the load balancers) ask every time: parse them once
+def _trusted(address: str, cidrs: tuple[str, ...]) -> bool | None:
+    """Whether the address is in one of the CIDRs; None when it is not an address."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
-        return False
+        return None
     if ip.version == 6 and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    return any(ip in network for network in networks)
+    return any(ip in network for network in _networks(cidrs))
 
 
 def client_address(peer: str, forwarded_for: str | None, trusted_proxies: tuple[str, ...]) -> str:
@@ -191,18 +193,16 @@ def client_address(peer: str, forwarded_for: str | None, trusted_proxies: tuple[
     is not a trusted proxy (the leftmost when all are). An entry that is not an address ends the walk there."""
     if not trusted_proxies or not forwarded_for:
         return peer
-    networks = _networks(trusted_proxies)
-    if not _trusted(peer, networks):
+    if not _trusted(peer, trusted_proxies):
         return peer
     client = peer
     for entry in reversed(forwarded_for.split(",")):
         entry = entry.strip()
-        try:
-            ipaddress.ip_address(entry)
-        except ValueError:
+        trusted = _trusted(entry, trusted_proxies)
+        if trusted is None:
             return client
         client = entry
-        if not _trusted(entry, networks):
+        if not trusted:
             return client
     return client
 
