@@ -52,6 +52,9 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results" / "proxy.json"
 BODY = b'{"id": 1, "name": "Espresso cup", "price": "9.50", "tags": ["kitchen", "coffee"]}'
 PATH = "/api/products/1/"
+# Every row's load comes through one "load balancer": the *-sticky rows trust it (settings.trusted_proxies) and read
+# the client from this header; every other row ignores it. No row's load keeps cookies: each request is a first visit.
+FORWARDED_FOR = "198.18.0.1"
 
 
 def free_port() -> int:
@@ -176,7 +179,8 @@ def _ms(value: str) -> float:
 def load_wrk(url: str, duration: int, connections: int, threads: int, delay_ms: float = 0.0,
              workdir: Path | None = None) -> Measurement:
     """wrk as fast as it goes, or paced: each connection waits `delay_ms` before each request (Lua `delay()`)."""
-    args = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    args = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration}s", "--latency",
+            "-H", f"X-Forwarded-For: {FORWARDED_FOR}"]
     if delay_ms:
         script = (workdir or Path(tempfile.gettempdir())) / f"paced-{delay_ms:g}.lua"
         script.write_text(f"function delay()\n  return {delay_ms:g}\nend\n")
@@ -210,7 +214,7 @@ def load_python(url: str, duration: int, connections: int, threads: int, delay_m
                 time.sleep(delay_ms / 1000)
             started = time.perf_counter()
             try:
-                connection.request("GET", path, headers={"Host": "localhost"})
+                connection.request("GET", path, headers={"Host": "localhost", "X-Forwarded-For": FORWARDED_FOR})
                 response = connection.getresponse()
                 response.read()
                 if response.status != 200:
@@ -281,15 +285,18 @@ addons = [NoOp()]
 NGINX_CANARY_WEIGHT = 10
 
 
-def route_file(workdir: Path, upstream_port: int, mode: str, name: str) -> Path:
+def route_file(workdir: Path, upstream_port: int, mode: str, name: str, *, sticky: bool = False) -> Path:
+    """sticky: the sticky cookie set on every answer (no client here keeps it) and the load's one peer trusted
+    for X-Forwarded-For; otherwise neither (the planes before issue 13)."""
     shadow = "    diff:\n      learn_noise: true\n" if mode == "shadow" else ""
     weight = f"    weight: {NGINX_CANARY_WEIGHT}\n" if mode == "canary" else ""
+    edge = ("settings:\n  trusted_proxies: [127.0.0.1/32]\n" if sticky else "sticky:\n  set_cookie: false\n")
     text = f"""\
 upstreams:
   monolith: http://127.0.0.1:{upstream_port}
   catalog: http://127.0.0.1:{upstream_port}
 monolith: monolith
-routes:
+{edge}routes:
   - prefix: /api/products/
     mode: {mode}
     service: catalog
@@ -486,8 +493,8 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
         setups.append(Setup("nginx-equiv", "hand-written nginx for the same route table (canary, request id, "
                             "forwarded headers, timeouts, fallback, buffered access log)", port, "nginx",
                             lambda process=process: child_pids(process.pid)))
-    for name, metrics_log in (("nginx-rendered", True), ("nginx-rendered-nometrics", False),
-                              ("nginx-rendered-lua", False)):
+    for name, metrics_log, sticky in (("nginx-rendered", True, False), ("nginx-rendered-nometrics", False, False),
+                                      ("nginx-rendered-lua", False, False), ("nginx-rendered-sticky", True, True)):
         if not (wanted(name) and nginx_binary()) or (name.endswith("-lua") and not LUA_MODULE.exists()):
             continue
         from strangler_proxy.loader import load_route_file
@@ -495,7 +502,7 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
         from strangler_proxy.nginx.render import NginxOptions
 
         port = free_port()
-        table = load_route_file(route_file(workdir, upstream_port, "canary", name))
+        table = load_route_file(route_file(workdir, upstream_port, "canary", name, sticky=sticky))
         instance = NginxInstance(NginxOptions(runtime_dir=workdir / name, listen=f"127.0.0.1:{port}",
                                               metrics_log=metrics_log))
         conf = instance.install(table)  # rendered and `nginx -t`-ed exactly as `strangler-proxy nginx-reload` does
@@ -520,6 +527,8 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
                 if metrics_log else "the same rendered config without the metrics log")
         if name.endswith("-lua"):
             what = "the same, counting in a Lua shared dict (log_by_lua: count, histogram bucket, sum) instead"
+        if sticky:
+            what += ", + sticky cookie and trusted proxies"
         pids = lambda process=process, exporter=exporter: child_pids(process.pid) + [p.pid for p in exporter]  # noqa: E731
         setups.append(Setup(name, what, port, "nginx", pids, expect_upstream="monolith"))
     if wanted("mitm-noop"):
@@ -533,6 +542,8 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
     base = Path(args.base_addon).resolve() if args.base_addon else None
     for name, mode, what, expect, script in (
         ("mitm-addon", "monolith", "strangler addon, monolith route (forwarded by mitmproxy)", "monolith", addon),
+        ("mitm-addon-sticky", "monolith", "strangler addon, monolith route, + sticky cookie and trusted proxies",
+         "monolith", addon),
         ("mitm-addon-service", "service", "strangler addon, service route (the addon's own client)", "catalog", addon),
         ("mitm-addon-shadow", "shadow", "strangler addon, shadow route: + shadow and noise calls", "monolith", addon),
         ("mitm-base", "monolith", f"--base-addon {base}, monolith route", "monolith", base),
@@ -541,7 +552,8 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
         if not wanted(name) or script is None:
             continue
         admin_port = free_port()
-        options = {"strangler_routes": str(route_file(workdir, upstream_port, mode, name)),
+        options = {"strangler_routes": str(route_file(workdir, upstream_port, mode, name,
+                                                      sticky=name.endswith("-sticky"))),
                    "strangler_admin_port": str(admin_port), "strangler_diffs": str(workdir / f"{name}.jsonl"),
                    "strangler_reload_interval": "0.25"}
         port, stopper, pid = start_mitmdump(workdir, upstream_port, script, options)
@@ -646,6 +658,15 @@ def ratios(setups: list[Setup]) -> list[dict]:
          _paired(g("mitm-addon-service"), g("mitm-noop"), False, rps), ">=", 0.90, "x"),
         ("shadowing: primary p99 delta, paced (ms)",
          _paired(g("mitm-addon-shadow"), g("mitm-addon"), True, lambda x, y: x.p99_ms - y.p99_ms), "<=", 1.0, "ms"),
+        # Issue 13: setting the sticky cookie and reading the client from a trusted proxy's X-Forwarded-For.
+        ("sticky cookie + trusted proxies: rendered nginx CPU per request",
+         _paired(g("nginx-rendered-sticky"), g("nginx-rendered"), False, cpu), "<=", 1.02, "x"),
+        ("sticky cookie + trusted proxies: addon CPU per request",
+         _paired(g("mitm-addon-sticky"), g("mitm-addon"), False, cpu), "<=", 1.02, "x"),
+        ("sticky cookie + trusted proxies: rendered nginx throughput",
+         _paired(g("nginx-rendered-sticky"), g("nginx-rendered"), False, rps), None, None, "x"),
+        ("sticky cookie + trusted proxies: addon throughput",
+         _paired(g("mitm-addon-sticky"), g("mitm-addon"), False, rps), None, None, "x"),
         # Not targets, for reading the rows: CPU time per request is far steadier than req/s on a shared machine.
         ("rendered with Lua counters / without: throughput",
          _paired(g("nginx-rendered-lua"), g("nginx-rendered-nometrics"), False, rps), None, None, "x"),

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from demo.stack import ROOT, ProjectSpec, Stack, routes_file_ensure, stack_build, state_write
 from demo.supervisor import StartupError, Supervisor
+from strangler_sync.verify import VERIFY_TOKEN_ENV
 
 SEED_PRODUCTS = 2000
 SEED_USERS = 5
@@ -78,8 +79,10 @@ def _project(stack: Stack, name: str) -> ProjectSpec:
     return next(p for p in stack.projects if p.name == name)
 
 
-def _count(base_url: str, aggregate: str) -> int:
-    with urllib.request.urlopen(f"{base_url}/sync/checksums/{aggregate}/", timeout=10) as response:
+def _count(stack: Stack, base_url: str, aggregate: str) -> int:
+    request = urllib.request.Request(f"{base_url}/sync/checksums/{aggregate}/",
+                                     headers={"Authorization": f"Bearer {stack.verify_token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         return int(json.load(response)["count"])
 
 
@@ -97,8 +100,8 @@ def _backfill_once(supervisor: Supervisor, stack: Stack, *, timeout: float) -> N
     for service in stack.projects[1:]:
         if not service.import_command:
             continue
-        wanted = {a: _count(stack.url(monolith), a) for a in service.backfill}
-        if not any(wanted.values()) or any(_count(stack.url(service), a) for a in service.backfill):
+        wanted = {a: _count(stack, stack.url(monolith), a) for a in service.backfill}
+        if not any(wanted.values()) or any(_count(stack, stack.url(service), a) for a in service.backfill):
             continue
         started = time.monotonic()
         dump = stack.demo_dir / f"{service.name}-dump.json"
@@ -108,7 +111,7 @@ def _backfill_once(supervisor: Supervisor, stack: Stack, *, timeout: float) -> N
         dump.unlink()
         deadline = time.monotonic() + timeout
         for aggregate, source in wanted.items():
-            while (copied := _count(stack.url(service), aggregate)) < source:
+            while (copied := _count(stack, stack.url(service), aggregate)) < source:
                 if time.monotonic() > deadline:
                     raise StartupError(f"{service.name} has {copied} of {source} {aggregate} rows after {timeout:.0f}s")
                 time.sleep(0.3)
@@ -126,11 +129,12 @@ def _banner(stack: Stack) -> str:
         lines.append(f"  {project.name + ':':<26} {stack.url(project)}/  (direct; /healthz /readyz /metrics)")
     lines += [
         f"  API schema:                http://127.0.0.1:{stack.proxy_port}/api/schema/",
-        f"  admin:                     http://127.0.0.1:{stack.proxy_port}/admin/  (admin / admin)",
+        f"  admin (direct, not through the proxy): {stack.url(stack.projects[0])}/admin/  (admin / admin)",
         "  shoppers:                  user1..user5 / password; test card 4242424242424242",
         f"  route file (live):         {stack.routes_path}",
         f"  ownership file:            {stack.ownership_path}",
         f"  logs:                      {stack.log_dir}/",
+        f"  sync_verify / plans:       export {VERIFY_TOKEN_ENV}={stack.verify_token}",
         "  Ctrl-C stops everything.",
         "",
     ]
@@ -150,6 +154,7 @@ def demo_run(stack: Stack, *, products: int, ready_timeout: float) -> int:
         "STRANGLER_VAR_DIR": str(stack.var_dir),
         "STRANGLER_SYNC_RELAY_TRIGGER": "none",  # the sync_relay processes poll the outbox
         "STRANGLER_SYNC_POLL_INTERVAL": os.environ.get("STRANGLER_SYNC_POLL_INTERVAL", "0.2"),
+        VERIFY_TOKEN_ENV: stack.verify_token,  # the projects' checksum endpoints and the verify client share it
         "PYTHONUNBUFFERED": "1",
     }
     supervisor = Supervisor(cwd=ROOT, log_dir=stack.log_dir, env=env)

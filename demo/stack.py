@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from strangler_sync.verify import VERIFY_TOKEN_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,6 +77,8 @@ class Stack:
     port_offset: int = 0
     projects: list[ProjectSpec] = field(default_factory=list)
     service_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))  # per start, never stored
+    # What /sync/checksums/ callers send: the caller's $STRANGLER_SYNC_VERIFY_TOKEN, else a new one per start.
+    verify_token: str = field(default_factory=lambda: os.environ.get(VERIFY_TOKEN_ENV) or secrets.token_urlsafe(24))
 
     @property
     def demo_dir(self) -> Path:

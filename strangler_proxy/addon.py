@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import sys
 import threading
 import time
@@ -46,7 +47,15 @@ from strangler_proxy.murmur import split_bucket
 from strangler_proxy.noise import noise_file_for, noise_registry_for
 from strangler_proxy.planes import PlaneRecord, plane_register, plane_unregister
 from strangler_proxy.recording import Recorder, exchange_record
-from strangler_proxy.routing import Decision, PathRejected, RequestInfo, decide
+from strangler_proxy.routing import (
+    Decision,
+    OpsHidden,
+    PathRejected,
+    RequestInfo,
+    client_address,
+    decide,
+    sticky_cookie_wanted,
+)
 from strangler_proxy.shadow import SHADOW_HEADER, DiffStore, IdleGate, ShadowJob, ShadowRunner
 from strangler_proxy.spec import (
     CONNECTION_TOKENS,
@@ -54,6 +63,7 @@ from strangler_proxy.spec import (
     MIRROR_PRIMARY_HEADER,
     MIRROR_ROUTE_HEADER,
     MIRROR_SHADOW_HEADER,
+    OPS_HIDDEN_MESSAGE,
     SAFE_METHODS,
     RouteTable,
 )
@@ -110,6 +120,7 @@ class FlowState:
         self.forwarded_headers: tuple[tuple[str, str], ...] = ()
         self.error: str | None = None
         self.recorded = False
+        self.set_cookie: str | None = None  # the sticky cookie this answer sets (routing.sticky_cookie_wanted)
 
     @property
     def route_label(self) -> str:
@@ -412,18 +423,29 @@ class StranglerAddon:
             return
         fields = request.headers.fields = _without_hop_by_hop(fields)
         headers = _folded_headers(fields)
+        cookies = dict(request.cookies.items()) if "cookie" in headers else {}
+        fresh_uid = ""
+        if sticky_cookie_wanted(table, cookies=cookies, headers=headers):
+            fresh_uid = secrets.token_hex(16)  # the shape of nginx's $request_id, which that plane sets
+            state.set_cookie = table.sticky.cookie_header(fresh_uid)
+        peer = flow.client_conn.peername[0] if flow.client_conn.peername else ""
         info = RequestInfo(
             # The method as sent: request.method is uppercased by mitmproxy, and `get` must be refused (400) here as
             # nginx and decide() refuse it, not routed as GET.
             method=request.data.method.decode("utf-8", "surrogateescape"), path=request.path, headers=headers,
-            cookies=dict(request.cookies.items()) if "cookie" in headers else {},
-            client_addr=flow.client_conn.peername[0] if flow.client_conn.peername else "",
+            cookies=cookies, fresh_uid=fresh_uid,
+            client_addr=client_address(peer, headers.get("x-forwarded-for"), table.settings.trusted_proxies),
         )
         try:
             decision = decide(table, info, override_secret=os.environ.get(table.override.secret_env))
         except PathRejected as exc:
             self.metrics.rejections.labels(reason="bad_path").inc()
             flow.response = error_response(400, "bad_path", f"Request path refused: {exc}")
+            state.upstream = PROXY_UPSTREAM
+            return
+        except OpsHidden:
+            self.metrics.rejections.labels(reason="ops_hidden").inc()
+            flow.response = error_response(404, "not_found", OPS_HIDDEN_MESSAGE)
             state.upstream = PROXY_UPSTREAM
             return
         state.decision = decision
@@ -572,6 +594,8 @@ class StranglerAddon:
             added.append((REQUEST_ID_HEADER, state.request_id))
         if added:  # one rewrite of the fields instead of a scan and rebuild per header
             response.headers.fields = _rewritten(response.headers.fields, drop=frozenset(), set_to=added)
+        if state.set_cookie is not None and state.decision is not None:  # added to the upstream's own cookies
+            response.headers.fields += ((b"Set-Cookie", _raw(state.set_cookie)),)
         elapsed = time.monotonic() - state.started
         if state.upstream_seconds is None and state.upstream not in (None, PROXY_UPSTREAM):
             # Forwarded by mitmproxy: from the request fully read to the response fully read.

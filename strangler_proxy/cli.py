@@ -9,13 +9,22 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import secrets
 import sys
 from pathlib import Path
 
 from servicekit.optional import MissingExtra
 from strangler_proxy.loader import ROUTES_ENV, RouteFileError, load_route_file, route_file_path
 from strangler_proxy.override import MAX_LIFETIME_HOURS, METHOD_CLASSES, override_token
-from strangler_proxy.routing import PathRejected, RequestInfo, decide, parse_cookie_header
+from strangler_proxy.routing import (
+    OpsHidden,
+    PathRejected,
+    RequestInfo,
+    client_address,
+    decide,
+    parse_cookie_header,
+    sticky_cookie_wanted,
+)
 from strangler_proxy.spec import RouteTable
 
 EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
@@ -90,12 +99,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
             print(f"error: --cookie expects name=value, got {raw!r}", file=sys.stderr)
             return 2
         cookies[name.strip()] = value.strip()
+    # A first visit: the planes key on the id they set as the cookie (a new one each time), as here.
+    fresh_uid = secrets.token_hex(16) if sticky_cookie_wanted(table, cookies=cookies, headers=headers) else ""
+    client = client_address(args.client, headers.get("x-forwarded-for"), table.settings.trusted_proxies)
     request = RequestInfo(method=args.method.upper(), path=args.path, headers=headers, cookies=cookies,
-                          client_addr=args.client)
+                          client_addr=client, fresh_uid=fresh_uid)
     try:
         decision = decide(table, request, override_secret=_override_secret(table))
     except PathRejected as exc:
         print(f"rejected: 400 Bad Request ({exc})")
+        return 0
+    except OpsHidden as exc:
+        print(f"rejected: 404 Not Found ({exc})")
         return 0
     route = decision.route
     rows = [
@@ -106,6 +121,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         ("fallback", decision.fallback or "-"),
         ("bucket", "-" if decision.bucket is None else str(decision.bucket)),
         ("override", "yes" if decision.overridden else "no"),
+        ("client", client),
+        ("cookie", f"sets {table.sticky.cookie}={fresh_uid}" if fresh_uid else "-"),
         ("reason", decision.reason),
     ]
     for name, value in rows:

@@ -18,6 +18,8 @@ from strangler_proxy.spec import (
     ACCESS_LOG_MODES,
     MATCH_KINDS,
     MODES,
+    OPS_PREFIXES,
+    SAME_SITE_VALUES,
     DiffRules,
     NoiseSettings,
     OverrideSpec,
@@ -171,6 +173,46 @@ def upstream_refusal(host: str, allowlist: tuple[str, ...]) -> str | None:
     return f"address {host} is not in settings.upstream_allowlist (loopback is allowed by default)"
 
 
+def _trusted_proxies(r: _Reader, node: yaml.Node) -> tuple[str, ...]:
+    """settings.trusted_proxies: addresses/CIDRs, kept in canonical form (what nginx's set_real_ip_from gets)."""
+    networks = []
+    for i, entry in enumerate(r.strings(node, "settings.trusted_proxies")):
+        try:
+            networks.append(str(ipaddress.ip_network(entry.strip("[]"), strict=False)))
+        except ValueError:
+            raise r.fail(node.value[i], f"settings.trusted_proxies[{i}]",
+                         f"{entry!r} is not an address or CIDR") from None
+    return tuple(networks)
+
+
+def _sticky(r: _Reader, node: yaml.Node) -> StickySpec:
+    """The sticky section: the cookie (name and the attributes the planes set it with) and the header."""
+    items = r.mapping(node, "sticky", {"cookie", "header", "set_cookie", "max_age", "secure", "same_site",
+                                       "http_only"})
+    default = StickySpec()
+    header = default.header
+    if "header" in items:
+        header = None if r.scalar(items["header"][1], "sticky.header") is None else \
+            r.string(items["header"][1], "sticky.header", _HEADER, "letters, digits, -")
+    same_site = default.same_site
+    if "same_site" in items:
+        same_site = r.string(items["same_site"][1], "sticky.same_site")
+        if same_site not in SAME_SITE_VALUES:
+            raise r.fail(items["same_site"][1], "sticky.same_site", f"must be one of {', '.join(SAME_SITE_VALUES)}")
+    flag = lambda key: r.boolean(items[key][1], f"sticky.{key}") if key in items else getattr(default, key)  # noqa: E731
+    return StickySpec(
+        cookie=r.string(items["cookie"][1], "sticky.cookie", _COOKIE, "letters, digits, _")
+        if "cookie" in items else default.cookie,
+        header=header,
+        set_cookie=flag("set_cookie"),
+        max_age=int(r.number(items["max_age"][1], "sticky.max_age", 0, 10 * 365 * 24 * 3600, integer=True))
+        if "max_age" in items else default.max_age,
+        secure=flag("secure"),
+        same_site=same_site,  # type: ignore[arg-type]
+        http_only=flag("http_only"),
+    )
+
+
 def _upstream(r: _Reader, name: str, key_node: yaml.Node, node: yaml.Node, health_default: str) -> Upstream:
     field = f"upstreams.{name}"
     if not _NAME.match(name):
@@ -257,8 +299,10 @@ _LIMITS = {
     "client_body_timeout": (1, 3600, True),
     "idle_timeout": (1, 3600, True),
     "max_connections_per_client": (0, 1000000, True),
+    "breaker_window": (1, 3600, True),
 }
-_SETTINGS = {"route_headers", "diff_endpoint", "access_log", "health_path", "noise", "upstream_allowlist", *_LIMITS}
+_SETTINGS = {"route_headers", "diff_endpoint", "access_log", "health_path", "noise", "upstream_allowlist",
+             "trusted_proxies", "exposed_ops", *_LIMITS}
 
 _ROUTE_KEYS = {
     "prefix", "path", "pattern", "match", "methods", "mode", "service", "weight", "shadow", "fallback", "timeout",
@@ -384,16 +428,7 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
                                  f"{shared} already routed by the route on line {other.line} for the same path")
             routes.append(route)
 
-    sticky = StickySpec()
-    if "sticky" in top:
-        items = r.mapping(top["sticky"][1], "sticky", {"cookie", "header"})
-        cookie = r.string(items["cookie"][1], "sticky.cookie", _COOKIE, "letters, digits, _") \
-            if "cookie" in items else sticky.cookie
-        header = sticky.header
-        if "header" in items:
-            header = None if r.scalar(items["header"][1], "sticky.header") is None else \
-                r.string(items["header"][1], "sticky.header", _HEADER, "letters, digits, -")
-        sticky = StickySpec(cookie=cookie, header=header)
+    sticky = _sticky(r, top["sticky"][1]) if "sticky" in top else StickySpec()
 
     override = OverrideSpec()
     if "override" in top:
@@ -417,6 +452,15 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
                     raise r.fail(allow_node.value[i], f"settings.upstream_allowlist[{i}]",
                                  f"{entry!r} is neither a host name nor an address/CIDR")
             limits["upstream_allowlist"] = allowlist
+        if "exposed_ops" in items:
+            exposed = r.strings(items["exposed_ops"][1], "settings.exposed_ops")
+            for i, prefix in enumerate(exposed):
+                if prefix not in OPS_PREFIXES:
+                    raise r.fail(items["exposed_ops"][1].value[i], f"settings.exposed_ops[{i}]",
+                                 f"{prefix!r} is not an ops prefix ({', '.join(OPS_PREFIXES)})")
+            limits["exposed_ops"] = exposed
+        if "trusted_proxies" in items:
+            limits["trusted_proxies"] = _trusted_proxies(r, items["trusted_proxies"][1])
         for key, (low, high, integer) in _LIMITS.items():
             if key in items:
                 value = r.number(items[key][1], f"settings.{key}", low, high, integer=integer)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from strangler_proxy.murmur import in_canary, split_bucket
 from strangler_proxy.override import verify_override
-from strangler_proxy.spec import SAFE_METHODS, Route, RouteTable
+from strangler_proxy.spec import SAFE_METHODS, Route, RouteTable, ops_prefix
 
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 _BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
@@ -22,6 +23,10 @@ _NEEDS_WORK = re.compile(r"[%\\\x00]|//|/\.")
 
 class PathRejected(ValueError):
     """A path that cannot be normalised safely (or a malformed method); both planes answer 400."""
+
+
+class OpsHidden(LookupError):
+    """An ops path (spec.OPS_PREFIXES) the route file does not expose; both planes answer 404."""
 
 
 def normalize_path(raw_path: str) -> str:
@@ -92,7 +97,8 @@ class RequestInfo:
     path: str  # raw request target path, may include the query string
     headers: Mapping[str, str] = field(default_factory=dict)  # lowercased keys
     cookies: Mapping[str, str] = field(default_factory=dict)
-    client_addr: str = ""
+    client_addr: str = ""  # the client as trusted_proxies resolve it (client_address), not always the peer
+    fresh_uid: str = ""  # the id the plane sets as the sticky cookie if the client has none (sticky_cookie_wanted)
 
 
 @dataclass(frozen=True)
@@ -146,12 +152,59 @@ def route_match(routes: Sequence[Route], *, path: str, method: str, exact_allowe
 
 
 def sticky_key(table: RouteTable, req: RequestInfo) -> str:
-    """The sticky cookie if present, else the sticky header, else the client address (nginx builds it with a map)."""
+    """The sticky cookie if present, else the sticky header, else the fresh id the plane is about to set as the
+    cookie (so the first answer and the following ones agree), else the client address (nginx: maps)."""
     sticky = table.sticky
     value = req.cookies.get(sticky.cookie) or ""
     if not value and sticky.header:
         value = req.headers.get(sticky.header.lower()) or ""
-    return value or req.client_addr
+    return value or (req.fresh_uid if sticky.set_cookie else "") or req.client_addr
+
+
+def sticky_cookie_wanted(table: RouteTable, *, cookies: Mapping[str, str], headers: Mapping[str, str]) -> bool:
+    """Whether the answer sets the sticky cookie: the route file wants it and the client sent neither the
+    cookie nor the sticky header (a client keyed by its header keeps that key)."""
+    sticky = table.sticky
+    if not sticky.set_cookie or cookies.get(sticky.cookie):
+        return False
+    return not (sticky.header and headers.get(sticky.header.lower()))
+
+
+@functools.lru_cache(maxsize=64)
+def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(cidr) for cidr in cidrs)
+
+
+@functools.lru_cache(maxsize=4096)  # a few peers (the load balancers) ask every time: parse them once
+def _trusted(address: str, cidrs: tuple[str, ...]) -> bool | None:
+    """Whether the address is in one of the CIDRs; None when it is not an address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in _networks(cidrs))
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted_proxies: tuple[str, ...]) -> str:
+    """The client address as nginx's real_ip module finds it (real_ip_header X-Forwarded-For, real_ip_recursive
+    on): the peer unless it is a trusted proxy; then, from the right of X-Forwarded-For, the first address that
+    is not a trusted proxy (the leftmost when all are). An entry that is not an address ends the walk there."""
+    if not trusted_proxies or not forwarded_for:
+        return peer
+    if not _trusted(peer, trusted_proxies):
+        return peer
+    client = peer
+    for entry in reversed(forwarded_for.split(",")):
+        entry = entry.strip()
+        trusted = _trusted(entry, trusted_proxies)
+        if trusted is None:
+            return client
+        client = entry
+        if not trusted:
+            return client
+    return client
 
 
 def shadow_target(table: RouteTable, route: Route, *, primary: str, method: str) -> str | None:
@@ -172,11 +225,15 @@ def shadow_target(table: RouteTable, route: Route, *, primary: str, method: str)
 
 
 def decide(table: RouteTable, req: RequestInfo, *, override_secret: str | None) -> Decision:
-    """The routing decision for one request. Raises PathRejected for requests both planes answer with 400."""
+    """The routing decision for one request. Raises PathRejected for requests both planes answer with 400, and
+    OpsHidden for those they answer with 404 (before any override: a token does not open ops paths)."""
     if not _METHOD.match(req.method):
         # Methods are case-sensitive (RFC 9110) and nginx refuses anything but [A-Z_-]: so do both planes.
         raise PathRejected(f"invalid method {req.method[:20]!r}")
     path = normalize_path(req.path)
+    hidden = ops_prefix(path)
+    if hidden is not None and hidden not in table.settings.exposed_ops:
+        raise OpsHidden(f"{hidden} is not exposed through the proxy (settings.exposed_ops)")
     method = req.method
     route = route_match(table.routes, path=path, method=method)
     forced_value = req.headers.get(table.override.header.lower())

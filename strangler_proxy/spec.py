@@ -81,10 +81,31 @@ class Route:
         return self.methods is None or method.upper() in self.methods
 
 
+SameSite = Literal["Strict", "Lax", "None"]
+SAME_SITE_VALUES: tuple[str, ...] = ("Strict", "Lax", "None")
+
+
 @dataclass(frozen=True)
 class StickySpec:
+    """What canary assignment keys on: the cookie, else the header, else (when the planes set the cookie) the
+    fresh id they set, else the client address."""
+
     cookie: str = "strangler_uid"
     header: str | None = "X-User-Id"
+    set_cookie: bool = True  # both planes set the cookie on an answer to a client that sent neither it nor the header
+    max_age: int = 30 * 24 * 3600  # seconds
+    secure: bool = False
+    same_site: SameSite = "Lax"
+    http_only: bool = True
+
+    def cookie_header(self, uid: str) -> str:
+        """The Set-Cookie value both planes send for a fresh id (nginx renders it with `$request_id` for uid)."""
+        value = f"{self.cookie}={uid}; Path=/; Max-Age={self.max_age}; SameSite={self.same_site}"
+        if self.secure or self.same_site == "None":  # browsers drop SameSite=None without Secure
+            value += "; Secure"
+        if self.http_only:
+            value += "; HttpOnly"
+        return value
 
 
 @dataclass(frozen=True)
@@ -101,6 +122,20 @@ class NoiseSettings:
     expiry: float = 7 * 24 * 3600.0  # seconds a rule applies after it was last seen differing on the monolith
     generalise_after: int = 2  # items of a list a leaf must differ in before one rule covers every item
     min_evidence: int = 1  # monolith answer pairs a field must differ in before it counts as noise
+
+
+# Operators' endpoints of the projects behind the proxy: not for the public, so both planes answer a path under
+# one of these (the prefix itself or below it) with 404 unless settings.exposed_ops lists it.
+OPS_PREFIXES: tuple[str, ...] = ("/metrics", "/sync", "/admin")
+OPS_HIDDEN_MESSAGE = "Not found."  # the 404's message on both planes: says nothing of what is behind
+
+
+def ops_prefix(path: str) -> str | None:
+    """The ops prefix a normalised path is under, or None."""
+    for prefix in OPS_PREFIXES:
+        if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+            return prefix
+    return None
 
 
 @dataclass(frozen=True)
@@ -121,9 +156,17 @@ class ProxySettings:
     client_body_timeout: float = 60.0  # seconds to receive the body (nginx: between two reads)
     idle_timeout: float = 75.0  # seconds a keep-alive connection may wait for its next request
     max_connections_per_client: int = 256  # open connections per client address; 0 = no limit
+    # nginx plane: seconds a service that failed (connect error or timeout) on a fallback route is skipped for
+    # safe methods, which go straight to the monolith; then one request tries it again (nginx fail_timeout).
+    breaker_window: int = 10
     # Hosts (names, as written) and addresses/CIDRs upstreams and the diff endpoint may be on, besides loopback.
     # Link-local and cloud metadata addresses need an entry inside their own range (see loader.upstream_refusal).
     upstream_allowlist: tuple[str, ...] = ()
+    # Peers (addresses/CIDRs) whose X-Forwarded-For is believed: the client address is the last address in it that
+    # is not a trusted proxy (nginx real_ip with real_ip_recursive on). Empty: the peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
+    # Ops prefixes (of OPS_PREFIXES) the proxy passes on; the others answer 404 on both planes.
+    exposed_ops: tuple[str, ...] = ()
 
     @property
     def max_header_total_bytes(self) -> int:

@@ -11,6 +11,7 @@
   callable, a field type SQL cannot render);
 * ``strangler_sync.E007`` an app's capture triggers differ from its migrations (run ``sync_capture_migration``):
   an error, as ``event_publish`` leaves an automatic aggregate's change events to the triggers.
+* ``strangler_sync.W001`` no ``VERIFY_TOKEN``: ``/sync/checksums/`` refuses every caller, so verify cannot run.
 """
 
 from __future__ import annotations
@@ -148,3 +149,18 @@ def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 hint=f"manage.py sync_capture_migration {app_label}",
                 obj=app_label, id="strangler_sync.E007"))
     return messages
+
+
+@checks.register()
+def check_verify_token(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    try:
+        if sync_settings().verify_token:
+            return []
+    except ImproperlyConfigured:
+        return []  # the settings do not build: the checks above say why
+    return [checks.Warning(
+        "STRANGLER_SYNC['VERIFY_TOKEN'] is not set: /sync/checksums/ refuses every caller, so sync_verify and the "
+        "control plane's verify gates cannot read this project",
+        hint="set it (or $STRANGLER_SYNC_VERIFY_TOKEN) to the same secret the verify client sends",
+        obj="STRANGLER_SYNC['VERIFY_TOKEN']", id="strangler_sync.W001",
+    )]

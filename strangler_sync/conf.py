@@ -30,6 +30,8 @@ Keys (all optional; defaults below)::
                                                 # "python" forces Python ($STRANGLER_SYNC_CHECKSUM_ENGINE)
         "NAMESPACE": $STRANGLER_SYNC_NAMESPACE or "",  # prefix of the exchange and every queue name, so
                                                 # test runs / environments sharing one broker never meet
+        "VERIFY_TOKEN": $STRANGLER_SYNC_VERIFY_TOKEN or "",  # what /sync/checksums/ callers must send
+                                                # (Authorization: Bearer); unset: it answers no one
     }
 """
 
@@ -46,12 +48,14 @@ from django.utils.module_loading import import_string
 
 from servicekit import env
 from strangler_sync.aggregates import Aggregate
+from strangler_sync.verify import VERIFY_TOKEN_ENV
 
 # every key the docstring above documents: ``manage.py check`` reports any other (strangler_sync.checks)
 KNOWN_KEYS = frozenset({
     "ORIGIN", "EXCHANGE", "BROKER_URL", "BROKER_TRANSPORT_OPTIONS", "BATCH_SIZE", "MESSAGE_BATCH", "MAX_ATTEMPTS",
     "BACKOFF_BASE", "BACKOFF_MAX", "RETENTION_DAYS", "OWNERSHIP_FILE", "DEFAULT_OWNER", "AGGREGATES", "QUEUE",
     "SUBSCRIPTIONS", "SUBSCRIBERS", "CONSUMER_MAX_ATTEMPTS", "RELAY_TRIGGER", "CHECKSUM_ENGINE", "NAMESPACE",
+    "VERIFY_TOKEN",
 })
 
 
@@ -75,6 +79,7 @@ class SyncSettings:
     subscribers: dict[str, list[str]]
     consumer_max_attempts: int
     relay_trigger: str
+    verify_token: str = field(repr=False, default="")
     raw: dict = field(repr=False, default_factory=dict)
 
     @property
@@ -159,6 +164,7 @@ def _build() -> SyncSettings:
         subscribers={named(q): list(p) for q, p in (raw.get("SUBSCRIBERS") or {}).items()},
         consumer_max_attempts=int(raw.get("CONSUMER_MAX_ATTEMPTS", 5)),
         relay_trigger=raw.get("RELAY_TRIGGER", "celery"),
+        verify_token=str(raw.get("VERIFY_TOKEN") or os.environ.get(VERIFY_TOKEN_ENV, "")),
         raw=raw,
     )
 

@@ -10,6 +10,7 @@ str keys, bucketed by a hash of the key) the ranges are hash positions and the k
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +18,9 @@ from dataclasses import dataclass, field
 import requests
 
 ROW_DRILL_LIMIT = 5000  # a differing bucket with at most this many rows per side is compared row by row
+MAX_BUCKETS = 400  # buckets one checksum answer holds at most (the endpoint refuses more: each costs a hash pass)
+# Where both sides find the shared token when settings do not say (STRANGLER_SYNC["VERIFY_TOKEN"] on the server).
+VERIFY_TOKEN_ENV = "STRANGLER_SYNC_VERIFY_TOKEN"
 
 
 @dataclass
@@ -78,11 +82,19 @@ class _Side:
 
 def verify_aggregate(
     *, source: str, follower: str, aggregate: str, buckets: int = 256, timeout: float = 120.0,
-    session: requests.Session | None = None,
+    session: requests.Session | None = None, token: str | None = None,
 ) -> VerifyResult:
+    """Compare ``aggregate`` between the two projects. ``token``: what their checksum endpoints expect
+    (default: $STRANGLER_SYNC_VERIFY_TOKEN)."""
+    if not 1 <= buckets <= MAX_BUCKETS:
+        raise VerifyError(f"buckets must be between 1 and {MAX_BUCKETS}, not {buckets}")
+    token = token if token is not None else os.environ.get(VERIFY_TOKEN_ENV, "")
+    if not token:
+        raise VerifyError(f"no verify token: set ${VERIFY_TOKEN_ENV} (the projects' STRANGLER_SYNC['VERIFY_TOKEN'])")
     started = time.perf_counter()
     result = VerifyResult(aggregate=aggregate)
     session = session or requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
     src = _Side(source, aggregate, session, result, timeout)
     fol = _Side(follower, aggregate, session, result, timeout)
     src_stats, fol_stats = _both(src, fol)

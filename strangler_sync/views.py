@@ -13,13 +13,17 @@ Bucket and row answers carry ``hash`` (``checksums.HASH_FORMAT``): two sides onl
 
 from __future__ import annotations
 
-from rest_framework import serializers
+import hmac
+
+from rest_framework import exceptions, serializers
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from strangler_sync.checksums import HASH_FORMAT, aggregate_stats, checksum_buckets, checksum_rows
+from strangler_sync.conf import sync_settings
+from strangler_sync.verify import MAX_BUCKETS
 
-MAX_BUCKETS = 100_000
 MAX_ROW_SPAN = 1_000_000
 
 
@@ -37,10 +41,24 @@ class ChecksumQuerySerializer(serializers.Serializer):
         return attrs
 
 
+class HasVerifyToken(BasePermission):
+    """The caller sends ``Authorization: Bearer <STRANGLER_SYNC["VERIFY_TOKEN"]>``; with no token set, no one
+    is let in (the hashes and counts of a whole table are not public)."""
+
+    def has_permission(self, request, view) -> bool:
+        expected = sync_settings().verify_token
+        if not expected:
+            raise exceptions.PermissionDenied("STRANGLER_SYNC['VERIFY_TOKEN'] is not set: this endpoint answers no one")
+        scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), expected.encode()):
+            raise exceptions.NotAuthenticated("send Authorization: Bearer <STRANGLER_SYNC['VERIFY_TOKEN']>")
+        return True
+
+
 class ChecksumView(APIView):
-    # Internal ops endpoint (read-only, hashes only): same exposure as /metrics.
+    # Internal ops endpoint (read-only, hashes only): its own token, not the project's user authentication.
     authentication_classes: list = []
-    permission_classes: list = []
+    permission_classes = [HasVerifyToken]
 
     def get(self, request, aggregate: str):
         query = ChecksumQuerySerializer(data=request.query_params)

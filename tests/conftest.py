@@ -21,6 +21,9 @@ os.environ.setdefault(
     "STRANGLER_OWNERSHIP_FILE", os.path.join(tempfile.mkdtemp(prefix="strangler-test-"), "ownership.json")
 )
 
+# The checksum endpoints and the verify client (in-process, and the demo's and projects' processes) share it.
+os.environ.setdefault("STRANGLER_SYNC_VERIFY_TOKEN", "test-verify-token")
+
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REQUIRED = {s.strip() for s in os.environ.get("STRANGLER_REQUIRE", "").split(",") if s.strip()}
 

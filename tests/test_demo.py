@@ -26,6 +26,7 @@ import pytest
 import requests
 import yaml
 
+from tests.verify_token import verify_headers
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,7 +186,7 @@ def test_starts_every_project_relay_consumer_and_the_proxy(demo):
     for name, url in demo.state["projects"].items():
         assert requests.get(f"{url}/readyz", timeout=5).json() == {"status": "ready"}, name
     # the first copy reached the catalog service: same products on both sides
-    counts = [requests.get(f"{demo.state['projects'][n]}/sync/checksums/product/", timeout=5).json()["count"]
+    counts = [_checksums(demo.state['projects'][n]).json()["count"]
               for n in ("monolith", "catalog")]
     assert counts[0] == counts[1] > 0
     assert f"shop (through the proxy):  {demo.proxy}/" in demo.text()
@@ -295,7 +296,7 @@ def test_service_down_during_canary(demo):
     url = f"{demo.proxy}/api/products/"
     wait_until(lambda: (r := requests.get(url, timeout=10)).headers["X-Strangler-Upstream"] == "catalog"
                and r.headers["X-Strangler-Route"] == "/api/products/", what="the canary route")
-    products_before = requests.get(f"{monolith}/sync/checksums/product/", timeout=5).json()
+    products_before = _checksums(monolith).json()
     skus_before = _catalog_skus(demo.var_dir)
 
     os.killpg(demo.state["pids"]["catalog"], signal.SIGKILL)
@@ -322,7 +323,7 @@ def test_service_down_during_canary(demo):
     assert "catalog" in json.dumps(breaker_states)
 
     # nothing half-written: not in the monolith (nor its outbox), not in the service's database
-    assert requests.get(f"{monolith}/sync/checksums/product/", timeout=5).json() == products_before
+    assert _checksums(monolith).json() == products_before
     assert requests.get(f"{monolith}/api/products/", params={"q": "Never written"}, timeout=10).json()["count"] == 0
     assert _catalog_skus(demo.var_dir) == skus_before and "DEMO-FAULT-1" not in skus_before
     # the rest of the stack keeps serving
@@ -356,3 +357,7 @@ def test_sigint_stops_every_process(demo):
     assert "demo: stopping" in demo.text()
     assert not (demo.var_dir / "demo" / "stack.json").exists()
     assert elapsed < 15
+
+
+def _checksums(base_url: str) -> requests.Response:
+    return requests.get(f"{base_url}/sync/checksums/product/", headers=verify_headers(), timeout=5)

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,9 +37,12 @@ from strangler_proxy.spec import (
     MIRROR_PRIMARY_HEADER,
     MIRROR_ROUTE_HEADER,
     MIRROR_SHADOW_HEADER,
+    OPS_HIDDEN_MESSAGE,
+    OPS_PREFIXES,
     SAFE_METHODS,
     Route,
     RouteTable,
+    StickySpec,
 )
 
 # A method name no route lists: stands for "every other method" when resolving method filters.
@@ -232,6 +236,70 @@ def _sample_percent(sample: float) -> str | None:
     return None if hundredths >= 10000 else f"{hundredths // 100}.{hundredths % 100:02d}%"
 
 
+def _ops_guard(exposed: tuple[str, ...]) -> str:
+    """404 for ops paths the route file does not expose (routing.OpsHidden); $uri is the normalised path."""
+    hidden = [prefix for prefix in OPS_PREFIXES if prefix not in exposed]
+    if not hidden:
+        return ""
+    alternatives = "|".join(hidden)  # plain letters after the slash: nothing to escape
+    return (f"        if ($uri ~ \"^(?:{alternatives})(?:/|$)\") {{\n"
+            f"            {_json_return(404, 'not_found', OPS_HIDDEN_MESSAGE)}\n        }}\n")
+
+
+_BREAKER_SUFFIX = "_breaker"
+BREAKER_HEADER = "X-Strangler-Breaker"  # "open" when the breaker sent a request to the monolith without trying
+
+
+def breaker_upstreams(table: RouteTable, services: set[str], keepalive: int) -> str:
+    """Per service behind a fallback route: an upstream where the service is marked down after one failed
+    attempt (connect error or timeout) for settings.breaker_window seconds, the monolith its `backup`, so a
+    dead or hung service costs one timeout per window (the state shared by the workers: `zone`); and maps of
+    `$upstream_addr` saying who answered and whether the service was skipped (breaker open)."""
+    monolith = table.upstreams[table.monolith].host_port
+    window = table.settings.breaker_window
+    out = []
+    for name in sorted(services):
+        service = table.upstreams[name].host_port
+        tried = re.escape(service)
+        out.append(
+            f"upstream {name}{_BREAKER_SUFFIX} {{\n    zone {name}{_BREAKER_SUFFIX} 64k;\n"
+            f"    server {service} max_fails=1 fail_timeout={window}s;\n    server {monolith} backup;\n"
+            f"    keepalive {keepalive};\n}}\n"
+            f"map $upstream_addr $strangler_answered_{name} {{\n"
+            f"    \"~(?:^|, ){tried}$\" {name};\n    default {table.monolith};\n}}\n"
+            f"map $upstream_addr $strangler_breaker_{name} {{\n"
+            f"    {_q(monolith)} open;  # the service was not tried\n    default \"\";\n}}\n"
+        )
+    return "".join(out)
+
+
+def _real_ip(trusted_proxies: tuple[str, ...]) -> str:
+    """The client address from X-Forwarded-For when the peer is a trusted proxy (routing.client_address)."""
+    if not trusted_proxies:
+        return ""
+    return "".join(f"set_real_ip_from {cidr};\n" for cidr in trusted_proxies) + (
+        "real_ip_header X-Forwarded-For;\nreal_ip_recursive on;\n")
+
+
+def _sticky_maps(sticky: StickySpec) -> str:
+    """$strangler_key (what split_clients hashes) and $strangler_set_cookie, as routing.sticky_key and
+    routing.sticky_cookie_wanted decide them; the fresh id is nginx's random $request_id."""
+    cookie = f"$cookie_{sticky.cookie}"
+    header = f"$http_{_var_key(sticky.header)}" if sticky.header else '""'
+    fresh = "$request_id" if sticky.set_cookie else "$remote_addr"
+    maps = (
+        "# Sticky key: the cookie, else the header, else the id set as the cookie, else the client address.\n"
+        f"map {header} $strangler_key_fallback {{\n    \"\" {fresh};\n    default {header};\n}}\n"
+        f"map {cookie} $strangler_key {{\n    \"\" $strangler_key_fallback;\n    default {cookie};\n}}\n"
+    )
+    if not sticky.set_cookie:
+        return maps + "map $request_id $strangler_set_cookie {\n    default \"\";\n}\n"
+    # Set only when neither the cookie nor the header came: "<cookie>|<header>" is then exactly "|".
+    source = f"{cookie}|{sticky.header and header or ''}"
+    return maps + (f"map \"{source}\" $strangler_set_cookie {{\n"
+                   f"    \"|\" {_q(sticky.cookie_header('$request_id'))};\n    default \"\";\n}}\n")
+
+
 def _override_maps(secret: str, table: RouteTable) -> str:
     """Maps verifying scoped, expiring override tokens (see strangler_proxy.override) into $strangler_forced.
 
@@ -266,6 +334,7 @@ class _Renderer:
         self.table = table
         self.options = options
         self.http: dict[str, str] = {}  # http-level blocks (maps, split_clients) by the variable they define
+        self.breakers: set[str] = set()  # services reached through their breaker upstream (fallback routes)
         self.named: dict[str, list[str]] = {}  # named/internal locations, by name, rendered once
         self.route_ids = {route: f"r{i}" for i, route in enumerate(table.routes)}
         self.canary_sides: dict[str, str] = {}  # canary safe-method pick variable -> its more likely location
@@ -325,6 +394,9 @@ class _Renderer:
                   if not (request_uri and name in _MIRROR_HEADERS)]
         # Exactly one X-Request-ID on every answer, even nginx's own 502/504: the id the upstream was sent.
         lines += ["proxy_hide_header X-Request-ID;", "add_header X-Request-ID $strangler_request_id always;"]
+        # The sticky cookie for a client that has none (empty: add_header sends nothing); add_header is not
+        # inherited by a location that has its own, hence here with the others.
+        lines.append("add_header Set-Cookie $strangler_set_cookie always;")
         return lines
 
     def route_headers(self, label: str, upstream_expr: str) -> list[str]:
@@ -392,7 +464,15 @@ class _Renderer:
         if name in self.named:
             return name
         primary = self.primary_expr(route)
-        body = [*self.proxy_lines(primary, route.timeout), *self.route_headers(route.label, primary)]
+        if fallback:
+            # Only reached when the service was picked: through its breaker upstream (breaker_upstreams).
+            assert route.service is not None
+            self.breakers.add(route.service)
+            body = [*self.proxy_lines(f"{route.service}{_BREAKER_SUFFIX}", route.timeout),
+                    *self.route_headers(route.label, f"$strangler_answered_{route.service}"),
+                    f"add_header {BREAKER_HEADER} $strangler_breaker_{route.service} always;"]
+        else:
+            body = [*self.proxy_lines(primary, route.timeout), *self.route_headers(route.label, primary)]
         if mirror:
             body.append(f"mirror {_q(self.location_mirror(route))};")
         if fallback:
@@ -518,7 +598,6 @@ class _Renderer:
         table, opts = self.table, self.options
         run = Path(opts.runtime_dir).resolve()
         sticky = table.sticky
-        key_from_header = f"$http_{_var_key(sticky.header)}" if sticky.header else '""'
         secret = opts.override_secret
         overrides = _override_maps(secret, table) if secret else (
             f"map $http_{_var_key(table.override.header)} $strangler_forced {{\n    default \"\";\n}}\n")
@@ -526,7 +605,8 @@ class _Renderer:
             f"upstream {u.name} {{\n    server {u.host_port};\n    keepalive {opts.keepalive};\n}}\n"
             for u in table.upstreams.values()
         )
-        locations = self.locations()  # fills self.http and self.named
+        locations = self.locations()  # fills self.http, self.named and self.breakers
+        upstreams += breaker_upstreams(table, self.breakers, opts.keepalive)
         named = []
         for name, body in self.named.items():
             head = f"location = {_q(name)}" if not name.startswith("@") else f"location {name}"
@@ -577,7 +657,8 @@ events {{
 
 http {{
     log_format strangler '$remote_addr "$request" $status $body_bytes_sent $request_time '
-                         'route=$sent_http_x_strangler_route upstream=$upstream_addr id=$strangler_request_id';
+                         'route=$sent_http_x_strangler_route upstream=$upstream_addr id=$strangler_request_id '
+                         'breaker=$sent_http_x_strangler_breaker';  # "open": the service was skipped
     {_access_log(table.settings.access_log, run)}
     {_metrics_log(opts, run)}
     client_body_temp_path {temp_path(opts, 'client_body')};
@@ -592,7 +673,7 @@ http {{
     map_hash_max_size 8192;  # 2 x 24 tokens per upstream, and the expiry/hour pairs
     proxy_http_version 1.1;  # with Connection "" below: keepalive to upstreams
     proxy_buffering on;
-
+{indent(_real_ip(table.settings.trusted_proxies))}
 {indent(upstreams)}    upstream strangler_diff {{
         server {table.settings.diff_endpoint};
         keepalive 8;
@@ -606,15 +687,7 @@ http {{
         "" $host;
         default $http_host;
     }}
-    # Sticky key: the cookie, else the header, else the client address (routing.sticky_key).
-    map {key_from_header} $strangler_key_fallback {{
-        "" $remote_addr;
-        default {key_from_header};
-    }}
-    map $cookie_{sticky.cookie} $strangler_key {{
-        "" $strangler_key_fallback;
-        default $cookie_{sticky.cookie};
-    }}
+{indent(_sticky_maps(sticky))}
     # A Connection header naming anything but hop-by-hop headers is refused, as by the mitmproxy plane.
     map $http_connection $strangler_connection_refused {{
         "" 0;  # nginx tries no regex on an empty value
@@ -641,7 +714,7 @@ http {{
         if ($request ~ "{_GUARD_PATTERN}") {{
             return 400 $strangler_refusal;
         }}
-{url_limit}{host_syntax}        if ($strangler_connection_refused) {{
+{url_limit}{host_syntax}{_ops_guard(table.settings.exposed_ops)}        if ($strangler_connection_refused) {{
             {_json_return(400, "connection_header_refused", "The Connection header may only name hop-by-hop headers.")}
         }}
 {indent(indent(limit_pages))}

@@ -22,6 +22,7 @@ import requests
 import yaml
 
 from tests.test_demo import Demo, _process_groups
+from tests.verify_token import verify_headers
 from tests.waiting import wait_until
 
 from .procs import REPO
@@ -90,7 +91,7 @@ class Walk:
 
     def count(self, project: str, aggregate: str) -> int:
         url = f"{self.state['projects'][project]}/sync/checksums/{aggregate}/"
-        return requests.get(url, timeout=10).json()["count"]
+        return requests.get(url, headers=verify_headers(), timeout=10).json()["count"]
 
     def logs(self) -> str:
         return self.demo.text()[-3000:]

@@ -378,8 +378,11 @@ def test_service_response_keeps_repeated_headers_and_head_keeps_its_length(proxy
 
     catalog.handler = lambda m, p, h, b: (
         200, [("Content-Type", "text/plain"), ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")], b"hello")
-    flow = through(addon, make_flow("GET", "/api/products/"))
+    flow = through(addon, make_flow("GET", "/api/products/", headers=[("Cookie", "strangler_uid=u1")]))
     assert flow.response.headers.get_all("Set-Cookie") == ["a=1", "b=2"]
+    first_visit = through(addon, make_flow("GET", "/api/products/"))  # the sticky cookie goes after the upstream's
+    assert first_visit.response.headers.get_all("Set-Cookie")[:2] == ["a=1", "b=2"]
+    assert first_visit.response.headers.get_all("Set-Cookie")[2].startswith("strangler_uid=")
     assert flow.response.content == b"hello" and flow.response.headers["Content-Length"] == "5"
     head = through(addon, make_flow("HEAD", "/api/products/"))
     assert head.response.status_code == 200

@@ -95,6 +95,17 @@ def test_explain_canary_is_sticky_on_cookie_and_header(capsys, route_file):
     assert len(outputs) == 1  # the same key, whichever way it came
 
 
+def test_explain_first_visit_keys_on_the_cookie_it_would_set_and_hides_ops(capsys, route_file):
+    code, out, _ = run(capsys, "explain", "GET", "/api/products/1", "--routes", route_file)
+    lines = {name: value.strip() for name, value in (line.split(":", 1) for line in out.splitlines())}
+    uid = lines["cookie"].removeprefix("sets strangler_uid=")
+    code, again, _ = run(capsys, "explain", "GET", "/api/products/1", "--routes", route_file, "--cookie",
+                         f"strangler_uid={uid}")
+    assert code == 0 and f"bucket:    {lines['bucket']}" in again and "cookie:    -" in again
+    code, out, _ = run(capsys, "explain", "GET", "/admin/", "--routes", route_file)
+    assert code == 0 and out.startswith("rejected: 404 Not Found")
+
+
 def test_explain_rejected_path(capsys, route_file):
     code, out, _ = run(capsys, "explain", "GET", "/api/products%2f..%2fadmin", "--routes", route_file)
     assert code == 0 and out.startswith("rejected: 400 Bad Request")

@@ -17,7 +17,7 @@ from strangler_proxy.murmur import in_canary
 from strangler_proxy.nginx.control import NginxInstance
 from strangler_proxy.nginx.render import NginxOptions
 from strangler_proxy.override import override_token
-from strangler_proxy.routing import PathRejected, RequestInfo, decide, parse_cookie_header
+from strangler_proxy.routing import OpsHidden, PathRejected, RequestInfo, decide, parse_cookie_header
 from strangler_proxy.spec import MIRROR_PRIMARY_HEADER, MIRROR_ROUTE_HEADER, MIRROR_SHADOW_HEADER
 from tests.strangler_proxy.planes import (
     Client,
@@ -43,6 +43,9 @@ upstreams:
 monolith: monolith
 settings:
   diff_endpoint: 127.0.0.1:{diff_port}
+  exposed_ops: [/metrics]
+sticky:
+  set_cookie: false  # rows without a key stick on the address (test_conformance_sticky covers the cookie)
 routes:
   - prefix: /api/products/
     mode: canary
@@ -243,7 +246,21 @@ OVERRIDE_ROWS = [
     ("GET", "/api/reviews/", {"X-Strangler-Force": override_token(SECRET, "catalog", now=time.time() - 4 * 3600)}),
 ]
 
-ROWS = PATH_ROWS + STICKY_ROWS + OVERRIDE_ROWS
+# Ops paths: hidden (404) unless settings.exposed_ops lists them (here /metrics), by the normalised path.
+OPS_ROWS = [
+    ("GET", "/admin/", {}),
+    ("GET", "/admin", {}),
+    ("GET", "/%61dmin/login/", {}),
+    ("GET", "//sync//checksums/product/?buckets=100000", {}),
+    ("GET", "/api/../sync/relay/", {}),
+    ("POST", "/admin/login/", {}),
+    ("GET", "/admin/", {"X-Strangler-Force": _SAFE_CATALOG}),
+    ("GET", "/adminx/", {}),
+    ("GET", "/synced", {}),
+    ("GET", "/metrics", {}),
+]
+
+ROWS = PATH_ROWS + STICKY_ROWS + OVERRIDE_ROWS + OPS_ROWS
 
 
 @pytest.fixture(scope="module")
@@ -282,6 +299,8 @@ def expected_outcome(table, method: str, target: str, headers: dict[str, str]) -
         decision = decide(table, request, override_secret=SECRET)
     except PathRejected:
         return 400, None, None
+    except OpsHidden:
+        return 404, None, None
     served = decision.primary
     if served == "dead":  # nothing listens there: the fallback answers, or the plane's 502
         if decision.fallback is None:
@@ -297,7 +316,7 @@ def test_every_row_reaches_the_same_upstream_in_every_plane(environment):
         want = expected_outcome(table, method, target, headers)
         for plane, client in clients.items():
             reply = client.send(method, target, headers)
-            got = (reply.status, reply.served_by, reply.route_header if reply.status != 400 else None)
+            got = (reply.status, reply.served_by, reply.route_header if reply.status not in (400, 404) else None)
             if reply.status in (502, 503, 504):  # nginx says 502; a plane with an open breaker may say 503
                 got = (UNAVAILABLE, None, reply.route_header)
             if got != want:
@@ -455,3 +474,13 @@ def test_request_bodies_and_query_strings_arrive_unchanged(environment):
         seen = next(r for r in upstreams["orders"].requests if r["headers"].get("x-request-id") == request_id)
         assert seen["body"] == body and seen["method"] == "PUT", plane
         assert seen["path"] == "/api/orders/5?x=1&y=%2F&z=caf%C3%A9", plane
+
+
+def test_hidden_ops_paths_answer_the_same_json_404_on_every_plane(environment):
+    _table, upstreams, clients = environment
+    before = len(upstreams["monolith"].requests)
+    for client in clients.values():
+        reply = client.send("GET", "/sync/checksums/product/?buckets=5")
+        assert reply.status == 404 and reply.headers["content-type"].startswith("application/json")
+        assert json.loads(reply.body) == {"error": {"code": "not_found", "message": "Not found.", "details": {}}}
+    assert len(upstreams["monolith"].requests) == before

@@ -250,3 +250,29 @@ def test_the_diff_endpoint_is_held_to_the_allowlist_too():
         parse_route_text(BASE + "settings: {diff_endpoint: '169.254.1.1:8790'}\n", source="routes.yaml")
     with pytest.raises(RouteFileError, match=r"upstream_allowlist\[0\]: 'a b' is neither"):
         parse_route_text(BASE + "settings: {upstream_allowlist: ['a b']}\n", source="routes.yaml")
+
+
+STICKY_BASE = "upstreams:\n  monolith: http://127.0.0.1:8000\nmonolith: monolith\nroutes: []\n"
+
+
+def test_sticky_cookie_attributes_and_trusted_proxies_load():
+    table = parse_route_text(STICKY_BASE + "sticky:\n  max_age: 60\n  same_site: None\n  http_only: false\n"
+                             "settings:\n  trusted_proxies: [10.1.2.3/8, '::1']\n", source="routes.yaml")
+    assert table.sticky.cookie_header("abc") == "strangler_uid=abc; Path=/; Max-Age=60; SameSite=None; Secure"
+    assert table.settings.trusted_proxies == ("10.0.0.0/8", "::1/128")
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ("sticky:\n  same_site: lax\n", "sticky.same_site"),
+    ("sticky:\n  max_age: -1\n", "sticky.max_age"),
+    ("sticky:\n  secure: maybe\n", "sticky.secure"),
+    ("settings:\n  trusted_proxies: [lb.example.com]\n", "settings.trusted_proxies[0]"),
+])
+def test_bad_sticky_and_trusted_proxy_settings_are_refused(extra, field):
+    assert field in str(error_of(STICKY_BASE + extra))
+
+
+def test_exposed_ops_lists_only_ops_prefixes():
+    table = parse_route_text(STICKY_BASE + "settings:\n  exposed_ops: [/metrics, /admin]\n", source="routes.yaml")
+    assert table.settings.exposed_ops == ("/metrics", "/admin")
+    assert "settings.exposed_ops[0]" in str(error_of(STICKY_BASE + "settings:\n  exposed_ops: [/api]\n"))

@@ -13,9 +13,11 @@ from strangler_proxy.routing import (
     PathRejected,
     RequestInfo,
     _normalize_in_full,
+    client_address,
     decide,
     normalize_path,
     parse_cookie_header,
+    sticky_cookie_wanted,
 )
 
 TABLE = parse_route_text(
@@ -346,3 +348,32 @@ routes:
 def test_pattern_routes(path, upstream, label):
     d = decide(PATTERNS, request(path=path), override_secret=None)
     assert (d.primary, d.route_label) == (upstream, label)
+
+
+def test_first_request_keys_on_the_fresh_id_it_sets_as_the_cookie():
+    for i in range(100):
+        uid = f"{i:032x}"
+        first = decide(TABLE, RequestInfo(method="GET", path="/api/categories/", client_addr="10.0.0.1", fresh_uid=uid),
+                       override_secret=None)
+        assert first.primary == ("catalog" if in_canary(uid, 30) else "monolith")
+        again = decide(TABLE, RequestInfo(method="GET", path="/api/categories/", cookies={"strangler_uid": uid},
+                                          client_addr="10.0.0.2"), override_secret=None)
+        assert again.primary == first.primary
+    assert sticky_cookie_wanted(TABLE, cookies={}, headers={})
+    assert not sticky_cookie_wanted(TABLE, cookies={"strangler_uid": "u1"}, headers={})
+    assert not sticky_cookie_wanted(TABLE, cookies={}, headers={"x-user-id": "h1"})
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "client"), [
+    ("203.0.113.9", "198.18.0.1", "203.0.113.9"),  # an untrusted peer's header is not believed
+    ("10.0.0.5", "198.18.0.1", "198.18.0.1"),
+    ("10.0.0.5", "6.6.6.6, 198.18.0.1, 10.0.0.7", "198.18.0.1"),  # recursive: skip trusted, stop at the client
+    ("10.0.0.5", "10.0.0.8, 10.0.0.7", "10.0.0.8"),  # all trusted: the leftmost
+    ("10.0.0.5", "junk", "10.0.0.5"),  # nothing usable: the peer
+    ("10.0.0.5", "junk, 10.0.0.7", "10.0.0.7"),  # the walk ends at what is not an address
+    ("10.0.0.5", None, "10.0.0.5"),
+    ("::ffff:10.0.0.5", "198.18.0.1", "198.18.0.1"),
+])
+def test_client_address_follows_nginx_real_ip_recursive(peer, forwarded, client):
+    assert client_address(peer, forwarded, ("10.0.0.0/8",)) == client
+    assert client_address(peer, forwarded, ()) == peer

@@ -154,12 +154,15 @@ class ChecksumSession:
 
     def __init__(self, rewrite=None, *, side_settings: dict[str, dict] | None = None):
         self.api, self.rewrite, self.side_settings = APIClient(), rewrite, side_settings or {}
+        self.headers: dict[str, str] = {}  # what verify_aggregate sets (its token) goes to the view
 
     def get(self, url, params=None, timeout=None):
         base, path = url.split("/sync/", 1)
         side = base.rsplit("/", 1)[-1]
         with override_settings(**self.side_settings.get(side, {})):
-            answer = self.api.get("/sync/" + path, params or {})
+            answer = self.api.get("/sync/" + path, params or {},
+                                  **({"HTTP_AUTHORIZATION": self.headers["Authorization"]}
+                                     if "Authorization" in self.headers else {}))
         response = requests.Response()
         response.status_code = answer.status_code
         data = answer.json()

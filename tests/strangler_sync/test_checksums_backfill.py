@@ -12,12 +12,15 @@ from rest_framework.test import APIClient
 from monolith import events
 from monolith.catalog.models import Product
 from strangler_sync.backfill import backfill_run
+from strangler_sync.checks import check_verify_token
 from strangler_sync.checksums import bucket_bounds, checksum_buckets, checksum_rows
 from strangler_sync.conf import sync_settings
 from strangler_sync.models import BackfillCheckpoint, OutboxEvent
 from strangler_sync.relay import relay_run
 from strangler_sync.services import event_publish
+from strangler_sync.verify import MAX_BUCKETS, VerifyError, verify_aggregate
 from tests.strangler_sync.conftest import drain_queue, make_product, product_payload
+from tests.verify_token import verify_headers
 
 pytestmark = pytest.mark.django_db
 
@@ -46,6 +49,10 @@ def test_checksum_endpoint():
     for i in range(1, 11):
         make_product(i)
     api = APIClient()
+    assert api.get("/sync/checksums/product/").status_code == 403  # no token, no hashes
+    api.credentials(HTTP_AUTHORIZATION="Bearer not-the-token")
+    assert api.get("/sync/checksums/product/").status_code == 403
+    api.credentials(HTTP_AUTHORIZATION=verify_headers()["Authorization"])
     stats = api.get("/sync/checksums/product/").json()
     assert (stats["count"], stats["min_id"], stats["max_id"]) == (10, 1, 10)
     bucketed = api.get("/sync/checksums/product/", {"buckets": 2, "start": 1, "end": 20}).json()
@@ -213,3 +220,26 @@ def test_backfill_direct_sends_the_same_messages_on_both_paths(on_rabbitmq):
         return [({k: v for k, v in m.payload.items() if k not in drop}, m.content_type) for m in messages]
 
     assert sent("python") == sent("auto")
+
+
+def test_checksum_endpoint_bounds_buckets_and_needs_its_token(settings):
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=verify_headers()["Authorization"])
+    assert api.get("/sync/checksums/product/", {"buckets": MAX_BUCKETS}).status_code == 200
+    over = api.get("/sync/checksums/product/", {"buckets": MAX_BUCKETS + 1})
+    assert over.status_code == 400 and over.json()["error"]["code"] == "invalid"
+    with pytest.raises(VerifyError, match="buckets must be between 1 and 400"):
+        verify_aggregate(source="http://a", follower="http://b", aggregate="product", buckets=MAX_BUCKETS + 1)
+    settings.STRANGLER_SYNC = {**settings.STRANGLER_SYNC, "VERIFY_TOKEN": "another-token"}
+    assert api.get("/sync/checksums/product/").status_code == 403  # the token from settings wins over the env
+    api.credentials(HTTP_AUTHORIZATION="Bearer another-token")
+    assert api.get("/sync/checksums/product/").status_code == 200
+    settings.STRANGLER_SYNC = {**settings.STRANGLER_SYNC, "VERIFY_TOKEN": ""}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("STRANGLER_SYNC_VERIFY_TOKEN")
+        settings.STRANGLER_SYNC = {**settings.STRANGLER_SYNC}  # rebuilt without the env either
+        refused = api.get("/sync/checksums/product/")
+        assert refused.status_code == 403 and "VERIFY_TOKEN" in refused.json()["error"]["message"]
+        assert [m.id for m in check_verify_token()] == ["strangler_sync.W001"]
+        with pytest.raises(VerifyError, match="no verify token"):
+            verify_aggregate(source="http://a", follower="http://b", aggregate="product")

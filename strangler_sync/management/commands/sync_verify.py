@@ -4,6 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from strangler_sync.conf import sync_settings
 from strangler_sync.services import aggregate_reemit
 from strangler_sync.verify import VerifyError, verify_aggregate
 
@@ -22,7 +23,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, aggregate, source, follower, buckets, repair, json: bool, **options):
         try:
-            result = verify_aggregate(source=source, follower=follower, aggregate=aggregate, buckets=buckets)
+            result = verify_aggregate(source=source, follower=follower, aggregate=aggregate, buckets=buckets,
+                                      token=sync_settings().verify_token or None)
         except VerifyError as exc:
             raise CommandError(str(exc)) from exc
         if json:

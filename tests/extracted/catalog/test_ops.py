@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import connections
 
+from tests.verify_token import verify_headers
+
 pytestmark = pytest.mark.django_db
 
 
@@ -49,6 +51,7 @@ def test_unknown_paths_are_json_404(api):
 
 
 def test_sync_checksums_cover_the_configured_aggregates(api, catalog):
+    api.credentials(HTTP_AUTHORIZATION=verify_headers()["Authorization"])
     stats = api.get("/sync/checksums/product/").json()
     assert (stats["count"], stats["min_id"], stats["max_id"]) == (5, 1, 5)
     buckets = api.get("/sync/checksums/product/?buckets=2").json()["buckets"]

@@ -1,0 +1,110 @@
+"""Conformance of canary stickiness behind a load balancer, on the real nginx and mitmproxy planes.
+
+Every client shares one peer address (the load balancer, a trusted proxy) and is told apart only by its
+X-Forwarded-For; it gets the sticky cookie on its first answer and must stay on its side with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+import pytest
+
+from strangler_proxy.loader import load_route_file
+from strangler_proxy.nginx.control import NginxInstance
+from strangler_proxy.nginx.render import NginxOptions
+from tests.strangler_proxy.planes import Client, mitmproxy_available, start_mitmdump, start_nginx, stop_process
+from tests.strangler_proxy.upstreams import NamedUpstream, free_port
+
+pytestmark = pytest.mark.nginx
+
+ROUTES = """\
+upstreams:
+  monolith: {monolith}
+  catalog: {catalog}
+monolith: monolith
+routes:
+  - prefix: /k/
+    mode: canary
+    weight: 10
+    service: catalog
+sticky:
+  cookie: edge_uid
+  max_age: 3600
+  same_site: Strict
+  secure: true
+settings:
+  trusted_proxies: [127.0.0.1/32, 10.255.0.0/16]
+"""
+CLIENTS = 5000
+# HEAD: the upstream answers in one write (a GET body is a second one, which Nagle holds for the delayed ACK).
+METHOD = "HEAD"
+COOKIE = re.compile(r"^edge_uid=([0-9a-f]{32}); Path=/; Max-Age=3600; SameSite=Strict; Secure; HttpOnly$")
+
+
+@pytest.fixture(scope="module")
+def planes(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("sticky")
+    with contextlib.ExitStack() as stack:
+        upstreams = {name: NamedUpstream(name) for name in ("monolith", "catalog")}
+        for upstream in upstreams.values():
+            stack.callback(upstream.close)
+        route_file = workdir / "routes.yaml"
+        route_file.write_text(ROUTES.format(monolith=upstreams["monolith"].url, catalog=upstreams["catalog"].url))
+        table = load_route_file(route_file)
+        ports = {"nginx": free_port()}
+        stack.callback(NginxInstance(NginxOptions(runtime_dir=workdir / "nginx")).stop)
+        start_nginx(table, workdir / "nginx", ports["nginx"], override_secret=None)
+        if mitmproxy_available():
+            ports["mitmproxy"] = free_port()
+            stack.callback(stop_process, start_mitmdump(route_file, workdir, ports["mitmproxy"], override_secret=None))
+        clients = {plane: Client(port) for plane, port in ports.items()}
+        for client in clients.values():
+            stack.callback(client.close)
+        yield upstreams, clients
+
+
+def client_address(index: int) -> str:
+    return f"198.18.{index // 250}.{index % 250 + 1}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("plane", ["nginx", "mitmproxy"])
+def test_ten_percent_canary_holds_behind_one_peer_and_each_client_keeps_its_side(planes, plane):
+    upstreams, clients = planes
+    if plane not in clients:
+        pytest.skip("mitmproxy plane not available")
+    client = clients[plane]
+    canary, moved, bad_cookies = 0, [], []
+    for index in range(CLIENTS):
+        # The load balancer appends the client; what the client itself claimed before it is not believed.
+        forwarded = {"X-Forwarded-For": f"6.6.6.6, {client_address(index)}, 10.255.0.7"}
+        first = client.send(METHOD, "/k/item", forwarded)
+        cookies = [value for name, value in first.header_list if name.lower() == "set-cookie"]
+        match = COOKIE.match(cookies[0]) if len(cookies) == 1 else None
+        if match is None:
+            bad_cookies.append(cookies)
+            continue
+        canary += first.served_by == "catalog"
+        second = client.send(METHOD, "/k/item", {**forwarded, "Cookie": f"edge_uid={match.group(1)}"})
+        if second.served_by != first.served_by or "set-cookie" in second.headers:
+            moved.append((index, first.served_by, second.served_by, second.headers.get("set-cookie")))
+    assert not bad_cookies[:5], f"{len(bad_cookies)} first answers without exactly one sticky cookie"
+    assert not moved[:5], f"{len(moved)} clients changed side or got a second cookie"
+    assert 0.08 <= canary / CLIENTS <= 0.12, f"{canary} of {CLIENTS} clients on the canary"
+    # The upstreams were told the client as the trusted proxies resolve it, never the peer or the spoofed entry.
+    seen = {record["headers"]["x-forwarded-for"] for name in ("monolith", "catalog")
+            for record in upstreams[name].requests[-200:] if record["path"] == "/k/item"}
+    assert seen <= {client_address(i) for i in range(CLIENTS)}, sorted(seen)[:5]
+
+
+@pytest.mark.parametrize("plane", ["nginx", "mitmproxy"])
+def test_a_client_keyed_by_its_header_gets_no_cookie(planes, plane):
+    _upstreams, clients = planes
+    if plane not in clients:
+        pytest.skip("mitmproxy plane not available")
+    reply = clients[plane].send("GET", "/k/item", {"X-User-Id": "u-42"})
+    assert reply.status == 200 and "set-cookie" not in reply.headers
+    again = clients[plane].send("GET", "/k/item", {"X-User-Id": "u-42"})
+    assert again.served_by == reply.served_by
