@@ -72,4 +72,7 @@ def test_the_adoption_guide_runs_verbatim_on_a_third_party_app(wheel_file, tmp_p
     # the toolkit came from the wheel into the guide's own virtualenv, not from the repository
     [installed] = (tmp_path / "venv" / "lib").glob("python3*/site-packages/strangler_sync/__init__.py")
     assert (tmp_path / "tagsvc" / "tagsvc_service" / "migrations" / "0001_initial.py").is_file()
+    # after the flip the service publishes to the host's own queue (its settings name it), not to "sync.monolith"
+    service_settings = (tmp_path / "tagsvc" / "tagsvc_service" / "settings.py").read_text()
+    assert '"SUBSCRIBERS": {"sync.tagsite": ["tag.*"]}' in service_settings, service_settings
     assert installed.is_file()
