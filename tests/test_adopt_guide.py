@@ -41,7 +41,8 @@ def guide_script() -> str:
 def test_the_guide_declares_its_blocks_in_order():
     script = guide_script()
     steps = ["pip install", "manage.py migrate", "manage.py check", "strangler-plan scaffold", "sync_backfill",
-             "sync_relay --once", "sync_consume", "sync_verify", "kill"]
+             "sync_relay --once", "sync_consume", "sync_verify", "strangler-proxy run", "strangler-plan advance",
+             "strangler-plan status", "kill"]
     positions = [script.find(step) for step in steps]
     assert -1 not in positions and positions == sorted(positions), dict(zip(steps, positions, strict=True))
 
@@ -49,7 +50,8 @@ def test_the_guide_declares_its_blocks_in_order():
 def test_the_adoption_guide_runs_verbatim_on_a_third_party_app(wheel_file, tmp_path, capsys):
     assert ROOT not in tmp_path.parents
     (tmp_path / "guide.sh").write_text(guide_script(), encoding="utf-8")
-    env = clean_env(STRANGLER_FIG=str(wheel_file), TAGSITE_PORT=str(free_port()), TAGSVC_PORT=str(free_port()))
+    env = clean_env(STRANGLER_FIG=str(wheel_file), TAGSITE_PORT=str(free_port()), TAGSVC_PORT=str(free_port()),
+                    PROXY_PORT=str(free_port()), PROXY_ADMIN_PORT=str(free_port()))
     env.pop("STRANGLER_OWNERSHIP_FILE", None)  # the guide's state folder holds it
     started = time.monotonic()
     process = subprocess.Popen(["bash", "-eu", "-o", "pipefail", "guide.sh"], cwd=tmp_path, env=env, text=True,
@@ -69,6 +71,10 @@ def test_the_adoption_guide_runs_verbatim_on_a_third_party_app(wheel_file, tmp_p
     assert "backfill tag: 5 snapshot(s) written to the outbox" in output, output
     assert "published 5 event(s)" in output, output
     assert re.search(r"tag: source 5 rows, follower 5 rows, 0/\d+ buckets differ, 0 difference\(s\)", output), output
+    # the plan ran to its end: /tags/ is the service's alone
+    assert "[x] 8. retire-monolith-path" in output, output
+    route = (tmp_path / "routes.yaml").read_text()
+    assert "mode: service" in route and "fallback: false" in route and "methods:" not in route, route
     # the toolkit came from the wheel into the guide's own virtualenv, not from the repository
     [installed] = (tmp_path / "venv" / "lib").glob("python3*/site-packages/strangler_sync/__init__.py")
     assert (tmp_path / "tagsvc" / "tagsvc_service" / "migrations" / "0001_initial.py").is_file()
