@@ -52,6 +52,7 @@ class ModelShape:
     fields: tuple[tuple[str, str], ...]  # (attribute, "models.X(...)") in column order
     foreign_keys: tuple[str, ...]
     aggregate: Aggregate  # the service's declaration (bound to its copy of the model)
+    monolith_queue: str  # the monolith's consumer queue: the service publishes there once it owns the writes
 
 
 def _literal(value) -> bool:
@@ -106,7 +107,17 @@ def model_shape(*, model_label: str, settings: str, project_dir: Path, aggregate
     fields = tuple((f.attname, _field_code(f)) for f in model._meta.concrete_fields)
     return ModelShape(label=model._meta.label, name=model.__name__, pk=model._meta.pk.attname, fields=fields,
                       foreign_keys=tuple(f.attname for f in model._meta.concrete_fields if f.is_relation),
-                      aggregate=declaration)
+                      aggregate=declaration, monolith_queue=_monolith_queue())
+
+
+def _monolith_queue() -> str:
+    """The queue the monolith's settings name (before any namespace, which the service's own settings add):
+    its QUEUE, else ``sync.<ORIGIN>``; a third-party host is rarely called "monolith"."""
+    from django.conf import settings
+
+    from strangler_sync.conf import sync_settings
+
+    return (getattr(settings, "STRANGLER_SYNC", None) or {}).get("QUEUE") or f"sync.{sync_settings().origin}"
 
 
 @dataclass(frozen=True)
@@ -146,7 +157,8 @@ def _project_files(s: Scaffold, shape: ModelShape) -> dict[str, str]:
              "env": s.service.upper(), "secret": secrets.token_urlsafe(40),
              "fk_note": ", ".join(shape.foreign_keys) or "none here",
              "field_lines": "\n".join(f"    {attr} = {code}" for attr, code in shape.fields),
-             "const": const, "uuid_import": "import uuid\n\n" if declaration.key_type is uuid.UUID else "",
+             "const": const, "monolith_queue": shape.monolith_queue,
+             "uuid_import": "import uuid\n\n" if declaration.key_type is uuid.UUID else "",
              "declaration": declaration_code(const=const, aggregate=declaration),
              "upsert_events": ", ".join(f'{const}.event("{a}")' for a in upserts)}
     files = {"manage.py": t.MANAGE, f"{package}/__init__.py": t.INIT, f"{package}/settings.py": t.SETTINGS,

@@ -73,7 +73,7 @@ STRANGLER_SYNC = {{
     "ORIGIN": PROJECT_NAME,
     "QUEUE": "sync.{service}",
     "SUBSCRIPTIONS": ["{aggregate}.*"],
-    "SUBSCRIBERS": {{"sync.monolith": ["{aggregate}.*"]}},
+    "SUBSCRIBERS": {{"{monolith_queue}": ["{aggregate}.*"]}},  # the monolith's queue
     "RELAY_TRIGGER": "none",  # the relay process sweeps the outbox (manage.py sync_relay)
     "AGGREGATES": ["{package}.aggregates.{const}"],
 }}

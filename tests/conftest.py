@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.wheel_build import wheel_file  # noqa: F401  (one wheel per session for every test of it)
+
 # A developer's direct `pytest` run must not read or flip the demo's ownership file (dev.py test already
 # points STRANGLER_VAR_DIR at a temporary folder, which covers it too).
 os.environ.setdefault(
