@@ -23,7 +23,7 @@ GUIDE = ROOT / "docs" / "adopt.md"
 BLOCK = re.compile(r"^```sh adopt\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 GUIDE_TIMEOUT = 900  # seconds: the pip install dominates, and a cold cache on a busy shared box is slow
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.installed_wheel]
 
 
 def free_port() -> int:

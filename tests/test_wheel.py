@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TOOLKIT = ("servicekit", "strangler_proxy", "strangler_sync", "migrations_plan")
 EXAMPLE = ("monolith", "extracted", "demo", "deploy", "tests", "bench")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.installed_wheel]
 
 
 @pytest.fixture(scope="session")
