@@ -125,6 +125,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 3
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from migrations_plan.schema import plan_file_schema
+    from strangler_proxy.cli import schema_print
+    from strangler_proxy.schema import schema_text
+
+    return schema_print(schema_text(plan_file_schema()), out=args.out)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     for name in args.plans or plan_names():
         plan = load_plan(name, routes=args.routes)
@@ -206,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", parents=[common], help="parse plan files (exit 2 with file:line: field: reason)")
     p.add_argument("plans", nargs="*", metavar="PLAN")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("schema", help="print the plan file's JSON Schema (editors can validate plan files with it)")
+    p.add_argument("--out", metavar="FILE", help="write it to FILE instead (the committed copy: "
+                                                 "migrations_plan/plan-file.schema.json)")
+    p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("history", parents=[common], help="print the history log")
     p.add_argument("plan", nargs="?")
