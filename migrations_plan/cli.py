@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from migrations_plan.errors import PlanError
 from migrations_plan.loader import load_plan, plan_names
+from servicekit.cli_parser import OneLineErrorParser
 from strangler_proxy.loader import ROUTES_ENV
 
 
@@ -169,7 +170,7 @@ def cmd_scaffold(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="strangler-plan", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="strangler-plan", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--routes", metavar="FILE", default=None,
                         help=f"route file the proxy reads (default: ${ROUTES_ENV}, else the plan's route_file, "

@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from servicekit.cli_parser import OneLineErrorParser
 from servicekit.optional import MissingExtra
 from strangler_proxy.loader import ROUTES_ENV, RouteFileError, load_route_file, route_file_path
 from strangler_proxy.override import MAX_LIFETIME_HOURS, METHOD_CLASSES, override_token
@@ -252,7 +253,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="strangler-proxy", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="strangler-proxy", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check", help="validate the route file (exit 2 with file:line: field: message)")
