@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from migrations_plan.errors import PlanError
 from migrations_plan.loader import load_plan, plan_names
+from servicekit.cli_parser import OneLineErrorParser
 from strangler_proxy.loader import ROUTES_ENV
 
 
@@ -125,6 +126,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return 3
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    from migrations_plan.schema import plan_file_schema
+    from strangler_proxy.cli import schema_print
+    from strangler_proxy.schema import schema_text
+
+    return schema_print(schema_text(plan_file_schema()), out=args.out)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     for name in args.plans or plan_names():
         plan = load_plan(name, routes=args.routes)
@@ -161,7 +170,7 @@ def cmd_scaffold(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="strangler-plan", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="strangler-plan", description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--routes", metavar="FILE", default=None,
                         help=f"route file the proxy reads (default: ${ROUTES_ENV}, else the plan's route_file, "
@@ -206,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", parents=[common], help="parse plan files (exit 2 with file:line: field: reason)")
     p.add_argument("plans", nargs="*", metavar="PLAN")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("schema", help="print the plan file's JSON Schema (editors can validate plan files with it)")
+    p.add_argument("--out", metavar="FILE", help="write it to FILE instead (the committed copy: "
+                                                 "migrations_plan/plan-file.schema.json)")
+    p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("history", parents=[common], help="print the history log")
     p.add_argument("plan", nargs="?")

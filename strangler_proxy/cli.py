@@ -13,6 +13,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from servicekit.cli_parser import OneLineErrorParser
 from servicekit.optional import MissingExtra
 from strangler_proxy.loader import ROUTES_ENV, RouteFileError, load_route_file, route_file_path
 from strangler_proxy.override import MAX_LIFETIME_HOURS, METHOD_CLASSES, override_token
@@ -59,6 +60,25 @@ def _runtime_dir(value: str | None) -> Path:
     from servicekit.env import VAR_DIR
 
     return VAR_DIR / "nginx"
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from strangler_proxy.schema import route_file_schema, schema_text
+
+    return schema_print(schema_text(route_file_schema()), out=args.out)
+
+
+def schema_print(text: str, *, out: str | None) -> int:
+    """Print a schema, or write it to ``out`` (one error line and exit 2 when that fails)."""
+    if out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"error: {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -250,7 +270,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="strangler-proxy", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="strangler-proxy", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("check", help="validate the route file (exit 2 with file:line: field: message)")
@@ -267,6 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--client", default="127.0.0.1", metavar="IP", help="client address (sticky key of last resort)")
     _routes_arg(p)
     p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("schema", help="print the route file's JSON Schema (editors can validate route files with it)")
+    p.add_argument("--out", metavar="FILE", help="write it to FILE instead (the committed copy: "
+                                                 "strangler_proxy/route-file.schema.json)")
+    p.set_defaults(func=cmd_schema)
 
     p = sub.add_parser("table", help="print the route table")
     _routes_arg(p)

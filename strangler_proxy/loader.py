@@ -304,6 +304,12 @@ _LIMITS = {
 _SETTINGS = {"route_headers", "diff_endpoint", "access_log", "health_path", "noise", "upstream_allowlist",
              "trusted_proxies", "exposed_ops", *_LIMITS}
 
+# The loader's value rules, public for strangler_proxy.schema: the JSON Schema says what this module accepts.
+VALUE_PATTERNS: dict[str, re.Pattern] = {
+    "name": _NAME, "method": _TOKEN, "header": _HEADER, "cookie": _COOKIE, "path": _PREFIX, "host_port": _HOST_PORT,
+}
+SETTING_LIMITS: dict[str, tuple[int, int, bool]] = _LIMITS
+
 _ROUTE_KEYS = {
     "prefix", "path", "pattern", "match", "methods", "mode", "service", "weight", "shadow", "fallback", "timeout",
     "diff",

@@ -8,15 +8,15 @@ Exit status 0 when both sides hold the same rows, 1 when they differ, 2 on error
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
+from servicekit.cli_parser import OneLineErrorParser
 from strangler_sync.verify import VerifyError, verify_aggregate
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="strangler-sync", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="strangler-sync", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     verify = commands.add_parser("verify", help="compare an aggregate between source and follower")
     verify.add_argument("--aggregate", required=True)

@@ -18,7 +18,8 @@ from pathlib import Path
 from migrations_plan.dashboard.gate_history import GateHistory
 from migrations_plan.dashboard.selectors import dashboard_snapshot
 from migrations_plan.dashboard.server import DashboardServer
-from strangler_proxy.loader import route_file_path
+from servicekit.cli_parser import OneLineErrorParser
+from strangler_proxy.loader import RouteFileError, load_route_file, route_file_path
 
 
 def _pair(value: str) -> tuple[str, str]:
@@ -43,7 +44,7 @@ def stack_defaults(path: str) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="strangler-dashboard", description=__doc__.split("\n\n")[0])
+    parser = OneLineErrorParser(prog="strangler-dashboard", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", metavar="FILE", help="the running demo's var/demo/stack.json: every source below")
     parser.add_argument("--routes", metavar="FILE", help="route file (default: $STRANGLER_ROUTES or the packaged one)")
     parser.add_argument("--proxy-admin", default=None, metavar="URL",
@@ -73,8 +74,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         for name, value in stack["env"].items():
             os.environ.setdefault(name, value)
+    routes = route_file_path(args.routes or stack.get("routes"))
+    try:  # refuse a route file that does not load now rather than serve a page of errors
+        load_route_file(routes)
+    except RouteFileError as exc:
+        print(f"strangler-dashboard: error: {exc}", file=sys.stderr)
+        return 2
     snapshot = functools.partial(
-        dashboard_snapshot, routes=route_file_path(args.routes or stack.get("routes")),
+        dashboard_snapshot, routes=routes,
         proxy_admin=(args.proxy_admin or stack.get("proxy_admin") or "http://127.0.0.1:8081").rstrip("/"),
         sync_projects=dict(args.sync_project) or stack.get("sync_projects", {}),
         metrics=dict(args.metrics) or stack.get("metrics", {}), plans=args.plan,

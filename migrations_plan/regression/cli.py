@@ -24,6 +24,7 @@ from migrations_plan.regression.replay import replay_run
 from migrations_plan.regression.report import report_html
 from migrations_plan.regression.requests_file import RequestsFileError, requests_read
 from migrations_plan.route_targets import route_service
+from servicekit.cli_parser import OneLineErrorParser
 from strangler_proxy.fetch import UpstreamClient, UpstreamError
 from strangler_proxy.loader import RouteFileError, load_route_file
 
@@ -48,7 +49,7 @@ def _reachable(client: UpstreamClient, url: str, name: str, timeout: float) -> N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="strangler-replay", description=__doc__.split("\n\n")[0])
+    parser = OneLineErrorParser(prog="strangler-replay", description=__doc__.split("\n\n")[0])
     parser.add_argument("file", help="recording (JSON lines from strangler-proxy --record) or 'METHOD /path' lines")
     parser.add_argument("--monolith", required=True, metavar="URL", help="monolith base URL")
     parser.add_argument("--service", required=True, metavar="URL", help="service base URL")
