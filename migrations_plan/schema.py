@@ -50,6 +50,7 @@ def _gate_values() -> dict[str, dict[str, Any]]:
         "max_p99_seconds": number_or_env(0, 3600, above_low=True),
         "max_relay_lag_seconds": number_or_env(0, 30 * 86400),
         "min_soak_seconds": number_or_env(0, 30 * 86400),
+        "max_reconcile_clean_age_seconds": number_or_env(1, 30 * 86400),
     }
     missing = set(GATE_KINDS) - set(values)
     if missing:  # a new gate kind must say what its value looks like
