@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from servicekit.optional import optional_import
 from servicekit.request_id import get_request_id
+from servicekit.trace_context import get_traceparent
 from strangler_sync.conf import sync_settings
 from strangler_sync.errors import NotInTransaction
 from strangler_sync.handlers import current_synced_event
@@ -92,6 +93,7 @@ def event_publish(
         occurred_at=now,
         origin=config.origin,
         correlation_id=get_request_id() or "",
+        traceparent=get_traceparent() or "",
         next_attempt_at=now,
     )
     if config.relay_trigger == "celery":
@@ -132,6 +134,7 @@ class OutboxRow:
     status: str = OutboxEvent.Status.PENDING
     attempts: int = 0
     last_error: str = ""
+    traceparent: str = ""  # not copied: backfill runs outside any trace (the column's default is "")
 
 
 def outbox_insert_many(*, events: list[OutboxRow]) -> None:
