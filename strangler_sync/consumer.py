@@ -388,18 +388,24 @@ def _handlers_run(to_apply: list[SyncEvent]) -> None:
             waves.append([])
         waves[index].append(event)
     for wave in waves:
-        # one bulk call per type and emitting request, so its handler runs in that request's ids and trace
-        bulk: dict[tuple[str, str, str], list[SyncEvent]] = {}
+        bulk: dict[str, list[SyncEvent]] = {}
         for event in wave:
             if bulk_handler_get(event_type=event.event_type) is not None:
-                bulk.setdefault((event.event_type, event.correlation_id, event.traceparent), []).append(event)
+                bulk.setdefault(event.event_type, []).append(event)
                 continue
             with event_scope(correlation_id=event.correlation_id, traceparent=event.traceparent):
                 with applying_synced_event(event):
                     handler_get(event_type=event.event_type)(event=event)
-        for (event_type, correlation_id, traceparent), events in bulk.items():
-            with event_scope(correlation_id=correlation_id, traceparent=traceparent):
-                with applying_synced_event(events[0]):
+        for event_type, events in bulk.items():
+            # One call per type whatever the requests (splitting per request would undo the bulk path under
+            # ordinary traffic): it runs in their correlation id and trace when they share one, in none when
+            # they do not (each event still carries its own, and the per-event log lines use them).
+            first = events[0]
+            shared = all(e.correlation_id == first.correlation_id and e.traceparent == first.traceparent
+                         for e in events)
+            with event_scope(correlation_id=first.correlation_id if shared else "",
+                             traceparent=first.traceparent if shared else ""):
+                with applying_synced_event(first):
                     bulk_handler_get(event_type=event_type)(events=events)
 
 
