@@ -37,6 +37,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "servicekit.request_id.RequestIdMiddleware",
+    "servicekit.trace_context.TraceContextMiddleware",
     "servicekit.errors.ApiJsonErrorsMiddleware",
     "servicekit.http_metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",

@@ -7,7 +7,8 @@ import logging
 import os
 from datetime import UTC, datetime
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "request_id", "trace_id", "span_id"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,6 +23,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "service": self.service,
             "request_id": getattr(record, "request_id", None),
+            "trace_id": getattr(record, "trace_id", None),
+            "span_id": getattr(record, "span_id", None),
             "msg": record.getMessage(),
         }
         for key, value in vars(record).items():
@@ -37,10 +40,12 @@ def logging_config(*, service: str) -> dict:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": "servicekit.request_id.RequestIdLogFilter"}},
+        "filters": {"request_id": {"()": "servicekit.request_id.RequestIdLogFilter"},
+                    "trace_context": {"()": "servicekit.trace_context.TraceContextLogFilter"}},
         "formatters": {"json": {"()": "servicekit.logging.JsonFormatter", "service": service}},
         "handlers": {
-            "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]},
+            "console": {"class": "logging.StreamHandler", "formatter": "json",
+                        "filters": ["request_id", "trace_context"]},
         },
         "root": {"handlers": ["console"], "level": level},
         "loggers": {

@@ -65,6 +65,7 @@ def service_settings(
         ],
         "MIDDLEWARE": [
             "servicekit.request_id.RequestIdMiddleware",
+            "servicekit.trace_context.TraceContextMiddleware",
             "servicekit.errors.ApiJsonErrorsMiddleware",
             "servicekit.http_metrics.RequestMetricsMiddleware",
             "django.middleware.security.SecurityMiddleware",

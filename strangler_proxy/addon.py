@@ -37,6 +37,7 @@ if __package__ != "strangler_proxy":  # loaded by `mitmdump -s strangler_proxy/a
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from servicekit.request_id import clean_request_id
+from servicekit.trace_context import trace_start, traceparent_parse
 from strangler_proxy.breaker import BreakerBoard, BreakerState
 from strangler_proxy.diffing import HttpResponseData
 from strangler_proxy.fetch import HOP_BY_HOP, AsyncUpstreamClient, UnsendableRequest, UpstreamClient, UpstreamError
@@ -458,8 +459,12 @@ class StranglerAddon:
         body_length = len(request.raw_content or b"")
         framed = body_length or request.data.method not in _BODYLESS_METHODS
         dropped = _dropped_names(table.override.header, bool(framed))
+        # The client's trace goes on as it is (this plane records no span of its own); none or an invalid one: a new
+        # trace starts here, so the upstream's spans always have a parent to join.
+        trace = traceparent_parse(_folded_value(fields, b"traceparent")) or trace_start()
         fields = request.headers.fields = _rewritten(fields, drop=dropped, set_to=(
             (REQUEST_ID_HEADER, request_id),
+            ("traceparent", trace.traceparent),
             ("X-Forwarded-For", forwarded_for),
             ("X-Forwarded-Host", client_host),
             ("X-Forwarded-Proto", "https" if flow.client_conn.tls else "http"),

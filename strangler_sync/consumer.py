@@ -37,6 +37,7 @@ import logging
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from datetime import datetime
 
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -45,6 +46,7 @@ from kombu import Producer
 from kombu.mixins import ConsumerMixin
 
 from servicekit.request_id import current_request_id
+from servicekit.trace_context import current_trace, trace_child, traceparent_parse
 from strangler_sync import metrics
 from strangler_sync.broker import (
     ATTEMPTS_HEADER,
@@ -108,7 +110,22 @@ def event_parse(*, envelope) -> SyncEvent:
         occurred_at=occurred_at,
         origin=envelope["origin"],
         correlation_id=envelope.get("correlation_id") or "",
+        # optional; an invalid one is ignored (as W3C asks of a traceparent header), never a reason to reject
+        traceparent=parent.traceparent if (parent := traceparent_parse(envelope.get("traceparent"))) else "",
     )
+
+
+@contextmanager
+def event_scope(*, correlation_id: str, traceparent: str):
+    """Run the block in the emitting request's correlation id and as a child span of its trace (if any)."""
+    parent = traceparent_parse(traceparent) if traceparent else None
+    request_token = current_request_id.set(correlation_id or None)
+    trace_token = current_trace.set(trace_child(parent) if parent is not None else None)
+    try:
+        yield
+    finally:
+        current_trace.reset(trace_token)
+        current_request_id.reset(request_token)
 
 
 def _applied_version_lock(*, aggregate_type: str, aggregate_id: str) -> int:
@@ -376,15 +393,20 @@ def _handlers_run(to_apply: list[SyncEvent]) -> None:
             if bulk_handler_get(event_type=event.event_type) is not None:
                 bulk.setdefault(event.event_type, []).append(event)
                 continue
-            token = current_request_id.set(event.correlation_id or None)
-            try:
+            with event_scope(correlation_id=event.correlation_id, traceparent=event.traceparent):
                 with applying_synced_event(event):
                     handler_get(event_type=event.event_type)(event=event)
-            finally:
-                current_request_id.reset(token)
         for event_type, events in bulk.items():
-            with applying_synced_event(events[0]):
-                bulk_handler_get(event_type=event_type)(events=events)
+            # One call per type whatever the requests (splitting per request would undo the bulk path under
+            # ordinary traffic): it runs in their correlation id and trace when they share one, in none when
+            # they do not (each event still carries its own, and the per-event log lines use them).
+            first = events[0]
+            shared = all(e.correlation_id == first.correlation_id and e.traceparent == first.traceparent
+                         for e in events)
+            with event_scope(correlation_id=first.correlation_id if shared else "",
+                             traceparent=first.traceparent if shared else ""):
+                with applying_synced_event(first):
+                    bulk_handler_get(event_type=event_type)(events=events)
 
 
 def inbox_cleanup(*, older_than_days: int | None = None) -> int:
@@ -552,19 +574,17 @@ class SyncConsumer(ConsumerMixin):
                 logger.info("batch of %s failed; applying one by one", len(parsed), exc_info=True)
                 with transaction.atomic():
                     for event, message in parsed:
-                        token = current_request_id.set(event.correlation_id or None)
-                        try:
-                            outcome = inbox_apply(event=event)  # its atomic() is a savepoint: fails alone
-                            applied.append((event, message, outcome))
-                        except DATABASE_TRANSIENT:
-                            raise
-                        except Exception as exc:
-                            if id(event) in elements:  # one event of an array: retried alone
-                                element_failures.append((event, message, exc))
-                            else:
-                                failures.append((event, message, exc))
-                        finally:
-                            current_request_id.reset(token)
+                        with event_scope(correlation_id=event.correlation_id, traceparent=event.traceparent):
+                            try:
+                                outcome = inbox_apply(event=event)  # its atomic() is a savepoint: fails alone
+                                applied.append((event, message, outcome))
+                            except DATABASE_TRANSIENT:
+                                raise
+                            except Exception as exc:
+                                if id(event) in elements:  # one event of an array: retried alone
+                                    element_failures.append((event, message, exc))
+                                else:
+                                    failures.append((event, message, exc))
         except DATABASE_TRANSIENT as exc:
             self._database_unavailable(pending, exc)
             return
@@ -630,14 +650,11 @@ class SyncConsumer(ConsumerMixin):
         metrics.CONSUMED.labels(queue, event.event_type, outcome).inc()
         if outcome == APPLIED:
             metrics.LAG.labels(queue).observe(max(0.0, (timezone.now() - event.occurred_at).total_seconds()))
-        token = current_request_id.set(event.correlation_id or None)
-        try:
+        with event_scope(correlation_id=event.correlation_id, traceparent=event.traceparent):
             logger.info(
                 "sync %s %s %s:%s v%s", outcome, event.event_type, event.aggregate_type, event.aggregate_id,
                 event.version, extra={"message_id": event.message_id, "outcome": outcome, "origin": event.origin},
             )
-        finally:
-            current_request_id.reset(token)
 
     def _fail(self, message, *, body_text: str, event_type: str, message_id: str, error: str) -> None:
         """A whole message failed: re-publish it (or park it) as it is, then ack it."""

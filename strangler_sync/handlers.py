@@ -56,6 +56,7 @@ class SyncEvent:
     occurred_at: datetime
     origin: str
     correlation_id: str
+    traceparent: str = ""  # W3C trace context of the write that emitted it; "" from old publishers
 
     @property
     def aggregate_id_int(self) -> int:

@@ -28,6 +28,8 @@ class OutboxEvent(models.Model):
     occurred_at = models.DateTimeField()
     origin = models.CharField(max_length=60)
     correlation_id = models.CharField(max_length=128, blank=True, default="")
+    # W3C traceparent of the write that emitted the event ("" when none): the consumer continues that trace
+    traceparent = models.CharField(max_length=55, blank=True, default="", db_default="")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()

@@ -66,7 +66,8 @@ logger = logging.getLogger(__name__)
 
 
 def event_envelope(event: OutboxEvent) -> dict:
-    return {
+    """The wire format; ``traceparent`` is optional (only when the write had one), old envelopes lack it."""
+    envelope = {
         "message_id": str(event.message_id),
         "event_type": event.event_type,
         "aggregate_type": event.aggregate_type,
@@ -78,6 +79,9 @@ def event_envelope(event: OutboxEvent) -> dict:
         "origin": event.origin,
         "correlation_id": event.correlation_id,
     }
+    if event.traceparent:
+        envelope["traceparent"] = event.traceparent
+    return envelope
 
 
 @dataclass(slots=True)
@@ -93,20 +97,23 @@ class ClaimedEvent:
 
 
 _CLAIM_FIELDS = ["id", "message_id", "event_type", "aggregate_type", "aggregate_id", "version", "schema_version",
-                 "occurred_at", "origin", "correlation_id"]
+                 "occurred_at", "origin", "correlation_id", "traceparent"]
 
 
 def _claimed(row: tuple, payload_json: str) -> ClaimedEvent:
     """A ClaimedEvent from the _CLAIM_FIELDS values: event_envelope as JSON, the payload spliced in as the
     JSON text it already is."""
     id_, message_id, event_type, aggregate_type, aggregate_id, version, schema_version, occurred_at, origin, \
-        correlation_id = row
+        correlation_id, traceparent = row
     message_id = str(message_id)
-    head = json.dumps({
+    head = {
         "message_id": message_id, "event_type": event_type, "aggregate_type": aggregate_type,
         "aggregate_id": aggregate_id, "version": version, "schema_version": schema_version,
         "occurred_at": occurred_at.isoformat(), "origin": origin, "correlation_id": correlation_id,
-    })
+    }
+    if traceparent:  # as event_envelope: optional
+        head["traceparent"] = traceparent
+    head = json.dumps(head)
     return ClaimedEvent(
         id=id_, event_type=event_type, message_id=message_id, correlation_id=correlation_id,
         routing_key=routing_key_for(aggregate_type=aggregate_type, event_type=event_type),

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from servicekit.optional import optional_import
 from servicekit.request_id import get_request_id
+from servicekit.trace_context import get_traceparent
 from strangler_sync.aggregates import SNAPSHOT, aggregate_of_event
 from strangler_sync.capture import AUTOMATIC
 from strangler_sync.conf import sync_settings
@@ -101,6 +102,7 @@ def event_publish(
         occurred_at=now,
         origin=config.origin,
         correlation_id=get_request_id() or "",
+        traceparent=get_traceparent() or "",
         next_attempt_at=now,
     )
     if config.relay_trigger == "celery":
@@ -141,6 +143,7 @@ class OutboxRow:
     status: str = OutboxEvent.Status.PENDING
     attempts: int = 0
     last_error: str = ""
+    traceparent: str = ""  # not copied: backfill runs outside any trace (the column's default is "")
 
 
 def outbox_insert_many(*, events: list[OutboxRow]) -> None:

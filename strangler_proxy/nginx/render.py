@@ -383,6 +383,7 @@ class _Renderer:
             f"proxy_read_timeout {_ms(timeout)};",
             f"proxy_set_header Host {self.host_expr};",
             "proxy_set_header X-Request-ID $strangler_request_id;",
+            "proxy_set_header traceparent $strangler_traceparent;",
             # Clients are untrusted: their forwarding headers are replaced, not appended to (as on the mitmproxy
             # plane), and only the proxy may mark a request as a shadow or mirror copy.
             "proxy_set_header X-Forwarded-For $remote_addr;",
@@ -682,6 +683,18 @@ http {{
     map $http_x_request_id $strangler_request_id {{
         "~{_REQUEST_ID_PATTERN}" $http_x_request_id;
         default $request_id;
+    }}
+    # W3C trace context (servicekit.trace_context's rule): a valid client traceparent goes on as it is, anything
+    # else starts a trace from $request_id (32 random hex digits; its first 16 are the span id). Debian's nginx
+    # has no OpenTelemetry module, so this plane records no span of its own.
+    map $request_id $strangler_trace_span {{
+        "~^(?<span>[0-9a-f]{{16}})" $span;
+    }}
+    map $http_traceparent $strangler_traceparent {{
+        "~^00-0{{32}}-" "00-$request_id-$strangler_trace_span-01";
+        "~^00-[0-9a-f]{{32}}-0{{16}}-" "00-$request_id-$strangler_trace_span-01";
+        "~^00-[0-9a-f]{{32}}-[0-9a-f]{{16}}-[0-9a-f]{{2}}$" $http_traceparent;
+        default "00-$request_id-$strangler_trace_span-01";
     }}
     map $http_host $strangler_host {{
         "" $host;

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from servicekit.trace_context import traceparent_parse
 from strangler_proxy.loader import load_route_file, parse_route_text
 from strangler_proxy.murmur import in_canary
 from strangler_proxy.nginx.control import NginxInstance
@@ -387,6 +388,28 @@ def test_request_id_is_propagated_or_generated(environment):
                                         ("GET", "/x", {"Host": "evil.example"})):
             reply = client.send(method, target, {"X-Request-ID": f"own-{plane}", **headers})
             assert reply.status >= 400 and reply.headers.get("x-request-id") == f"own-{plane}", (plane, target)
+
+
+def test_traceparent_is_passed_on_or_started(environment):
+    """Both planes: a valid W3C traceparent reaches the upstream unchanged; none or an invalid one, a new trace."""
+    _table, upstreams, clients = environment
+    given = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    for plane, client in clients.items():
+        started = set()
+        for n, header in enumerate((given, None, "garbage", "00-" + "0" * 32 + "-00f067aa0ba902b7-01",
+                                    "00-4bf92f3577b34da6a3ce929d0e0e4736-" + "0" * 16 + "-01")):
+            request_id = f"trace-{plane}-{n}"
+            client.send("GET", f"/api/orders/{n}", {"X-Request-ID": request_id,
+                                                    **({"traceparent": header} if header else {})})
+            [seen] = [r["headers"]["traceparent"] for r in upstreams["orders"].requests
+                      if r["headers"].get("x-request-id") == request_id]
+            if header == given:
+                assert seen == given, plane
+            else:
+                context = traceparent_parse(seen)
+                assert context is not None and context.traceparent == seen, (plane, header, seen)
+                started.add(context.trace_id)
+        assert len(started) == 4 and "4bf92f3577b34da6a3ce929d0e0e4736" not in started, plane
 
 
 def test_nginx_mirrors_shadow_routes_to_the_diff_endpoint(environment):
