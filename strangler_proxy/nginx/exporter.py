@@ -1,10 +1,12 @@
 """The nginx plane's metrics for the gates: tail the JSON metrics log nginx writes, count, serve /metrics.
 
 nginx writes one JSON line per request (render.py's `strangler_metrics` log_format: route label, upstream name,
-status, request time, the upstream a fallback left); this exporter reads the new lines every poll and counts
-them into a ``ProxyMetrics``, so the nginx plane exports the mitmproxy plane's metric names and labels
-(strangler_proxy_requests_total, strangler_proxy_request_seconds, strangler_proxy_fallbacks_total, ...) and
-the plan gates read either plane the same way.
+status, request time, the upstream a fallback left, the breaker's state); this exporter reads the new lines every
+poll and counts them into a ``ProxyMetrics``, so the nginx plane exports the mitmproxy plane's metric names and labels
+(strangler_proxy_requests_total, strangler_proxy_request_seconds, strangler_proxy_fallbacks_total,
+strangler_proxy_breaker_state, ...) and the plan gates read either plane the same way. The breaker gauge is what
+the last line through that service's breaker said, 0 closed or 2 open (nginx shows no half-open); requests an open
+breaker sent straight to the monolith count as fallbacks with reason breaker_open, as on the mitmproxy plane.
 
 Why an access-log tailer and not a module inside nginx (bench/proxy_bench.py rows nginx-rendered,
 nginx-rendered-nometrics, nginx-rendered-lua; numbers in the README):
@@ -30,12 +32,17 @@ import signal
 import threading
 from pathlib import Path
 
+from strangler_proxy.breaker import BreakerState
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
-from strangler_proxy.nginx.render import METRICS_LOG
+from strangler_proxy.nginx.render import BREAKER_CLOSED, BREAKER_OPEN, BREAKER_TRIPPED, METRICS_LOG
 
 logger = logging.getLogger(__name__)
 
 _EMPTY = ("", "-")
+# What the metrics log's breaker_state says (render.breaker_upstreams) as the mitmproxy plane's states: nginx
+# has no half-open one, a service tried again after the window is closed when it answers, open when it fails.
+_BREAKER_STATES = {BREAKER_CLOSED: BreakerState.CLOSED, BREAKER_TRIPPED: BreakerState.OPEN,
+                   BREAKER_OPEN: BreakerState.OPEN}
 
 
 def _fallback_reason(tried: str, connect: str) -> str:
@@ -60,13 +67,23 @@ def metrics_line_count(*, metrics: ProxyMetrics, line: str) -> bool:
     if route in _EMPTY or upstream in _EMPTY:  # nginx answered itself (a refused request line, an unknown host)
         metrics.rejections.labels(reason=f"status_{status}").inc()
         return True
-    if failed not in _EMPTY:
-        reason = _fallback_reason(entry.get("tried", ""), entry.get("connect", ""))
-        metrics.fallbacks.labels(route=route, upstream=failed, reason=reason).inc()
-        metrics.upstream_failures.labels(upstream=failed, reason="5xx" if reason.startswith("status_") else reason
-                                         ).inc()
+    breaker, breaker_state = entry.get("breaker", ""), entry.get("breaker_state", "")
+    if breaker not in _EMPTY and breaker_state in _BREAKER_STATES:
+        metrics.breaker_changed(breaker, _BREAKER_STATES[breaker_state])
+    if breaker_state == BREAKER_OPEN:  # skipped: the mitmproxy plane's fallback for an open breaker
+        metrics.fallbacks.labels(route=route, upstream=breaker, reason="breaker_open").inc()
+    elif breaker_state == BREAKER_TRIPPED:  # the service's try failed and its backup, the monolith, answered
+        _fallback_count(metrics, route=route, failed=breaker, entry=entry)
+    elif failed not in _EMPTY:  # the answer was a 5xx and error_page sent the request to the monolith
+        _fallback_count(metrics, route=route, failed=failed, entry=entry)
     metrics.request_answered(route=route, upstream=upstream, status=status, seconds=seconds)
     return True
+
+
+def _fallback_count(metrics: ProxyMetrics, *, route: str, failed: str, entry: dict) -> None:
+    reason = _fallback_reason(entry.get("tried", ""), entry.get("connect", ""))
+    metrics.fallbacks.labels(route=route, upstream=failed, reason=reason).inc()
+    metrics.upstream_failures.labels(upstream=failed, reason="5xx" if reason.startswith("status_") else reason).inc()
 
 
 class MetricsLogTail:

@@ -202,10 +202,13 @@ DIGEST_PATH = "/strangler/digest"
 METRICS_LOG = "metrics.log"
 # One JSON object per request, what strangler_proxy.nginx.exporter counts: the route label and upstream name set by
 # the location that answered (empty: nginx refused the request itself), the upstream a fallback left (`failed`)
-# and what each upstream try answered (`tried`, e.g. "504, 200"; `connect` "-" when connecting failed).
-_METRICS_FORMAT = ("'{\"route\":\"$strangler_route\",\"upstream\":\"$strangler_upstream\",\"status\":\"$status\","
+# and what each upstream try answered (`tried`, e.g. "504, 200"; `connect` "-" when connecting failed); on a
+# fallback route, the service whose breaker upstream it went through and what that says of the breaker
+# (`breaker`, `breaker_state`: breaker_upstreams).
+_METRICS_FORMAT = ("'{\"route\":\"$strangler_route\",\"upstream\":\"$strangler_answered\",\"status\":\"$status\","
                    "\"seconds\":\"$request_time\",\"failed\":\"$strangler_failed\",\"tried\":\"$upstream_status\","
-                   "\"connect\":\"$upstream_connect_time\"}'")
+                   "\"connect\":\"$upstream_connect_time\",\"breaker\":\"$strangler_breaker\","
+                   "\"breaker_state\":\"$strangler_breaker_state\"}'")
 
 
 def _metrics_log(options: NginxOptions, run: Path) -> str:
@@ -248,16 +251,20 @@ def _ops_guard(exposed: tuple[str, ...]) -> str:
 
 _BREAKER_SUFFIX = "_breaker"
 BREAKER_HEADER = "X-Strangler-Breaker"  # "open" when the breaker sent a request to the monolith without trying
+# $strangler_breaker_state, the metrics log's `breaker_state`: nginx shows no half-open (the first request after
+# the window simply tries the service again), so the exporter reads closed (service answered) or open (the others).
+BREAKER_CLOSED, BREAKER_TRIPPED, BREAKER_OPEN = "closed", "tripped", "open"
 
 
 def breaker_upstreams(table: RouteTable, services: set[str], keepalive: int) -> str:
     """Per service behind a fallback route: an upstream where the service is marked down after one failed
     attempt (connect error or timeout) for settings.breaker_window seconds, the monolith its `backup`, so a
     dead or hung service costs one timeout per window (the state shared by the workers: `zone`); and maps of
-    `$upstream_addr` saying who answered and whether the service was skipped (breaker open)."""
+    `$upstream_addr` saying who answered and whether the service was skipped (breaker open). The maps are read
+    lazily (add_header, the log), never by `set`: at rewrite time no upstream has been tried yet."""
     monolith = table.upstreams[table.monolith].host_port
     window = table.settings.breaker_window
-    out = []
+    out, states, answered = [], [], []
     for name in sorted(services):
         service = table.upstreams[name].host_port
         tried = re.escape(service)
@@ -265,11 +272,23 @@ def breaker_upstreams(table: RouteTable, services: set[str], keepalive: int) -> 
             f"upstream {name}{_BREAKER_SUFFIX} {{\n    zone {name}{_BREAKER_SUFFIX} 64k;\n"
             f"    server {service} max_fails=1 fail_timeout={window}s;\n    server {monolith} backup;\n"
             f"    keepalive {keepalive};\n}}\n"
-            f"map $upstream_addr $strangler_answered_{name} {{\n"
-            f"    \"~(?:^|, ){tried}$\" {name};\n    default {table.monolith};\n}}\n"
             f"map $upstream_addr $strangler_breaker_{name} {{\n"
             f"    {_q(monolith)} open;  # the service was not tried\n    default \"\";\n}}\n"
         )
+        states.append(f"    \"~^{re.escape(name)} {tried}(?:$| : )\" {BREAKER_CLOSED};\n"
+                      f"    \"~^{re.escape(name)} {tried}, \" {BREAKER_TRIPPED};\n"
+                      f"    \"~^{re.escape(name)} \" {BREAKER_OPEN};\n")
+        answered.append(f"    \"~^{re.escape(name)} {tried}$\" {name};\n"
+                        f"    \"~^{re.escape(name)} \" {table.monolith};  # its backup, or its error_page location\n")
+    # One map for the metrics log (always there: the log format names it). Read when the line is written, after
+    # the tries: the service answered (even a 5xx error_page then replaced: not a failure to max_fails), its
+    # try failed (max_fails=1: down for the window), or it was skipped (down) and the backup answered.
+    out.append(f"map \"$strangler_breaker $upstream_addr\" $strangler_breaker_state {{\n{''.join(states)}"
+               "    default \"\";\n}\n")
+    # The upstream that answered, for the log and X-Strangler-Upstream: through a breaker, whoever $upstream_addr
+    # says; elsewhere what the location set.
+    out.append(f"map \"$strangler_breaker $upstream_addr\" $strangler_answered {{\n{''.join(answered)}"
+               "    default $strangler_upstream;\n}\n")
     return "".join(out)
 
 
@@ -400,14 +419,15 @@ class _Renderer:
         lines.append("add_header Set-Cookie $strangler_set_cookie always;")
         return lines
 
-    def route_headers(self, label: str, upstream_expr: str) -> list[str]:
-        """The metrics log's route and upstream variables, and the X-Strangler-* headers when the file wants them."""
+    def route_headers(self, label: str, upstream_expr: str, *, answered_expr: str | None = None) -> list[str]:
+        """The metrics log's route and upstream variables, and the X-Strangler-* headers when the file wants them;
+        `answered_expr` names who answered when only the tries tell (a breaker upstream: breaker_upstreams)."""
         labels = [f"set $strangler_route {_q(label)};", f"set $strangler_upstream {upstream_expr};"]
         if not self.table.settings.route_headers:
             return labels
         return [*labels,
             f"add_header X-Strangler-Route {_q(label)} always;",
-            f"add_header X-Strangler-Upstream {upstream_expr} always;",
+            f"add_header X-Strangler-Upstream {answered_expr or upstream_expr} always;",
         ]
 
     def add_named(self, name: str, body: list[str]) -> str:
@@ -469,8 +489,10 @@ class _Renderer:
             # Only reached when the service was picked: through its breaker upstream (breaker_upstreams).
             assert route.service is not None
             self.breakers.add(route.service)
-            body = [*self.proxy_lines(f"{route.service}{_BREAKER_SUFFIX}", route.timeout),
-                    *self.route_headers(route.label, f"$strangler_answered_{route.service}"),
+            body = [f"set $strangler_breaker {route.service};  # for the metrics log's breaker_state",
+                    *self.proxy_lines(f"{route.service}{_BREAKER_SUFFIX}", route.timeout),
+                    # $strangler_upstream: the service, what $strangler_failed says when its 5xx falls back.
+                    *self.route_headers(route.label, route.service, answered_expr="$strangler_answered"),
                     f"add_header {BREAKER_HEADER} $strangler_breaker_{route.service} always;"]
         else:
             body = [*self.proxy_lines(primary, route.timeout), *self.route_headers(route.label, primary)]
@@ -720,6 +742,7 @@ http {{
         default_type application/json;  # for the answers nginx gives itself below
         add_header X-Request-ID $strangler_request_id always;
         set $strangler_failed "";  # declared for the metrics log; a fallback's monolith location fills it
+        set $strangler_breaker "";  # declared for the metrics log; a fallback route's location fills it
 
         # Refuse what normalize_path() refuses: absolute-form/authority-form/asterisk targets, backslash and
         # encoded slash/backslash in the path (nginx would decode %2F into a separator). One regex on the

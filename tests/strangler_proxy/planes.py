@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from strangler_proxy.nginx.control import NginxInstance
 from strangler_proxy.nginx.render import NginxOptions
 from strangler_proxy.spec import RouteTable
+from tests.strangler_proxy.upstreams import free_port
 from tests.waiting import WAIT_TIMEOUT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -133,3 +136,15 @@ def stop_process(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextlib.contextmanager
+def nginx_exporter(runtime_dir: Path) -> Iterator[str]:
+    """`strangler-proxy nginx-metrics` on an nginx instance's runtime dir, as users start it; yields /metrics' URL."""
+    admin = free_port()
+    exporter = subprocess.Popen([sys.executable, "-m", "strangler_proxy", "nginx-metrics", "--runtime-dir",
+                                 str(runtime_dir), "--listen", f"127.0.0.1:{admin}"], cwd=REPO)
+    try:
+        yield f"http://127.0.0.1:{admin}/metrics"
+    finally:
+        stop_process(exporter)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
@@ -14,7 +12,7 @@ from migrations_plan.spec import Gate, Plan
 from strangler_proxy.loader import parse_route_text
 from strangler_proxy.metrics import ProxyMetrics
 from strangler_proxy.nginx.exporter import MetricsLogTail, metrics_line_count
-from tests.strangler_proxy.planes import REPO, Client, start_nginx, stop_process
+from tests.strangler_proxy.planes import Client, nginx_exporter, start_nginx
 from tests.strangler_proxy.upstreams import NamedUpstream, free_port
 from tests.waiting import wait_until
 
@@ -36,13 +34,10 @@ def nginx_plane(tmp_path):
     table = parse_route_text(route_text(monolith.url, catalog.url, f"http://127.0.0.1:{dead_port}"),
                              source="metrics.yaml")
     instance = start_nginx(table, tmp_path / "nginx", free_port(), override_secret=None)
-    admin = free_port()
-    exporter = subprocess.Popen([sys.executable, "-m", "strangler_proxy", "nginx-metrics", "--runtime-dir",
-                                 str(tmp_path / "nginx"), "--listen", f"127.0.0.1:{admin}"], cwd=REPO)
     try:
-        yield table, Client(int(instance.options.listen.rsplit(":", 1)[1])), f"http://127.0.0.1:{admin}/metrics"
+        with nginx_exporter(tmp_path / "nginx") as url:
+            yield table, Client(int(instance.options.listen.rsplit(":", 1)[1])), url
     finally:
-        stop_process(exporter)
         instance.stop()
         monolith.close()
         catalog.close()
@@ -74,6 +69,7 @@ def test_requests_latency_and_fallbacks_under_the_mitmproxy_planes_names(nginx_p
                         ("default", "monolith", "200"): 1}
     assert samples.total("strangler_proxy_fallbacks_total", route=CART, upstream="ghost", reason="connect") == 1
     assert samples.total("strangler_proxy_upstream_failures_total", upstream="ghost", reason="connect") == 1
+    assert samples.total("strangler_proxy_breaker_state", upstream="ghost") == 2  # max_fails=1: down for the window
     assert samples.total("strangler_proxy_rejections_total", reason="status_400") == 1
     assert samples.total("strangler_proxy_request_seconds_count", route=PRODUCTS, upstream="catalog") == 3
     assert samples.total("strangler_proxy_request_seconds_bucket", route=PRODUCTS, upstream="catalog",
