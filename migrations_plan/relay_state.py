@@ -21,9 +21,10 @@ def sync_base_url(*, project: str, table: RouteTable) -> str:
     return (upstream.url if upstream is not None else project).rstrip("/")
 
 
-def relay_state_fetch(*, base_url: str, timeout: float = 10.0) -> dict:
-    """The project's outbox numbers (FIELDS, plus its name and last dead letter); MetricsUnavailable otherwise."""
-    url = base_url.rstrip("/") + RELAY_PATH
+def sync_endpoint_get(*, base_url: str, path: str, timeout: float = 10.0) -> tuple[str, object]:
+    """GET one of a project's /sync/ endpoints: (its URL, the decoded JSON); MetricsUnavailable when the project
+    does not answer, answers another status than 200, or answers something that is not JSON."""
+    url = base_url.rstrip("/") + path
     try:
         response = requests.get(url, timeout=timeout)
     except requests.RequestException as exc:
@@ -31,10 +32,18 @@ def relay_state_fetch(*, base_url: str, timeout: float = 10.0) -> dict:
     if response.status_code != 200:
         raise MetricsUnavailable(f"{url} answered {response.status_code}")
     try:
-        data = response.json()
+        return url, response.json()
+    except ValueError as exc:
+        raise MetricsUnavailable(f"{url}: not JSON ({exc})") from exc
+
+
+def relay_state_fetch(*, base_url: str, timeout: float = 10.0) -> dict:
+    """The project's outbox numbers (FIELDS, plus its name and last dead letter); MetricsUnavailable otherwise."""
+    url, data = sync_endpoint_get(base_url=base_url, path=RELAY_PATH, timeout=timeout)
+    try:
         for name in FIELDS:
             if isinstance(data[name], bool) or not isinstance(data[name], int | float):
                 raise TypeError(f"{name} is {data[name]!r}")
-    except (ValueError, KeyError, TypeError) as exc:
+    except (KeyError, TypeError) as exc:
         raise MetricsUnavailable(f"{url}: not a relay state answer ({type(exc).__name__}: {exc})") from exc
     return data
