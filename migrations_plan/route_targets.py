@@ -7,14 +7,14 @@ matches, whatever its mode: what replay compares, before and during a migration)
 
 from __future__ import annotations
 
-from strangler_proxy.routing import Decision, PathRejected, RequestInfo, decide
+from strangler_proxy.routing import Decision, OpsHidden, PathRejected, RequestInfo, decide
 from strangler_proxy.spec import RouteTable
 
 
 def _decision(table: RouteTable, method: str, path: str) -> Decision | None:
     try:
         return decide(table, RequestInfo(method=method, path=path), override_secret=None)
-    except PathRejected:
+    except (PathRejected, OpsHidden):  # the proxy answers these itself: no upstream receives them
         return None
 
 

@@ -137,9 +137,14 @@ def test_what_a_table_sends_is_the_proxys_own_decision(tmp_path):
     assert route_service(table, method="POST", path="/api/categories/") == "catalog"
     assert route_service(table, method="GET", path="/api/products/1/rating/") is None
     assert route_service(table, method="GET", path="/healthz") is None
+    # ops paths the route file does not expose are answered by the proxy itself (404): no service receives them,
+    # and a monolith schema that lists them must not break the gate
+    assert request_service(table, method="GET", path="/sync/checksums/product/") is None
+    assert route_service(table, method="GET", path="/metrics") is None
     missing, sent = coverage_missing(
         table=table, service="catalog",
         monolith=[Endpoint("GET", "/api/products/{id}/", "schema"), Endpoint("HEAD", "/api/products/2/", "recorded"),
-                  Endpoint("GET", "/api/categories/{slug}/tree/", "schema")],
+                  Endpoint("GET", "/api/categories/{slug}/tree/", "schema"),
+                  Endpoint("GET", "/sync/checksums/{aggregate}/", "schema")],
         implemented=[Endpoint("GET", "/api/products/{product_id}/", "schema")])
     assert (missing, sent) == ([Endpoint("GET", "/api/categories/{slug}/tree/", "schema")], 3)
