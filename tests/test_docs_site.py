@@ -71,7 +71,7 @@ def test_the_executable_blocks_of_a_page_run(page, tmp_path):
     script = _exec_pages()[page]
     done = subprocess.run(["bash", "-eu", "-o", "pipefail", "-c", script], cwd=ROOT, stdin=subprocess.DEVNULL,
                           env=_env(STRANGLER_VAR_DIR=str(tmp_path), HOME=str(tmp_path)), capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=300)
     assert done.returncode == 0, f"{page}: exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
 

@@ -9,7 +9,7 @@ the last line through that service's breaker said, 0 closed or 2 open (nginx sho
 breaker sent straight to the monolith count as fallbacks with reason breaker_open, as on the mitmproxy plane.
 
 Why an access-log tailer and not a module inside nginx (bench/proxy_bench.py rows nginx-rendered,
-nginx-rendered-nometrics, nginx-rendered-lua; numbers in the README):
+nginx-rendered-nometrics, nginx-rendered-lua; numbers in docs/guide/run-nginx.md):
   - Debian bookworm packages no traffic-status module (no libnginx-mod-http-vts); prometheus-nginx-exporter
     reads stub_status only: connection totals, no route, upstream, status or latency;
   - libnginx-mod-http-lua counting in a shared dict (count, latency bucket, sum per request, as
