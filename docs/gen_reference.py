@@ -4,8 +4,9 @@
     python docs/gen_reference.py --check    # exit 1 naming every page that differs from what the code says
 
 Sources: the route file's and the plan file's JSON Schemas (themselves generated from the typed specs and
-checked by tests/test_file_schemas.py), the event envelope's schema, the argparse parsers of every console
-script and ``python -m`` entry point, the ``create_parser`` of every strangler_sync management command, the
+checked by tests/test_file_schemas.py), the event envelope's and the ownership file's schemas (checked against
+the code by tests/strangler_sync/test_*_schema.py), the argparse parsers of every console script and
+``python -m`` entry point, the ``create_parser`` of every strangler_sync management command, the
 ``STRANGLER_SYNC`` keys documented in strangler_sync/conf.py (checked against its KNOWN_KEYS), and the
 Prometheus metric objects of each plane.
 
@@ -90,6 +91,8 @@ def schema_rules(node: dict) -> str:
         rules.append(f"format {node['format']}")
     if "propertyNames" in node and "enum" in node["propertyNames"]:
         rules.append("keys: " + ", ".join(f"`{k}`" for k in node["propertyNames"]["enum"]))
+    if "propertyNames" in node and "pattern" in node["propertyNames"]:
+        rules.append(f"keys match `{node['propertyNames']['pattern']}`")
     for key in ("anyOf", "oneOf"):
         for alt in node.get(key, []):
             inner = schema_rules(alt)
@@ -167,6 +170,13 @@ def schema_page(*, title: str, schema_path: str, intro: str) -> str:
     if schema.get("description"):
         out.append(schema["description"] + "\n")
     out.append("## Top level\n")
+    if schema.get("oneOf") and not schema.get("properties"):
+        out.append("One of these forms:\n")
+        for alt in schema["oneOf"]:
+            if alt.get("properties"):
+                out += schema_table(alt, anchors) + [""] + [note + "\n" for note in schema_extra(alt)]
+            else:
+                out.append(f"- {schema_type(alt, anchors)} at the top level\n")
     out += schema_table(schema, anchors)
     out.append("")
     out += [note + "\n" for note in schema_extra(schema)]
@@ -443,6 +453,15 @@ one: [write a plan](../guide/write-a-plan.md). Numbers may be given as `${NAME}`
 from the environment when the plan is loaded.
 """),
         "event-envelope.md": envelope_page(),
+        "ownership-file.md": schema_page(title="Ownership file",
+                                         schema_path="strangler_sync/ownership-file.schema.json", intro="""
+The file that says which project writes each aggregate; the plan's `ownership` actions and
+`manage.py sync_ownership --set AGGREGATE=OWNER` change it. Example:
+
+```json
+{"owners": {"invoice": "billing"}}
+```
+"""),
         "settings.md": settings_page(),
         "cli.md": cli_page(),
         "metrics.md": metrics_page(),
