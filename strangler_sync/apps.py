@@ -10,8 +10,8 @@ class StranglerSyncConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # checks and metrics register the system checks and the Prometheus collectors; sqlite_transport
-        # registers sqlite-queue:// with kombu (Celery reads the same broker URL)
-        from strangler_sync import checks, handlers, metrics, sqlite_transport  # noqa: F401
+        # checks and metrics register the system checks and the Prometheus collectors; sqlite_transport and
+        # broker register sqlite-queue:// and filesystem:// with kombu (Celery reads the same broker URL)
+        from strangler_sync import broker, checks, handlers, metrics, sqlite_transport  # noqa: F401
 
         handlers.handlers_autodiscover()

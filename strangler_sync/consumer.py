@@ -74,7 +74,8 @@ DUPLICATE = "duplicate"
 STALE = "stale"
 OWN = "own"  # an event this project emitted itself (its queue matches its own routing keys): nothing to do
 
-_ENVELOPE = {
+# the required keys of an envelope and their JSON types (strangler_sync/event-envelope.schema.json says the same)
+ENVELOPE_FIELDS = {
     "message_id": str, "event_type": str, "aggregate_type": str, "aggregate_id": str, "version": int,
     "schema_version": int, "payload": dict, "occurred_at": str, "origin": str,
 }
@@ -88,7 +89,7 @@ def event_parse(*, envelope) -> SyncEvent:
     """Validate an envelope (and its payload against the schema) into a SyncEvent; SchemaError otherwise."""
     if not isinstance(envelope, dict):
         raise SchemaError("message body is not a JSON object")
-    problems = {k: f"expected {t.__name__}" for k, t in _ENVELOPE.items()
+    problems = {k: f"expected {t.__name__}" for k, t in ENVELOPE_FIELDS.items()
                 if not isinstance(envelope.get(k), t) or isinstance(envelope.get(k), bool)}
     if problems:
         raise SchemaError("malformed event envelope", details=problems)

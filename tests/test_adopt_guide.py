@@ -1,4 +1,4 @@
-"""docs/adopt.md, executed: its ```sh adopt``` blocks run verbatim, in order, in one bash, in a folder outside
+"""docs/guide/adopt.md, executed: its ```sh adopt``` blocks run verbatim, in order, in one bash, in a folder outside
 the repository, with the built wheel as the toolkit and django-taggit from the package index.
 
 Nothing of the repository is on the path: the guide makes its own virtualenv and installs the wheel there
@@ -19,7 +19,7 @@ import pytest
 
 from tests.wheel_build import ROOT, clean_env
 
-GUIDE = ROOT / "docs" / "adopt.md"
+GUIDE = ROOT / "docs" / "guide" / "adopt.md"
 BLOCK = re.compile(r"^```sh adopt\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 GUIDE_TIMEOUT = 900  # seconds: the pip install dominates, and a cold cache on a busy shared box is slow
 
