@@ -68,6 +68,7 @@ from strangler_proxy.spec import (
     SAFE_METHODS,
     RouteTable,
 )
+from strangler_proxy.tracing import ProxyTracing
 
 logger = logging.getLogger("strangler_proxy")
 
@@ -459,8 +460,8 @@ class StranglerAddon:
         body_length = len(request.raw_content or b"")
         framed = body_length or request.data.method not in _BODYLESS_METHODS
         dropped = _dropped_names(table.override.header, bool(framed))
-        # The client's trace goes on as it is (this plane records no span of its own); none or an invalid one: a new
-        # trace starts here, so the upstream's spans always have a parent to join.
+        # The client's trace goes on as it is (with tracing on, ProxyTracing has put its own span's there); none or
+        # an invalid one: a new trace starts here, so the upstream's spans always have a parent to join.
         trace = traceparent_parse(_folded_value(fields, b"traceparent")) or trace_start()
         fields = request.headers.fields = _rewritten(fields, drop=dropped, set_to=(
             (REQUEST_ID_HEADER, request_id),
@@ -826,4 +827,4 @@ def _response_from(fetched: HttpResponseData, *, head: bool) -> http.Response:
     return http.Response(b"HTTP/1.1", fetched.status, reason, http.Headers(pairs), fetched.body, None, now, now)
 
 
-addons = [StranglerAddon()]
+addons = [StranglerAddon(), ProxyTracing()]  # ProxyTracing's hooks run after StranglerAddon's (see its module)
