@@ -118,14 +118,14 @@ def event_parse(*, envelope) -> SyncEvent:
 
 
 @contextmanager
-def event_scope(*, correlation_id: str, traceparent: str, span: str | None = None):
+def event_scope(*, correlation_id: str, traceparent: str, span: str | None = None, attributes: dict | None = None):
     """Run the block in the emitting request's correlation id and as a child span of its trace (if any): a
     recorded span named `span` when tracing is on (servicekit.tracing), else a span id for the logs only."""
     parent = traceparent_parse(traceparent) if traceparent else None
     request_token = current_request_id.set(correlation_id or None)
     try:
         if parent is not None and span is not None and tracing_on():
-            with span_continued(name=span, parent=parent):
+            with span_continued(name=span, parent=parent, attributes=attributes):
                 yield
             return
         trace_token = current_trace.set(trace_child(parent) if parent is not None else None)
@@ -414,7 +414,8 @@ def _handlers_run(to_apply: list[SyncEvent]) -> None:
             shared = all(e.correlation_id == first.correlation_id and e.traceparent == first.traceparent
                          for e in events)
             with event_scope(correlation_id=first.correlation_id if shared else "",
-                             traceparent=first.traceparent if shared else "", span=f"handle {event_type} (bulk)"):
+                             traceparent=first.traceparent if shared else "", span=f"handle {event_type}",
+                             attributes={"strangler.bulk_events": len(events)}):
                 with applying_synced_event(first):
                     bulk_handler_get(event_type=event_type)(events=events)
 
@@ -587,7 +588,8 @@ class SyncConsumer(ConsumerMixin):
                     for event, message in parsed:
                         try:
                             with event_scope(correlation_id=event.correlation_id, traceparent=event.traceparent,
-                                             span=f"handle {event.event_type} (alone)"):
+                                             span=f"handle {event.event_type}",
+                                             attributes={"strangler.applied_alone": True}):
                                 outcome = inbox_apply(event=event)  # its atomic() is a savepoint: fails alone
                             applied.append((event, message, outcome))
                         except DATABASE_TRANSIENT:
