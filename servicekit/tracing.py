@@ -164,12 +164,6 @@ def span_start(*, name: str, parent: TraceContext | None, kind: str = "internal"
                               start_time=start_ns)
 
 
-def span_record(*, name: str, parent: TraceContext | None, kind: str, start_ns: int, end_ns: int | None = None,
-                attributes: dict | None = None) -> None:
-    """A span already over (from `start_ns` to `end_ns`, or now): what a batch did for each of its events."""
-    span_start(name=name, parent=parent, kind=kind, attributes=attributes, start_ns=start_ns).end(end_ns)
-
-
 @contextmanager
 def span_scope(span):
     """Make `span` the current one for the block: the OpenTelemetry context and trace_context.current_trace."""
@@ -215,6 +209,7 @@ def span_failed(span, error: BaseException | str) -> None:
 
 
 def now_ns() -> int:
+    """A span timestamp (the SDK's clock: nanoseconds since the epoch)."""
     return time.time_ns()
 
 
