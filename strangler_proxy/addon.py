@@ -19,14 +19,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
-import hashlib
-import json
 import logging
 import os
 import re
 import secrets
 import sys
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -40,14 +37,34 @@ from servicekit.request_id import clean_request_id
 from servicekit.trace_context import trace_start, traceparent_parse
 from strangler_proxy.breaker import BreakerBoard, BreakerState
 from strangler_proxy.diffing import HttpResponseData
-from strangler_proxy.fetch import HOP_BY_HOP, AsyncUpstreamClient, UnsendableRequest, UpstreamClient, UpstreamError
+from strangler_proxy.fetch import AsyncUpstreamClient, UnsendableRequest, UpstreamClient, UpstreamError
+from strangler_proxy.header_fields import (
+    BODYLESS_METHODS,
+    dropped_names,
+    field_bytes,
+    field_text,
+    fields_rewritten,
+    folded_headers,
+    folded_value,
+    without_hop_by_hop,
+)
 from strangler_proxy.limits import ConnectionGuard, head_refusal
-from strangler_proxy.loader import RouteFileError, load_route_file, parse_route_text, route_file_path
+from strangler_proxy.loader import RouteFileError, load_route_file, route_file_path
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
 from strangler_proxy.murmur import split_bucket
 from strangler_proxy.noise import noise_file_for, noise_registry_for
 from strangler_proxy.planes import PlaneRecord, plane_register, plane_unregister
 from strangler_proxy.recording import Recorder, exchange_record
+from strangler_proxy.responses import (
+    FALLBACK_HEADER,
+    PROXY_UPSTREAM,
+    REQUEST_ID_HEADER,
+    ROUTE_HEADER,
+    UPSTREAM_HEADER,
+    error_response,
+    response_from_fetched,
+)
+from strangler_proxy.route_watcher import RouteFileWatcher
 from strangler_proxy.routing import (
     Decision,
     OpsHidden,
@@ -57,13 +74,10 @@ from strangler_proxy.routing import (
     decide,
     sticky_cookie_wanted,
 )
-from strangler_proxy.shadow import SHADOW_HEADER, DiffStore, IdleGate, ShadowJob, ShadowRunner
+from strangler_proxy.shadow import DiffStore, IdleGate, ShadowJob, ShadowRunner
 from strangler_proxy.spec import (
     CONNECTION_TOKENS,
     HOST_PATTERN,
-    MIRROR_PRIMARY_HEADER,
-    MIRROR_ROUTE_HEADER,
-    MIRROR_SHADOW_HEADER,
     OPS_HIDDEN_MESSAGE,
     SAFE_METHODS,
     RouteTable,
@@ -72,26 +86,8 @@ from strangler_proxy.tracing import ProxyTracing
 
 logger = logging.getLogger("strangler_proxy")
 
-REQUEST_ID_HEADER = "X-Request-ID"
-ROUTE_HEADER = "X-Strangler-Route"
-UPSTREAM_HEADER = "X-Strangler-Upstream"
-FALLBACK_HEADER = "X-Strangler-Fallback"
-PROXY_UPSTREAM = "proxy"  # X-Strangler-Upstream of answers the proxy gives itself
 METADATA_KEY = "strangler"
-INTERNAL_HEADERS = (SHADOW_HEADER, MIRROR_ROUTE_HEADER, MIRROR_PRIMARY_HEADER, MIRROR_SHADOW_HEADER)
 DEFAULT_HOSTS = "localhost,127.0.0.1,[::1]"
-
-
-def error_response(status: int, code: str, message: str, details: dict | None = None) -> http.Response:
-    """The project's one API error shape, ``{"error": {"code", "message", "details"}}``."""
-    body = json.dumps({"error": {"code": code, "message": message, "details": details or {}}}).encode()
-    response = http.Response.make(status, body, {"Content-Type": "application/json"})
-    if not response.reason:
-        response.reason = _REASONS.get(status, "")
-    return response
-
-
-_REASONS = {421: "Misdirected Request"}  # missing from mitmproxy's status table
 
 
 _HOST_SYNTAX = re.compile(HOST_PATTERN, re.IGNORECASE)
@@ -127,69 +123,6 @@ class FlowState:
     @property
     def route_label(self) -> str:
         return self.decision.route_label if self.decision else "default"
-
-
-class RouteFileWatcher:
-    """Polls the route file; a changed, valid file is swapped in whole, an invalid one is logged once."""
-
-    def __init__(self, path: Path, *, on_table, on_error, interval: float = 0.25, digest: str = ""):
-        self.path = path
-        self.interval = interval
-        self._on_table = on_table
-        self._on_error = on_error
-        self._last_stat: tuple[int, int] | None = self._stat()
-        self._last_digest = digest
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="strangler-route-watch", daemon=True)
-
-    def _stat(self) -> tuple[int, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_size
-
-    def start(self) -> RouteFileWatcher:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=2)
-
-    def check(self, *, force: bool = False) -> None:
-        stat = self._stat()
-        if stat is None or (stat == self._last_stat and not force):
-            return
-        self._last_stat = stat
-        try:
-            content = self.path.read_bytes()
-        except OSError:
-            return
-        digest = hashlib.sha256(content).hexdigest()
-        if digest == self._last_digest:
-            return  # touched, not changed; or the same bad content we already reported
-        self._last_digest = digest
-        try:
-            table = parse_route_text(content.decode("utf-8"), source=str(self.path))
-        except UnicodeDecodeError:
-            self._on_error(RouteFileError(str(self.path), 0, "file", "not UTF-8"))
-        except RouteFileError as exc:
-            self._on_error(exc)
-        else:
-            self._on_table(table)
-
-    def _run(self) -> None:
-        polls = 0
-        while not self._stop.wait(self.interval):
-            polls += 1
-            try:
-                # Two same-size writes within the filesystem's timestamp granularity look unchanged to stat:
-                # compare the content itself about once a second as well.
-                self.check(force=polls % max(1, round(1 / self.interval)) == 0)
-            except Exception:  # the watcher must outlive any surprise; the table in use stays valid
-                logger.exception("route file watcher failed on %s", self.path)
 
 
 class StranglerAddon:
@@ -411,20 +344,20 @@ class StranglerAddon:
         # and rebuilds the whole field tuple, and a dozen of them cost more than the rest of this hook.
         request = flow.request
         fields = request.headers.fields
-        request_id = clean_request_id(_folded_value(fields, b"x-request-id"))
+        request_id = clean_request_id(folded_value(fields, b"x-request-id"))
         state = FlowState(table=table, request_id=request_id, started=time.monotonic())
         flow.metadata[METADATA_KEY] = state
         self.in_flight.enter(flow)
         http1 = request.data.http_version.startswith(b"HTTP/1")
-        refusal = self._refusal(flow, table, host=_folded_value(fields, b"host") if http1 else request.host_header)
+        refusal = self._refusal(flow, table, host=folded_value(fields, b"host") if http1 else request.host_header)
         if refusal is not None:
             status, code, message = refusal
             self.metrics.rejections.labels(reason=code).inc()
             flow.response = error_response(status, code, message)
             state.upstream = PROXY_UPSTREAM
             return
-        fields = request.headers.fields = _without_hop_by_hop(fields)
-        headers = _folded_headers(fields)
+        fields = request.headers.fields = without_hop_by_hop(fields)
+        headers = folded_headers(fields)
         cookies = dict(request.cookies.items()) if "cookie" in headers else {}
         fresh_uid = ""
         if sticky_cookie_wanted(table, cookies=cookies, headers=headers):
@@ -451,19 +384,19 @@ class StranglerAddon:
             state.upstream = PROXY_UPSTREAM
             return
         state.decision = decision
-        client_host = (_folded_value(fields, b"host") if http1 else request.host_header) or ""
+        client_host = (folded_value(fields, b"host") if http1 else request.host_header) or ""
         # Clients are untrusted: their X-Forwarded-* are replaced, never appended to (as on the nginx plane).
         forwarded_for = info.client_addr
         # Re-frame: Transfer-Encoding went with the hop-by-hop headers and a Connection header may have named
         # Content-Length, while the body is already read and decoded; without a length of its own the upstream
         # would read the body as the next request (smuggling).
         body_length = len(request.raw_content or b"")
-        framed = body_length or request.data.method not in _BODYLESS_METHODS
-        dropped = _dropped_names(table.override.header, bool(framed))
+        framed = body_length or request.data.method not in BODYLESS_METHODS
+        dropped = dropped_names(table.override.header, bool(framed))
         # The client's trace goes on as it is (with tracing on, ProxyTracing has put its own span's there); none or
         # an invalid one: a new trace starts here, so the upstream's spans always have a parent to join.
-        trace = traceparent_parse(_folded_value(fields, b"traceparent")) or trace_start()
-        fields = request.headers.fields = _rewritten(fields, drop=dropped, set_to=(
+        trace = traceparent_parse(folded_value(fields, b"traceparent")) or trace_start()
+        fields = request.headers.fields = fields_rewritten(fields, drop=dropped, set_to=(
             (REQUEST_ID_HEADER, request_id),
             ("traceparent", trace.traceparent),
             ("X-Forwarded-For", forwarded_for),
@@ -473,7 +406,7 @@ class StranglerAddon:
         ))
         if decision.shadow is not None:  # what the shadow copy carries (it asks for an unencoded body)
             state.forwarded_headers = tuple(
-                (_native(k), _native(v)) for k, v in fields if k.lower() not in (b"host", b"accept-encoding"))
+                (field_text(k), field_text(v)) for k, v in fields if k.lower() not in (b"host", b"accept-encoding"))
 
         primary = decision.primary
         if primary == table.monolith:
@@ -505,7 +438,7 @@ class StranglerAddon:
         state.upstream_seconds = time.monotonic() - started
         if failure is None:
             breaker.record_success()
-            flow.response = _response_from(fetched, head=request.method == "HEAD")
+            flow.response = response_from_fetched(fetched, head=request.method == "HEAD")
             state.upstream = upstream
             return
         breaker.record_failure()
@@ -516,7 +449,7 @@ class StranglerAddon:
         if decision.fallback is not None:
             self._fall_back(flow, state, upstream, failure)
         elif fetched is not None:
-            flow.response = _response_from(fetched, head=request.method == "HEAD")  # the service's own 5xx
+            flow.response = response_from_fetched(fetched, head=request.method == "HEAD")  # the service's own 5xx
             state.upstream = upstream
         else:
             # No fallback on this route (or an unsafe method): say so, like nginx's 502/504 but in our error shape.
@@ -568,7 +501,7 @@ class StranglerAddon:
             host = host or request.authority or ""
             if not _HOST_SYNTAX.fullmatch(host) or _hostname(host) not in self.allowed_hosts:
                 return 421, "unknown_host", f"This proxy does not serve host {host[:100]!r}."
-        connection = _folded_value(request.headers.fields, b"connection")
+        connection = folded_value(request.headers.fields, b"connection")
         if connection and not CONNECTION_TOKENS.issuperset(
                 token.strip().lower() for token in connection.split(",") if token.strip()):
             return 400, "connection_header_refused", "The Connection header may only name hop-by-hop headers."
@@ -596,12 +529,12 @@ class StranglerAddon:
             added += [(ROUTE_HEADER, state.route_label), (UPSTREAM_HEADER, state.upstream or PROXY_UPSTREAM)]
             if state.fallback_reason:
                 added.append((FALLBACK_HEADER, state.fallback_reason))
-        if _folded_value(response.headers.fields, b"x-request-id") is None:
+        if folded_value(response.headers.fields, b"x-request-id") is None:
             added.append((REQUEST_ID_HEADER, state.request_id))
         if added:  # one rewrite of the fields instead of a scan and rebuild per header
-            response.headers.fields = _rewritten(response.headers.fields, drop=frozenset(), set_to=added)
+            response.headers.fields = fields_rewritten(response.headers.fields, drop=frozenset(), set_to=added)
         if state.set_cookie is not None and state.decision is not None:  # added to the upstream's own cookies
-            response.headers.fields += ((b"Set-Cookie", _raw(state.set_cookie)),)
+            response.headers.fields += ((b"Set-Cookie", field_bytes(state.set_cookie)),)
         elapsed = time.monotonic() - state.started
         if state.upstream_seconds is None and state.upstream not in (None, PROXY_UPSTREAM):
             # Forwarded by mitmproxy: from the request fully read to the response fully read.
@@ -721,82 +654,6 @@ def _seconds(opts, name: str) -> float:
     return value
 
 
-# -- raw header fields (mitmproxy's Headers.fields: a tuple of (name, value) bytes pairs) --------------------------
-
-_HOP_BY_HOP_NAMES = frozenset(name.encode() for name in HOP_BY_HOP)
-
-
-def _native(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")  # as mitmproxy's Headers decode
-
-
-def _raw(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
-
-
-def _folded_value(fields, lowered_name: bytes) -> str | None:
-    """What ``Headers.get`` answers: the values of that header joined with ", ", or None when absent."""
-    values = [value for name, value in fields if name.lower() == lowered_name]
-    return _native(b", ".join(values)) if values else None
-
-
-def _folded_headers(fields) -> dict[str, str]:
-    """Lowercased name -> folded value, for every header (what routing.decide reads)."""
-    headers: dict[str, str] = {}
-    for name, value in fields:
-        key, text = _native(name.lower()), _native(value)
-        headers[key] = f"{headers[key]}, {text}" if key in headers else text
-    return headers
-
-
-def _without_hop_by_hop(fields) -> tuple:
-    """The fields minus hop-by-hop headers and the headers the Connection header names."""
-    doomed = _HOP_BY_HOP_NAMES
-    for name, value in fields:
-        if name.lower() == b"connection":
-            doomed = doomed | {token.strip().lower() for token in value.split(b",")}
-    return tuple(field for field in fields if field[0].lower() not in doomed)
-
-
-_BODYLESS_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"DELETE"})  # framed only when they carry a body
-
-
-@functools.lru_cache(maxsize=64)
-def _dropped_names(override_header: str, framed: bool = False) -> frozenset[bytes]:
-    # The override header, signed or not, never reaches an upstream; only the proxy may say a request is a
-    # shadow or mirror copy. Content-Length is set anew when the request is framed, dropped when it is not.
-    names = (override_header, *INTERNAL_HEADERS) + (() if framed else ("Content-Length",))
-    return frozenset(_raw(name.lower()) for name in names)
-
-
-@functools.lru_cache(maxsize=256)
-def _name_key(name: str) -> tuple[bytes, bytes]:
-    """(lowercased, as given) raw bytes of a header name: the few names the addon sets, encoded once."""
-    return _raw(name.lower()), _raw(name)
-
-
-def _rewritten(fields, *, drop: frozenset[bytes], set_to) -> tuple:
-    """The fields without the ``drop`` names and with each ``(name, value)`` of ``set_to`` set as
-    ``Headers.__setitem__`` would: the first field of that name keeps its place and takes the value, later
-    ones go, and a name not present is appended (in ``set_to`` order)."""
-    pending = {}
-    for name, value in set_to:
-        lowered, raw_name = _name_key(name)
-        pending[lowered] = (raw_name, value)
-    out = []
-    for name, value in fields:
-        lowered = name.lower()
-        if lowered in drop:
-            continue
-        if lowered in pending:
-            out.append((name, _raw(pending.pop(lowered)[1])))
-            drop = drop | {lowered}  # later fields of that name go
-            continue
-        out.append((name, value))
-    out += [(raw_name, _raw(value)) for raw_name, value in pending.values()]
-    return tuple(out)
-
-
 _URLS: dict[int, tuple[RouteTable, dict[str, str]]] = {}  # id(table) -> (the table, so the id stays its own; URLs)
 
 
@@ -815,16 +672,6 @@ def _target(url: str) -> tuple[bytes, str, int, str]:
     """scheme, host, port and netloc of an upstream URL (parsed once, not per request)."""
     parts = urlsplit(url)
     return parts.scheme.encode(), parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), parts.netloc
-
-
-def _response_from(fetched: HttpResponseData, *, head: bool) -> http.Response:
-    pairs = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fetched.header_pairs
-             if name.lower() not in HOP_BY_HOP and (head or name.lower() != "content-length")]
-    if not head:
-        pairs.append((b"Content-Length", str(len(fetched.body)).encode()))
-    now = time.time()
-    reason = (fetched.reason or "").encode("latin-1", "replace")
-    return http.Response(b"HTTP/1.1", fetched.status, reason, http.Headers(pairs), fetched.body, None, now, now)
 
 
 addons = [StranglerAddon(), ProxyTracing()]  # ProxyTracing's hooks run after StranglerAddon's (see its module)

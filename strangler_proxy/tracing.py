@@ -18,10 +18,10 @@ from mitmproxy import http
 
 from servicekit.trace_context import HEADER, traceparent_parse
 from servicekit.tracing import span_failed, span_start, span_trace_context, tracing_on, tracing_setup
+from strangler_proxy.responses import UPSTREAM_HEADER  # set by StranglerAddon's response hook (route_headers)
 
 SERVICE_NAME = "strangler-proxy"
 SPAN_KEY = "strangler_trace_span"
-UPSTREAM_HEADER = "X-Strangler-Upstream"  # set by StranglerAddon's response hook (settings.route_headers)
 _MAX_PATH = 300
 
 

@@ -429,8 +429,8 @@ def test_shadow_sampling_is_decided_by_the_request_id_like_nginx_split_clients(p
 def test_route_file_watcher_swaps_valid_edits_and_reports_a_bad_one_once(tmp_path, routes_file):
     import os
 
-    from strangler_proxy.addon import RouteFileWatcher
     from strangler_proxy.loader import load_route_file
+    from strangler_proxy.route_watcher import RouteFileWatcher
 
     tables, errors = [], []
     text = routes_file.read_text()

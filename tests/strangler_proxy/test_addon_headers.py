@@ -7,15 +7,15 @@ import random
 import pytest
 from mitmproxy import http
 
-from strangler_proxy.addon import (
-    INTERNAL_HEADERS,
-    _dropped_names,
-    _folded_headers,
-    _folded_value,
-    _rewritten,
-    _without_hop_by_hop,
-)
 from strangler_proxy.fetch import HOP_BY_HOP
+from strangler_proxy.header_fields import (
+    INTERNAL_HEADERS,
+    dropped_names,
+    fields_rewritten,
+    folded_headers,
+    folded_value,
+    without_hop_by_hop,
+)
 
 CASES = [
     [],
@@ -55,12 +55,12 @@ def _old_strip(headers: http.Headers) -> None:
 def test_raw_field_helpers_match_the_headers_api(fields):
     fields = tuple(fields)
     reference = http.Headers(list(fields))
-    assert _folded_value(fields, b"x-request-id") == reference.get("X-Request-ID")
+    assert folded_value(fields, b"x-request-id") == reference.get("X-Request-ID")
 
     _old_strip(reference)
-    stripped = _without_hop_by_hop(fields)
+    stripped = without_hop_by_hop(fields)
     assert stripped == reference.fields
-    assert _folded_headers(stripped) == {k.lower(): v for k, v in reference.items()}
+    assert folded_headers(stripped) == {k.lower(): v for k, v in reference.items()}
 
     override = "X-Strangler-Force"
     reference.pop(override, None)
@@ -70,4 +70,4 @@ def test_raw_field_helpers_match_the_headers_api(fields):
               ("X-Forwarded-Proto", "http")]
     for name, value in set_to:
         reference[name] = value
-    assert _rewritten(stripped, drop=_dropped_names(override), set_to=set_to) == reference.fields
+    assert fields_rewritten(stripped, drop=dropped_names(override), set_to=set_to) == reference.fields
