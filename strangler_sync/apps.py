@@ -17,8 +17,10 @@ class StranglerSyncConfig(AppConfig):
         from strangler_sync import checks, handlers, metrics, sqlite_transport  # noqa: F401
 
         handlers.handlers_autodiscover()
-        from servicekit.tracing import django_instrument, tracing_setup
-        from strangler_sync.conf import sync_settings
+        from servicekit.tracing import django_instrument, tracing_setup, tracing_wanted
 
-        if tracing_setup(service_name=sync_settings().origin):
+        if tracing_wanted():  # off (the default): nothing else is read or imported
+            from strangler_sync.conf import sync_settings
+
+            tracing_setup(service_name=sync_settings().origin)
             django_instrument()
