@@ -82,6 +82,7 @@ from strangler_proxy.spec import (
     SAFE_METHODS,
     RouteTable,
 )
+from strangler_proxy.tracing import ProxyTracing
 
 logger = logging.getLogger("strangler_proxy")
 
@@ -392,8 +393,8 @@ class StranglerAddon:
         body_length = len(request.raw_content or b"")
         framed = body_length or request.data.method not in BODYLESS_METHODS
         dropped = dropped_names(table.override.header, bool(framed))
-        # The client's trace goes on as it is (this plane records no span of its own); none or an invalid one: a new
-        # trace starts here, so the upstream's spans always have a parent to join.
+        # The client's trace goes on as it is (with tracing on, ProxyTracing has put its own span's there); none or
+        # an invalid one: a new trace starts here, so the upstream's spans always have a parent to join.
         trace = traceparent_parse(folded_value(fields, b"traceparent")) or trace_start()
         fields = request.headers.fields = fields_rewritten(fields, drop=dropped, set_to=(
             (REQUEST_ID_HEADER, request_id),
@@ -673,4 +674,4 @@ def _target(url: str) -> tuple[bytes, str, int, str]:
     return parts.scheme.encode(), parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), parts.netloc
 
 
-addons = [StranglerAddon()]
+addons = [StranglerAddon(), ProxyTracing()]  # ProxyTracing's hooks run after StranglerAddon's (see its module)
