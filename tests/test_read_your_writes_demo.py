@@ -1,0 +1,95 @@
+"""Read-your-writes through the running demo (monolith, catalog, relay, consumer, mitmproxy plane): the issue's
+experiment. 100 times a client PATCHes a product through the proxy (the monolith owns it and answers) and at once
+GETs it through the proxy (a route serving reads from the catalog service): with the feature on no read is stale,
+at canary 100 % and 50 %; with it off on the same stack some are (so this test can fail)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import requests
+
+from tests.test_demo import Demo, _set_products_route
+from tests.waiting import REQUEST_TIMEOUT, wait_until
+
+pytestmark = pytest.mark.slow
+
+ADMIN = ("admin", "admin")  # the demo's seeded superuser; reads go without credentials (the catalog refuses them)
+ROUNDS = 100
+READS_ONLY = ["GET", "HEAD", "OPTIONS"]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    started = Demo(tmp_path_factory.mktemp("ryw-demo-var"))
+    try:
+        started.wait_ready(timeout=400)  # the demo backfills the catalog first; CI boxes are busy
+        yield started
+    finally:
+        if started.process.poll() is None:
+            started.kill_everything()
+
+
+def experiment(demo: Demo, product_id: int, *, start: int) -> dict:
+    """ROUNDS write-then-read pairs, each from a new client (a new sticky id: canary 50 % splits them)."""
+    url = f"{demo.proxy}/api/products/{product_id}/"
+    stale, served_by = 0, {}
+    for i in range(ROUNDS):
+        client = requests.Session()
+        price = f"{start + i}.25"
+        write = client.patch(url, json={"price": price}, auth=ADMIN, timeout=REQUEST_TIMEOUT)
+        assert write.status_code == 200, write.text
+        assert write.headers["X-Strangler-Upstream"] == "monolith"
+        assert "X-Strangler-Written" not in write.headers  # the proxy keeps the positions to itself
+        read = client.get(url, timeout=REQUEST_TIMEOUT)
+        assert read.status_code == 200, read.text
+        served_by[read.headers["X-Strangler-Upstream"]] = served_by.get(read.headers["X-Strangler-Upstream"], 0) + 1
+        if Decimal(read.json()["price"]) != Decimal(price):
+            stale += 1
+    return {"stale": stale, "served_by": served_by}
+
+
+def route(demo: Demo, **fields) -> None:
+    demo.routes_edit(_set_products_route(methods=READS_ONLY, fallback=True, **fields))
+
+
+@pytest.fixture(scope="module")
+def product_id(demo) -> int:
+    listing = requests.get(f"{demo.proxy}/api/products/", timeout=REQUEST_TIMEOUT).json()
+    return listing["results"][0]["id"]
+
+
+@pytest.mark.parametrize("weight", [100, 50])
+def test_no_stale_read_after_a_write_with_the_feature_on(demo, product_id, weight):
+    route(demo, mode="canary", weight=weight, read_your_writes=None)  # on by default: reads only, writes elsewhere
+    result = experiment(demo, product_id, start=1000 + weight)
+    assert result["stale"] == 0, result
+    if weight == 50:  # both sides served reads: the monolith for half the clients
+        assert result["served_by"].get("monolith", 0) > 0, result
+
+
+def test_the_same_experiment_with_the_feature_off_shows_stale_reads(demo, product_id):
+    route(demo, mode="canary", weight=100, read_your_writes=False)
+    result = experiment(demo, product_id, start=3000)
+    assert result["stale"] > 0, result
+    assert result["served_by"] == {"catalog": ROUNDS}
+
+
+def test_the_follower_serves_the_client_again_once_it_has_the_write(demo, product_id):
+    route(demo, mode="service", read_your_writes=None)
+    url = f"{demo.proxy}/api/products/{product_id}/"
+    client = requests.Session()
+    assert client.patch(url, json={"price": "4242.50"}, auth=ADMIN, timeout=REQUEST_TIMEOUT).status_code == 200
+    assert "strangler_ryw" in client.cookies  # signed positions, kept by the client
+
+    def from_catalog():
+        read = client.get(url, timeout=REQUEST_TIMEOUT)
+        assert Decimal(read.json()["price"]) == Decimal("4242.50"), read.headers  # never stale meanwhile
+        return read.headers["X-Strangler-Upstream"] == "catalog"
+
+    wait_until(from_catalog, what="the catalog to serve the client's read once it applied the write")
+    assert "strangler_ryw" not in client.cookies  # the follower said ok: nothing left to check
+    forged = requests.get(url, cookies={"strangler_ryw": "W1siY2F0YWxvZyIsOTk5OTk5OTk5OSwiIl1d.AAAA"},
+                          timeout=REQUEST_TIMEOUT)
+    assert forged.headers["X-Strangler-Upstream"] == "catalog"  # an unsigned cookie routes nothing
