@@ -15,7 +15,6 @@ from tests.waiting import REQUEST_TIMEOUT, wait_until
 
 pytestmark = pytest.mark.slow
 
-ADMIN = ("admin", "admin")  # the demo's seeded superuser; reads go without credentials (the catalog refuses them)
 ROUNDS = 100
 READS_ONLY = ["GET", "HEAD", "OPTIONS"]
 
@@ -31,14 +30,36 @@ def demo(tmp_path_factory):
             started.kill_everything()
 
 
-def experiment(demo: Demo, product_id: int, *, start: int) -> dict:
-    """ROUNDS write-then-read pairs, each from a new client (a new sticky id: canary 50 % splits them)."""
+@pytest.fixture(scope="module")
+def staff(demo) -> dict:
+    """A session of the demo's superuser (admin/admin), logged in once at the monolith: HTTP Basic would hash the
+    password (PBKDF2) on every write, seconds per round on a busy box. The catalog ignores the session cookie."""
+    monolith = demo.state["projects"]["monolith"]
+    login = requests.Session()
+    login.get(f"{monolith}/admin/login/", timeout=REQUEST_TIMEOUT)
+    answer = login.post(f"{monolith}/admin/login/", timeout=REQUEST_TIMEOUT, allow_redirects=False, data={
+        "username": "admin", "password": "admin", "csrfmiddlewaretoken": login.cookies["csrftoken"],
+        "next": "/admin/"})
+    assert answer.status_code == 302 and "sessionid" in login.cookies, answer.text[:500]
+    return {"sessionid": login.cookies["sessionid"], "csrftoken": login.cookies["csrftoken"]}
+
+
+def client_of(staff: dict) -> requests.Session:
+    """A new client (no sticky id yet: canary 50 % splits them) holding the staff session."""
+    client = requests.Session()
+    client.cookies.update(staff)
+    client.headers["X-CSRFToken"] = staff["csrftoken"]
+    return client
+
+
+def experiment(demo: Demo, staff: dict, product_id: int, *, start: int) -> dict:
+    """ROUNDS write-then-read pairs through the proxy, each from a new client."""
     url = f"{demo.proxy}/api/products/{product_id}/"
     stale, served_by = 0, {}
     for i in range(ROUNDS):
-        client = requests.Session()
+        client = client_of(staff)
         price = f"{start + i}.25"
-        write = client.patch(url, json={"price": price}, auth=ADMIN, timeout=REQUEST_TIMEOUT)
+        write = client.patch(url, json={"price": price}, timeout=REQUEST_TIMEOUT)
         assert write.status_code == 200, write.text
         assert write.headers["X-Strangler-Upstream"] == "monolith"
         assert "X-Strangler-Written" not in write.headers  # the proxy keeps the positions to itself
@@ -61,26 +82,26 @@ def product_id(demo) -> int:
 
 
 @pytest.mark.parametrize("weight", [100, 50])
-def test_no_stale_read_after_a_write_with_the_feature_on(demo, product_id, weight):
+def test_no_stale_read_after_a_write_with_the_feature_on(demo, staff, product_id, weight):
     route(demo, mode="canary", weight=weight, read_your_writes=None)  # on by default: reads only, writes elsewhere
-    result = experiment(demo, product_id, start=1000 + weight)
+    result = experiment(demo, staff, product_id, start=1000 + weight)
     assert result["stale"] == 0, result
     if weight == 50:  # both sides served reads: the monolith for half the clients
         assert result["served_by"].get("monolith", 0) > 0, result
 
 
-def test_the_same_experiment_with_the_feature_off_shows_stale_reads(demo, product_id):
+def test_the_same_experiment_with_the_feature_off_shows_stale_reads(demo, staff, product_id):
     route(demo, mode="canary", weight=100, read_your_writes=False)
-    result = experiment(demo, product_id, start=3000)
+    result = experiment(demo, staff, product_id, start=3000)
     assert result["stale"] > 0, result
     assert result["served_by"] == {"catalog": ROUNDS}
 
 
-def test_the_follower_serves_the_client_again_once_it_has_the_write(demo, product_id):
+def test_the_follower_serves_the_client_again_once_it_has_the_write(demo, staff, product_id):
     route(demo, mode="service", read_your_writes=None)
     url = f"{demo.proxy}/api/products/{product_id}/"
-    client = requests.Session()
-    assert client.patch(url, json={"price": "4242.50"}, auth=ADMIN, timeout=REQUEST_TIMEOUT).status_code == 200
+    client = client_of(staff)
+    assert client.patch(url, json={"price": "4242.50"}, timeout=REQUEST_TIMEOUT).status_code == 200
     assert "strangler_ryw" in client.cookies  # signed positions, kept by the client
 
     def from_catalog():
