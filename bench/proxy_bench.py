@@ -675,6 +675,17 @@ def ratios(setups: list[Setup]) -> list[dict]:
          _paired(g("nginx-rendered-sticky"), g("nginx-rendered"), False, rps), None, None, "x"),
         ("sticky cookie + trusted proxies: addon throughput",
          _paired(g("mitm-addon-sticky"), g("mitm-addon"), False, rps), None, None, "x"),
+        # Issue 14: read-your-writes on the route, for clients that did not write (no cookie): <= 2 % throughput.
+        ("read-your-writes: rendered nginx throughput",
+         _paired(g("nginx-rendered-ryw"), g("nginx-rendered"), False, rps), ">=", 0.98, "x"),
+        ("read-your-writes: addon throughput (service route)",
+         _paired(g("mitm-addon-service-ryw"), g("mitm-addon-service"), False, rps), ">=", 0.98, "x"),
+        ("read-your-writes: rendered nginx CPU per request",
+         _paired(g("nginx-rendered-ryw"), g("nginx-rendered"), False, cpu), None, None, "x"),
+        ("read-your-writes: addon CPU per request (service route)",
+         _paired(g("mitm-addon-service-ryw"), g("mitm-addon-service"), False, cpu), None, None, "x"),
+        ("read-your-writes addon / base addon CPU per request (service route)",
+         _paired(g("mitm-addon-service-ryw"), g("mitm-base-service"), False, cpu), None, None, "x"),
         # Not targets, for reading the rows: CPU time per request is far steadier than req/s on a shared machine.
         ("rendered with Lua counters / without: throughput",
          _paired(g("nginx-rendered-lua"), g("nginx-rendered-nometrics"), False, rps), None, None, "x"),

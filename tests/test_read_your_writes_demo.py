@@ -5,11 +5,14 @@ at canary 100 % and 50 %; with it off on the same stack some are (so this test c
 
 from __future__ import annotations
 
+import contextlib
+import uuid
 from decimal import Decimal
 
 import pytest
 import requests
 
+from tests.conftest import RABBITMQ_URL
 from tests.test_demo import Demo, _set_products_route
 from tests.waiting import REQUEST_TIMEOUT, wait_until
 
@@ -19,15 +22,45 @@ ROUNDS = 100
 READS_ONLY = ["GET", "HEAD", "OPTIONS"]
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    started = Demo(tmp_path_factory.mktemp("ryw-demo-var"))
+PROJECT_DATABASES = {"DATABASE_URL": "monolith", "CATALOG_DATABASE_URL": "catalog",
+                     "INVENTORY_DATABASE_URL": "inventory", "REVIEWS_DATABASE_URL": "reviews"}
+
+
+@contextlib.contextmanager
+def real_services_env():
+    """Throwaway PostgreSQL databases (one per project, on the server of this run's DATABASE_URL), RabbitMQ with
+    a namespace of their own: the demo's settings for its PostgreSQL + RabbitMQ run."""
+    import psycopg
+    from django.conf import settings
+
+    server = settings.DATABASES["default"]
+    base = f"postgres://{server['USER']}:{server.get('PASSWORD') or ''}@{server['HOST']}:{server['PORT'] or 5432}"
+    tag = uuid.uuid4().hex[:8]
+    names = {var: f"ryw_{tag}_{project}" for var, project in PROJECT_DATABASES.items()}
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        for name in names.values():
+            admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        started.wait_ready(timeout=400)  # the demo backfills the catalog first; CI boxes are busy
-        yield started
+        yield {**{var: f"{base}/{name}" for var, name in names.items()}, "CELERY_BROKER_URL": RABBITMQ_URL,
+               "STRANGLER_SYNC_NAMESPACE": f"ryw-{tag}"}
     finally:
-        if started.process.poll() is None:
-            started.kill_everything()
+        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+            for name in names.values():
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module", params=[
+    "embedded", pytest.param("postgres-rabbitmq", marks=[pytest.mark.postgres, pytest.mark.rabbitmq])])
+def demo(request, tmp_path_factory):
+    with contextlib.ExitStack() as stack:
+        env = stack.enter_context(real_services_env()) if request.param == "postgres-rabbitmq" else {}
+        started = Demo(tmp_path_factory.mktemp("ryw-demo-var"), env=env)
+        try:
+            started.wait_ready(timeout=400)  # the demo backfills the catalog first; CI boxes are busy
+            yield started
+        finally:
+            if started.process.poll() is None:
+                started.kill_everything()
 
 
 @pytest.fixture(scope="module")
