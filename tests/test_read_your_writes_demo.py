@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sqlite3
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import requests
@@ -127,12 +129,37 @@ def test_no_stale_read_after_a_write_with_the_feature_on(demo, staff, product_id
         assert result["served_by"].get("monolith", 0) > 0, result
 
 
+def sqlite_unlocked(path: Path) -> bool:
+    """Whether no connection holds any lock on the SQLite file (BEGIN EXCLUSIVE gets through at once)."""
+    if not path.exists():
+        return True  # not on SQLite (the PostgreSQL + RabbitMQ run): a stopped process blocks no reader there
+    db = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+    try:
+        db.execute("BEGIN EXCLUSIVE")
+        db.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        db.close()
+
+
 @contextlib.contextmanager
 def catalog_consumer_paused(demo: Demo):
     """The follower lags for as long as the block runs (its consumer stopped): how far behind it is no longer
-    depends on the machine's speed (on a busy box the consumer may apply a write before the read arrives)."""
+    depends on the machine's speed (on a busy box the consumer may apply a write before the read arrives).
+    Stopped only at a moment it holds no lock on the SQLite files others use (the broker, the catalog's)."""
     group = demo.state["pids"]["catalog-consumer"]
-    os.killpg(group, signal.SIGSTOP)
+    files = [demo.var_dir / "broker.sqlite3", demo.var_dir / "catalog.sqlite3"]
+
+    def stopped_idle() -> bool:
+        os.killpg(group, signal.SIGSTOP)
+        if all(sqlite_unlocked(path) for path in files):
+            return True
+        os.killpg(group, signal.SIGCONT)
+        return False
+
+    wait_until(stopped_idle, what="the catalog consumer stopped between two transactions")
     try:
         yield
     finally:
