@@ -285,9 +285,11 @@ addons = [NoOp()]
 NGINX_CANARY_WEIGHT = 10
 
 
-def route_file(workdir: Path, upstream_port: int, mode: str, name: str, *, sticky: bool = False) -> Path:
+def route_file(workdir: Path, upstream_port: int, mode: str, name: str, *, sticky: bool = False,
+               ryw: bool = False) -> Path:
     """sticky: the sticky cookie set on every answer (no client here keeps it) and the load's one peer trusted
-    for X-Forwarded-For; otherwise neither (the planes before issue 13)."""
+    for X-Forwarded-For; otherwise neither (the planes before issue 13). ryw: the route reads your writes (issue
+    14; no client here wrote, which is the cost every reader pays)."""
     shadow = "    diff:\n      learn_noise: true\n" if mode == "shadow" else ""
     weight = f"    weight: {NGINX_CANARY_WEIGHT}\n" if mode == "canary" else ""
     edge = ("settings:\n  trusted_proxies: [127.0.0.1/32]\n" if sticky else "sticky:\n  set_cookie: false\n")
@@ -302,7 +304,7 @@ monolith: monolith
     service: catalog
 {weight}    fallback: true
     timeout: 10
-{shadow}"""
+{"    read_your_writes: true" + chr(10) if ryw else ""}{shadow}"""
     path = workdir / f"{name}.yaml"
     path.write_text(text)
     return path
@@ -494,7 +496,8 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
                             "forwarded headers, timeouts, fallback, buffered access log)", port, "nginx",
                             lambda process=process: child_pids(process.pid)))
     for name, metrics_log, sticky in (("nginx-rendered", True, False), ("nginx-rendered-nometrics", False, False),
-                                      ("nginx-rendered-lua", False, False), ("nginx-rendered-sticky", True, True)):
+                                      ("nginx-rendered-lua", False, False), ("nginx-rendered-sticky", True, True),
+                                      ("nginx-rendered-ryw", True, False)):
         if not (wanted(name) and nginx_binary()) or (name.endswith("-lua") and not LUA_MODULE.exists()):
             continue
         from strangler_proxy.loader import load_route_file
@@ -502,7 +505,8 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
         from strangler_proxy.nginx.render import NginxOptions
 
         port = free_port()
-        table = load_route_file(route_file(workdir, upstream_port, "canary", name, sticky=sticky))
+        table = load_route_file(route_file(workdir, upstream_port, "canary", name, sticky=sticky,
+                                           ryw=name.endswith("-ryw")))
         instance = NginxInstance(NginxOptions(runtime_dir=workdir / name, listen=f"127.0.0.1:{port}",
                                               metrics_log=metrics_log))
         conf = instance.install(table)  # rendered and `nginx -t`-ed exactly as `strangler-proxy nginx-reload` does
@@ -529,6 +533,8 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
             what = "the same, counting in a Lua shared dict (log_by_lua: count, histogram bucket, sum) instead"
         if sticky:
             what += ", + sticky cookie and trusted proxies"
+        if name.endswith("-ryw"):
+            what += ", + read-your-writes on the route (clients without the cookie)"
         pids = lambda process=process, exporter=exporter: child_pids(process.pid) + [p.pid for p in exporter]  # noqa: E731
         setups.append(Setup(name, what, port, "nginx", pids, expect_upstream="monolith"))
     if wanted("mitm-noop"):
@@ -545,6 +551,8 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
         ("mitm-addon-sticky", "monolith", "strangler addon, monolith route, + sticky cookie and trusted proxies",
          "monolith", addon),
         ("mitm-addon-service", "service", "strangler addon, service route (the addon's own client)", "catalog", addon),
+        ("mitm-addon-service-ryw", "service", "strangler addon, service route + read-your-writes (no client wrote)",
+         "catalog", addon),
         ("mitm-addon-shadow", "shadow", "strangler addon, shadow route: + shadow and noise calls", "monolith", addon),
         ("mitm-base", "monolith", f"--base-addon {base}, monolith route", "monolith", base),
         ("mitm-base-service", "service", f"--base-addon {base}, service route", "catalog", base),
@@ -553,7 +561,7 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
             continue
         admin_port = free_port()
         options = {"strangler_routes": str(route_file(workdir, upstream_port, mode, name,
-                                                      sticky=name.endswith("-sticky"))),
+                                                      sticky=name.endswith("-sticky"), ryw=name.endswith("-ryw"))),
                    "strangler_admin_port": str(admin_port), "strangler_diffs": str(workdir / f"{name}.jsonl"),
                    "strangler_reload_interval": "0.25"}
         port, stopper, pid = start_mitmdump(workdir, upstream_port, script, options)
@@ -667,6 +675,17 @@ def ratios(setups: list[Setup]) -> list[dict]:
          _paired(g("nginx-rendered-sticky"), g("nginx-rendered"), False, rps), None, None, "x"),
         ("sticky cookie + trusted proxies: addon throughput",
          _paired(g("mitm-addon-sticky"), g("mitm-addon"), False, rps), None, None, "x"),
+        # Issue 14: read-your-writes on the route, for clients that did not write (no cookie): <= 2 % throughput.
+        ("read-your-writes: rendered nginx throughput",
+         _paired(g("nginx-rendered-ryw"), g("nginx-rendered"), False, rps), ">=", 0.98, "x"),
+        ("read-your-writes: addon throughput (service route)",
+         _paired(g("mitm-addon-service-ryw"), g("mitm-addon-service"), False, rps), ">=", 0.98, "x"),
+        ("read-your-writes: rendered nginx CPU per request",
+         _paired(g("nginx-rendered-ryw"), g("nginx-rendered"), False, cpu), None, None, "x"),
+        ("read-your-writes: addon CPU per request (service route)",
+         _paired(g("mitm-addon-service-ryw"), g("mitm-addon-service"), False, cpu), None, None, "x"),
+        ("read-your-writes addon / base addon CPU per request (service route)",
+         _paired(g("mitm-addon-service-ryw"), g("mitm-base-service"), False, cpu), None, None, "x"),
         # Not targets, for reading the rows: CPU time per request is far steadier than req/s on a shared machine.
         ("rendered with Lua counters / without: throughput",
          _paired(g("nginx-rendered-lua"), g("nginx-rendered-nometrics"), False, rps), None, None, "x"),

@@ -48,6 +48,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "strangler_sync.middleware.NotOwnerMiddleware",  # 409 JSON when a plain view writes on the non-owner
+    # a write's answer says which aggregate versions it emitted; a read through the proxy waits for the client's
+    "strangler_sync.read_your_writes.ReadYourWritesMiddleware",
 ]
 
 ROOT_URLCONF = "monolith.urls"

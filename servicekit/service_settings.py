@@ -70,6 +70,8 @@ def service_settings(
             "servicekit.http_metrics.RequestMetricsMiddleware",
             "django.middleware.security.SecurityMiddleware",
             "django.middleware.common.CommonMiddleware",
+            # writes say what they emitted, reads through the proxy wait for what the client wrote (409 behind)
+            "strangler_sync.read_your_writes.ReadYourWritesMiddleware",
         ],
         "ROOT_URLCONF": f"{package}.urls",
         "WSGI_APPLICATION": f"{package}.wsgi.application",

@@ -35,6 +35,7 @@ if __package__ != "strangler_proxy":  # loaded by `mitmdump -s strangler_proxy/a
 
 from servicekit.request_id import clean_request_id
 from servicekit.trace_context import trace_start, traceparent_parse
+from servicekit.write_positions import READ_AFTER_HEADER
 from strangler_proxy.breaker import BreakerBoard, BreakerState
 from strangler_proxy.diffing import HttpResponseData
 from strangler_proxy.fetch import AsyncUpstreamClient, UnsendableRequest, UpstreamClient, UpstreamError
@@ -54,6 +55,7 @@ from strangler_proxy.metrics import AdminServer, ProxyMetrics
 from strangler_proxy.murmur import split_bucket
 from strangler_proxy.noise import noise_file_for, noise_registry_for
 from strangler_proxy.planes import PlaneRecord, plane_register, plane_unregister
+from strangler_proxy.read_your_writes import ReadYourWrites
 from strangler_proxy.recording import Recorder, exchange_record
 from strangler_proxy.responses import (
     FALLBACK_HEADER,
@@ -119,6 +121,7 @@ class FlowState:
         self.error: str | None = None
         self.recorded = False
         self.set_cookie: str | None = None  # the sticky cookie this answer sets (routing.sticky_cookie_wanted)
+        self.read_plan = None  # read_your_writes.ReadPlan of a read after the client's write elsewhere
 
     @property
     def route_label(self) -> str:
@@ -140,6 +143,7 @@ class StranglerAddon:
         self.watcher: RouteFileWatcher | None = None
         self.allowed_hosts: frozenset[str] = frozenset()
         self.connections = ConnectionGuard()
+        self.read_your_writes = ReadYourWrites()
         self._route_path: Path | None = None
 
     # -- options -----------------------------------------------------------------------------------------
@@ -383,6 +387,11 @@ class StranglerAddon:
             flow.response = error_response(404, "not_found", OPS_HIDDEN_MESSAGE)
             state.upstream = PROXY_UPSTREAM
             return
+        if cookies:
+            state.read_plan = plan = self.read_your_writes.read_plan(table, decision, method=request.method,
+                                                                     cookies=cookies, now=time.time())
+            if plan is not None and plan.read_after is None:
+                decision = self.read_your_writes.decision_pinned(decision, plan)
         state.decision = decision
         client_host = (folded_value(fields, b"host") if http1 else request.host_header) or ""
         # Clients are untrusted: their X-Forwarded-* are replaced, never appended to (as on the nginx plane).
@@ -426,6 +435,9 @@ class StranglerAddon:
         timeout = decision.route.timeout if decision.route is not None else 30.0
         self._point_at(flow, table, upstream)
         headers = [(k, v) for k, v in request.headers.items(multi=True) if k.lower() != "host"]
+        plan = state.read_plan
+        if plan is not None and plan.read_after is not None:  # only the follower is asked for the positions
+            headers.append((READ_AFTER_HEADER, plan.read_after))
         started = time.monotonic()
         try:
             fetched = await self.service_client.fetch(
@@ -438,6 +450,10 @@ class StranglerAddon:
         state.upstream_seconds = time.monotonic() - started
         if failure is None:
             breaker.record_success()
+            if plan is not None and plan.read_after is not None and not ReadYourWrites.fresh(
+                    fetched.header(READ_AFTER_HEADER)):
+                await self._read_from_owner(flow, state)  # behind (or cannot tell): the writer answers
+                return
             flow.response = response_from_fetched(fetched, head=request.method == "HEAD")
             state.upstream = upstream
             return
@@ -454,6 +470,16 @@ class StranglerAddon:
         else:
             # No fallback on this route (or an unsafe method): say so, like nginx's 502/504 but in our error shape.
             self._refuse(flow, state, upstream, reason, f"{upstream} did not answer ({failure})")
+
+    async def _read_from_owner(self, flow: http.HTTPFlow, state: FlowState) -> None:
+        plan, table = state.read_plan, state.table
+        state.read_plan = None
+        state.fallback_reason = "read_your_writes:behind"
+        if plan.owner == table.monolith:
+            self._point_at(flow, table, table.monolith)  # mitmproxy sends it
+            state.upstream = table.monolith
+        else:
+            await self._send_to_service(flow, state, plan.owner, self.breakers.get(plan.owner))
 
     def _service_unavailable(self, flow: http.HTTPFlow, state: FlowState, upstream: str, reason: str,
                              message: str) -> None:
@@ -535,6 +561,12 @@ class StranglerAddon:
             response.headers.fields = fields_rewritten(response.headers.fields, drop=frozenset(), set_to=added)
         if state.set_cookie is not None and state.decision is not None:  # added to the upstream's own cookies
             response.headers.fields += ((b"Set-Cookie", field_bytes(state.set_cookie)),)
+        if state.read_plan is not None or flow.request.method not in SAFE_METHODS:
+            rewritten = self.read_your_writes.answered_fields(
+                state.table, method=flow.request.method, upstream=state.upstream, plan=state.read_plan,
+                fields=response.headers.fields, cookies=flow.request.cookies, now=time.time())
+            if rewritten is not None:
+                response.headers.fields = rewritten
         elapsed = time.monotonic() - state.started
         if state.upstream_seconds is None and state.upstream not in (None, PROXY_UPSTREAM):
             # Forwarded by mitmproxy: from the request fully read to the response fully read.

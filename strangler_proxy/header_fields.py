@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 
+from servicekit.write_positions import READ_AFTER_HEADER
 from strangler_proxy.fetch import HOP_BY_HOP
 from strangler_proxy.shadow import SHADOW_HEADER
 from strangler_proxy.spec import MIRROR_PRIMARY_HEADER, MIRROR_ROUTE_HEADER, MIRROR_SHADOW_HEADER
 
-INTERNAL_HEADERS = (SHADOW_HEADER, MIRROR_ROUTE_HEADER, MIRROR_PRIMARY_HEADER, MIRROR_SHADOW_HEADER)
+# Only the proxy says these: a client's are dropped (a forged read-after would only get that client 409s).
+INTERNAL_HEADERS = (SHADOW_HEADER, MIRROR_ROUTE_HEADER, MIRROR_PRIMARY_HEADER, MIRROR_SHADOW_HEADER, READ_AFTER_HEADER)
 
 HOP_BY_HOP_NAMES = frozenset(name.encode() for name in HOP_BY_HOP)
 

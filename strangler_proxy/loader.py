@@ -24,6 +24,7 @@ from strangler_proxy.spec import (
     NoiseSettings,
     OverrideSpec,
     ProxySettings,
+    ReadYourWritesSettings,
     Route,
     RouteTable,
     ShadowSpec,
@@ -213,6 +214,22 @@ def _sticky(r: _Reader, node: yaml.Node) -> StickySpec:
     )
 
 
+def _read_your_writes(r: _Reader, node: yaml.Node) -> ReadYourWritesSettings:
+    """settings.read_your_writes: the cookie's name, its lives (tracked positions, owner pin) and the key's env."""
+    field, default = "settings.read_your_writes", ReadYourWritesSettings()
+    items = r.mapping(node, field, {"cookie", "max_age", "window", "secret_env"})
+    seconds = lambda key: int(r.number(items[key][1], f"{field}.{key}", 1, 3600, integer=True)) \
+        if key in items else getattr(default, key)  # noqa: E731
+    return ReadYourWritesSettings(
+        cookie=r.string(items["cookie"][1], f"{field}.cookie", _COOKIE, "letters, digits, _")
+        if "cookie" in items else default.cookie,
+        max_age=seconds("max_age"),
+        window=seconds("window"),
+        secret_env=r.string(items["secret_env"][1], f"{field}.secret_env", re.compile(r"^[A-Z_][A-Z0-9_]*$"))
+        if "secret_env" in items else default.secret_env,
+    )
+
+
 def _upstream(r: _Reader, name: str, key_node: yaml.Node, node: yaml.Node, health_default: str) -> Upstream:
     field = f"upstreams.{name}"
     if not _NAME.match(name):
@@ -302,7 +319,7 @@ _LIMITS = {
     "breaker_window": (1, 3600, True),
 }
 _SETTINGS = {"route_headers", "diff_endpoint", "access_log", "health_path", "noise", "upstream_allowlist",
-             "trusted_proxies", "exposed_ops", *_LIMITS}
+             "trusted_proxies", "exposed_ops", "read_your_writes", *_LIMITS}
 
 # The loader's value rules, public for strangler_proxy.schema: the JSON Schema says what this module accepts.
 VALUE_PATTERNS: dict[str, re.Pattern] = {
@@ -312,7 +329,7 @@ SETTING_LIMITS: dict[str, tuple[int, int, bool]] = _LIMITS
 
 _ROUTE_KEYS = {
     "prefix", "path", "pattern", "match", "methods", "mode", "service", "weight", "shadow", "fallback", "timeout",
-    "diff",
+    "diff", "read_your_writes",
 }
 
 
@@ -377,9 +394,16 @@ def _route(r: _Reader, index: int, node: yaml.Node, upstreams: dict[str, Upstrea
     fallback = r.boolean(items["fallback"][1], f"{field}.fallback") if "fallback" in items else False
     timeout = float(r.number(items["timeout"][1], f"{field}.timeout", 0.001, 3600)) if "timeout" in items else 30.0
     diff = _diff(r, items["diff"][1], f"{field}.diff") if "diff" in items else DiffRules()
+    read_your_writes = None
+    if "read_your_writes" in items:
+        read_your_writes = r.boolean(items["read_your_writes"][1], f"{field}.read_your_writes")
+        if read_your_writes and mode not in ("canary", "service"):
+            raise r.fail(items["read_your_writes"][1], f"{field}.read_your_writes",
+                         "only canary and service routes send reads elsewhere than the monolith")
     return Route(
         prefix=prefix, match=match, methods=methods, mode=mode, service=service, weight=weight, shadow=shadow,
-        fallback=fallback, timeout=timeout, diff=diff, line=node.start_mark.line + 1,
+        fallback=fallback, timeout=timeout, diff=diff, read_your_writes=read_your_writes,
+        line=node.start_mark.line + 1,
     )
 
 
@@ -486,6 +510,8 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
             if "diff_endpoint" in items else settings.diff_endpoint,
             access_log=_access_log(r, items["access_log"][1]) if "access_log" in items else settings.access_log,
             noise=_noise(r, items["noise"][1]) if "noise" in items else settings.noise,
+            read_your_writes=_read_your_writes(r, items["read_your_writes"][1])
+            if "read_your_writes" in items else settings.read_your_writes,
         )
 
     for name, (_, node) in r.mapping(up_node, "upstreams", set()).items():

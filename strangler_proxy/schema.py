@@ -24,6 +24,7 @@ from strangler_proxy.spec import (
     NoiseSettings,
     OverrideSpec,
     ProxySettings,
+    ReadYourWritesSettings,
     Route,
     ShadowSpec,
     StickySpec,
@@ -142,6 +143,7 @@ def route_file_schema() -> dict[str, Any]:
         "access_log": {"enum": list(ACCESS_LOG_MODES)},
         "health_path": json_pattern(VALUE_PATTERNS["path"]),
         "noise": {"$ref": "#/$defs/noise"},
+        "read_your_writes": {"$ref": "#/$defs/read_your_writes"},
         **{name: _limit(name) for name in SETTING_LIMITS},
     })
     noise = dataclass_schema(NoiseSettings, refine={
@@ -191,6 +193,12 @@ def route_file_schema() -> dict[str, Any]:
             }),
             "settings": settings,
             "noise": noise,
+            "read_your_writes": dataclass_schema(ReadYourWritesSettings, refine={
+                "cookie": json_pattern(VALUE_PATTERNS["cookie"]),
+                "max_age": {"minimum": 1, "maximum": 3600},
+                "window": {"minimum": 1, "maximum": 3600},
+                "secret_env": {"pattern": "^[A-Z_][A-Z0-9_]*$"},
+            }),
         },
     }
 

@@ -16,6 +16,7 @@ MODES: tuple[str, ...] = ("monolith", "shadow", "canary", "service")
 MATCH_KINDS: tuple[str, ...] = ("prefix", "exact")
 # Methods that never change state: only these may be retried on the monolith or shadowed by default.
 SAFE_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITE_METHODS: frozenset[str] = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 DEFAULT_ROUTE_LABEL = "default"
 AccessLog = Literal["buffered", "unbuffered", "off"]
 # The nginx plane's access log: buffered writes once per 64 KiB or second, unbuffered once per request.
@@ -60,6 +61,9 @@ class Route:
     fallback: bool = False  # serve from the monolith on connect error/5xx/timeout, safe methods only
     timeout: float = 30.0  # seconds
     diff: DiffRules = field(default_factory=DiffRules)
+    # Reads of a client that just wrote go to a side that has applied the write (strangler_proxy.read_your_writes).
+    # None: on for canary and service routes whose writes go elsewhere (methods not taking every write method).
+    read_your_writes: bool | None = None
     line: int = 0  # line of the route in the route file
 
     @property
@@ -79,6 +83,15 @@ class Route:
 
     def accepts_method(self, method: str) -> bool:
         return self.methods is None or method.upper() in self.methods
+
+    @property
+    def reads_your_writes(self) -> bool:
+        """Whether both planes send a client's reads here to a side that has its latest write (read_your_writes)."""
+        if self.mode not in ("canary", "service"):
+            return False
+        if self.read_your_writes is not None:
+            return self.read_your_writes
+        return self.methods is not None and not WRITE_METHODS <= self.methods
 
 
 SameSite = Literal["Strict", "Lax", "None"]
@@ -124,6 +137,19 @@ class NoiseSettings:
     min_evidence: int = 1  # monolith answer pairs a field must differ in before it counts as noise
 
 
+@dataclass(frozen=True)
+class ReadYourWritesSettings:
+    """Read-your-writes routing: the cookie both planes keep per client after a write that emitted events."""
+
+    cookie: str = "strangler_ryw"
+    # mitmproxy plane: seconds a write's positions are tracked (its reads go to a side that has applied them).
+    max_age: int = 60
+    # Seconds a client's reads go to the owner after a write whose positions are not tracked: on the nginx plane
+    # every such write (it cannot compare positions), on the mitmproxy plane a write that emitted too many.
+    window: int = 5
+    secret_env: str = "STRANGLER_RYW_SECRET"  # key the mitmproxy plane signs the cookie with (same on replicas)
+
+
 # Operators' endpoints of the projects behind the proxy: not for the public, so both planes answer a path under
 # one of these (the prefix itself or below it) with 404 unless settings.exposed_ops lists it.
 OPS_PREFIXES: tuple[str, ...] = ("/metrics", "/sync", "/admin")
@@ -167,6 +193,7 @@ class ProxySettings:
     trusted_proxies: tuple[str, ...] = ()
     # Ops prefixes (of OPS_PREFIXES) the proxy passes on; the others answer 404 on both planes.
     exposed_ops: tuple[str, ...] = ()
+    read_your_writes: ReadYourWritesSettings = field(default_factory=ReadYourWritesSettings)
 
     @property
     def max_header_total_bytes(self) -> int:

@@ -21,6 +21,7 @@ from strangler_sync.conf import sync_settings
 from strangler_sync.errors import NotInTransaction
 from strangler_sync.handlers import current_synced_event
 from strangler_sync.models import AggregateVersion, AppliedVersion, OutboxEvent
+from strangler_sync.read_your_writes import written_position_note
 from strangler_sync.schemas import payload_validate
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ def event_publish(
             event = OutboxEvent.objects.create(**fields, traceparent=span.traceparent)
     else:
         event = OutboxEvent.objects.create(**fields, traceparent=trace.traceparent if trace is not None else "")
+    written_position_note(aggregate_type=aggregate_type, aggregate_id=aggregate_id, version=version)
     if config.relay_trigger == "celery":
         transaction.on_commit(relay_trigger)
     return event

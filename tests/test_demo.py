@@ -91,10 +91,12 @@ def _port_offset() -> int:
 
 
 class Demo:
-    def __init__(self, var_dir: Path):
+    def __init__(self, var_dir: Path, *, env: dict[str, str] | None = None):
+        """``env``: settings for the demo's projects on top of the embedded default (databases, broker)."""
         self.var_dir = var_dir
         self.offset = _port_offset()
-        env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED and not k.endswith("_DATABASE_URL")}
+        inherited = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED and not k.endswith("_DATABASE_URL")}
+        env = {**inherited, **(env or {})}
         env.update(STRANGLER_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
             [sys.executable, "dev.py", "demo", "--port-offset", str(self.offset), "--products", "200"],

@@ -28,7 +28,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from servicekit.write_positions import READ_AFTER_HEADER, WRITTEN_HEADER
 from strangler_proxy.override import nginx_token_maps
+from strangler_proxy.read_your_writes import any_route_reads_your_writes
 from strangler_proxy.routing import route_match, route_rank, shadow_target
 from strangler_proxy.shadow import SHADOW_HEADER
 from strangler_proxy.spec import (
@@ -54,7 +56,7 @@ _FALLBACK_STATUSES = "500 502 503 504"  # connect error = 502, timeout = 504
 _MIRROR_PREFIX = "/\\strangler-mirror/"
 _HOP_BY_HOP = ("Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "TE", "Trailer", "Upgrade")
 _MIRROR_HEADERS = (MIRROR_ROUTE_HEADER, MIRROR_PRIMARY_HEADER, MIRROR_SHADOW_HEADER)  # set on mirror copies only
-_INTERNAL_HEADERS = (SHADOW_HEADER, *_MIRROR_HEADERS)  # never taken from a client
+_INTERNAL_HEADERS = (SHADOW_HEADER, *_MIRROR_HEADERS, READ_AFTER_HEADER)  # never taken from a client
 _REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:+/=-]{1,128}$"  # same rule as servicekit.request_id
 # On the request line "METHOD TARGET HTTP/x": a target not starting with "/" (absolute-form; nginx itself refuses
 # authority-form and "*"), else a backslash, %5C or %2F before the query/fragment (what $request_uri holds there).
@@ -319,6 +321,18 @@ def _sticky_maps(sticky: StickySpec) -> str:
                    f"    \"|\" {_q(sticky.cookie_header('$request_id'))};\n    default \"\";\n}}\n")
 
 
+def _read_your_writes_map(table: RouteTable) -> str:
+    """$strangler_ryw_set: the cookie a write's answer sets when the owner says it emitted events (any value of
+    X-Strangler-Written). This plane cannot compare positions: reads with the cookie go to the monolith until it
+    expires (settings.read_your_writes.window), a time-bounded guarantee."""
+    settings, sticky = table.settings.read_your_writes, table.sticky
+    cookie = f"{settings.cookie}=1; Path=/; Max-Age={settings.window}; SameSite={sticky.same_site}; HttpOnly"
+    if sticky.secure or sticky.same_site == "None":
+        cookie += "; Secure"
+    return (f"map $upstream_http_{_var_key(WRITTEN_HEADER)} $strangler_ryw_set {{\n    \"\" \"\";\n"
+            f"    default {_q(cookie)};\n}}\n")
+
+
 def _override_maps(secret: str, table: RouteTable) -> str:
     """Maps verifying scoped, expiring override tokens (see strangler_proxy.override) into $strangler_forced.
 
@@ -360,6 +374,8 @@ class _Renderer:
         # Behind a Host allowlist every request here has a Host header (none: the 421 server), so it is sent as is;
         # accepting any host, an HTTP/1.0 request without one gets the server name instead.
         self.host_expr = "$strangler_host" if "*" in options.hosts else "$http_host"
+        self.read_your_writes = any_route_reads_your_writes(table)
+        self.pinned_vars: dict[tuple[Route, str], str] = {}  # (route, its usual target) -> read-your-writes pick
 
     # -- per-route variables ------------------------------------------------------------------------------
     def primary_expr(self, route: Route) -> str:
@@ -417,6 +433,9 @@ class _Renderer:
         # The sticky cookie for a client that has none (empty: add_header sends nothing); add_header is not
         # inherited by a location that has its own, hence here with the others.
         lines.append("add_header Set-Cookie $strangler_set_cookie always;")
+        if self.read_your_writes:  # the owner's positions become the time-bounded cookie (_read_your_writes_map)
+            lines += [f"proxy_hide_header {WRITTEN_HEADER};", f"proxy_hide_header {READ_AFTER_HEADER};",
+                      "add_header Set-Cookie $strangler_ryw_set always;"]
         return lines
 
     def route_headers(self, label: str, upstream_expr: str, *, answered_expr: str | None = None) -> list[str]:
@@ -513,7 +532,27 @@ class _Renderer:
         return self.add_named(name, body)
 
     def target(self, route: Route | None, method: str) -> str:
-        """Named location (or the variable naming it) serving `method` on a path whose best route is `route`."""
+        """Named location (or the variable naming it) serving `method` on a path whose best route is `route`;
+        a read-your-writes route's reads go to the monolith while the client has the write cookie."""
+        usual = self.usual_target(route, method)
+        if route is None or method not in SAFE_METHODS or not route.reads_your_writes:
+            return usual
+        if self.primary_expr(route) == self.table.monolith:
+            return usual
+        var = self.pinned_vars.get((route, usual))
+        if var is None:
+            rid = self.route_ids[route]
+            var = self.pinned_vars[(route, usual)] = f"$strangler_ryw_{rid}_{len(self.pinned_vars)}"
+            pinned = self.add_named(f"@{rid}_ryw", [
+                *self.proxy_lines(self.table.monolith, route.timeout),
+                *self.route_headers(route.label, self.table.monolith),
+            ])
+            cookie = f"$cookie_{self.table.settings.read_your_writes.cookie}"
+            self.http[var[1:]] = f"map {cookie} {var} {{\n    \"\" {usual};\n    default {pinned};\n}}\n"
+            self.canary_sides[var] = self.likely(usual)
+        return var
+
+    def usual_target(self, route: Route | None, method: str) -> str:
         if route is None:
             return self.location_default()
         mirror = self.wants_mirror(route, method)
@@ -723,6 +762,7 @@ http {{
         default $http_host;
     }}
 {indent(_sticky_maps(sticky))}
+{indent(_read_your_writes_map(table) if self.read_your_writes else "")}
     # A Connection header naming anything but hop-by-hop headers is refused, as by the mitmproxy plane.
     map $http_connection $strangler_connection_refused {{
         "" 0;  # nginx tries no regex on an empty value

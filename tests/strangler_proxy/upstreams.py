@@ -37,6 +37,8 @@ class _NameHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("X-Upstream-Name", server.name)
+        for name, value in server.answer_headers.items():
+            self.send_header(name, value)
         if self.headers.get("X-Request-ID"):  # echoed like servicekit's middleware does
             self.send_header("X-Request-ID", self.headers["X-Request-ID"])
         self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(payload)))
@@ -58,6 +60,7 @@ class NamedUpstream:
         self.status = status
         self.delay = delay  # seconds to wait before answering (timeouts)
         self.requests: list[dict] = []
+        self.answer_headers: dict[str, str] = {}  # sent on every answer (tests change it between requests)
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NameHandler)
         self.httpd.daemon_threads = True
