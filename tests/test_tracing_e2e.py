@@ -36,8 +36,9 @@ WANTED = ("proxy PATCH", "outbox write product.updated", "relay publish product.
           "consume apply product.updated", "handle product.updated")
 
 
-@pytest.fixture(params=["embedded", pytest.param("postgres+rabbitmq", marks=[pytest.mark.postgres,
-                                                                             pytest.mark.rabbitmq])])
+@pytest.fixture(params=[
+    pytest.param("embedded", marks=pytest.mark.backend_independent),  # its own SQLite files, whatever the suite uses
+    pytest.param("postgres+rabbitmq", marks=[pytest.mark.postgres, pytest.mark.rabbitmq])])
 def backend(request, rabbitmq_url):
     if request.param == "embedded":
         yield {"broker_url": "sqlite-queue://", "databases": None}
