@@ -125,8 +125,6 @@ class Stack:
             env["INVENTORY_SERVICE_TOKEN"] = self.service_token
         elif project.name == "inventory":
             env["INVENTORY_API_TOKENS"] = self.service_token
-        elif project.name == "reviews":
-            env["REVIEWS_ACCOUNTS_URL"] = f"{self.url(MONOLITH)}/api/me/"
         return env
 
     def manage(self, project: ProjectSpec, *args: str) -> list[str]:

@@ -124,6 +124,22 @@ class NoiseSettings:
     min_evidence: int = 1  # monolith answer pairs a field must differ in before it counts as noise
 
 
+@dataclass(frozen=True)
+class IdentitySettings:
+    """Identity at the edge: requests to these upstreams carry a signed identity from the monolith's endpoint."""
+
+    upstreams: tuple[str, ...] = ()  # services that get identity; empty: off (the header is still stripped)
+    endpoint: str = "/sync/identity/"  # path on the monolith upstream (servicekit.identity.views); ?audience=<upstream>
+    header: str = "X-Strangler-Identity"  # the signed identity's header: always stripped from clients' requests
+    cookies: tuple[str, ...] = ("sessionid",)  # cookies that are credentials (besides the Authorization header)
+    timeout: float = 5.0  # seconds the endpoint may take; past it (or on any non-200) the request is refused (503)
+    cache_ttl: float = 10.0  # seconds an answer is reused for the same credentials and upstream; 0 = no cache
+    cache_size: int = 10000  # answers kept (mitmproxy plane: LRU in memory; nginx plane: proxy_cache entries)
+
+    def wanted(self, upstream: str) -> bool:
+        return upstream in self.upstreams
+
+
 # Operators' endpoints of the projects behind the proxy: not for the public, so both planes answer a path under
 # one of these (the prefix itself or below it) with 404 unless settings.exposed_ops lists it.
 OPS_PREFIXES: tuple[str, ...] = ("/metrics", "/sync", "/admin")
@@ -167,6 +183,7 @@ class ProxySettings:
     trusted_proxies: tuple[str, ...] = ()
     # Ops prefixes (of OPS_PREFIXES) the proxy passes on; the others answer 404 on both planes.
     exposed_ops: tuple[str, ...] = ()
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
 
     @property
     def max_header_total_bytes(self) -> int:
