@@ -7,8 +7,8 @@ clients). There, a request for another upstream or without credentials (Authoriz
 is allowed at once (204: no identity, the service sees anonymous); anything else asks the monolith's endpoint
 ``?audience=<upstream>`` with the client's headers, and ``auth_request_set`` copies the signed identity it
 answers into the header sent to the service. With ``identity.cache_ttl`` > 0 the answers are kept in a
-``proxy_cache`` (keyed by the upstream and the credentials; nginx writes the key into the cache file, so the
-cache lives in the private runtime dir).
+``proxy_cache`` (keyed by the upstream and the credentials; nginx writes the key into each cache file, 0600
+and owned by the workers' user, in the instance's private temp dir).
 
 Fail closed: when the endpoint does not answer 2xx, ``auth_request`` ends the request with 500, which this
 location turns into the 503 ``identity_unavailable`` of the mitmproxy plane; on a fallback route's location
@@ -54,8 +54,9 @@ def identity_lines(table: RouteTable, upstream_expr: str | None, *, fallback: bo
     return lines
 
 
-def identity_http(table: RouteTable, run: Path) -> str:
-    """http-level maps (and the cache) of the identity lookup; empty when no upstream gets identity."""
+def identity_http(table: RouteTable, cache_dir: Path) -> str:
+    """http-level maps (and the cache, in ``cache_dir``: render.temp_path's) of the identity lookup; empty when
+    no upstream gets identity."""
     if not identity_enabled(table):
         return ""
     settings = table.settings.identity
@@ -69,7 +70,7 @@ def identity_http(table: RouteTable, run: Path) -> str:
     if settings.cache_ttl > 0:
         # ~8000 keys per MiB of zone; inactive entries go after the TTL
         zone_mib = max(1, -(-settings.cache_size // 8000))
-        out += (f"proxy_cache_path {run}/identity-cache levels=1:2 keys_zone=strangler_identity:{zone_mib}m "
+        out += (f"proxy_cache_path {cache_dir} levels=1:2 keys_zone=strangler_identity:{zone_mib}m "
                 f"max_size={max(8, settings.cache_size // 100)}m inactive={max(1, round(settings.cache_ttl))}s "
                 "use_temp_path=off;\n")
     return out

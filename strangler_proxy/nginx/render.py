@@ -751,7 +751,7 @@ http {{
     # Signed overrides: only precomputed tokens name an upstream; anything else is ignored (and never forwarded).
 {indent(overrides)}
 {indent("".join(self.http.values()))}
-{indent(identity_http(table, run))}
+{indent(identity_http(table, temp_path(opts, 'identity_cache')))}
 {host_guard}{_admin_server(opts, table.digest)}    server {{
         listen {opts.listen}{routing_default};
         server_name {server_names};
