@@ -173,3 +173,9 @@ def test_system_checks_want_a_key_and_a_service_audience(settings, monkeypatch):
     settings.STRANGLER_IDENTITY = {"AUDIENCE": "catalog"}
     assert identity_checks() == [] and len(DEV_KEY) >= 32
     assert all(isinstance(e, checks.CheckMessage) for e in identity_checks())
+
+
+@override_settings(ROOT_URLCONF="servicekit.health", DEBUG=False, STRANGLER_IDENTITY={})
+def test_a_project_that_neither_signs_nor_verifies_needs_no_key(monkeypatch):
+    monkeypatch.delenv("STRANGLER_IDENTITY_KEY", raising=False)
+    assert identity_checks() == []
