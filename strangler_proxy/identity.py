@@ -36,11 +36,11 @@ EXPIRY_MARGIN = 2.0  # seconds: a cached identity is dropped this long before th
 def credentials_of(fields, settings: IdentitySettings) -> bytes | None:
     """The credentials a request carries (Authorization, the credential cookies), canonical; None if none."""
     authorization = folded_value(fields, b"authorization")
-    cookie_header = folded_value(fields, b"cookie")
     cookies = []
-    if cookie_header and settings.cookies:
+    if settings.cookies:
         wanted = set(settings.cookies)
-        for part in cookie_header.split(";"):
+        # field by field: HTTP/2 sends each cookie in a field of its own, which must not be joined with ", "
+        for part in (p for name, value in fields if name.lower() == b"cookie" for p in field_text(value).split(";")):
             name, sep, value = part.strip().partition("=")
             if sep and name in wanted and value:
                 cookies.append(f"{name}={value}")
@@ -142,10 +142,13 @@ class IdentityAddon:
         settings = table.settings.identity
         fields = request.headers.fields
         headers = [("Accept", "application/json")]
-        for name in (b"authorization", b"cookie", b"x-request-id", b"traceparent"):
+        for name in (b"authorization", b"x-request-id", b"traceparent"):
             value = folded_value(fields, name)
             if value is not None:
                 headers.append((field_text(name), value))
+        cookies = [field_text(value) for name, value in fields if name.lower() == b"cookie"]
+        if cookies:
+            headers.append(("Cookie", "; ".join(cookies)))  # one field, as HTTP/1.1 wants (RFC 9113 8.2.3)
         try:
             fetched = await self.client.fetch(
                 base_url=table.upstreams[table.monolith].url, method="GET",

@@ -78,6 +78,7 @@ def test_credentials_are_the_authorization_header_and_the_credential_cookies():
     session = credentials_of(((b"Cookie", b"a=1; sessionid=abc"),), settings)
     assert session == credentials_of(((b"Cookie", b"sessionid=abc; b=2"),), settings)
     assert credentials_of(((b"Authorization", b"Basic eDp5"),), settings) != session
+    assert credentials_of(((b"cookie", b"a=1"), (b"cookie", b"sessionid=abc")), settings) == session  # HTTP/2
 
 
 def test_the_cache_is_bounded_and_expires():
