@@ -125,8 +125,6 @@ class Stack:
             env["INVENTORY_SERVICE_TOKEN"] = self.service_token
         elif project.name == "inventory":
             env["INVENTORY_API_TOKENS"] = self.service_token
-        elif project.name == "reviews":
-            env["REVIEWS_ACCOUNTS_URL"] = f"{self.url(MONOLITH)}/api/me/"
         return env
 
     def manage(self, project: ProjectSpec, *args: str) -> list[str]:
@@ -159,6 +157,9 @@ def service_routes(project: ProjectSpec) -> list[dict]:
     return routes
 
 
+IDENTITY_SERVICES = ("catalog", "reviews")  # authenticate with servicekit.identity (inventory: its own tokens)
+
+
 def route_table_document(stack: Stack) -> dict:
     """The demo's route file: every project an upstream, every service's routes."""
     upstreams: dict = {"monolith": stack.url(MONOLITH)}
@@ -171,7 +172,9 @@ def route_table_document(stack: Stack) -> dict:
         "monolith": "monolith",
         "sticky": {"cookie": "strangler_uid", "header": "X-User-Id"},
         "override": {"header": "X-Strangler-Force", "secret_env": "STRANGLER_OVERRIDE_SECRET"},
-        "settings": {"route_headers": True, "max_body_bytes": 10485760, "diff_endpoint": "127.0.0.1:8790"},
+        "settings": {"route_headers": True, "max_body_bytes": 10485760, "diff_endpoint": "127.0.0.1:8790",
+                     # the services that take the monolith's customers get who is asking, signed by the monolith
+                     "identity": {"upstreams": [p.name for p in stack.projects[1:] if p.name in IDENTITY_SERVICES]}},
         "routes": routes,
     }
 

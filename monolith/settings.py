@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "rest_framework.authtoken",  # API tokens (Authorization: Token <key>), for clients that are not browsers
     "drf_spectacular",
     "monolith.accounts",
     "monolith.catalog",
@@ -33,6 +34,7 @@ INSTALLED_APPS = [
     "monolith.orders",
     "monolith.reviews",
     "strangler_sync",
+    "servicekit.identity",  # the identity endpoint the proxies call for requests going to a service
 ]
 
 MIDDLEWARE = [
@@ -107,6 +109,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,

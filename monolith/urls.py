@@ -18,6 +18,8 @@ api_patterns = [
 urlpatterns = [
     path("", include("servicekit.health")),
     path("admin/", admin.site.urls),
+    # before /sync/'s own routes: who is asking, signed for a service (the proxies call it; clients cannot)
+    path("sync/identity/", include("servicekit.identity.urls")),
     path("sync/", include("strangler_sync.urls")),
     path("api/", include(api_patterns)),
     path("accounts/", include("monolith.accounts.urls")),

@@ -61,6 +61,7 @@ def service_settings(
             "rest_framework",
             "drf_spectacular",
             "strangler_sync",
+            "servicekit.identity",  # system checks of the signed identity the proxies forward
             *apps,
         ],
         "MIDDLEWARE": [
@@ -125,4 +126,7 @@ def service_settings(
             "strangler-sync-cleanup": {"task": "strangler_sync.cleanup", "schedule": 3600.0},
         },
         "LOGGING": logging_config(service=project),
+        # Who is asking, resolved once at the edge (servicekit.identity): identities must be signed for this
+        # service, which is its upstream name in the route file. The key comes from $STRANGLER_IDENTITY_KEY.
+        "STRANGLER_IDENTITY": {"AUDIENCE": project},
     }

@@ -49,6 +49,7 @@ from strangler_proxy.header_fields import (
     folded_value,
     without_hop_by_hop,
 )
+from strangler_proxy.identity import IdentityAddon, IdentityUnavailable
 from strangler_proxy.limits import ConnectionGuard, head_refusal
 from strangler_proxy.loader import RouteFileError, load_route_file, route_file_path
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
@@ -129,7 +130,8 @@ class FlowState:
 
 
 class StranglerAddon:
-    def __init__(self) -> None:
+    def __init__(self, *, identity: IdentityAddon | None = None) -> None:
+        self.identity = identity  # resolves the caller for service-bound requests (strangler_proxy.identity)
         self.table: RouteTable | None = None
         self.metrics = ProxyMetrics()
         self.breakers = BreakerBoard(on_change=self._breaker_changed)
@@ -401,7 +403,7 @@ class StranglerAddon:
         # would read the body as the next request (smuggling).
         body_length = len(request.raw_content or b"")
         framed = body_length or request.data.method not in BODYLESS_METHODS
-        dropped = dropped_names(table.override.header, bool(framed))
+        dropped = dropped_names(table.override.header, bool(framed), table.settings.identity.header)
         # The client's trace goes on as it is (with tracing on, ProxyTracing has put its own span's there); none or
         # an invalid one: a new trace starts here, so the upstream's spans always have a parent to join.
         trace = traceparent_parse(folded_value(fields, b"traceparent")) or trace_start()
@@ -422,6 +424,12 @@ class StranglerAddon:
             self._point_at(flow, table, table.monolith, host=client_host)
             state.upstream = table.monolith
             return
+        if self.identity is not None:
+            try:
+                await self.identity.attach(flow, table, primary)
+            except IdentityUnavailable as exc:
+                self._identity_unavailable(flow, state, primary, str(exc))
+                return
         breaker = self.breakers.get(primary)
         if not breaker.allow():
             self._service_unavailable(flow, state, primary, "breaker_open",
@@ -488,6 +496,20 @@ class StranglerAddon:
             self._fall_back(flow, state, upstream, reason)
         else:
             self._refuse(flow, state, upstream, reason, message)
+
+    def _identity_unavailable(self, flow: http.HTTPFlow, state: FlowState, upstream: str, message: str) -> None:
+        """Never forwarded without its identity: the monolith (fallback routes, safe methods) checks the
+        credentials itself; anything else is refused."""
+        logger.warning("strangler: %s %s -> %s: %s request_id=%s", flow.request.method, flow.request.path, upstream,
+                       message, state.request_id)
+        if state.decision is not None and state.decision.fallback is not None:
+            self._fall_back(flow, state, upstream, "identity_unavailable")
+            return
+        flow.response = error_response(503, "identity_unavailable", "Cannot check who you are right now; "
+                                       "please try again.")
+        flow.response.headers["Retry-After"] = "5"
+        state.upstream = PROXY_UPSTREAM
+        state.error = "identity_unavailable"
 
     def _refuse(self, flow: http.HTTPFlow, state: FlowState, upstream: str, reason: str, message: str) -> None:
         flow.response = error_response(503, "upstream_unavailable", message,
@@ -706,4 +728,6 @@ def _target(url: str) -> tuple[bytes, str, int, str]:
     return parts.scheme.encode(), parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), parts.netloc
 
 
-addons = [StranglerAddon(), ProxyTracing()]  # ProxyTracing's hooks run after StranglerAddon's (see its module)
+_identity = IdentityAddon()
+# IdentityAddon's hooks run before StranglerAddon's, ProxyTracing's after (see their modules)
+addons = [_identity, StranglerAddon(identity=_identity), ProxyTracing()]

@@ -57,10 +57,11 @@ BODYLESS_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"DELETE"})  # framed
 
 
 @functools.lru_cache(maxsize=64)
-def dropped_names(override_header: str, framed: bool = False) -> frozenset[bytes]:
+def dropped_names(override_header: str, framed: bool = False, *proxy_only: str) -> frozenset[bytes]:
     # The override header, signed or not, never reaches an upstream; only the proxy may say a request is a
     # shadow or mirror copy. Content-Length is set anew when the request is framed, dropped when it is not.
-    names = (override_header, *INTERNAL_HEADERS) + (() if framed else ("Content-Length",))
+    # `proxy_only`: more headers only the proxy sets (the signed identity), never taken from a client.
+    names = (override_header, *INTERNAL_HEADERS, *proxy_only) + (() if framed else ("Content-Length",))
     return frozenset(field_bytes(name.lower()) for name in names)
 
 

@@ -21,6 +21,7 @@ from strangler_proxy.spec import (
     OPS_PREFIXES,
     SAME_SITE_VALUES,
     DiffRules,
+    IdentitySettings,
     NoiseSettings,
     OverrideSpec,
     ProxySettings,
@@ -304,6 +305,42 @@ def _noise(r: _Reader, node: yaml.Node) -> NoiseSettings:
         if "min_evidence" in items else default.min_evidence,
     )
 
+def _identity(r: _Reader, node: yaml.Node, upstreams: dict[str, Upstream], monolith: str) -> IdentitySettings:
+    field, default = "settings.identity", IdentitySettings()
+    items = r.mapping(node, field, {"upstreams", "endpoint", "header", "cookies", "timeout", "cache_ttl",
+                                    "cache_size"})
+    names = r.strings(items["upstreams"][1], f"{field}.upstreams") if "upstreams" in items else ()
+    for i, name in enumerate(names):
+        if name not in upstreams or name == monolith:
+            raise r.fail(items["upstreams"][1].value[i], f"{field}.upstreams[{i}]",
+                         f"{name!r} is not a service upstream (the monolith resolves identities itself)")
+    cookies = default.cookies
+    if "cookies" in items:
+        cookies = r.strings(items["cookies"][1], f"{field}.cookies")
+        for i, cookie in enumerate(cookies):
+            if not _COOKIE.match(cookie):
+                raise r.fail(items["cookies"][1].value[i], f"{field}.cookies[{i}]",
+                             f"invalid cookie name {cookie!r} (letters, digits, _)")
+    endpoint = default.endpoint
+    if "endpoint" in items:
+        endpoint = r.string(items["endpoint"][1], f"{field}.endpoint", _PREFIX, "an absolute path on the monolith")
+        if any(seg in (".", "..") for seg in endpoint.split("/")) or "//" in endpoint:
+            raise r.fail(items["endpoint"][1], f"{field}.endpoint", "must be canonical (no '//', '.' or '..')")
+    return IdentitySettings(
+        upstreams=tuple(dict.fromkeys(names)),
+        endpoint=endpoint,
+        header=r.string(items["header"][1], f"{field}.header", _HEADER, "letters, digits, -")
+        if "header" in items else default.header,
+        cookies=cookies,
+        timeout=float(r.number(items["timeout"][1], f"{field}.timeout", 0.001, 300))
+        if "timeout" in items else default.timeout,
+        cache_ttl=float(r.number(items["cache_ttl"][1], f"{field}.cache_ttl", 0, 3600))
+        if "cache_ttl" in items else default.cache_ttl,
+        cache_size=int(r.number(items["cache_size"][1], f"{field}.cache_size", 1, 10**7, integer=True))
+        if "cache_size" in items else default.cache_size,
+    )
+
+
 URL_LINE_ROOM = 64  # bytes of a request line besides its target: the method, two spaces, HTTP/1.1, CRLF
 # Limit settings: (lowest, highest, integer). nginx needs whole seconds >= 1 and header buffers >= 1 KiB.
 _LIMITS = {
@@ -319,7 +356,7 @@ _LIMITS = {
     "breaker_window": (1, 3600, True),
 }
 _SETTINGS = {"route_headers", "diff_endpoint", "access_log", "health_path", "noise", "upstream_allowlist",
-             "trusted_proxies", "exposed_ops", "read_your_writes", *_LIMITS}
+             "trusted_proxies", "exposed_ops", "read_your_writes", "identity", *_LIMITS}
 
 # The loader's value rules, public for strangler_proxy.schema: the JSON Schema says what this module accepts.
 VALUE_PATTERNS: dict[str, re.Pattern] = {
@@ -491,6 +528,8 @@ def parse_route_text(text: str, *, source: str) -> RouteTable:
             limits["exposed_ops"] = exposed
         if "trusted_proxies" in items:
             limits["trusted_proxies"] = _trusted_proxies(r, items["trusted_proxies"][1])
+        if "identity" in items:
+            limits["identity"] = _identity(r, items["identity"][1], upstreams, monolith)
         for key, (low, high, integer) in _LIMITS.items():
             if key in items:
                 value = r.number(items[key][1], f"settings.{key}", low, high, integer=integer)

@@ -21,6 +21,7 @@ from strangler_proxy.loader import SETTING_LIMITS, VALUE_PATTERNS
 from strangler_proxy.spec import (
     ACCESS_LOG_MODES,
     DiffRules,
+    IdentitySettings,
     NoiseSettings,
     OverrideSpec,
     ProxySettings,
@@ -144,7 +145,17 @@ def route_file_schema() -> dict[str, Any]:
         "health_path": json_pattern(VALUE_PATTERNS["path"]),
         "noise": {"$ref": "#/$defs/noise"},
         "read_your_writes": {"$ref": "#/$defs/read_your_writes"},
+        "identity": {"$ref": "#/$defs/identity"},
         **{name: _limit(name) for name in SETTING_LIMITS},
+    })
+    identity = dataclass_schema(IdentitySettings, refine={
+        "upstreams": {"items": {"type": "string", **json_pattern(VALUE_PATTERNS["name"])}},
+        "endpoint": json_pattern(VALUE_PATTERNS["path"]),
+        "header": json_pattern(VALUE_PATTERNS["header"]),
+        "cookies": {"items": {"type": "string", **json_pattern(VALUE_PATTERNS["cookie"])}},
+        "timeout": {"minimum": 0.001, "maximum": 300},
+        "cache_ttl": {"minimum": 0, "maximum": 3600},
+        "cache_size": {"minimum": 1, "maximum": 10**7},
     })
     noise = dataclass_schema(NoiseSettings, refine={
         "expiry": {"type": "integer", "minimum": 1, "maximum": 10 * 365 * 86400},
@@ -199,6 +210,7 @@ def route_file_schema() -> dict[str, Any]:
                 "window": {"minimum": 1, "maximum": 3600},
                 "secret_env": {"pattern": "^[A-Z_][A-Z0-9_]*$"},
             }),
+            "identity": identity,
         },
     }
 

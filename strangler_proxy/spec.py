@@ -150,6 +150,22 @@ class ReadYourWritesSettings:
     secret_env: str = "STRANGLER_RYW_SECRET"  # key the mitmproxy plane signs the cookie with (same on replicas)
 
 
+@dataclass(frozen=True)
+class IdentitySettings:
+    """Identity at the edge: requests to these upstreams carry a signed identity from the monolith's endpoint."""
+
+    upstreams: tuple[str, ...] = ()  # services that get identity; empty: off (the header is still stripped)
+    endpoint: str = "/sync/identity/"  # path on the monolith upstream (servicekit.identity.views); ?audience=<upstream>
+    header: str = "X-Strangler-Identity"  # the signed identity's header: always stripped from clients' requests
+    cookies: tuple[str, ...] = ("sessionid",)  # cookies that are credentials (besides the Authorization header)
+    timeout: float = 5.0  # seconds the endpoint may take; past it (or on any non-200) the request is refused (503)
+    cache_ttl: float = 10.0  # seconds an answer is reused for the same credentials and upstream; 0 = no cache
+    cache_size: int = 10000  # answers kept (mitmproxy plane: LRU in memory; nginx plane: proxy_cache entries)
+
+    def wanted(self, upstream: str) -> bool:
+        return upstream in self.upstreams
+
+
 # Operators' endpoints of the projects behind the proxy: not for the public, so both planes answer a path under
 # one of these (the prefix itself or below it) with 404 unless settings.exposed_ops lists it.
 OPS_PREFIXES: tuple[str, ...] = ("/metrics", "/sync", "/admin")
@@ -194,6 +210,7 @@ class ProxySettings:
     # Ops prefixes (of OPS_PREFIXES) the proxy passes on; the others answer 404 on both planes.
     exposed_ops: tuple[str, ...] = ()
     read_your_writes: ReadYourWritesSettings = field(default_factory=ReadYourWritesSettings)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
 
     @property
     def max_header_total_bytes(self) -> int:

@@ -25,6 +25,8 @@ os.environ.setdefault(
 
 # The checksum endpoints and the verify client (in-process, and the demo's and projects' processes) share it.
 os.environ.setdefault("STRANGLER_SYNC_VERIFY_TOKEN", "test-verify-token")
+# The signing key of identities at the edge (servicekit.identity): the monolith, services and their processes.
+os.environ.setdefault("STRANGLER_IDENTITY_KEY", "test-identity-key-0123456789abcdef0123456789")
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REQUIRED = {s.strip() for s in os.environ.get("STRANGLER_REQUIRE", "").split(",") if s.strip()}

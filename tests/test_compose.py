@@ -299,7 +299,7 @@ def test_tool_variables_are_read_by_the_tool():
     assert "WEB_CONCURRENCY" in Path(gunicorn.config.__file__).read_text()
 
 
-REQUIRED_SECRETS = {"SECRET_KEY": "x" * 50, "INVENTORY_SERVICE_TOKEN": "t" * 32}
+REQUIRED_SECRETS = {"SECRET_KEY": "x" * 50, "INVENTORY_SERVICE_TOKEN": "t" * 32, "STRANGLER_IDENTITY_KEY": "k" * 43}
 
 
 def test_interpolation_needs_only_the_secrets():
@@ -312,6 +312,9 @@ def test_interpolation_needs_only_the_secrets():
     # the monolith's checkout token and the inventory service's accepted tokens are the same secret
     assert SERVICES["monolith"]["environment"]["INVENTORY_SERVICE_TOKEN"].startswith("${INVENTORY_SERVICE_TOKEN:?")
     assert SERVICES["inventory"]["environment"]["INVENTORY_API_TOKENS"].startswith("${INVENTORY_SERVICE_TOKEN:?")
+    # the monolith signs identities the services verify: one key
+    for name in ("monolith", "catalog", "reviews"):
+        assert SERVICES[name]["environment"]["STRANGLER_IDENTITY_KEY"].startswith("${STRANGLER_IDENTITY_KEY:?")
 
 
 def test_databases_created_by_the_init_script_are_the_ones_used():

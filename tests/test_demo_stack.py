@@ -74,7 +74,6 @@ def test_projects_are_pointed_at_each_other_on_shifted_ports(tmp_path):
     assert monolith_env["INVENTORY_SERVICE_URL"] == "http://127.0.0.1:9002"
     assert monolith_env["INVENTORY_SERVICE_TOKEN"] == stack.project_env(inventory)["INVENTORY_API_TOKENS"]
     assert len(monolith_env["INVENTORY_SERVICE_TOKEN"]) >= 24
-    assert stack.project_env(reviews)["REVIEWS_ACCOUNTS_URL"] == "http://127.0.0.1:9000/api/me/"
     assert stack.project_env(reviews)["DJANGO_SETTINGS_MODULE"] == "extracted.reviews.settings"
 
 

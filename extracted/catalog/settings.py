@@ -17,10 +17,11 @@ globals().update(service_settings(
     database_var_name="CATALOG_DATABASE_URL",
     apps=["extracted.catalog.products"],
     authentication=[
-        # Other services holding a token, or staff users of the service's own database (HTTP Basic). The token
-        # class comes first: it sends no challenge, so anonymous writes get 403 exactly like the monolith.
+        # The monolith's users (session, Basic: whatever the monolith accepts), resolved once by the proxy and
+        # forwarded as a signed identity (servicekit.identity); then other services holding a token. Neither
+        # sends a challenge, so anonymous writes get 403 exactly like the monolith.
+        "servicekit.identity.authentication.EdgeIdentityAuthentication",
         "extracted.catalog.products.authentication.ServiceTokenAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
     ],
     api_title="Catalog service API",
     api_description="Products and categories, extracted from the monolith with the same contract.",

@@ -16,21 +16,15 @@ globals().update(service_settings(
     database_var_name="REVIEWS_DATABASE_URL",
     apps=["extracted.reviews.ratings"],
     authentication=[
-        # Customers are the monolith's users: their session cookie or Basic credentials are checked by asking
-        # the monolith's /api/me/ (REVIEWS["ACCOUNTS_URL"]). It sends no challenge, so anonymous writes get 403.
-        "extracted.reviews.ratings.authentication.MonolithAccountAuthentication",
+        # Customers are the monolith's users: the proxy resolves their credentials once (the monolith's
+        # identity endpoint) and forwards a signed identity (servicekit.identity). No challenge: anonymous
+        # writes get 403, as on the monolith.
+        "servicekit.identity.authentication.EdgeIdentityAuthentication",
     ],
     api_title="Reviews service API",
     api_description="Reviews and ratings, extracted from the monolith with the same contract.",
 ))
 PROJECT_NAME = "reviews"
-
-# Service-specific settings, read through extracted.reviews.ratings.conf (override_settings works).
-REVIEWS = {
-    # Who is asking: the monolith's "who am I" endpoint, called with the client's own credentials.
-    "ACCOUNTS_URL": os.environ.get("REVIEWS_ACCOUNTS_URL", "http://127.0.0.1:8000/api/me/"),
-    "ACCOUNTS_TIMEOUT": float(os.environ.get("REVIEWS_ACCOUNTS_TIMEOUT", "2.0")),
-}
 
 # The data plane (see strangler_sync.conf): reviews follow the monolith (queue sync.reviews) until ownership
 # of "review" flips here; then every write emits review.* and the monolith follows (its product page's rating).

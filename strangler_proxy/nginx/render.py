@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from servicekit.write_positions import READ_AFTER_HEADER, WRITTEN_HEADER
+from strangler_proxy.nginx.identity import identity_http, identity_lines, identity_locations
 from strangler_proxy.override import nginx_token_maps
 from strangler_proxy.read_your_writes import any_route_reads_your_writes
 from strangler_proxy.routing import route_match, route_rank, shadow_target
@@ -409,7 +410,10 @@ class _Renderer:
             "service", "canary") and self.primary_expr(route) != self.table.monolith
 
     # -- named locations ----------------------------------------------------------------------------------
-    def proxy_lines(self, upstream_expr: str, timeout: float, *, request_uri: bool = False) -> list[str]:
+    def proxy_lines(self, upstream_expr: str, timeout: float, *, request_uri: bool = False,
+                    identity_for: str | None = None, fallback: bool = False) -> list[str]:
+        """`identity_for`: the upstream (name or variable) picked, when it may get a signed identity
+        (strangler_proxy.nginx.identity); otherwise the client's identity header is only dropped."""
         target = f"http://{upstream_expr}$request_uri" if request_uri else f"http://{upstream_expr}"
         lines = [
             f"proxy_pass {target};",
@@ -428,6 +432,7 @@ class _Renderer:
         ]
         lines += [f"proxy_set_header {name} \"\";" for name in (*_HOP_BY_HOP, *_INTERNAL_HEADERS)
                   if not (request_uri and name in _MIRROR_HEADERS)]
+        lines += identity_lines(self.table, identity_for, fallback=fallback)
         # Exactly one X-Request-ID on every answer, even nginx's own 502/504: the id the upstream was sent.
         lines += ["proxy_hide_header X-Request-ID;", "add_header X-Request-ID $strangler_request_id always;"]
         # The sticky cookie for a client that has none (empty: add_header sends nothing); add_header is not
@@ -464,7 +469,8 @@ class _Renderer:
         label = route.label if route else "default"
         timeout = route.timeout if route else 30.0
         return self.add_named(f"@forced_{rid}", [
-            *self.proxy_lines("$strangler_forced", timeout), *self.route_headers(label, "$strangler_forced"),
+            *self.proxy_lines("$strangler_forced", timeout, identity_for="$strangler_forced"),
+            *self.route_headers(label, "$strangler_forced"),
         ])
 
     def location_mirror(self, route: Route) -> str:
@@ -509,12 +515,14 @@ class _Renderer:
             assert route.service is not None
             self.breakers.add(route.service)
             body = [f"set $strangler_breaker {route.service};  # for the metrics log's breaker_state",
-                    *self.proxy_lines(f"{route.service}{_BREAKER_SUFFIX}", route.timeout),
+                    *self.proxy_lines(f"{route.service}{_BREAKER_SUFFIX}", route.timeout, identity_for=route.service,
+                                      fallback=True),
                     # $strangler_upstream: the service, what $strangler_failed says when its 5xx falls back.
                     *self.route_headers(route.label, route.service, answered_expr="$strangler_answered"),
                     f"add_header {BREAKER_HEADER} $strangler_breaker_{route.service} always;"]
         else:
-            body = [*self.proxy_lines(primary, route.timeout), *self.route_headers(route.label, primary)]
+            body = [*self.proxy_lines(primary, route.timeout, identity_for=primary),
+                    *self.route_headers(route.label, primary)]
         if mirror:
             body.append(f"mirror {_q(self.location_mirror(route))};")
         if fallback:
@@ -668,6 +676,13 @@ class _Renderer:
             for u in table.upstreams.values()
         )
         locations = self.locations()  # fills self.http, self.named and self.breakers
+        unavailable = " ".join([
+            "add_header X-Request-ID $strangler_request_id always;", "add_header Retry-After 5 always;",
+            _json_return(503, "identity_unavailable", "Cannot check who you are right now; please try again."),
+        ])
+        for name, body in identity_locations(table, host_expr=self.host_expr, unavailable=unavailable,
+                                             timeout_ms=_ms(table.settings.identity.timeout)).items():
+            self.add_named(name, body)
         upstreams += breaker_upstreams(table, self.breakers, opts.keepalive)
         named = []
         for name, body in self.named.items():
@@ -776,6 +791,7 @@ http {{
     # Signed overrides: only precomputed tokens name an upstream; anything else is ignored (and never forwarded).
 {indent(overrides)}
 {indent("".join(self.http.values()))}
+{indent(identity_http(table, temp_path(opts, 'identity_cache')))}
 {host_guard}{_admin_server(opts, table.digest)}    server {{
         listen {opts.listen}{routing_default};
         server_name {server_names};

@@ -21,7 +21,7 @@ from .serializers import (
     ReviewUpdateSerializer,
 )
 
-# Writes get 503 when the monolith cannot say who the customer is (authentication.MonolithAccountAuthentication).
+# Who the customer is, the proxy resolved once at the edge (servicekit.identity.EdgeIdentityAuthentication).
 
 
 class ReviewListApi(GenericAPIView):

@@ -5,8 +5,6 @@ from __future__ import annotations
 from django.conf import settings
 
 DEFAULTS = {
-    "ACCOUNTS_URL": "http://127.0.0.1:8000/api/me/",  # the monolith's "who am I" endpoint
-    "ACCOUNTS_TIMEOUT": 2.0,  # seconds
     "API_MAX_PAGE_SIZE": 100,  # upper bound for ?page_size= (the monolith's CATALOG["API_MAX_PAGE_SIZE"])
 }
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,6 +11,7 @@ from rest_framework.test import APIClient
 from extracted.catalog.products.bootstrap import id_sequences_advance
 from extracted.catalog.products.models import Category, Product
 from strangler_sync.ownership import ownership_set
+from tests.identity import identity_meta
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 SERVICE_TOKEN = "test-service-token-0123456789"
@@ -47,23 +47,18 @@ def api():
     return APIClient()
 
 
-def _basic(username: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
-
-
 @pytest.fixture
-def staff_api(db, django_user_model):
-    django_user_model.objects.create_user(username="staff", password="staff-pass", is_staff=True)
+def staff_api(db):
+    """A staff user of the monolith, as the proxy forwards it: a signed identity (servicekit.identity)."""
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=_basic("staff", "staff-pass"))
+    client.credentials(**identity_meta(audience="catalog", user_id=7, username="staff", is_staff=True))
     return client
 
 
 @pytest.fixture
-def customer_api(db, django_user_model):
-    django_user_model.objects.create_user(username="customer", password="customer-pass")
+def customer_api(db):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=_basic("customer", "customer-pass"))
+    client.credentials(**identity_meta(audience="catalog", user_id=8, username="customer"))
     return client
 
 

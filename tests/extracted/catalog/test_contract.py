@@ -17,6 +17,7 @@ import requests
 
 from tests.extracted.catalog import live
 from tests.extracted.catalog.openapi_diff import contract_breaks
+from tests.identity import edge_identity
 
 # The operations the proxy moves to the service. /api/products/{product_id}/rating/ stays with the
 # monolith's reviews app (it needs its own, more specific route in the route file).
@@ -90,9 +91,7 @@ def both(tmp_path_factory):
     live.manage(live.CATALOG_MANAGE, "migrate", "--noinput", "-v", "0", env=service_env)
     loaded = live.manage(live.CATALOG_MANAGE, "catalog_import", str(dump), env=service_env)
     assert "150 products" in loaded
-    # the monolith's seed made admin/admin; the service gets the same staff user in its own database
-    live.manage(live.CATALOG_MANAGE, "createsuperuser", "--noinput", "--username", "admin", "--email", "a@b.test",
-                env=service_env)
+    # the monolith's seed made admin/admin; the service knows them by the identity the monolith signs
     servers = [
         live.LiveServer(live.MONOLITH_MANAGE, env=monolith_env, log=workdir / "monolith.log"),
         live.LiveServer(live.CATALOG_MANAGE, env=service_env, log=workdir / "catalog.log"),
@@ -106,9 +105,12 @@ def both(tmp_path_factory):
             server.stop()
 
 
-def _get(base: str, path: str, *, auth: tuple[str, str] | None = None) -> tuple[int, str, object]:
-    response = requests.get(base + path, headers={"Host": live.SHARED_HOST, "Accept": "application/json"},
-                            auth=auth, timeout=10)
+def _get(base: str, path: str, *, auth: tuple[str, str] | None = None,
+         identity: dict[str, str] | None = None) -> tuple[int, str, object]:
+    """`identity`: the signed identity a proxy plane forwards to the service, instead of the credentials."""
+    response = requests.get(base + path, headers={"Host": live.SHARED_HOST, "Accept": "application/json",
+                                                  **(identity or {})},
+                            auth=None if identity else auth, timeout=10)
     return response.status_code, response.headers.get("Content-Type", ""), response.json()
 
 
@@ -171,11 +173,13 @@ def test_anonymous_writes_are_refused_the_same_way(both):
 STAFF = ("admin", "admin")
 
 
-def _write(base: str, method: str, path: str, body=None, *, raw: str | None = None) -> tuple[int, object]:
-    headers = {"Host": live.SHARED_HOST, "Accept": "application/json"}
+def _write(base: str, method: str, path: str, body=None, *, raw: str | None = None,
+           identity: dict[str, str] | None = None) -> tuple[int, object]:
+    headers = {"Host": live.SHARED_HOST, "Accept": "application/json", **(identity or {})}
     if raw is not None:
         headers["Content-Type"] = "application/json"
-    response = requests.request(method, base + path, json=body, data=raw, headers=headers, auth=STAFF, timeout=10)
+    response = requests.request(method, base + path, json=body, data=raw, headers=headers,
+                                auth=None if identity else STAFF, timeout=10)
     payload = response.json() if response.content else None
     if isinstance(payload, dict):  # the clock differs between the two processes
         payload = {k: v for k, v in payload.items() if k not in {"created_at", "updated_at"}}
@@ -215,18 +219,24 @@ def test_staff_writes_and_their_errors_are_the_same(both):
         ("DELETE", f"/api/products/{product_id}/", None),
     ]
     mismatches, statuses = [], set()
+
+    def staff() -> dict[str, str]:  # resolved per request, as a proxy plane without a cache would
+        return edge_identity(monolith_url, audience="catalog", auth=STAFF)
+
     inactive = [r["pk"] for r in products if not r["fields"]["is_active"]][:1]
     for path in ["/api/products/?is_active=false", "/api/products/?is_active=all&ordering=-price&page=3",
                  *[f"/api/products/{pid}/" for pid in inactive]]:  # staff also see inactive products
-        expected, actual = _get(monolith_url, path, auth=STAFF), _get(service_url, path, auth=STAFF)
+        expected, actual = _get(monolith_url, path, auth=STAFF), _get(service_url, path, identity=staff())
         if expected != actual:
             mismatches.append(f"staff GET {path}:\n  monolith {expected!r:.500}\n  service  {actual!r:.500}")
     for method, path, body in steps:
-        expected, actual = _write(monolith_url, method, path, body), _write(service_url, method, path, body)
+        expected = _write(monolith_url, method, path, body)
+        actual = _write(service_url, method, path, body, identity=staff())
         statuses.add(expected[0])
         if expected != actual:
             mismatches.append(f"{method} {path} {body}:\n  monolith {expected!r:.500}\n  service  {actual!r:.500}")
-    malformed = [_write(url, "POST", "/api/products/", raw="{not json") for url in (monolith_url, service_url)]
+    malformed = [_write(monolith_url, "POST", "/api/products/", raw="{not json"),
+                 _write(service_url, "POST", "/api/products/", raw="{not json", identity=staff())]
     if malformed[0] != malformed[1]:
         mismatches.append(f"malformed JSON:\n  monolith {malformed[0]!r}\n  service  {malformed[1]!r}")
     assert not mismatches, "\n".join(mismatches)

@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rest_framework.test import APIClient
 
-from extracted.reviews.ratings.authentication import MonolithUser
 from extracted.reviews.ratings.bootstrap import review_id_sequence_advance
 from extracted.reviews.ratings.models import Product, Review
+from servicekit.identity.authentication import IdentityUser
 from strangler_sync.ownership import ownership_set
 
 T0 = datetime(2026, 2, 1, 10, 0, tzinfo=UTC)
-ALICE = MonolithUser(id=11, username="alice")
-BOB = MonolithUser(id=12, username="bob")
-STAFF = MonolithUser(id=1, username="admin", is_staff=True)
+ALICE = IdentityUser(id=11, username="alice")
+BOB = IdentityUser(id=12, username="bob")
+STAFF = IdentityUser(id=1, username="admin", is_staff=True)
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +37,7 @@ def reviews_owned(sync_config, db):
     ownership_set(aggregate_type="review", owner="reviews")
 
 
-def client_for(user: MonolithUser | None) -> APIClient:
+def client_for(user: IdentityUser | None) -> APIClient:
     """API clients acting as a monolith user (who they are is the authentication class's job, tested live)."""
     client = APIClient()
     if user is not None:
@@ -55,7 +55,7 @@ def shelf(db):
     make_review(id=102, product_id=3, user=BOB, rating=1, minutes=3)
 
 
-def make_review(*, id: int, product_id: int, user: MonolithUser, rating: int, minutes: int = 0) -> Review:
+def make_review(*, id: int, product_id: int, user: IdentityUser, rating: int, minutes: int = 0) -> Review:
     when = T0 + timedelta(minutes=minutes)
     return Review.objects.create(id=id, product_id=product_id, user_id=user.id, username=user.username,
                                  rating=rating, title=f"t{id}", body="", created_at=when, updated_at=when)

@@ -4,7 +4,7 @@
 2. Live, through the real data plane: the monolith seeded by its own command and backfilled with
    ``sync_backfill --direct`` to the service's ``sync_consume``; the same reads get identical JSON.
 3. The flip: ownership of "review" moves to the service; a customer of the monolith writes through the
-   service (who they are is asked of the monolith's /api/me/), the service's relay publishes, the
+   service (who they are: the signed identity of the monolith's identity endpoint), the service's relay publishes, the
    monolith's consumer follows, and the product page's average rating on the monolith is the service's.
 """
 
@@ -21,6 +21,7 @@ import requests
 
 from tests.extracted.catalog import live
 from tests.extracted.catalog.openapi_diff import contract_breaks
+from tests.identity import edge_identity
 from tests.waiting import REQUEST_TIMEOUT, wait_until
 
 REVIEWS_MANAGE = live.REPO / "extracted" / "reviews" / "manage.py"
@@ -83,12 +84,10 @@ def stack(tmp_path_factory):
     live.manage(live.MONOLITH_MANAGE, "seed_storefront", "--products", "40", "--users", "4", "--seed", "11",
                 env=monolith_env)
     monolith = live.LiveServer(live.MONOLITH_MANAGE, env=monolith_env, log=workdir / "monolith.log")
-    # the service asks the monolith who a customer is
-    # Who a customer is: the monolith checks the password (PBKDF2, CPU-bound) within the service's accounts
-    # timeout, 2 s by default: a loaded CI box took longer and the write was answered 503.
+    # who a customer is comes with the request: the identity the monolith signed (tests.identity.edge_identity
+    # asks its endpoint as a proxy plane would); both processes use the DEBUG development key
     service_env = live.project_env(workdir=workdir, REVIEWS_DATABASE_URL=f"sqlite:///{workdir / 'reviews.sqlite3'}",
-                                   REVIEWS_ACCOUNTS_URL=f"{monolith.url}/api/me/",
-                                   REVIEWS_ACCOUNTS_TIMEOUT=str(REQUEST_TIMEOUT), **common)
+                                   **common)
     live.manage(REVIEWS_MANAGE, "migrate", "--noinput", "-v", "0", env=service_env)
     consumer = _background(REVIEWS_MANAGE, "sync_consume", env=service_env, log=workdir / "reviews-consume.log")
     # the first copy, through the data plane while the consumer runs: products (which exist, on sale), reviews
@@ -134,11 +133,13 @@ def test_same_reads_get_identical_json_from_both(stack):
 
 @pytest.mark.slow
 def test_before_the_flip_the_service_refuses_writes_with_the_customer_known(stack):
+    known = edge_identity(stack["monolith"], audience="reviews", auth=("user1", "password"))
     response = requests.post(f"{stack['service']}/api/reviews/", json={"product": 1, "rating": 5},
-                             headers=HOST, auth=("user1", "password"), timeout=REQUEST_TIMEOUT)
+                             headers={**HOST, **known}, timeout=REQUEST_TIMEOUT)
     assert response.status_code == 409 and response.json()["error"]["code"] == "not_owner"
+    refused = edge_identity(stack["monolith"], audience="reviews", auth=("user1", "wrong"))
     wrong = requests.post(f"{stack['service']}/api/reviews/", json={"product": 1, "rating": 5},
-                          headers=HOST, auth=("user1", "wrong"), timeout=REQUEST_TIMEOUT)
+                          headers={**HOST, **refused}, timeout=REQUEST_TIMEOUT)
     assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "authentication_failed"
 
 
@@ -157,14 +158,16 @@ def test_a_browser_session_of_the_monolith_is_recognised_and_csrf_checked(stack)
     assert logged_in.status_code == 302 and "sessionid" in browser.cookies
     cookies = {"sessionid": browser.cookies["sessionid"], "csrftoken": browser.cookies["csrftoken"]}
     url = f"{stack['service']}/api/reviews/"
-    forged = requests.post(url, json={"product": 1, "rating": 5}, headers=HOST, cookies=cookies,
+    session = edge_identity(stack["monolith"], audience="reviews", cookies={"sessionid": cookies["sessionid"]})
+    forged = requests.post(url, json={"product": 1, "rating": 5}, headers={**HOST, **session}, cookies=cookies,
                            timeout=REQUEST_TIMEOUT)
     assert forged.status_code == 403 and "CSRF Failed" in forged.json()["error"]["message"]
     genuine = requests.post(url, json={"product": 1, "rating": 5}, cookies=cookies, timeout=REQUEST_TIMEOUT,
-                            headers={**HOST, "X-CSRFToken": cookies["csrftoken"]})
+                            headers={**HOST, **session, "X-CSRFToken": cookies["csrftoken"]})
     assert genuine.status_code == 409 and genuine.json()["error"]["code"] == "not_owner"  # known, not yet owner
-    anonymous = requests.post(url, json={"product": 1, "rating": 5}, headers=HOST, timeout=REQUEST_TIMEOUT,
-                              cookies={"sessionid": "expired-or-forged"})
+    expired = edge_identity(stack["monolith"], audience="reviews", cookies={"sessionid": "expired-or-forged"})
+    anonymous = requests.post(url, json={"product": 1, "rating": 5}, headers={**HOST, **expired},
+                              timeout=REQUEST_TIMEOUT, cookies={"sessionid": "expired-or-forged"})
     assert anonymous.status_code == 403 and anonymous.json()["error"]["code"] == "not_authenticated"
 
 
@@ -178,7 +181,8 @@ def test_after_the_flip_service_writes_reach_the_monolith_and_its_product_page(s
                                                auth=("admin", "admin"), timeout=REQUEST_TIMEOUT).json()["results"]
             if r["username"] == "admin"}
     product = next(p for p in listed if p["id"] not in mine)
-    created = requests.post(f"{service}/api/reviews/", headers=HOST, auth=("admin", "admin"), timeout=REQUEST_TIMEOUT,
+    admin = edge_identity(monolith, audience="reviews", auth=("admin", "admin"))
+    created = requests.post(f"{service}/api/reviews/", headers={**HOST, **admin}, timeout=REQUEST_TIMEOUT,
                             json={"product": product["id"], "rating": 1, "title": "Through the service"})
     assert created.status_code == 201, created.text
     assert created.json()["username"] == "admin"
