@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from servicekit.files import file_write_atomic
 from strangler_sync.verify import VERIFY_TOKEN_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -216,9 +217,8 @@ def routes_file_ensure(stack: Stack) -> str:
 
 
 def _routes_write(path: Path, document: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(ROUTES_HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=None))
-    tmp.replace(path)  # the proxy polls the file: it must never see half of it
+    text = ROUTES_HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=None)
+    file_write_atomic(path=path, data=text)  # the proxy polls the file: it must never see half of it
 
 
 def state_write(stack: Stack, *, pids: dict[str, int]) -> None:
@@ -233,6 +233,4 @@ def state_write(stack: Stack, *, pids: dict[str, int]) -> None:
         "logs": str(stack.log_dir),
         "pids": pids,
     }
-    tmp = stack.state_path.with_name(".stack.json.tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
-    tmp.replace(stack.state_path)
+    file_write_atomic(path=stack.state_path, data=json.dumps(state, indent=2) + "\n")

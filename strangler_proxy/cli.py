@@ -185,15 +185,14 @@ def _nginx_options(args: argparse.Namespace, table: RouteTable):
 
 
 def cmd_render_nginx(args: argparse.Namespace) -> int:
-    from strangler_proxy.nginx.control import write_atomically
+    from servicekit.files import file_write_atomic
     from strangler_proxy.nginx.render import render_nginx
 
     table = load_route_file(args.routes)
     text = render_nginx(table, _nginx_options(args, table))
     if args.out:
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(out, text)
+        file_write_atomic(path=out, data=text)
         print(f"wrote {out}")
     else:
         sys.stdout.write(text)

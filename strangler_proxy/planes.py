@@ -18,6 +18,7 @@ from pathlib import Path
 import requests
 
 from servicekit.env import var_dir
+from servicekit.files import file_write_atomic
 
 KINDS = ("nginx", "mitmproxy")
 
@@ -42,11 +43,7 @@ class PlaneRecord:
 
 
 def plane_register(*, record: PlaneRecord) -> None:
-    path = record.path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(record), indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    file_write_atomic(path=record.path, data=json.dumps(asdict(record), indent=1))
 
 
 def plane_unregister(*, kind: str, key: str) -> None:

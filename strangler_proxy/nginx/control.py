@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from servicekit.files import file_write_atomic
 from strangler_proxy.nginx.render import DIGEST_PATH, TEMP_KINDS, NginxOptions, render_nginx, temp_path
 from strangler_proxy.planes import PlaneRecord, plane_register, plane_unregister
 from strangler_proxy.spec import RouteTable
@@ -48,12 +49,6 @@ def config_test(conf_path: Path, prefix: Path) -> None:
     result = _run(["-t", "-q", "-c", str(conf_path)], prefix)
     if result.returncode != 0:
         raise NginxError(_reason(result))
-
-
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @dataclass
@@ -102,7 +97,7 @@ class NginxInstance:
         finally:
             text = candidate.read_text(encoding="utf-8")
             candidate.unlink(missing_ok=True)
-        write_atomically(self.conf_path, text)
+        file_write_atomic(path=self.conf_path, data=text)
         return self.conf_path
 
     def start(self) -> int:
