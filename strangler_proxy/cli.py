@@ -212,6 +212,17 @@ def cmd_nginx_reload(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nginx_run(args: argparse.Namespace) -> int:
+    from strangler_proxy.nginx.follow import plane_run
+
+    table = load_route_file(args.routes)
+    if args.poll <= 0:
+        print("error: --poll must be more than 0 seconds", file=sys.stderr)
+        return 2
+    return plane_run(routes=Path(table.source), options=_nginx_options(args, table), admin_url=args.admin_url,
+                     poll=args.poll)
+
+
 def cmd_nginx_stop(args: argparse.Namespace) -> int:
     from strangler_proxy.nginx.control import NginxInstance
     from strangler_proxy.nginx.render import NginxOptions
@@ -299,10 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, what in (
         ("render-nginx", cmd_render_nginx, "print (or --out FILE) the nginx config"),
         ("nginx-reload", cmd_nginx_reload, "render, write, nginx -t, reload (start when not running)"),
+        ("nginx-run", cmd_nginx_run, "run nginx in the foreground, reloading it when the route file changes"),
     ):
         p = sub.add_parser(name, help=what)
         if name == "render-nginx":
             p.add_argument("--out", metavar="FILE", default=None)
+        if name == "nginx-run":
+            p.add_argument("--admin-url", default=None, metavar="URL",
+                           help="where other hosts reach --admin-listen (e.g. http://proxy:8082), for plans and status")
+            p.add_argument("--poll", type=float, default=1.0, metavar="SECONDS",
+                           help="how often the route file is checked for changes (default: %(default)s)")
         p.add_argument("--listen", default=DEFAULT_NGINX_LISTEN, metavar="PORT|HOST:PORT")
         p.add_argument("--workers", default="auto", type=_workers, metavar="N|auto",
                        help="nginx worker processes (default: auto, one per core)")

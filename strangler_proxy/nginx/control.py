@@ -56,6 +56,10 @@ class NginxInstance:
     """A private nginx (own prefix dir, pid, logs, temp paths) that never touches the system one."""
 
     options: NginxOptions
+    # A plane that reloads itself when its route file changes (strangler_proxy.nginx.follow): the control plane
+    # only waits for its digest, never signals or starts it (it may run in another container).
+    reloads_itself: bool = False
+    digest_url: str | None = None  # where others ask its digest; None: http://<admin_listen>
 
     @property
     def prefix(self) -> Path:
@@ -134,8 +138,9 @@ class NginxInstance:
         options = {**asdict(self.options), "runtime_dir": str(self.prefix), "hosts": list(self.options.hosts),
                    "override_secret": bool(self.options.override_secret)}  # whether overrides were on, not the secret
         admin = self.options.admin_listen
+        digest_url = self.digest_url or (f"http://{admin}{DIGEST_PATH}" if admin else None)
         return PlaneRecord(kind="nginx", routes=str(routes.resolve()), key=str(self.prefix), options=options,
-                           digest_url=f"http://{admin}{DIGEST_PATH}" if admin else None)
+                           digest_url=digest_url, reloads_itself=self.reloads_itself)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop gracefully; the plane is no longer registered (plans stop reloading it)."""
