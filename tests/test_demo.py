@@ -91,13 +91,14 @@ def _port_offset() -> int:
 
 
 class Demo:
-    def __init__(self, var_dir: Path):
+    def __init__(self, var_dir: Path, plane: str = "mitmproxy"):
         self.var_dir = var_dir
         self.offset = _port_offset()
         env = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED and not k.endswith("_DATABASE_URL")}
         env.update(STRANGLER_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [sys.executable, "dev.py", "demo", "--port-offset", str(self.offset), "--products", "200"],
+            [sys.executable, "dev.py", "demo", "--port-offset", str(self.offset), "--products", "200",
+             "--plane", plane],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         self.output: list[str] = []
