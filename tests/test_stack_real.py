@@ -126,6 +126,11 @@ class HostStack:
 
     def argv_of(self, command: list[str]) -> list[str]:
         argv = [self.rewrite(arg) for arg in command]
+        for i in range(1, len(argv)):  # `--host 0.0.0.0 --port N` (the dashboard's form of a listen address)
+            if argv[i - 1] == "--host" and argv[i] == "0.0.0.0":
+                argv[i] = "127.0.0.1"
+            elif argv[i - 1] == "--port" and argv[i] in self.ports:
+                argv[i] = str(self.ports[argv[i]])
         if argv[0].startswith("--config.file="):  # the prometheus image's entrypoint, here the host's binary
             data = self.tmp / "prometheus-data"
             argv = ["prometheus", *(f"--config.file={self.prometheus_config[0]}" if a.startswith("--config.file=")
