@@ -5,7 +5,9 @@ Processes (each in its own process group, output in var/demo/logs/<name>.log):
 * per project (monolith, then each extracted service present): `runserver` (web), `sync_relay` (publishes
   the outbox; the relay polls, so no Celery worker is needed on the embedded default) and `sync_consume`;
 * per service with a first copy (catalog): `sync_reconcile` in the monolith, every 30 s (`/sync/reconcile/`);
-* the mitmproxy plane (`strangler-proxy run`) in front, reading var/demo/routes.yaml.
+* the mitmproxy plane (`strangler-proxy run`) in front, reading var/demo/routes.yaml; with `--plane nginx`
+  (or DEMO_PLANE=nginx) the nginx plane instead: `strangler-proxy nginx-run` following the route file, its
+  metrics exporter on the admin port and the diff endpoint its shadowed reads are mirrored to.
 
 SIGINT (Ctrl-C) and SIGTERM stop every process group; a process that dies while the demo runs is reported
 and the rest keep serving (the proxy's fallback covers a dead service, which is worth watching).
@@ -23,7 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from demo.stack import ROOT, ProjectSpec, Stack, routes_file_ensure, stack_build, state_write
+from demo.stack import PLANES, ROOT, ProjectSpec, Stack, routes_file_ensure, stack_build, state_write
 from demo.supervisor import StartupError, Supervisor
 from strangler_sync.verify import VERIFY_TOKEN_ENV
 
@@ -41,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="added to every port (monolith 8000, services 8001.., proxy 8080, admin 8081)")
     parser.add_argument("--products", type=int, default=SEED_PRODUCTS, help="products seeded on the first start")
     parser.add_argument("--ready-timeout", type=float, default=120.0, help="seconds to wait for health checks")
+    parser.add_argument("--plane", choices=PLANES, default=os.environ.get("DEMO_PLANE") or "mitmproxy",
+                        help="the traffic plane in front (default: $DEMO_PLANE, else mitmproxy)")
     return parser
 
 
@@ -123,7 +127,9 @@ def _banner(stack: Stack) -> str:
     lines = [
         "",
         f"  shop (through the proxy):  http://127.0.0.1:{stack.proxy_port}/",
-        f"  proxy metrics / diffs:     http://127.0.0.1:{stack.admin_port}/metrics  /diffs",
+        f"  traffic plane:             {stack.plane}",
+        f"  proxy metrics / diffs:     http://127.0.0.1:{stack.admin_port}/metrics  " + (
+            "/diffs" if stack.plane == "mitmproxy" else f"http://127.0.0.1:{stack.diff_endpoint_port}/diffs"),
     ]
     for project in stack.projects:
         lines.append(f"  {project.name + ':':<26} {stack.url(project)}/  (direct; /healthz /readyz /metrics)")
@@ -135,6 +141,7 @@ def _banner(stack: Stack) -> str:
         f"  ownership file:            {stack.ownership_path}",
         f"  logs:                      {stack.log_dir}/",
         f"  sync_verify / plans:       export {VERIFY_TOKEN_ENV}={stack.verify_token}",
+        f"  plans' gate source:        export STRANGLER_PROXY_METRICS='{stack.proxy_metrics}'",
         "  Ctrl-C stops everything.",
         "",
     ]
@@ -142,8 +149,7 @@ def _banner(stack: Stack) -> str:
 
 
 def demo_run(stack: Stack, *, products: int, ready_timeout: float) -> int:
-    ports = [stack.port(p) for p in stack.projects] + [stack.proxy_port, stack.admin_port]
-    busy = [port for port in ports if not _port_free(port)]
+    busy = [port for port in stack.ports if not _port_free(port)]
     if busy:
         print(f"demo: port(s) {', '.join(map(str, busy))} already in use (another demo running? try --port-offset)",
               file=sys.stderr)
@@ -180,9 +186,8 @@ def demo_run(stack: Stack, *, products: int, ready_timeout: float) -> int:
                              restart=True)
             supervisor.start(f"{project.name}-consumer", stack.manage(project, "sync_consume"), env=project_env,
                              restart=True)
-        supervisor.start("proxy", [sys.executable, "-m", "strangler_proxy", "run", "--routes", str(stack.routes_path),
-                                   "--listen-port", str(stack.proxy_port), "--admin-port", str(stack.admin_port)],
-                         health_url=f"http://127.0.0.1:{stack.proxy_port}/healthz")
+        for name, (argv, health_url) in stack.proxy_commands().items():
+            supervisor.start(name, argv, health_url=health_url)
         started = time.monotonic()
         supervisor.wait_healthy(timeout=ready_timeout)
         _say(f"{len(supervisor.children)} processes healthy ({time.monotonic() - started:.1f}s)")
@@ -228,7 +233,7 @@ def _raise_stop(signum, frame):
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     var_dir = Path(os.environ.get("STRANGLER_VAR_DIR") or ROOT / "var")
-    stack = stack_build(var_dir=var_dir, port_offset=args.port_offset)
+    stack = stack_build(var_dir=var_dir, port_offset=args.port_offset, plane=args.plane)
     return demo_run(stack, products=args.products, ready_timeout=args.ready_timeout)
 
 

@@ -11,13 +11,17 @@ from pathlib import Path
 
 import yaml
 
+from servicekit.files import file_write_atomic
 from strangler_sync.verify import VERIFY_TOKEN_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 
 MONOLITH_PORT = 8000
 PROXY_PORT = 8080
-PROXY_ADMIN_PORT = 8081
+PROXY_ADMIN_PORT = 8081  # mitmproxy's admin; on the nginx plane, its metrics exporter
+NGINX_DIGEST_PORT = 8082  # the nginx plane's admin listener (the route file digest it serves)
+DIFF_ENDPOINT_PORT = 8790  # the nginx plane mirrors shadowed reads here
+PLANES = ("mitmproxy", "nginx")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class Stack:
 
     var_dir: Path
     port_offset: int = 0
+    plane: str = "mitmproxy"  # the traffic plane in front: one of PLANES
     projects: list[ProjectSpec] = field(default_factory=list)
     service_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))  # per start, never stored
     # What /sync/checksums/ callers send: the caller's $STRANGLER_SYNC_VERIFY_TOKEN, else a new one per start.
@@ -108,6 +113,48 @@ class Stack:
     def admin_port(self) -> int:
         return PROXY_ADMIN_PORT + self.port_offset
 
+    @property
+    def digest_port(self) -> int:
+        return NGINX_DIGEST_PORT + self.port_offset
+
+    @property
+    def diff_endpoint_port(self) -> int:
+        return DIFF_ENDPOINT_PORT + self.port_offset
+
+    @property
+    def proxy_metrics(self) -> str:
+        """The plans' gate source ($STRANGLER_PROXY_METRICS): the proxy admin's /metrics; on nginx, its exporter's
+        and the diff endpoint's (shadow comparisons), summed."""
+        admin = f"http://127.0.0.1:{self.admin_port}/metrics"
+        if self.plane == "mitmproxy":
+            return admin
+        return f"[{admin}, http://127.0.0.1:{self.diff_endpoint_port}/metrics]"
+
+    @property
+    def ports(self) -> list[int]:
+        extra = [self.digest_port, self.diff_endpoint_port] if self.plane == "nginx" else []
+        return [self.port(p) for p in self.projects] + [self.proxy_port, self.admin_port, *extra]
+
+    def proxy_commands(self) -> dict[str, tuple[list[str], str | None]]:
+        """The traffic plane's processes: name -> (argv, health URL)."""
+        proxy = [sys.executable, "-m", "strangler_proxy"]
+        healthz = f"http://127.0.0.1:{self.proxy_port}/healthz"
+        if self.plane == "mitmproxy":
+            return {"proxy": ([*proxy, "run", "--routes", str(self.routes_path), "--listen-port", str(self.proxy_port),
+                               "--admin-port", str(self.admin_port)], healthz)}
+        runtime = str(self.demo_dir / "nginx")
+        return {
+            "diff-endpoint": ([sys.executable, "-m", "strangler_proxy.diff_endpoint", "--routes", str(self.routes_path),
+                               "--listen", f"127.0.0.1:{self.diff_endpoint_port}",
+                               "--diffs", str(self.demo_dir / "diffs-nginx.jsonl")],
+                              f"http://127.0.0.1:{self.diff_endpoint_port}/diffs"),
+            "proxy": ([*proxy, "nginx-run", "--routes", str(self.routes_path), "--listen",
+                       f"127.0.0.1:{self.proxy_port}", "--admin-listen", f"127.0.0.1:{self.digest_port}",
+                       "--runtime-dir", runtime, "--workers", "1", "--poll", "0.5"], healthz),
+            "proxy-metrics": ([*proxy, "nginx-metrics", "--runtime-dir", runtime, "--listen",
+                               f"127.0.0.1:{self.admin_port}"], f"http://127.0.0.1:{self.admin_port}/metrics"),
+        }
+
     def port(self, project: ProjectSpec) -> int:
         return project.port + self.port_offset
 
@@ -131,8 +178,9 @@ class Stack:
         return [sys.executable, project.manage, *args]
 
 
-def stack_build(*, var_dir: Path, port_offset: int = 0, root: Path = ROOT) -> Stack:
-    return Stack(var_dir=var_dir.resolve(), port_offset=port_offset, projects=[MONOLITH, *services_present(root)])
+def stack_build(*, var_dir: Path, port_offset: int = 0, root: Path = ROOT, plane: str = "mitmproxy") -> Stack:
+    return Stack(var_dir=var_dir.resolve(), port_offset=port_offset, projects=[MONOLITH, *services_present(root)],
+                 plane=plane)
 
 
 def service_routes(project: ProjectSpec) -> list[dict]:
@@ -172,7 +220,8 @@ def route_table_document(stack: Stack) -> dict:
         "monolith": "monolith",
         "sticky": {"cookie": "strangler_uid", "header": "X-User-Id"},
         "override": {"header": "X-Strangler-Force", "secret_env": "STRANGLER_OVERRIDE_SECRET"},
-        "settings": {"route_headers": True, "max_body_bytes": 10485760, "diff_endpoint": "127.0.0.1:8790",
+        "settings": {"route_headers": True, "max_body_bytes": 10485760,
+                     "diff_endpoint": f"127.0.0.1:{stack.diff_endpoint_port}",
                      # the services that take the monolith's customers get who is asking, signed by the monolith
                      "identity": {"upstreams": [p.name for p in stack.projects[1:] if p.name in IDENTITY_SERVICES]}},
         "routes": routes,
@@ -211,6 +260,10 @@ def routes_file_ensure(stack: Stack) -> str:
         if old_url != new_url:
             upstreams[name] = spec if old is None or not isinstance(old, dict) else {**old, "url": new_url}
             changed = True
+    settings = current.get("settings") or {}
+    if settings.get("diff_endpoint") != wanted["settings"]["diff_endpoint"]:  # the nginx plane's mirror target
+        current["settings"] = {**settings, "diff_endpoint": wanted["settings"]["diff_endpoint"]}
+        changed = True
     if not changed:
         return "kept"
     current["upstreams"] = upstreams
@@ -219,16 +272,17 @@ def routes_file_ensure(stack: Stack) -> str:
 
 
 def _routes_write(path: Path, document: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(ROUTES_HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=None))
-    tmp.replace(path)  # the proxy polls the file: it must never see half of it
+    text = ROUTES_HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=None)
+    file_write_atomic(path=path, data=text)  # the proxy polls the file: it must never see half of it
 
 
 def state_write(stack: Stack, *, pids: dict[str, int]) -> None:
     """var/demo/stack.json: URLs, files and process ids of the running demo (for tests and the control plane)."""
     state = {
+        "plane": stack.plane,
         "proxy": f"http://127.0.0.1:{stack.proxy_port}",
         "proxy_admin": f"http://127.0.0.1:{stack.admin_port}",
+        "proxy_metrics": stack.proxy_metrics,  # the plans' $STRANGLER_PROXY_METRICS
         "projects": {p.name: stack.url(p) for p in stack.projects},
         "routes_file": str(stack.routes_path),
         "ownership_file": str(stack.ownership_path),
@@ -236,6 +290,4 @@ def state_write(stack: Stack, *, pids: dict[str, int]) -> None:
         "logs": str(stack.log_dir),
         "pids": pids,
     }
-    tmp = stack.state_path.with_name(".stack.json.tmp")
-    tmp.write_text(json.dumps(state, indent=2) + "\n")
-    tmp.replace(stack.state_path)
+    file_write_atomic(path=stack.state_path, data=json.dumps(state, indent=2) + "\n")

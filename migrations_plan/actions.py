@@ -14,8 +14,8 @@ from pathlib import Path
 from migrations_plan.errors import ActionFailed, PlanConflict
 from migrations_plan.routefile import route_file_apply
 from migrations_plan.spec import Action, CommandAction, OwnershipChange, Plan, RouteEdit, Step
+from servicekit.files import file_write_atomic
 from strangler_proxy.loader import DEFAULT_ROUTE_FILE
-from strangler_proxy.nginx.control import write_atomically
 from strangler_proxy.planes import PlaneError, planes_follow
 
 
@@ -39,7 +39,7 @@ def _route_edit(*, routes: Path, prefix: str, changes: dict) -> dict:
     try:
         planes_follow(routes=path)
     except PlaneError as exc:
-        write_atomically(path, text)
+        file_write_atomic(path=path, data=text)
         try:
             planes_follow(routes=path)
             restored = "the route file is restored and every plane serves it"

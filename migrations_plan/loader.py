@@ -32,6 +32,9 @@ from strangler_proxy.spec import RouteTable
 
 PLANS_DIR = Path(__file__).resolve().parent / "plans"
 PLANS_DIR_ENV = "STRANGLER_PLANS_DIR"
+# Where every plan's gates read proxy metrics in this deployment, whatever the plan file says: a URL, a YAML list of
+# the replicas' URLs or {prometheus: URL} (e.g. the nginx plane's exporter and diff endpoint, or a Prometheus).
+PROXY_METRICS_ENV = "STRANGLER_PROXY_METRICS"
 STEP_KINDS = ("deploy", "backfill", "verify", "shadow", "canary", "cutover", "flip_ownership", "retire")
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -307,6 +310,19 @@ def _proxy_metrics(r: _Reader, node: yaml.Node) -> ProxyMetricsSource:
     return urls[0] if isinstance(node, yaml.ScalarNode) else urls
 
 
+def _proxy_metrics_of_environment() -> ProxyMetricsSource | None:
+    """$STRANGLER_PROXY_METRICS parsed as a plan's proxy_metrics (errors name the variable), None when unset."""
+    value = os.environ.get(PROXY_METRICS_ENV, "").strip()
+    if not value:
+        return None
+    source = f"${PROXY_METRICS_ENV}"
+    try:
+        node = yaml.compose(value)
+    except yaml.YAMLError as exc:
+        raise PlanFileError(source, 1, "proxy_metrics", f"not valid YAML: {exc}") from exc
+    return _proxy_metrics(_Reader(source), node)
+
+
 def parse_plan_text(text: str, *, source: Path | str, table: RouteTable) -> Plan:
     source_name = str(source)
     r = _Reader(source_name)
@@ -335,7 +351,7 @@ def parse_plan_text(text: str, *, source: Path | str, table: RouteTable) -> Plan
     if not isinstance(routes_node, yaml.SequenceNode) or not routes_node.value:
         raise r.fail(routes_node, "routes", "must be a non-empty list of route prefixes")
     routes = tuple(_route_of(r, table, item, f"routes[{i}]") for i, item in enumerate(routes_node.value))
-    proxy_metrics = _proxy_metrics(r, top["proxy_metrics"][1])
+    proxy_metrics = _proxy_metrics_of_environment() or _proxy_metrics(r, top["proxy_metrics"][1])
     sync_projects = r.strings(top["sync_projects"][1], "sync_projects") if "sync_projects" in top else ()
     for i, project in enumerate(sync_projects):
         if project not in table.upstreams and not project.startswith(("http://", "https://")):

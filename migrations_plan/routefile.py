@@ -6,15 +6,14 @@ The proxy hot-reloads the file (mtime/size/sha256 poll), so a write here is a ro
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from migrations_plan.errors import ActionFailed
+from servicekit.files import file_write_atomic
 from strangler_proxy.loader import RouteFileError, parse_route_text
 
 _PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./-]*$")
@@ -102,22 +101,6 @@ def edit_route(text: str, prefix: str, changes: dict[str, Any], *, source: str) 
     return text
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def route_file_apply(*, path: Path, prefix: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Set keys of one route, validated by the proxy's loader before the file is replaced; returns the old values."""
     text = path.read_text(encoding="utf-8")
@@ -131,7 +114,7 @@ def route_file_apply(*, path: Path, prefix: str, changes: dict[str, Any]) -> dic
     if after != {k: v for k, v in changes.items()}:
         raise ActionFailed(f"route {prefix}: edit did not take ({after} != {changes}), not written")
     del table
-    write_atomically(path, new_text)
+    file_write_atomic(path=path, data=new_text)
     return before
 
 

@@ -24,8 +24,9 @@ from pathlib import Path
 from migrations_plan import scaffold_templates as t
 from migrations_plan.actions import django_settings_setup
 from migrations_plan.errors import ActionFailed, PlanError
-from migrations_plan.routefile import route_entry_add, write_atomically
+from migrations_plan.routefile import route_entry_add
 from migrations_plan.scaffold_aggregate import DeclarationError, declaration_code, declared_for, service_aggregate
+from servicekit.files import file_write_atomic
 from strangler_proxy.loader import RouteFileError, parse_route_text
 from strangler_sync.aggregates import DELETED, SNAPSHOT, Aggregate
 
@@ -226,6 +227,6 @@ def scaffold_write(*, scaffold: Scaffold) -> list[Path]:
         last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
         raise ScaffoldError(f"the scaffolded project does not load (makemigrations: {last}); nothing was written")
     written += sorted((project / f"{s.service}_service" / "migrations").glob("0*.py"))
-    write_atomically(plan_path, plan_text)
-    write_atomically(routes_path, routes_text)
+    file_write_atomic(path=plan_path, data=plan_text)
+    file_write_atomic(path=routes_path, data=routes_text)
     return [*written, plan_path, routes_path]

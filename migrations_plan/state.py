@@ -25,8 +25,8 @@ from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from migrations_plan.errors import PlanConflict, PlanError
-from migrations_plan.routefile import write_atomically
 from servicekit.env import VAR_DIR
+from servicekit.files import file_write_atomic
 
 STORE_ENV = "STRANGLER_PLAN_STORE"
 STATE_DIR_ENV = "STRANGLER_PLAN_STATE_DIR"
@@ -142,7 +142,7 @@ class FileStore:
                 raise PlanConflict(f"plan {state.plan} changed since it was read (revision {found}, "
                                    f"not {state.revision}); nothing was saved, run the command again")
             saved = PlanState.from_dict({**state.as_dict(), "revision": state.revision + 1})
-            write_atomically(path, json.dumps(saved.as_dict(), indent=2) + "\n")
+            file_write_atomic(path=path, data=json.dumps(saved.as_dict(), indent=2) + "\n")
             state.revision = saved.revision
 
     def history_append(self, entry: dict) -> None:

@@ -185,15 +185,14 @@ def _nginx_options(args: argparse.Namespace, table: RouteTable):
 
 
 def cmd_render_nginx(args: argparse.Namespace) -> int:
-    from strangler_proxy.nginx.control import write_atomically
+    from servicekit.files import file_write_atomic
     from strangler_proxy.nginx.render import render_nginx
 
     table = load_route_file(args.routes)
     text = render_nginx(table, _nginx_options(args, table))
     if args.out:
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(out, text)
+        file_write_atomic(path=out, data=text)
         print(f"wrote {out}")
     else:
         sys.stdout.write(text)
@@ -211,6 +210,17 @@ def cmd_nginx_reload(args: argparse.Namespace) -> int:
         print(f"error: nginx refused the new config, the running one is unchanged: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_nginx_run(args: argparse.Namespace) -> int:
+    from strangler_proxy.nginx.follow import plane_run
+
+    table = load_route_file(args.routes)
+    if args.poll <= 0:
+        print("error: --poll must be more than 0 seconds", file=sys.stderr)
+        return 2
+    return plane_run(routes=Path(table.source), options=_nginx_options(args, table), admin_url=args.admin_url,
+                     poll=args.poll)
 
 
 def cmd_nginx_stop(args: argparse.Namespace) -> int:
@@ -300,10 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     for name, func, what in (
         ("render-nginx", cmd_render_nginx, "print (or --out FILE) the nginx config"),
         ("nginx-reload", cmd_nginx_reload, "render, write, nginx -t, reload (start when not running)"),
+        ("nginx-run", cmd_nginx_run, "run nginx in the foreground, reloading it when the route file changes"),
     ):
         p = sub.add_parser(name, help=what)
         if name == "render-nginx":
             p.add_argument("--out", metavar="FILE", default=None)
+        if name == "nginx-run":
+            p.add_argument("--admin-url", default=None, metavar="URL",
+                           help="where other hosts reach --admin-listen (e.g. http://proxy:8082), for plans and status")
+            p.add_argument("--poll", type=float, default=1.0, metavar="SECONDS",
+                           help="how often the route file is checked for changes (default: %(default)s)")
         p.add_argument("--listen", default=DEFAULT_NGINX_LISTEN, metavar="PORT|HOST:PORT")
         p.add_argument("--workers", default="auto", type=_workers, metavar="N|auto",
                        help="nginx worker processes (default: auto, one per core)")

@@ -69,6 +69,7 @@ class ProxyMetrics:
 
         # labels() hashes and locks on every call; the proxy answers few distinct label sets, so keep the children.
         self._answered: dict[tuple[str, str, str], tuple] = {}
+        self._breakers: dict[str, object] = {}  # upstream -> its breaker_state gauge child
 
     def request_answered(self, *, route: str, upstream: str, status: str, seconds: float | None = None) -> None:
         """Count one answer and, when given, observe its latency (per route and upstream)."""
@@ -84,7 +85,11 @@ class ProxyMetrics:
             children[1].observe(seconds)
 
     def breaker_changed(self, upstream: str, state: BreakerState) -> None:
-        self.breaker_state.labels(upstream=upstream).set(STATE_VALUES[state])
+        # the nginx exporter calls this for every line through a breaker: labels() (a lock, label checks) once
+        gauge = self._breakers.get(upstream)
+        if gauge is None:
+            gauge = self._breakers[upstream] = self.breaker_state.labels(upstream=upstream)
+        gauge.set(STATE_VALUES[state])
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

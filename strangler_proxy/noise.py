@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -28,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from servicekit.files import file_write_atomic
 from strangler_proxy.spec import NoiseSettings
 
 logger = logging.getLogger("strangler_proxy.noise")
@@ -285,17 +284,7 @@ class NoiseRegistry:
                                    for route, rules in sorted(self._by_route.items()) if rules}}
                 self._dirty = False
                 self._last_save = self._clock()
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    json.dump(data, f, indent=1, ensure_ascii=False)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            file_write_atomic(path=self.path, data=json.dumps(data, indent=1, ensure_ascii=False))
 
     def _save_when_due(self, *, force: bool) -> None:
         if self.path is None or not (force or (self._dirty and self._clock() - self._last_save >= self.save_interval)):

@@ -18,6 +18,7 @@ from pathlib import Path
 import requests
 
 from servicekit.env import var_dir
+from servicekit.files import file_write_atomic
 
 KINDS = ("nginx", "mitmproxy")
 
@@ -35,6 +36,12 @@ class PlaneRecord:
     digest_url: str | None  # where it answers the digest it serves; None: it cannot say (no admin listener)
     pid: int | None = None  # mitmproxy's process; nginx's master is found from its pid file instead
     options: dict | None = None  # nginx: NginxOptions to render with again (never the override secret itself)
+    # It follows the route file itself (`strangler-proxy nginx-run`, e.g. in its own container): planes_follow
+    # only waits for its digest and never renders, signals or starts it.
+    reloads_itself: bool = False
+    # Such a plane's last refusal: the digest of a file its nginx would not load, and nginx's reason.
+    refused_digest: str | None = None
+    refused_reason: str | None = None
 
     @property
     def path(self) -> Path:
@@ -42,11 +49,7 @@ class PlaneRecord:
 
 
 def plane_register(*, record: PlaneRecord) -> None:
-    path = record.path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(record), indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    file_write_atomic(path=record.path, data=json.dumps(asdict(record), indent=1))
 
 
 def plane_unregister(*, kind: str, key: str) -> None:
@@ -98,6 +101,15 @@ def plane_served_digest(*, record: PlaneRecord, timeout: float = 5.0) -> str | N
         return None
 
 
+def plane_refusal(*, record: PlaneRecord, digest: str) -> str | None:
+    """Why the plane refused the file with this digest, as it registered it now; None when it did not (yet)."""
+    try:
+        now = PlaneRecord(**json.loads(record.path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return None
+    return now.refused_reason if now.refused_digest == digest else None
+
+
 class PlaneError(RuntimeError):
     """A plane did not take the route file: nginx refused or failed to reload, or a plane kept its old digest."""
 
@@ -105,9 +117,10 @@ class PlaneError(RuntimeError):
 def planes_follow(*, routes: Path, timeout: float = 60.0) -> list[str]:
     """Make every plane of the route file serve it as it is now; returns what was done, plane by plane.
 
-    Each nginx plane is rendered, `nginx -t`-ed, swapped and reloaded (a refused config leaves the running one);
-    then every plane that can say must answer the file's digest within ``timeout`` seconds (mitmproxy reloads
-    the file itself; an nginx master that could not load the config keeps the old one and its old digest).
+    Each nginx plane is rendered, `nginx -t`-ed, swapped and reloaded (a refused config leaves the running one),
+    but for those that reload themselves (`strangler-proxy nginx-run`); then every plane that can say must answer
+    the file's digest within ``timeout`` seconds (mitmproxy and following nginx planes reload the file themselves;
+    an nginx master that could not load the config keeps the old one and its old digest).
     """
     import time
 
@@ -118,7 +131,7 @@ def planes_follow(*, routes: Path, timeout: float = 60.0) -> list[str]:
     records = planes_for(routes=routes)
     done = []
     for record in records:
-        if record.kind == "nginx":
+        if record.kind == "nginx" and not record.reloads_itself:
             secret = os.environ.get(table.override.secret_env) or None
             try:
                 done.append(nginx_instance_of(record=record, override_secret=secret).reload(table))
@@ -129,6 +142,8 @@ def planes_follow(*, routes: Path, timeout: float = 60.0) -> list[str]:
         if record.digest_url is None:
             continue
         while (served := plane_served_digest(record=record)) != table.digest:
+            if refusal := plane_refusal(record=record, digest=table.digest):
+                raise PlaneError(f"{record.kind} plane {record.key} refused {table.digest[:12]}: {refusal}")
             if time.monotonic() > deadline:
                 raise PlaneError(f"{record.kind} plane {record.key} serves {(served or 'nothing')[:12]}, not "
                                  f"{table.digest[:12]} of {routes}, after {timeout:g}s")

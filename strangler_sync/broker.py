@@ -30,6 +30,7 @@ from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
+from servicekit.files import file_write_atomic
 from strangler_sync import sqlite_transport
 from strangler_sync.conf import sync_settings
 
@@ -80,11 +81,8 @@ class AtomicFilesystemChannel(filesystem.Channel):
 
     def _put(self, queue, payload, **kwargs):
         final = os.path.join(self.data_folder_out, f"{int(round(time.monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg")
-        partial = os.path.join(self.data_folder_out, f".{uuid.uuid4().hex}.partial")
-        try:
-            with open(partial, "wb") as handle:
-                handle.write(str_to_bytes(dumps(payload)))
-            os.replace(partial, final)
+        try:  # the temporary name is a hidden .tmp file, which consumers skip; no fsync, as kombu's own
+            file_write_atomic(path=final, data=str_to_bytes(dumps(payload)), durable=False)
         except OSError as exc:
             raise ChannelError(f"Cannot add file {final!r} to directory") from exc
 

@@ -10,13 +10,12 @@ it when its mtime changes, so every process of every project sees a flip within 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from pathlib import Path
 
 import yaml
 
+from servicekit.files import file_write_atomic
 from strangler_sync.conf import sync_settings
 from strangler_sync.errors import NotOwner
 
@@ -76,15 +75,6 @@ def ownership_set(*, aggregate_type: str, owner: str) -> dict[str, str]:
             text = yaml.safe_dump({"owners": owners}, sort_keys=True)
         else:
             text = json.dumps({"owners": owners}, indent=2, sort_keys=True) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        file_write_atomic(path=path, data=text)
         _cache.pop(str(path), None)
     return owners

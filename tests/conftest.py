@@ -1,7 +1,7 @@
 """Suite-wide fixtures and the real-service policy.
 
-Tests marked `postgres`, `rabbitmq`, `nginx`, `chromium` or `prometheus` need that real service. Where it is
-missing they are skipped on a developer machine, but fail when the service is named in STRANGLER_REQUIRE
+Tests marked `postgres`, `postgres_server`, `rabbitmq`, `nginx`, `chromium` or `prometheus` need that real service.
+Where it is missing they are skipped on a developer machine, but fail when the service is named in STRANGLER_REQUIRE
 (comma-separated; CI sets it), so CI can never pass by skipping them.
 """
 
@@ -29,6 +29,7 @@ os.environ.setdefault("STRANGLER_SYNC_VERIFY_TOKEN", "test-verify-token")
 os.environ.setdefault("STRANGLER_IDENTITY_KEY", "test-identity-key-0123456789abcdef0123456789")
 
 RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+POSTGRES_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REQUIRED = {s.strip() for s in os.environ.get("STRANGLER_REQUIRE", "").split(",") if s.strip()}
 
 
@@ -51,6 +52,8 @@ def _missing(service: str) -> str | None:
     """Why the service is unavailable, or None when it is there."""
     if service == "postgres":
         return None if _database_is_postgres() else "the Django database is not PostgreSQL (set DATABASE_URL)"
+    if service == "postgres_server":  # tests that make their own databases, not Django's
+        return None if _tcp_open(POSTGRES_SERVER_URL, 5432) else f"PostgreSQL is not reachable at {POSTGRES_SERVER_URL}"
     if service == "rabbitmq":
         return None if _tcp_open(RABBITMQ_URL, 5672) else f"RabbitMQ is not reachable at {RABBITMQ_URL}"
     if service == "nginx":
@@ -89,7 +92,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_runtest_setup(item):
-    for service in ("postgres", "rabbitmq", "nginx", "chromium", "prometheus"):
+    for service in ("postgres", "postgres_server", "rabbitmq", "nginx", "chromium", "prometheus"):
         if item.get_closest_marker(service) is None:
             continue
         reason = _missing(service)

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -63,11 +64,13 @@ def ours() -> dict[str, dict]:
 
 
 def project_of(command: list[str]) -> str:
-    """Which project's code a command runs: monolith, a service under extracted/, or the proxy."""
+    """Which project's code a command runs: monolith, a service under extracted/, the proxy or the control plane."""
     text = " ".join(command)
+    if "migrations_plan" in text:
+        return "control"
     if match := re.search(r"extracted[./](\w+)", text):
         return match.group(1)
-    if "strangler_proxy" in text or "nginx/plane.sh" in text:
+    if re.search(r"strangler[_-]proxy|nginx/plane\.sh", text):
         return "proxy"
     assert re.search(r"\bmanage\.py\b|\bmonolith", text), f"cannot tell the project of {command}"
     return "monolith"
@@ -81,6 +84,8 @@ def code_roots(project: str) -> list[Path]:
     common = [ROOT / "servicekit", ROOT / "deploy"]
     if project == "proxy":
         return [*common, ROOT / "strangler_proxy"]
+    if project == "control":  # plans read gates over the proxy and projects, flip ownership in the monolith's settings
+        return [*common, ROOT / "migrations_plan", ROOT / "strangler_proxy", ROOT / "strangler_sync", ROOT / "monolith"]
     own = ROOT / ("monolith" if project == "monolith" else f"extracted/{project}")
     return [*common, ROOT / "strangler_sync", own]
 
@@ -179,7 +184,7 @@ def probe(project: str, tmp_path: Path, checks: dict) -> dict:
 
 
 def django_projects() -> list[str]:
-    return sorted({project_of(s["command"]) for s in ours().values()} - {"proxy"})
+    return sorted({project_of(s["command"]) for s in ours().values()} - {"proxy", "control"})
 
 
 @pytest.fixture(scope="module")
@@ -299,7 +304,8 @@ def test_tool_variables_are_read_by_the_tool():
     assert "WEB_CONCURRENCY" in Path(gunicorn.config.__file__).read_text()
 
 
-REQUIRED_SECRETS = {"SECRET_KEY": "x" * 50, "INVENTORY_SERVICE_TOKEN": "t" * 32, "STRANGLER_IDENTITY_KEY": "k" * 43}
+REQUIRED_SECRETS = {"SECRET_KEY": "x" * 50, "INVENTORY_SERVICE_TOKEN": "t" * 32, "STRANGLER_IDENTITY_KEY": "k" * 43,
+                    "STRANGLER_SYNC_VERIFY_TOKEN": "v" * 32}
 
 
 def test_interpolation_needs_only_the_secrets():
@@ -363,7 +369,7 @@ def test_shell_scripts_parse_and_call_real_cli_commands():
         subprocess.run(["sh", "-n", str(ROOT / script)], check=True)
     text = (ROOT / "deploy/nginx/plane.sh").read_text().replace("\\\n", " ")
     calls = re.findall(r"strangler-proxy ([a-z-]+)([^\n;]*)", text)
-    assert {c[0] for c in calls} == {"render-nginx", "nginx-reload"}
+    assert {c[0] for c in calls} == {"nginx-run", "status"}
     parser = build_parser()
     for subcommand, rest in calls:
         argv = [subcommand, *shlex.split(re.sub(r'"\$[a-z_]+(/[^"]*)?"', "x", rest))]
@@ -378,10 +384,15 @@ def test_route_file_is_valid_and_mounted_where_commands_read_it():
 
     table = load_route_file(ROOT / "deploy/routes.yaml")
     assert table.monolith == "monolith" and "catalog" in table.upstreams
+    # the folder, not the file: a route file edit is an atomic rename, which a single-file bind mount refuses
+    folder = str(Path(ROUTES_IN_CONTAINER).parent)
     for name in ("proxy", "diff-endpoint"):
-        spec = SERVICES[name]
-        assert f"./deploy/routes.yaml:{ROUTES_IN_CONTAINER}:ro" in spec["volumes"]
-    assert SERVICES["proxy"]["environment"]["STRANGLER_ROUTES"] == ROUTES_IN_CONTAINER
+        assert f"./deploy:{folder}:ro" in SERVICES[name]["volumes"]
+    assert f"./deploy:{folder}" in SERVICES["control-plane"]["volumes"]  # the control plane writes it
+    for name in ("proxy", "control-plane"):
+        assert SERVICES[name]["environment"]["STRANGLER_ROUTES"] == ROUTES_IN_CONTAINER
+    control = SERVICES["control-plane"]["command"]
+    assert control[control.index("--routes") + 1] == ROUTES_IN_CONTAINER
     diff = SERVICES["diff-endpoint"]["command"]
     assert diff[diff.index("--routes") + 1] == ROUTES_IN_CONTAINER
 
@@ -412,3 +423,71 @@ def test_every_migration_plan_can_walk_the_compose_route_file():
                              str(ROOT / "deploy/routes.yaml"), *plans],
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def environment_of(name: str) -> dict[str, str]:
+    return {k: interpolate(str(v), REQUIRED_SECRETS) for k, v in (SERVICES[name].get("environment") or {}).items()}
+
+
+def test_every_project_and_the_control_plane_share_the_verify_token():
+    from strangler_sync.verify import VERIFY_TOKEN_ENV
+
+    takers = [n for n, s in ours().items() if project_of(s["command"]) not in ("proxy",)]
+    assert "control-plane" in takers
+    for name in takers:
+        assert environment_of(name).get(VERIFY_TOKEN_ENV) == REQUIRED_SECRETS[VERIFY_TOKEN_ENV], name
+
+
+def test_the_proxy_registers_a_digest_url_the_control_plane_reaches():
+    env = SERVICES["proxy"]["environment"]
+    port = env["PROXY_ADMIN_LISTEN"].rsplit(":", 1)[1]
+    assert env["PROXY_ADMIN_LISTEN"].startswith("0.0.0.0:") and SERVICES["proxy"]["expose"] == [port]
+    assert env["PROXY_ADMIN_URL"] == f"http://proxy:{port}"
+
+
+def test_prometheus_scrapes_the_exporter_and_the_diff_endpoint_and_the_plans_ask_it():
+    from migrations_plan.gate_sources import PrometheusSource
+    from migrations_plan.loader import PROXY_METRICS_ENV, load_plan
+
+    exporter = SERVICES["proxy-metrics"]
+    command = exporter["command"]
+    assert command[:2] == ["strangler-proxy", "nginx-metrics"]
+    listen = command[command.index("--listen") + 1]
+    assert listen == f"0.0.0.0:{exporter['expose'][0]}" and urlsplit(health_url(exporter)).port == int(
+        exporter["expose"][0])
+    assert command[command.index("--runtime-dir") + 1] == SERVICES["proxy"]["environment"]["NGINX_RUNTIME_DIR"]
+
+    prometheus = SERVICES["prometheus"]
+    mount = next(v for v in prometheus["volumes"] if v.startswith("./"))
+    config = yaml.safe_load((ROOT / mount.split(":")[0]).read_text())
+    assert f"--config.file={mount.split(':')[1]}" in prometheus["command"]
+    targets = {t for job in config["scrape_configs"] for group in job["static_configs"] for t in group["targets"]}
+    diff_port = SERVICES["diff-endpoint"]["expose"][0]
+    assert targets == {f"proxy-metrics:{exporter['expose'][0]}", f"diff-endpoint:{diff_port}"}
+    port = prometheus["expose"][0]
+    assert f"--web.listen-address=0.0.0.0:{port}" in prometheus["command"]
+    if promtool := shutil.which("promtool"):
+        subprocess.run([promtool, "check", "config", "--syntax-only", str(ROOT / mount.split(":")[0])], check=True,
+                       capture_output=True, timeout=60)
+
+    source = environment_of("control-plane")[PROXY_METRICS_ENV]
+    os.environ[PROXY_METRICS_ENV] = source
+    try:
+        plan = load_plan(str(ROOT / "migrations_plan/plans/catalog.yaml"), routes=ROOT / "deploy/routes.yaml")
+    finally:
+        del os.environ[PROXY_METRICS_ENV]
+    assert plan.proxy_metrics == PrometheusSource(url=f"http://prometheus:{port}")
+
+
+def test_control_plane_command_is_the_dashboard_on_its_published_port():
+    from migrations_plan.dashboard.cli import build_parser
+
+    spec = SERVICES["control-plane"]
+    assert spec["command"][:3] == ["python", "-m", "migrations_plan.dashboard"]
+    args = build_parser().parse_args(spec["command"][3:])
+    assert args.host == "0.0.0.0" and spec["ports"] == [f"{args.port}:{args.port}"]
+    assert urlsplit(health_url(spec)).port == args.port
+    webs = {name: f"http://{name}:{spec_['expose'][0]}" for name, spec_ in ours().items()
+            if spec_["command"][0] == "gunicorn"}
+    assert dict(args.sync_project) == webs
+    assert args.proxy_admin == f"http://diff-endpoint:{SERVICES['diff-endpoint']['expose'][0]}"

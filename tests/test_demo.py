@@ -91,7 +91,7 @@ def _port_offset() -> int:
 
 
 class Demo:
-    def __init__(self, var_dir: Path, *, env: dict[str, str] | None = None):
+    def __init__(self, var_dir: Path, plane: str = "mitmproxy", *, env: dict[str, str] | None = None):
         """``env``: settings for the demo's projects on top of the embedded default (databases, broker)."""
         self.var_dir = var_dir
         self.offset = _port_offset()
@@ -99,7 +99,8 @@ class Demo:
         env = {**inherited, **(env or {})}
         env.update(STRANGLER_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [sys.executable, "dev.py", "demo", "--port-offset", str(self.offset), "--products", "200"],
+            [sys.executable, "dev.py", "demo", "--port-offset", str(self.offset), "--products", "200",
+             "--plane", plane],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         self.output: list[str] = []

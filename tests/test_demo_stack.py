@@ -95,3 +95,27 @@ def test_every_migration_plan_can_walk_the_demo_route_file(tmp_path):
         env={**os.environ, "STRANGLER_VAR_DIR": str(tmp_path)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_nginx_plane_runs_the_follower_its_exporter_and_the_diff_endpoint_on_shifted_ports(tmp_path):
+    """`--plane nginx`: the route file mirrors to the shifted diff endpoint, the plans read the exporter and the
+    diff endpoint (their gate source parses), and every port is checked free before the start."""
+    from strangler_proxy.cli import build_parser
+
+    stack = Stack(var_dir=tmp_path, port_offset=100, projects=[MONOLITH, SERVICES[0]], plane="nginx")
+    routes_file_ensure(stack)
+    assert load_route_file(stack.routes_path).settings.diff_endpoint == "127.0.0.1:8890"
+    commands = stack.proxy_commands()
+    assert set(commands) == {"proxy", "proxy-metrics", "diff-endpoint"}
+    for name in ("proxy", "proxy-metrics"):
+        argv, _ = commands[name]
+        build_parser().parse_args(argv[3:])  # a real strangler-proxy command line (exits on an unknown option)
+    assert commands["proxy"][1] == "http://127.0.0.1:8180/healthz"
+    assert yaml.safe_load(stack.proxy_metrics) == ["http://127.0.0.1:8181/metrics", "http://127.0.0.1:8890/metrics"]
+    assert {8180, 8181, 8182, 8890} <= set(stack.ports)
+    # a demo first run on mitmproxy keeps its file; the nginx plane's diff endpoint port is brought up to date
+    mitm = Stack(var_dir=tmp_path / "m", port_offset=0, projects=[MONOLITH, SERVICES[0]])
+    routes_file_ensure(mitm)
+    moved = Stack(var_dir=tmp_path / "m", port_offset=5, projects=[MONOLITH, SERVICES[0]], plane="nginx")
+    assert routes_file_ensure(moved) == "upstreams updated"
+    assert load_route_file(moved.routes_path).settings.diff_endpoint == "127.0.0.1:8795"

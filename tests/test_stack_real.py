@@ -5,7 +5,12 @@ rewritten only where a container differs from a shared host: service host names 
 become private ones, database names and the RabbitMQ vhost become throwaway ones, /var/lib/strangler and the
 mounted route file become temp paths. The databases are made by the compose file's own init script, and
 readiness is the compose health checks themselves. Then a product created in the monolith must be served
-through nginx by the catalog service once the relay (Celery worker) and the consumer have synced it.
+through nginx by the catalog service once the relay (Celery worker) and the consumer have synced it; and the
+control plane walks the catalog plan forward to its 50 % canary and back, over two nginx replicas that follow
+the route file, its gates asking the Prometheus that scrapes both replicas' exporters and the diff endpoint.
+
+It makes its own databases on the PostgreSQL server (marker postgres_server), so it runs in CI's first pass,
+whatever Django's own database is; prometheus is Debian's binary with the compose file's config, rewritten.
 """
 
 from __future__ import annotations
@@ -29,13 +34,18 @@ import requests
 import yaml
 
 from tests.test_compose import OUR_IMAGE, REQUIRED_SECRETS, ROUTES_IN_CONTAINER, SERVICES, interpolate
-from tests.waiting import WAIT_TIMEOUT
+from tests.waiting import WAIT_TIMEOUT, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
-pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.nginx, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres_server, pytest.mark.rabbitmq, pytest.mark.nginx, pytest.mark.prometheus,
+              pytest.mark.slow, pytest.mark.timeout(900)]
+# the compose services that are not our image but run here from the host's binaries
+HOST_BINARIES = {"prometheus": "prometheus"}
+# what the walk needs of the plan: seconds of soak, a small shadow sample (the plan reads them from the environment)
+WALK_ENV = {"CATALOG_SOAK_SECONDS": "1", "CATALOG_MIN_SHADOW_SAMPLE": "20"}
 
 # Create the product the way monolith.catalog.services does, with its event in the same transaction. The
 # monolith's catalog services do not record product events yet, so record the one they would when missing.
@@ -71,7 +81,8 @@ class HostStack:
         tag = uuid.uuid4().hex[:8]
         self.tag = tag
         # container port -> private host port (every container has its own network namespace; we do not)
-        self.ports = {port: free_port() for port in ("8000", "8001", "8002", "8003", "8790", "8080")}
+        self.ports = {port: free_port() for port in ("8000", "8001", "8002", "8003", "8790", "8080", "8082", "9113",
+                                                     "9090", "8795")}
         self.databases = {name: f"stack_{tag}_{name}" for name in SERVICES["postgres"]["environment"][
             "STRANGLER_DATABASES"].split()}
         self.vhost = f"stack_{tag}"
@@ -80,6 +91,8 @@ class HostStack:
         self.routes = tmp / "routes.yaml"
         self.processes: dict[str, subprocess.Popen] = {}
         self.secret = "stack-test-" + uuid.uuid4().hex
+        # the second nginx replica: its own listen port, admin listener, runtime dir and exporter
+        self.replica = {"listen": free_port(), "admin": free_port(), "exporter": free_port()}
 
     # -- mapping container values to host values ----------------------------------------------------------
     def host_port(self, host: str, port: str) -> str:
@@ -93,7 +106,7 @@ class HostStack:
         hosts = "|".join(re.escape(h) for h in ["127.0.0.1", *SERVICES])
         return re.sub(rf"http://(?:{hosts}):(\d+)\b", lambda m: f"http://{self.host_port('', m.group(1))}", value)
 
-    def env_of(self, service: str) -> dict[str, str]:
+    def env_of(self, service: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL") and k not in (
             "DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL", "STRANGLER_SYNC_NAMESPACE")}
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}{os.pathsep}/usr/sbin"
@@ -109,10 +122,20 @@ class HostStack:
             elif name == "WEB_CONCURRENCY":
                 value = "1"  # two shared cores: one worker per web process is enough to prove the command
             env[name] = value
-        return env
+        return {**env, **(overrides or {})}
 
     def argv_of(self, command: list[str]) -> list[str]:
         argv = [self.rewrite(arg) for arg in command]
+        for i in range(1, len(argv)):  # `--host 0.0.0.0 --port N` (the dashboard's form of a listen address)
+            if argv[i - 1] == "--host" and argv[i] == "0.0.0.0":
+                argv[i] = "127.0.0.1"
+            elif argv[i - 1] == "--port" and argv[i] in self.ports:
+                argv[i] = str(self.ports[argv[i]])
+        if argv[0].startswith("--config.file="):  # the prometheus image's entrypoint, here the host's binary
+            data = self.tmp / "prometheus-data"
+            argv = ["prometheus", *(f"--config.file={self.prometheus_config[0]}" if a.startswith("--config.file=")
+                                    else f"--storage.tsdb.path={data}" if a.startswith("--storage.tsdb.path=")
+                                    else a for a in argv)]
         if argv[0] == "python":
             argv[0] = sys.executable
         elif argv[0] in ("gunicorn", "celery"):
@@ -137,6 +160,16 @@ class HostStack:
         host, _, port = table["settings"]["diff_endpoint"].partition(":")
         table["settings"]["diff_endpoint"] = self.host_port(host, port)
         self.routes.write_text(yaml.safe_dump(table, sort_keys=False))
+        # the compose Prometheus config, its targets on this machine's ports (and the second replica's exporter)
+        volume = next(v for v in SERVICES["prometheus"]["volumes"] if v.startswith("./"))
+        config = yaml.safe_load((ROOT / volume.split(":")[0]).read_text())
+        for job in config["scrape_configs"]:
+            for group in job["static_configs"]:
+                group["targets"] = [self.host_port(*target.split(":")) for target in group["targets"]]
+        self.prometheus_config = (self.tmp / "prometheus.yml", volume.split(":")[1])
+        config["scrape_configs"][0]["static_configs"][0]["targets"].append(f"127.0.0.1:{self.replica['exporter']}")
+        config["global"]["scrape_interval"] = "1s"  # the compose file's 5 s, shortened so the walk takes seconds
+        self.prometheus_config[0].write_text(yaml.safe_dump(config))
 
     def run_job(self, service: str) -> None:
         spec = SERVICES[service]
@@ -144,14 +177,34 @@ class HostStack:
                                 capture_output=True, text=True, timeout=240)
         assert result.returncode == 0, f"{service}: {result.stdout[-2000:]}\n{result.stderr[-3000:]}"
 
-    def start(self, service: str) -> None:
-        log = open(self.tmp / f"{service}.log", "w")  # noqa: SIM115 - the process writes it until the end
-        self.processes[service] = subprocess.Popen(
-            self.argv_of(SERVICES[service]["command"]), cwd=ROOT, env=self.env_of(service), stdout=log,
+    def start(self, service: str, *, name: str | None = None, env: dict[str, str] | None = None,
+              argv: list[str] | None = None) -> None:
+        """Start a compose service (or, named otherwise, a replica of it with other variables or arguments)."""
+        name = name or service
+        log = open(self.tmp / f"{name}.log", "w")  # noqa: SIM115 - the process writes it until the end
+        self.processes[name] = subprocess.Popen(
+            argv or self.argv_of(SERVICES[service]["command"]), cwd=ROOT, env=self.env_of(service, env), stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
 
+    def start_second_replica(self) -> None:
+        """proxy-2 and its exporter: the proxy's command on other ports and another runtime dir, same route file."""
+        runtime = str(self.var / "nginx-2")
+        self.start("proxy", name="proxy-2", env={
+            "PROXY_LISTEN": f"127.0.0.1:{self.replica['listen']}", "NGINX_RUNTIME_DIR": runtime,
+            "PROXY_ADMIN_LISTEN": f"127.0.0.1:{self.replica['admin']}",
+            "PROXY_ADMIN_URL": f"http://127.0.0.1:{self.replica['admin']}"})
+        argv = self.argv_of(SERVICES["proxy-metrics"]["command"])
+        argv[argv.index("--runtime-dir") + 1] = runtime
+        argv[argv.index("--listen") + 1] = f"127.0.0.1:{self.replica['exporter']}"
+        self.start("proxy-metrics", name="proxy-metrics-2", argv=argv)
+
     def healthy(self, service: str) -> bool:
+        if service == "prometheus":  # the image's wget check, asked here without wget
+            try:
+                return requests.get(f"http://127.0.0.1:{self.ports['9090']}/-/ready", timeout=5).status_code == 200
+            except requests.RequestException:
+                return False
         test = SERVICES[service]["healthcheck"]["test"]
         if test[0] == "CMD":
             argv = self.argv_of(test[1:])
@@ -215,14 +268,21 @@ def test_compose_commands_run_the_stack_without_docker(stack):
         stack.run_job(job)
     long_running = [name for name, spec in SERVICES.items()
                     if spec.get("image") == OUR_IMAGE and name not in jobs and not spec.get("profiles")]
-    # in compose order of dependencies: the proxy last (it needs the webs and the diff endpoint healthy)
+    # in compose order of dependencies: the webs and the diff endpoint, the proxy (two replicas), then what reads
+    # the proxies: their exporters, Prometheus, the control plane
+    front = ["proxy", "proxy-metrics", "control-plane"]
+    assert sorted(s for s in long_running if s in front) == sorted(front)
     for service in long_running:
-        if service != "proxy":
+        if service not in front:
             stack.start(service)
-    backends = [s for s in long_running if s != "proxy" and "healthcheck" in SERVICES[s]]
-    stack.wait_healthy(backends, timeout=120)
+    backends = [s for s in long_running if s not in front and "healthcheck" in SERVICES[s]]
+    stack.wait_healthy(backends, timeout=240)
     stack.start("proxy")
     stack.wait_healthy(["proxy"], timeout=60)
+    stack.start_second_replica()
+    for service in ("proxy-metrics", *HOST_BINARIES, "control-plane"):
+        stack.start(service)
+    stack.wait_healthy(["proxy-metrics", *HOST_BINARIES, "control-plane"], timeout=120)
 
     proxy = f"http://127.0.0.1:{stack.ports['8080']}"
     monolith = f"http://127.0.0.1:{stack.ports['8000']}"
@@ -268,17 +328,66 @@ def test_compose_commands_run_the_stack_without_docker(stack):
         assert time.monotonic() < deadline, requests.get(diffs_url, timeout=5).text
         time.sleep(0.3)
 
-    # a route file edit goes live with the compose file's reload command (render, nginx -t, reload)
-    table = yaml.safe_load(stack.routes.read_text())
-    next(r for r in table["routes"] if r.get("prefix") == "/api/products/")["mode"] = "monolith"
-    stack.routes.write_text(yaml.safe_dump(table, sort_keys=False))
-    argv = stack.argv_of([*SERVICES["proxy"]["command"][:-1], "reload"])
-    reload = subprocess.run(argv, cwd=ROOT, env=stack.env_of("proxy"), capture_output=True, text=True, timeout=60)
-    assert reload.returncode == 0, reload.stderr
-    deadline = time.monotonic() + WAIT_TIMEOUT
-    while requests.get(f"{proxy}/api/products/{product_id}/", timeout=10).headers["X-Strangler-Upstream"] != "monolith":
-        assert time.monotonic() < deadline, "the reloaded nginx still sends product reads to the catalog"
-        time.sleep(0.2)
+    catalog_plan_walk(stack, product_id)
 
     for service, process in stack.processes.items():
         assert process.poll() is None, f"{service} died:\n{stack.log(service)}"
+
+
+def catalog_plan_walk(stack: HostStack, product_id: int) -> None:
+    """The control plane walks the catalog plan to its 50 % canary and back; both nginx replicas follow each step,
+    and the gates read Prometheus, which scrapes both replicas' exporters and the diff endpoint."""
+    control = stack.env_of("control-plane", WALK_ENV)
+    proxies = [f"http://127.0.0.1:{stack.ports['8080']}", f"http://127.0.0.1:{stack.replica['listen']}"]
+    prometheus = f"http://127.0.0.1:{stack.ports['9090']}"
+    routes_before = yaml.safe_load(stack.routes.read_text())
+
+    def plan(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "migrations_plan", *args], cwd=ROOT, env=control,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"plan {' '.join(args)}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def reads(count: int) -> dict[tuple[int, str], int]:
+        """Reads of both catalog routes through both replicas, as distinct sticky users; who answered."""
+        seen: dict[tuple[int, str], int] = {}
+        for i in range(count):
+            for proxy in proxies:
+                for path in (f"/api/products/{product_id}/", "/api/categories/"):
+                    answer = requests.get(f"{proxy}{path}", headers={"X-User-Id": f"walker{i}"}, timeout=15)
+                    key = (answer.status_code, answer.headers.get("X-Strangler-Upstream"))
+                    seen[key] = seen.get(key, 0) + 1
+        return seen
+
+    def served_by(upstream: str) -> None:
+        for proxy in proxies:  # new connections: old workers may hold a kept-alive one until they see the reload
+            wait_until(lambda proxy=proxy: requests.get(f"{proxy}/api/products/{product_id}/", timeout=15).headers.get(
+                "X-Strangler-Upstream") == upstream, what=f"{proxy} to send product reads to {upstream}")
+
+    for step in ("deploy", "backfill", "verify"):
+        assert f"({step})" in plan("advance", "catalog", "--wait", "120").splitlines()[0]
+    plan("advance", "catalog", "--wait", "120")  # shadow: both replicas followed before advance returned
+    served_by("monolith")
+    assert set(reads(15)) == {(200, "monolith")}  # 60 reads, each mirrored to the diff endpoint and compared
+    # canary-10's gates: the shadow sample and diff rate, from the diff endpoint's series in Prometheus
+    assert "(canary-10)" in plan("advance", "catalog", "--wait", "120").splitlines()[0]
+    seen = reads(30)
+    assert set(seen) == {(200, "monolith"), (200, "catalog")}, seen
+    # canary-50's gates: error rate and p99 of the service, summed by Prometheus over both replicas' exporters
+    targets = requests.get(f"{prometheus}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
+    assert len(targets) == 3 and {t["health"] for t in targets} == {"up"}, targets
+    wait_until(lambda: len(requests.get(f"{prometheus}/api/v1/query", timeout=10, params={
+        "query": 'count by (instance) (strangler_proxy_requests_total{upstream="catalog"})'}).json()["data"][
+        "result"]) == 2, what="Prometheus to have the catalog's answers from both replicas")
+    assert "(canary-50)" in plan("advance", "catalog", "--wait", "120").splitlines()[0]
+    status = plan("status", "catalog")
+    assert "canary-50" in status, status
+
+    for step in ("canary-50", "canary-10", "shadow", "verify", "backfill", "deploy"):
+        assert plan("rollback", "catalog").startswith(f"catalog: rolled back {step},")
+    assert yaml.safe_load(stack.routes.read_text()) == routes_before
+    served_by("catalog")
+    # both replicas serve the file as it is now, as the proxy's own status command says
+    argv = stack.argv_of([*SERVICES["proxy"]["command"][:-1], "status"])
+    shown = subprocess.run(argv, cwd=ROOT, env=stack.env_of("proxy"), capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and shown.stdout.count(" current") == 2, shown.stdout + shown.stderr

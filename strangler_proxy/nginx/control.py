@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from servicekit.files import file_write_atomic
 from strangler_proxy.nginx.render import DIGEST_PATH, TEMP_KINDS, NginxOptions, render_nginx, temp_path
 from strangler_proxy.planes import PlaneRecord, plane_register, plane_unregister
 from strangler_proxy.spec import RouteTable
@@ -50,17 +51,15 @@ def config_test(conf_path: Path, prefix: Path) -> None:
         raise NginxError(_reason(result))
 
 
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 @dataclass
 class NginxInstance:
     """A private nginx (own prefix dir, pid, logs, temp paths) that never touches the system one."""
 
     options: NginxOptions
+    # A plane that reloads itself when its route file changes (strangler_proxy.nginx.follow): the control plane
+    # only waits for its digest, never signals or starts it (it may run in another container).
+    reloads_itself: bool = False
+    digest_url: str | None = None  # where others ask its digest; None: http://<admin_listen>
 
     @property
     def prefix(self) -> Path:
@@ -102,7 +101,7 @@ class NginxInstance:
         finally:
             text = candidate.read_text(encoding="utf-8")
             candidate.unlink(missing_ok=True)
-        write_atomically(self.conf_path, text)
+        file_write_atomic(path=self.conf_path, data=text)
         return self.conf_path
 
     def start(self) -> int:
@@ -139,8 +138,9 @@ class NginxInstance:
         options = {**asdict(self.options), "runtime_dir": str(self.prefix), "hosts": list(self.options.hosts),
                    "override_secret": bool(self.options.override_secret)}  # whether overrides were on, not the secret
         admin = self.options.admin_listen
+        digest_url = self.digest_url or (f"http://{admin}{DIGEST_PATH}" if admin else None)
         return PlaneRecord(kind="nginx", routes=str(routes.resolve()), key=str(self.prefix), options=options,
-                           digest_url=f"http://{admin}{DIGEST_PATH}" if admin else None)
+                           digest_url=digest_url, reloads_itself=self.reloads_itself)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop gracefully; the plane is no longer registered (plans stop reloading it)."""

@@ -208,3 +208,19 @@ def status_digests(routes) -> set[str]:
     records = planes_for(routes=routes)
     assert [r.kind for r in records] == ["nginx", "nginx"]
     return {plane_served_digest(record=r) for r in records}
+
+
+def test_the_environment_names_every_plans_gate_source(tmp_path, monkeypatch):
+    """$STRANGLER_PROXY_METRICS: one deployment's source (the nginx plane's exporter and diff endpoint, a
+    Prometheus) for plan files written for another; a bad value is refused naming the variable."""
+    plan = REPO / "migrations_plan/plans/catalog.yaml"
+    routes = REPO / "deploy/routes.yaml"
+    monkeypatch.setenv("STRANGLER_PROXY_METRICS", "[http://a:9113/metrics, http://b:8790/metrics]")
+    assert load_plan(str(plan), routes=routes).proxy_metrics == ("http://a:9113/metrics", "http://b:8790/metrics")
+    monkeypatch.setenv("STRANGLER_PROXY_METRICS", "{prometheus: http://prometheus:9090}")
+    assert load_plan(str(plan), routes=routes).proxy_metrics == PrometheusSource(url="http://prometheus:9090")
+    monkeypatch.setenv("STRANGLER_PROXY_METRICS", "ftp://nope")
+    with pytest.raises(PlanFileError, match=r"\$STRANGLER_PROXY_METRICS:1: proxy_metrics"):
+        load_plan(str(plan), routes=routes)
+    monkeypatch.delenv("STRANGLER_PROXY_METRICS")
+    assert load_plan(str(plan), routes=routes).proxy_metrics.endswith("/metrics")

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ from migrations_plan.state import history_read, state_load
 from strangler_proxy.loader import load_route_file
 from strangler_proxy.nginx.control import NginxInstance
 from strangler_proxy.nginx.render import NginxOptions
-from strangler_proxy.planes import planes_for
+from strangler_proxy.planes import PlaneError, planes_follow, planes_for
 from tests.strangler_proxy.planes import Client, wait_for_port
 from tests.strangler_proxy.upstreams import NamedUpstream, free_port
 from tests.waiting import wait_until
@@ -155,3 +156,61 @@ def test_both_planes_of_one_file_follow_a_step_and_status_lists_both(tmp_path, n
         mitmdump.wait(timeout=60)
         log.close()
     wait_until(lambda: [r.kind for r in planes_for(routes=routes)] == ["nginx"], what="mitmproxy to unregister")
+
+
+def test_a_plane_that_follows_its_file_takes_the_step_without_the_control_plane_touching_it(tmp_path, state_dir,
+                                                                                            monkeypatch):
+    """`strangler-proxy nginx-run` (the compose proxy's command): the plan only edits the file and waits for the
+    digest; a file nginx refuses fails the wait at once with nginx's reason, and the old config keeps serving."""
+    monkeypatch.setenv("STRANGLER_VAR_DIR", str(tmp_path / "var"))
+    monolith, catalog = NamedUpstream("monolith"), NamedUpstream("catalog")
+    routes = write_routes(tmp_path / "routes.yaml", monolith=monolith.url, catalog=catalog.url)
+    port, admin = free_port(), free_port()
+    log = open(tmp_path / "nginx-run.log", "wb")  # noqa: SIM115 - owned by the process
+    plane = subprocess.Popen(
+        [sys.executable, "-m", "strangler_proxy", "nginx-run", "--routes", str(routes), "--listen",
+         f"127.0.0.1:{port}", "--admin-listen", f"0.0.0.0:{admin}", "--admin-url", f"http://localhost:{admin}",
+         "--runtime-dir", str(tmp_path / "nginx"), "--workers", "1", "--poll", "0.2"],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+    instance = NginxInstance(NginxOptions(runtime_dir=tmp_path / "nginx", listen=f"127.0.0.1:{port}"))
+    try:
+        (record,) = wait_until(lambda: planes_for(routes=routes), what="the following plane to register")
+        assert record.reloads_itself and record.digest_url == f"http://localhost:{admin}/strangler/digest"
+        wait_for_port(port)
+        master = wait_until(instance.master_pid, what=lambda: f"nginx's pid file:\n{_text(tmp_path / 'nginx-run.log')}")
+        assert _parent(master) == plane.pid  # nginx runs in the foreground under nginx-run
+
+        (tmp_path / "plan.yaml").write_text(textwrap.dedent(PLAN))
+        plan = load_plan(str(tmp_path / "plan.yaml"), routes=routes)
+        plan_advance(plan=plan, routes=routes, actor="alice")
+        assert status(routes).returncode == 0  # the plane answered the new digest before advance returned
+        wait_until(lambda: served_by(instance) == "catalog", what="new connections to reach the catalog")
+        assert instance.master_pid() == master  # reloaded by its own follower, gracefully
+
+        # a file the loader takes but nginx refuses (an upstream host that does not resolve)
+        routes.write_text(routes.read_text().replace(catalog.url, "http://no-such-host.invalid:81")
+                          + "settings: {upstream_allowlist: [no-such-host.invalid]}\n")
+        with pytest.raises(PlaneError, match="refused .*host not found"):
+            planes_follow(routes=routes, timeout=60)
+        assert "STALE: serves" in status(routes).stdout
+        assert served_by(instance) == "catalog"  # the running config keeps serving
+
+        plane.send_signal(signal.SIGTERM)
+        assert plane.wait(timeout=60) == 0
+        assert planes_for(routes=routes) == [] and instance.master_pid() is None
+    finally:
+        if plane.poll() is None:
+            plane.kill()
+            plane.wait(timeout=30)
+            instance.stop()
+        log.close()
+        monolith.close()
+        catalog.close()
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _text(path: Path) -> str:
+    return path.read_text(errors="replace")[-3000:]

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from servicekit.files import file_write_atomic
 from tests.waiting import REQUEST_TIMEOUT, WAIT_TIMEOUT
 
 from .upstream_servers import free_port
@@ -89,9 +90,7 @@ class Proxy:
 
     def write_routes(self, text: str) -> None:
         # Editors and config management replace files; write-then-rename is what they do.
-        tmp = self.routes.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, self.routes)
+        file_write_atomic(path=self.routes, data=text)
 
     def install(self, text: str, timeout: float = WAIT_TIMEOUT) -> None:
         self.write_routes(text)
