@@ -359,7 +359,8 @@ class StranglerAddon:
         flow.metadata[METADATA_KEY] = state
         self.in_flight.enter(flow)
         http1 = request.data.http_version.startswith(b"HTTP/1")
-        refusal = self._refusal(flow, table, host=folded_value(fields, b"host") if http1 else request.host_header)
+        client_host = (folded_value(fields, b"host") if http1 else request.host_header) or ""  # one scan, used twice
+        refusal = self._refusal(flow, table, host=client_host)
         if refusal is not None:
             status, code, message = refusal
             self.metrics.rejections.labels(reason=code).inc()
@@ -394,7 +395,6 @@ class StranglerAddon:
             state.upstream = PROXY_UPSTREAM
             return
         state.decision = decision
-        client_host = (folded_value(fields, b"host") if http1 else request.host_header) or ""
         # Clients are untrusted: their X-Forwarded-* are replaced, never appended to (as on the nginx plane).
         forwarded_for = info.client_addr
         # Re-frame: Transfer-Encoding went with the hop-by-hop headers and a Connection header may have named
@@ -405,7 +405,7 @@ class StranglerAddon:
         dropped = dropped_names(table.override.header, bool(framed))
         # The client's trace goes on as it is (this plane records no span of its own); none or an invalid one: a new
         # trace starts here, so the upstream's spans always have a parent to join.
-        trace = traceparent_parse(folded_value(fields, b"traceparent")) or trace_start()
+        trace = traceparent_parse(headers.get("traceparent")) or trace_start()
         fields = request.headers.fields = fields_rewritten(fields, drop=dropped, set_to=(
             (REQUEST_ID_HEADER, request_id),
             ("traceparent", trace.traceparent),
