@@ -645,7 +645,7 @@ def ratios(setups: list[Setup]) -> list[dict]:
     cpu = lambda x, y: (x.cpu_us_per_request / y.cpu_us_per_request  # noqa: E731
                         if x.cpu_us_per_request and y.cpu_us_per_request else None)
     rows = [
-        # The target's hand-written nginx is the one doing the same job (see README: Performance -> Traffic plane).
+        # The target's hand-written nginx is the one doing the same job (see docs/topics/performance.md, Traffic plane).
         ("rendered / hand-written equivalent nginx throughput",
          _paired(g("nginx-rendered"), g("nginx-equiv"), False, rps), ">=", 0.95, "x"),
         ("rendered nginx p50 overhead over direct, paced (ms)",

@@ -84,6 +84,7 @@ from strangler_proxy.spec import (
     SAFE_METHODS,
     RouteTable,
 )
+from strangler_proxy.tracing import ProxyTracing
 
 logger = logging.getLogger("strangler_proxy")
 
@@ -403,8 +404,8 @@ class StranglerAddon:
         body_length = len(request.raw_content or b"")
         framed = body_length or request.data.method not in BODYLESS_METHODS
         dropped = dropped_names(table.override.header, bool(framed))
-        # The client's trace goes on as it is (this plane records no span of its own); none or an invalid one: a new
-        # trace starts here, so the upstream's spans always have a parent to join.
+        # The client's trace goes on as it is (with tracing on, ProxyTracing has put its own span's there); none or
+        # an invalid one: a new trace starts here, so the upstream's spans always have a parent to join.
         trace = traceparent_parse(headers.get("traceparent")) or trace_start()
         fields = request.headers.fields = fields_rewritten(fields, drop=dropped, set_to=(
             (REQUEST_ID_HEADER, request_id),
@@ -685,4 +686,5 @@ def _target(url: str) -> tuple[bytes, str, int, str]:
 
 
 strangler = StranglerAddon()
-addons = [strangler, OversizeBodies(strangler)]
+# ProxyTracing's hooks run after StranglerAddon's (see its module); OversizeBodies answers mitmproxy's own refusals.
+addons = [strangler, ProxyTracing(), OversizeBodies(strangler)]

@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from servicekit.cli_parser import OneLineErrorParser
 from strangler_proxy.fetch import HOP_BY_HOP
 from strangler_proxy.loader import RouteFileError, load_route_file, route_file_path
 from strangler_proxy.metrics import ProxyMetrics
@@ -164,21 +166,24 @@ class DiffEndpoint:
         self.store.noise.flush()
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m strangler_proxy.diff_endpoint",
-                                     description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(prog="python -m strangler_proxy.diff_endpoint", description=__doc__.splitlines()[0])
     parser.add_argument("--routes", metavar="FILE", default=None)
     parser.add_argument("--listen", default=None, metavar="HOST:PORT",
                         help="default: settings.diff_endpoint of the route file")
     parser.add_argument("--diffs", default="var/proxy/diffs-nginx.jsonl", metavar="PATH",
                         help="JSON-lines sample of differences; learned noise is kept beside it (.noise.json) "
                         "unless the route file's settings.noise.file says where")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         table = load_route_file(route_file_path(args.routes))
     except RouteFileError as exc:
-        print(str(exc))
+        print(str(exc), file=sys.stderr)
         return 2
     host, _, port = (args.listen or table.settings.diff_endpoint).rpartition(":")
     endpoint = DiffEndpoint(table=table, host=host or "127.0.0.1", port=int(port),

@@ -11,10 +11,13 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from servicekit.cli_parser import OneLineErrorParser
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -146,17 +149,26 @@ def recording_replay(
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m strangler_proxy.recording")
-    sub = parser.add_subparsers(dest="command", required=True)
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineErrorParser(prog="python -m strangler_proxy.recording", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     replay = sub.add_parser("replay", help="replay a recording against a base URL and compare status codes")
     replay.add_argument("file")
     replay.add_argument("--to", required=True, metavar="URL", help="e.g. http://127.0.0.1:8001")
     replay.add_argument("--all-methods", action="store_true", help="also replay POST/PUT/PATCH/DELETE (writes!)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     methods = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"}) if args.all_methods \
         else SAFE_METHODS
-    report = recording_replay(path=args.file, base_url=args.to, methods=methods)
+    try:
+        report = recording_replay(path=args.file, base_url=args.to, methods=methods)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"python -m strangler_proxy.recording: error: {args.file}: {getattr(exc, 'strerror', None) or exc}",
+              file=sys.stderr)
+        return 2
     print(f"{report.total} recorded, {report.sent} replayed, {report.skipped} skipped, "
           f"{report.same_status} same status, {len(report.mismatches)} different, {len(report.errors)} errors")
     for mismatch in report.mismatches[:20]:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from servicekit.optional import optional_import
+from servicekit.tracing import tracing_wanted
 
 ADDON_PATH = Path(__file__).resolve().parent / "addon.py"
 PROJECT_ROOT = ADDON_PATH.parent.parent
@@ -37,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def mitmdump_command(args: argparse.Namespace, monolith_url: str, routes_path: str) -> list[str]:
     optional_import("mitmproxy", extra="proxy", needed_for="strangler-proxy run")  # the addon runs inside mitmdump
+    if tracing_wanted():  # ProxyTracing turns it on inside mitmdump: say here, in one line, what is missing
+        optional_import("opentelemetry.sdk.trace", extra="otel", needed_for="strangler-proxy run with OTEL_* set")
     executable = shutil.which("mitmdump", path=str(Path(sys.executable).parent)) or shutil.which("mitmdump")
     if executable:
         base = [executable]

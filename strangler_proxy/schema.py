@@ -87,7 +87,7 @@ def dataclass_schema(cls: type, *, skip: tuple[str, ...] = (), refine: dict[str,
         properties[field.name] = schema
     out: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": properties}
     if cls.__doc__ and not cls.__doc__.startswith(f"{cls.__name__}("):
-        out["description"] = cls.__doc__.strip().splitlines()[0]
+        out["description"] = " ".join(cls.__doc__.strip().split("\n\n")[0].split())  # the first paragraph
     if required:
         out["required"] = list(required)
     return out

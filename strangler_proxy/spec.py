@@ -145,7 +145,7 @@ class ProxySettings:
     access_log: AccessLog = "buffered"  # the nginx plane's access log (see ACCESS_LOG_MODES)
     health_path: str = "/healthz"  # upstreams' health check path unless one sets its own (route file settings)
     noise: NoiseSettings = field(default_factory=NoiseSettings)
-    # Limits on what a client controls, the same on both planes (README: security): a request over one is refused
+    # Limits on what a client controls, the same on both planes (docs/topics/security.md): a request over one is refused
     # with JSON (413 body, 414 URL, 431 headers); a connection past a timeout is closed.
     max_body_bytes: int = 10 * 1024 * 1024  # nginx client_max_body_size
     max_url_bytes: int = 8000  # the request target as sent (its request line must fit in max_header_bytes)

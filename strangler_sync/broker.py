@@ -26,7 +26,7 @@ from amqp.exceptions import UnexpectedFrame
 from amqp.transport import TCPTransport
 from kombu import Connection, Exchange, Queue, binding
 from kombu.exceptions import ChannelError
-from kombu.transport import filesystem
+from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
@@ -153,6 +153,15 @@ class AtomicFilesystemChannel(filesystem.Channel):
 
 class AtomicFilesystemTransport(filesystem.Transport):
     Channel = AtomicFilesystemChannel
+
+    @property
+    def default_connection_params(self):
+        return {}  # folders, no host (kombu would warn "No hostname was supplied" on every connection)
+
+
+# Celery resolves CELERY_BROKER_URL itself: "filesystem://" names this class for it too, so the relay trigger's
+# task messages get the same binding-table fixes and no hostname warning. (kombu's own class stays importable.)
+TRANSPORT_ALIASES["filesystem"] = f"{__name__}:AtomicFilesystemTransport"
 
 
 def broker_connection(*, url: str | None = None, transport_options: dict | None = None) -> Connection:

@@ -15,16 +15,20 @@ from servicekit.cli_parser import OneLineErrorParser
 from strangler_sync.verify import VerifyError, verify_aggregate
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> OneLineErrorParser:
     parser = OneLineErrorParser(prog="strangler-sync", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     verify = commands.add_parser("verify", help="compare an aggregate between source and follower")
-    verify.add_argument("--aggregate", required=True)
-    verify.add_argument("--source", required=True)
-    verify.add_argument("--follower", required=True)
-    verify.add_argument("--buckets", type=int, default=256)
-    verify.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    verify.add_argument("--aggregate", required=True, help="the aggregate's name, as both sides declare it")
+    verify.add_argument("--source", required=True, metavar="URL", help="base URL of the owner")
+    verify.add_argument("--follower", required=True, metavar="URL", help="base URL of the follower")
+    verify.add_argument("--buckets", type=int, default=256, help="checksum buckets of the first pass (default 256)")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         result = verify_aggregate(source=args.source, follower=args.follower, aggregate=args.aggregate,
                                   buckets=args.buckets)

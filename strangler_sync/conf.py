@@ -7,7 +7,8 @@ Keys (all optional; defaults below)::
         "EXCHANGE": "strangler.events",         # topic exchange
         "BROKER_URL": CELERY_BROKER_URL,        # sqlite-queue:// by default (sqlite_transport), amqp://...
                                                 # in production; filesystem:// (kombu's) still works
-        "BROKER_TRANSPORT_OPTIONS": CELERY_BROKER_TRANSPORT_OPTIONS,
+        "BROKER_TRANSPORT_OPTIONS": CELERY_BROKER_TRANSPORT_OPTIONS,  # kombu transport options (the
+                                                # embedded brokers poll every $STRANGLER_SYNC_POLL_INTERVAL, 0.05 s)
         "BATCH_SIZE": 500,                      # outbox rows a relay claims per transaction
                                                 # ($STRANGLER_SYNC_BATCH_SIZE)
         "MESSAGE_BATCH": 100,                   # events per broker message: a message carries a JSON
@@ -16,14 +17,17 @@ Keys (all optional; defaults below)::
         "MAX_ATTEMPTS": 8,                      # broker refusals (nacks) before a row is dead
         "BACKOFF_BASE": 1.0, "BACKOFF_MAX": 300.0,   # seconds; exponential with jitter
         "RETENTION_DAYS": 7,                    # published outbox rows / inbox rows kept this long
-        "OWNERSHIP_FILE": $STRANGLER_OWNERSHIP_FILE or var/ownership.json,
+        "OWNERSHIP_FILE": $STRANGLER_OWNERSHIP_FILE or var/ownership.json,  # who owns writes of each
+                                                # aggregate (JSON or YAML), under $STRANGLER_VAR_DIR by default
         "DEFAULT_OWNER": "monolith",            # owner of every aggregate the file does not name
-        "AGGREGATES": ["myshop.events.INVOICE"],  # dotted paths to strangler_sync.aggregates.Aggregate
-                                                # declarations (or the objects): what this project emits,
-                                                # follows, snapshots, backfills and verifies
+        "AGGREGATES": [],                       # dotted paths to strangler_sync.aggregates.Aggregate
+                                                # declarations (or the objects), e.g. ["myshop.events.INVOICE"]:
+                                                # what this project emits, follows, snapshots, backfills, verifies
         "QUEUE": "sync.<ORIGIN>",               # this project's consumer queue
-        "SUBSCRIPTIONS": ["product.*"],         # routing-key patterns this project consumes
-        "SUBSCRIBERS": {"sync.catalog": ["product.*"]},  # queues the relay declares+binds before publishing
+        "SUBSCRIPTIONS": [],                    # routing-key patterns this project consumes, e.g. ["invoice.*"]
+        "SUBSCRIBERS": {},                      # queues the relay declares+binds before publishing, e.g.
+                                                # {"sync.billing": ["invoice.*"]}: nothing is lost before a
+                                                # follower's first start
         "CONSUMER_MAX_ATTEMPTS": 5,             # handler attempts before a message goes to <QUEUE>.dlq
         "RELAY_TRIGGER": "celery",              # "celery": on_commit sends the relay task; "none": sweep only
         "CHECKSUM_ENGINE": "auto",              # verify's row hashes: in SQL on PostgreSQL, else Python;

@@ -32,6 +32,7 @@ killed -9 between receipt and ack loses that message until ``sync_verify --repai
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -47,6 +48,7 @@ from kombu.mixins import ConsumerMixin
 
 from servicekit.request_id import current_request_id
 from servicekit.trace_context import current_trace, trace_child, traceparent_parse
+from servicekit.tracing import span_continued, span_failed, span_scope, span_start, span_trace_context, tracing_on
 from strangler_sync import metrics
 from strangler_sync.broker import (
     ATTEMPTS_HEADER,
@@ -74,7 +76,8 @@ DUPLICATE = "duplicate"
 STALE = "stale"
 OWN = "own"  # an event this project emitted itself (its queue matches its own routing keys): nothing to do
 
-_ENVELOPE = {
+# the required keys of an envelope and their JSON types (strangler_sync/event-envelope.schema.json says the same)
+ENVELOPE_FIELDS = {
     "message_id": str, "event_type": str, "aggregate_type": str, "aggregate_id": str, "version": int,
     "schema_version": int, "payload": dict, "occurred_at": str, "origin": str,
 }
@@ -88,7 +91,7 @@ def event_parse(*, envelope) -> SyncEvent:
     """Validate an envelope (and its payload against the schema) into a SyncEvent; SchemaError otherwise."""
     if not isinstance(envelope, dict):
         raise SchemaError("message body is not a JSON object")
-    problems = {k: f"expected {t.__name__}" for k, t in _ENVELOPE.items()
+    problems = {k: f"expected {t.__name__}" for k, t in ENVELOPE_FIELDS.items()
                 if not isinstance(envelope.get(k), t) or isinstance(envelope.get(k), bool)}
     if problems:
         raise SchemaError("malformed event envelope", details=problems)
@@ -116,15 +119,22 @@ def event_parse(*, envelope) -> SyncEvent:
 
 
 @contextmanager
-def event_scope(*, correlation_id: str, traceparent: str):
-    """Run the block in the emitting request's correlation id and as a child span of its trace (if any)."""
+def event_scope(*, correlation_id: str, traceparent: str, span: str | None = None, attributes: dict | None = None):
+    """Run the block in the emitting request's correlation id and as a child span of its trace (if any): a
+    recorded span named `span` when tracing is on (servicekit.tracing), else a span id for the logs only."""
     parent = traceparent_parse(traceparent) if traceparent else None
     request_token = current_request_id.set(correlation_id or None)
-    trace_token = current_trace.set(trace_child(parent) if parent is not None else None)
     try:
-        yield
+        if parent is not None and span is not None and tracing_on():
+            with span_continued(name=span, parent=parent, attributes=attributes):
+                yield
+            return
+        trace_token = current_trace.set(trace_child(parent) if parent is not None else None)
+        try:
+            yield
+        finally:
+            current_trace.reset(trace_token)
     finally:
-        current_trace.reset(trace_token)
         current_request_id.reset(request_token)
 
 
@@ -393,7 +403,8 @@ def _handlers_run(to_apply: list[SyncEvent]) -> None:
             if bulk_handler_get(event_type=event.event_type) is not None:
                 bulk.setdefault(event.event_type, []).append(event)
                 continue
-            with event_scope(correlation_id=event.correlation_id, traceparent=event.traceparent):
+            with event_scope(correlation_id=event.correlation_id, traceparent=event.traceparent,
+                             span=f"handle {event.event_type}"):
                 with applying_synced_event(event):
                     handler_get(event_type=event.event_type)(event=event)
         for event_type, events in bulk.items():
@@ -404,7 +415,8 @@ def _handlers_run(to_apply: list[SyncEvent]) -> None:
             shared = all(e.correlation_id == first.correlation_id and e.traceparent == first.traceparent
                          for e in events)
             with event_scope(correlation_id=first.correlation_id if shared else "",
-                             traceparent=first.traceparent if shared else ""):
+                             traceparent=first.traceparent if shared else "", span=f"handle {event_type}",
+                             attributes={"strangler.bulk_events": len(events)}):
                 with applying_synced_event(first):
                     bulk_handler_get(event_type=event_type)(events=events)
 
@@ -451,6 +463,7 @@ class SyncConsumer(ConsumerMixin):
         self._pending_events = 0  # events in _pending (an array body carries many): the batch counts these
         self._first_pending_at = 0.0
         self._db_failures = 0
+        self._apply_spans: dict[int, object] = {}  # id(SyncEvent) -> its open apply span (tracing on)
         # kombu's virtual transports (sqlite-queue, filesystem) ignore basic.ack's multiple flag: ack one by one
         self._amqp = connection.transport.driver_type == "amqp"
 
@@ -546,7 +559,7 @@ class SyncConsumer(ConsumerMixin):
             if isinstance(body, list) and body:
                 for element in body:
                     try:
-                        event = event_parse(envelope=element)
+                        event = self._apply_span_start(event_parse(envelope=element))
                     except Exception as exc:
                         element_failures.append((element, message, exc))
                         continue
@@ -556,7 +569,7 @@ class SyncConsumer(ConsumerMixin):
             try:
                 if isinstance(body, list):
                     raise SchemaError("message body is an empty array")
-                parsed.append((event_parse(envelope=body), message))
+                parsed.append((self._apply_span_start(event_parse(envelope=body)), message))
             except Exception as exc:
                 failures.append((body, message, exc))
         parsed.sort(key=lambda item: (item[0].aggregate_type, item[0].aggregate_id, item[0].version))
@@ -574,18 +587,21 @@ class SyncConsumer(ConsumerMixin):
                 logger.info("batch of %s failed; applying one by one", len(parsed), exc_info=True)
                 with transaction.atomic():
                     for event, message in parsed:
-                        with event_scope(correlation_id=event.correlation_id, traceparent=event.traceparent):
-                            try:
+                        try:
+                            with event_scope(correlation_id=event.correlation_id, traceparent=event.traceparent,
+                                             span=f"handle {event.event_type}",
+                                             attributes={"strangler.applied_alone": True}):
                                 outcome = inbox_apply(event=event)  # its atomic() is a savepoint: fails alone
-                                applied.append((event, message, outcome))
-                            except DATABASE_TRANSIENT:
-                                raise
-                            except Exception as exc:
-                                if id(event) in elements:  # one event of an array: retried alone
-                                    element_failures.append((event, message, exc))
-                                else:
-                                    failures.append((event, message, exc))
+                            applied.append((event, message, outcome))
+                        except DATABASE_TRANSIENT:
+                            raise
+                        except Exception as exc:
+                            if id(event) in elements:  # one event of an array: retried alone
+                                element_failures.append((event, message, exc))
+                            else:
+                                failures.append((event, message, exc))
         except DATABASE_TRANSIENT as exc:
+            self._apply_spans_end(error=f"requeued: the database is unavailable ({type(exc).__name__})")
             self._database_unavailable(pending, exc)
             return
         # Committed. From here every message is acked exactly once: after its events committed, and after
@@ -600,6 +616,8 @@ class SyncConsumer(ConsumerMixin):
             acked = set()
         for event, _message, outcome in applied:
             self._observe(event, outcome)
+        if self._apply_spans:  # events of the batch that failed (retried or parked below)
+            self._apply_spans_end(error="failed: retried alone or parked")
         failed_whole = {id(message) for _body, message, _exc in failures}
         for element, message, exc in element_failures:
             event = element if isinstance(element, SyncEvent) else None
@@ -650,11 +668,48 @@ class SyncConsumer(ConsumerMixin):
         metrics.CONSUMED.labels(queue, event.event_type, outcome).inc()
         if outcome == APPLIED:
             metrics.LAG.labels(queue).observe(max(0.0, (timezone.now() - event.occurred_at).total_seconds()))
+        span = self._apply_spans.pop(id(event), None)
+        if span is not None:  # the log line in the apply span itself, which ends with it
+            span.set_attribute("strangler.outcome", outcome)
+            token = current_request_id.set(event.correlation_id or None)
+            try:
+                with span_scope(span):
+                    self._log_outcome(event, outcome)
+            finally:
+                current_request_id.reset(token)
+                span.end()
+            return
         with event_scope(correlation_id=event.correlation_id, traceparent=event.traceparent):
-            logger.info(
-                "sync %s %s %s:%s v%s", outcome, event.event_type, event.aggregate_type, event.aggregate_id,
-                event.version, extra={"message_id": event.message_id, "outcome": outcome, "origin": event.origin},
-            )
+            self._log_outcome(event, outcome)
+
+    @staticmethod
+    def _log_outcome(event: SyncEvent, outcome: str) -> None:
+        logger.info(
+            "sync %s %s %s:%s v%s", outcome, event.event_type, event.aggregate_type, event.aggregate_id,
+            event.version, extra={"message_id": event.message_id, "outcome": outcome, "origin": event.origin},
+        )
+
+    def _apply_span_start(self, event: SyncEvent) -> SyncEvent:
+        """With tracing on, an event whose envelope names its write's trace gets a span covering its apply, from
+        the batch's start to after its commit; the event returned carries that span's traceparent, so its
+        handler's span and log lines are the apply span's children."""
+        if not event.traceparent or not tracing_on():
+            return event
+        span = span_start(name=f"consume apply {event.event_type}", parent=traceparent_parse(event.traceparent),
+                          kind="consumer", attributes={
+                              "messaging.system": "strangler_sync", "messaging.operation.type": "process",
+                              "messaging.destination.name": self.config.queue, "messaging.message.id": event.message_id,
+                              "strangler.aggregate": f"{event.aggregate_type}:{event.aggregate_id}",
+                              "strangler.version": event.version})
+        event = dataclasses.replace(event, traceparent=span_trace_context(span).traceparent)
+        self._apply_spans[id(event)] = span
+        return event
+
+    def _apply_spans_end(self, *, error: str) -> None:
+        spans, self._apply_spans = self._apply_spans, {}
+        for span in spans.values():
+            span_failed(span, error)
+            span.end()
 
     def _fail(self, message, *, body_text: str, event_type: str, message_id: str, error: str) -> None:
         """A whole message failed: re-publish it (or park it) as it is, then ack it."""

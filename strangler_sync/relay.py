@@ -45,6 +45,8 @@ from django.db import connection as db_connection
 from django.utils import timezone
 from kombu import Producer
 
+from servicekit.trace_context import traceparent_parse
+from servicekit.tracing import now_ns, span_failed, span_start, tracing_on
 from strangler_sync import metrics
 from strangler_sync.broker import (
     ATTEMPTS_HEADER,
@@ -94,6 +96,7 @@ class ClaimedEvent:
     message_id: str
     correlation_id: str
     body: str
+    traceparent: str = ""  # the write's (its outbox span's), as in the envelope: the relay's span is its child
 
 
 _CLAIM_FIELDS = ["id", "message_id", "event_type", "aggregate_type", "aggregate_id", "version", "schema_version",
@@ -115,7 +118,7 @@ def _claimed(row: tuple, payload_json: str) -> ClaimedEvent:
         head["traceparent"] = traceparent
     head = json.dumps(head)
     return ClaimedEvent(
-        id=id_, event_type=event_type, message_id=message_id, correlation_id=correlation_id,
+        id=id_, event_type=event_type, message_id=message_id, correlation_id=correlation_id, traceparent=traceparent,
         routing_key=routing_key_for(aggregate_type=aggregate_type, event_type=event_type),
         body=f'{head[:-1]}, "payload": {payload_json}}}',
     )
@@ -219,6 +222,7 @@ class Relay:
             if not rows:
                 return 0
             messages = messages_group(rows=rows, per_message=config.message_batch)
+            started_ns = now_ns() if tracing_on() else 0
             try:
                 producer = self._producer()
                 first_tag = self.confirms.published + 1 if self.confirms is not None else 1
@@ -247,6 +251,8 @@ class Relay:
                            len(rows))
         for event_type, n in Counter(row.event_type for row in confirmed).items():
             metrics.PUBLISHED.labels(config.origin, event_type).inc(n)
+        if started_ns:
+            relay_spans_record(rows=rows, refused_ids=refused_ids, started_ns=started_ns)
         return len(confirmed)
 
     def _publish_message(self, producer: Producer, rows: list[ClaimedEvent]) -> None:
@@ -282,6 +288,24 @@ class Relay:
             if published == 0:
                 break
         return total
+
+
+def relay_spans_record(*, rows: list[ClaimedEvent], refused_ids: set[int], started_ns: int) -> None:
+    """One span per traced row of a published batch, child of the row's write: from the batch's first publish to
+    its commit (the rows of a batch share the broker round trip and the transaction, so they share the times)."""
+    ended_ns = now_ns()
+    for row in rows:
+        parent = traceparent_parse(row.traceparent) if row.traceparent else None
+        if parent is None:
+            continue
+        span = span_start(name=f"relay publish {row.event_type}", parent=parent, kind="producer", start_ns=started_ns,
+                          attributes={"messaging.system": "strangler_sync", "messaging.operation.type": "send",
+                                      "messaging.destination.name": row.routing_key,
+                                      "messaging.message.id": row.message_id,
+                                      "messaging.batch.message_count": len(rows)})
+        if row.id in refused_ids:
+            span_failed(span, "refused by the broker (nack)")
+        span.end(ended_ns)
 
 
 def relay_gauges_update() -> None:

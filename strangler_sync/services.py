@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from servicekit.optional import optional_import
 from servicekit.request_id import get_request_id
-from servicekit.trace_context import get_traceparent
+from servicekit.trace_context import current_trace
+from servicekit.tracing import span_continued, tracing_on
 from strangler_sync.aggregates import SNAPSHOT, aggregate_of_event
 from strangler_sync.capture import AUTOMATIC
 from strangler_sync.conf import sync_settings
@@ -92,19 +93,20 @@ def event_publish(
     if version is None:
         version = aggregate_version_next(aggregate_type=aggregate_type, aggregate_id=aggregate_id)
     now = timezone.now()
-    event = OutboxEvent.objects.create(
-        event_type=event_type,
-        aggregate_type=aggregate_type,
-        aggregate_id=aggregate_id,
-        version=version,
-        payload=payload,
-        schema_version=schema_version,
-        occurred_at=now,
-        origin=config.origin,
-        correlation_id=get_request_id() or "",
-        traceparent=get_traceparent() or "",
-        next_attempt_at=now,
-    )
+    fields = dict(event_type=event_type, aggregate_type=aggregate_type, aggregate_id=aggregate_id, version=version,
+                  payload=payload, schema_version=schema_version, occurred_at=now, origin=config.origin,
+                  correlation_id=get_request_id() or "", next_attempt_at=now)
+    trace = current_trace.get()
+    if trace is not None and tracing_on():
+        # the write's own span: the relay's and the consumers' spans are its children (the envelope names it)
+        fields["message_id"] = uuid.uuid4()
+        with span_continued(name=f"outbox write {event_type}", parent=trace, kind="producer", attributes={
+                "messaging.system": "strangler_sync", "messaging.operation.type": "create",
+                "messaging.message.id": str(fields["message_id"]),
+                "strangler.aggregate": f"{aggregate_type}:{aggregate_id}", "strangler.version": version}) as span:
+            event = OutboxEvent.objects.create(**fields, traceparent=span.traceparent)
+    else:
+        event = OutboxEvent.objects.create(**fields, traceparent=trace.traceparent if trace is not None else "")
     if config.relay_trigger == "celery":
         transaction.on_commit(relay_trigger)
     return event

@@ -61,6 +61,31 @@ def _missing(service: str) -> str | None:
     return None
 
 
+# Test modules that never reach the Django database or the broker (the traffic plane against stub upstreams,
+# file formats, CLI parsing): they run once, in CI's embedded-default pass. Listed here, not guessed, so a
+# module that starts using the database must be taken off the list by whoever changes it.
+BACKEND_INDEPENDENT_DIRS = ("tests/strangler_proxy/",)
+BACKEND_DEPENDENT_MODULES = (
+    "tests/strangler_proxy/test_addon_real_services.py",  # live monolith and catalog projects
+    "tests/strangler_proxy/test_nginx_monolith.py",  # a live monolith behind nginx
+)
+BACKEND_INDEPENDENT_MODULES = (
+    "tests/test_file_schemas.py",
+    "tests/test_cli_errors.py",
+    "tests/test_toolkit_names_no_storefront.py",
+    "tests/test_docs_site.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    root = str(config.rootpath)
+    for item in items:
+        path = os.path.relpath(str(item.path), root)
+        if path in BACKEND_INDEPENDENT_MODULES or (
+                path.startswith(BACKEND_INDEPENDENT_DIRS) and path not in BACKEND_DEPENDENT_MODULES):
+            item.add_marker(pytest.mark.backend_independent)
+
+
 def pytest_runtest_setup(item):
     for service in ("postgres", "rabbitmq", "nginx", "chromium", "prometheus"):
         if item.get_closest_marker(service) is None:

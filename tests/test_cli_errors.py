@@ -51,7 +51,25 @@ CASES = {
     "dashboard bad stack": ["strangler-dashboard", "--stack", "{bad}"],
     "dashboard missing route file": ["strangler-dashboard", "--routes", MISSING, "--port", "0"],
     "dashboard bad port": ["strangler-dashboard", "--port", "eighty"],
+    "proxy nginx-metrics bad listen": ["strangler-proxy", "nginx-metrics", "--listen", "bogus"],
+    "diff endpoint unknown flag": ["python", "-m", "strangler_proxy.diff_endpoint", "--bogus"],
+    "diff endpoint missing route file": ["python", "-m", "strangler_proxy.diff_endpoint", "--routes", MISSING],
+    "recording no command": ["python", "-m", "strangler_proxy.recording"],
+    "recording missing file": ["python", "-m", "strangler_proxy.recording", "replay", MISSING, "--to",
+                               "http://127.0.0.1:9"],
 }
+# strangler_sync's management commands, run in the example project (usage errors come before any check or database)
+MANAGE = {
+    "relay unknown flag": ["sync_relay", "--bogus"],
+    "consume bad batch": ["sync_consume", "--batch", "many"],
+    "verify missing options": ["sync_verify"],
+    "backfill missing aggregate": ["sync_backfill"],
+    "reconcile bad interval": ["sync_reconcile", "--aggregate", "a", "--source", "s", "--follower", "f",
+                               "--every", "x"],
+    "ownership unknown flag": ["sync_ownership", "--bogus"],
+    "capture migration no app": ["sync_capture_migration"],
+}
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("argv", CASES.values(), ids=CASES.keys())
@@ -59,6 +77,20 @@ def test_bad_input_is_one_line_with_a_reason(argv, bad_yaml, tmp_path):
     env = {**os.environ, "STRANGLER_VAR_DIR": str(tmp_path), "PYTHONWARNINGS": "ignore"}
     command = [str(BIN / argv[0]), *(arg.replace("{bad}", bad_yaml) for arg in argv[1:])]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
+    assert_one_line(done)
+
+
+@pytest.mark.parametrize("argv", MANAGE.values(), ids=MANAGE.keys())
+def test_management_command_usage_errors_are_one_line(argv, tmp_path):
+    env = {**os.environ, "STRANGLER_VAR_DIR": str(tmp_path), "PYTHONWARNINGS": "ignore",
+           "DJANGO_SETTINGS_MODULE": "monolith.settings"}
+    done = subprocess.run([sys.executable, "manage.py", *argv], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2, done.stderr
+    assert_one_line(done)
+
+
+def assert_one_line(done: subprocess.CompletedProcess) -> None:
     lines = done.stderr.splitlines()
     assert done.returncode != 0, done.stdout
     assert "Traceback" not in done.stderr

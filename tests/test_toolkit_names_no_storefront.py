@@ -37,7 +37,6 @@ def _identifier_names_domain(name: str) -> bool:
     return "order" in words and (name != name.lower() or words == ["order"] or "id" in words or "item" in words)
 # the demo's example data shipped inside a package (issue 10: the wheel holds no storefront), to move out
 STOREFRONT_DATA_STILL_IN_PACKAGES = {
-    "migrations_plan/README.md",
     "migrations_plan/plans/catalog.yaml",
     "migrations_plan/plans/inventory.yaml",
     "migrations_plan/plans/reviews.yaml",

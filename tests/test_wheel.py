@@ -210,6 +210,9 @@ def test_the_tiny_project_names_the_extras_it_lacks(venv, tiny_project):
     postgres = run([*manage, "check"], cwd=tiny_project, check=False,
                    env=clean_env(TINY_DATABASE_URL="postgres://postgres@127.0.0.1:5432/tiny"))
     assert postgres.returncode != 0 and "pip install 'strangler-fig[postgres]'" in postgres.stderr
+    otel = run([*manage, "check"], cwd=tiny_project, check=False,
+               env=clean_env(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9"))  # tracing asked for, no [otel]
+    assert otel.returncode != 0 and "pip install 'strangler-fig[otel]'" in otel.stderr
 
 
 TINY_SERVICE_SETTINGS = """\

@@ -1,7 +1,7 @@
 """Building the published wheel once per test session, and running its commands away from the repository.
 
 Shared by tests/test_wheel.py (the wheel's contents, installed with no extras) and tests/test_adopt_guide.py
-(docs/adopt.md run verbatim on a third-party app); ``wheel_file`` reaches both through tests/conftest.py so
+(docs/guide/adopt.md run verbatim on a third-party app); ``wheel_file`` reaches both through tests/conftest.py so
 the session builds it once.
 """
 

@@ -9,7 +9,7 @@ the last line through that service's breaker said, 0 closed or 2 open (nginx sho
 breaker sent straight to the monolith count as fallbacks with reason breaker_open, as on the mitmproxy plane.
 
 Why an access-log tailer and not a module inside nginx (bench/proxy_bench.py rows nginx-rendered,
-nginx-rendered-nometrics, nginx-rendered-lua; numbers in the README):
+nginx-rendered-nometrics, nginx-rendered-lua; numbers in docs/guide/run-nginx.md):
   - Debian bookworm packages no traffic-status module (no libnginx-mod-http-vts); prometheus-nginx-exporter
     reads stub_status only: connection totals, no route, upstream, status or latency;
   - libnginx-mod-http-lua counting in a shared dict (count, latency bucket, sum per request, as
@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -129,10 +130,18 @@ class MetricsLogTail:
             stop.wait(interval)
 
 
+def listen_address(value: str) -> str:
+    """argparse type of --listen: PORT or HOST:PORT, refused in one line before anything starts."""
+    port = value.rpartition(":")[2]
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected PORT or HOST:PORT, got {value!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runtime-dir", default=None, metavar="DIR",
                         help="the nginx instance's runtime dir, holding metrics.log (default: var/nginx)")
-    parser.add_argument("--listen", default="127.0.0.1:9113", metavar="HOST:PORT",
+    parser.add_argument("--listen", default="127.0.0.1:9113", metavar="HOST:PORT", type=listen_address,
                         help="where /metrics is served (default: %(default)s)")
 
 
@@ -147,8 +156,13 @@ def main(args: argparse.Namespace) -> int:
     host, _, port = args.listen.rpartition(":")
     metrics = ProxyMetrics()
     tail = MetricsLogTail(runtime.resolve() / METRICS_LOG, metrics)
-    server = AdminServer(metrics=metrics, diff_summary=lambda: {"plane": "nginx", "log": str(tail.path)},
-                         host=host or "127.0.0.1", port=int(port)).start()
+    try:
+        server = AdminServer(metrics=metrics, diff_summary=lambda: {"plane": "nginx", "log": str(tail.path)},
+                             host=host or "127.0.0.1", port=int(port)).start()
+    except OSError as exc:
+        print(f"strangler-proxy nginx-metrics: error: cannot listen on {args.listen}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(f"serving the nginx plane's metrics from {tail.path} on http://{host or '127.0.0.1'}:{server.port}/metrics",

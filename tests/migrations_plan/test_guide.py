@@ -1,4 +1,4 @@
-"""The guide (migrations_plan/README.md) run verbatim on the embedded default with real processes, then the catalog
+"""The tutorial (docs/tutorial.md) run verbatim on the embedded default with real processes, then the catalog
 plan walked back step by step: the guide cannot rot, and every step of the plan is reversible or says why not."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .procs import REPO, free_port
 
 pytestmark = pytest.mark.slow
 
-GUIDE = REPO / "migrations_plan" / "README.md"
+GUIDE = REPO / "docs" / "tutorial.md"
 BLOCK = re.compile(r"^```sh (guide-env|guide|guide-background)\n(.*?)^```$", re.M | re.S)
 # The embedded default: whatever the surrounding test run points at (CI's PostgreSQL, RabbitMQ) stays out.
 UNSET = ("DATABASE_URL", "CATALOG_DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "STRANGLER_ROUTES",

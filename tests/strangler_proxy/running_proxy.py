@@ -53,7 +53,8 @@ SHADOWED = """\
 
 
 class Proxy:
-    def __init__(self, tmp: Path, monolith, catalog):  # anything with .url: test servers or live projects
+    def __init__(self, tmp: Path, monolith, catalog, *, breaker_cooldown: float = 0.5):
+        # monolith, catalog: anything with .url (test servers or live projects)
         self.monolith, self.catalog = monolith, catalog
         self.routes = tmp / "routes.yaml"
         self.record_path = tmp / "record.jsonl"
@@ -65,7 +66,7 @@ class Proxy:
             [sys.executable, "-m", "strangler_proxy", "run", "--routes", str(self.routes),
              "--listen-port", str(self.port), "--admin-port", str(self.admin_port),
              "--diffs", str(tmp / "diffs.jsonl"), "--record", str(tmp / "record.jsonl"),
-             "--set", "strangler_breaker_failures=3", "--set", "strangler_breaker_cooldown=0.5",
+             "--set", "strangler_breaker_failures=3", "--set", f"strangler_breaker_cooldown={breaker_cooldown}",
              "--set", "strangler_reload_interval=0.1", "--set", "termlog_verbosity=info"],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},

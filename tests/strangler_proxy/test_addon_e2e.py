@@ -120,13 +120,28 @@ def test_service_down_safe_requests_fall_back_and_unsafe_get_503(reset, servers)
     assert json.loads(body) == {"error": {"code": "unavailable"}}
 
 
-def test_breaker_opens_then_probes_and_closes(reset, servers):
-    proxy = reset
+BREAKER_COOLDOWN = 8.0  # outlasts the requests made while the breaker must stay open, on a busy box too
+
+
+@pytest.fixture
+def slow_cooldown_proxy(reset, servers, tmp_path):
+    """A proxy of its own whose open breaker waits long enough that no probe happens before the test wants one."""
+    monolith, catalog = servers
+    running = Proxy(tmp_path, monolith, catalog, breaker_cooldown=BREAKER_COOLDOWN)
+    yield running
+    running.stop()
+
+
+def test_breaker_opens_then_probes_and_closes(slow_cooldown_proxy, servers):
+    proxy = slow_cooldown_proxy
     proxy.install(proxy.routes_text(mode="service"))
     _, catalog = servers
     catalog.handler = lambda m, p, h, b: json_answer(500, {})
-    for _ in range(3):  # strangler_breaker_failures=3
+    for attempt in range(3):  # strangler_breaker_failures=3: the third failure opens the breaker
+        if attempt == 2:
+            opening = time.monotonic()  # the breaker opens after this moment...
         assert proxy.request("GET", "/api/products/")[0] == 200  # each one served by the fallback
+    opened = time.monotonic()  # ...and before this one
     assert 'strangler_proxy_breaker_state{upstream="catalog"} 2.0' in proxy.admin("/metrics")
     seen = len(catalog.received())
     for _ in range(5):
@@ -135,8 +150,9 @@ def test_breaker_opens_then_probes_and_closes(reset, servers):
     status, headers, body = proxy.request("PUT", "/api/products/1/", body=b"{}")
     assert status == 503 and json.loads(body)["error"]["details"]["reason"] == "breaker_open"
     assert len(catalog.received()) == seen  # an open breaker sends nothing to the service
+    assert time.monotonic() - opening < BREAKER_COOLDOWN, "too slow to tell an open breaker from a probing one"
     catalog.handler = lambda m, p, h, b: json_answer(200, {"upstream": "catalog"})
-    time.sleep(0.6)  # strangler_breaker_cooldown=0.5: the next request is the probe
+    time.sleep(max(0.0, BREAKER_COOLDOWN + 0.2 - (time.monotonic() - opened)))  # the next request is the probe
     assert upstream_of(proxy.request("GET", "/api/products/")) == "catalog"
     assert 'strangler_proxy_breaker_state{upstream="catalog"} 0.0' in proxy.admin("/metrics")
 

@@ -3,12 +3,13 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from servicekit.cli_parser import OneLineErrorCommandMixin
 from strangler_sync.backfill import backfill_run
 from strangler_sync.checksums import aggregate_stats
 from strangler_sync.errors import UnknownAggregate
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommandMixin, BaseCommand):
     help = "Emit every row of an aggregate as snapshot events (resumable; safe alongside live writes)."
 
     def add_arguments(self, parser):

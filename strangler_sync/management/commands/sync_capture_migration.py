@@ -3,11 +3,12 @@ app's automatic-capture triggers (``strangler_sync.capture_migration``); nothing
 
 from django.core.management.base import BaseCommand, CommandError
 
+from servicekit.cli_parser import OneLineErrorCommandMixin
 from strangler_sync.capture import CaptureUnsupported
 from strangler_sync.capture_migration import capture_migration_write
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommandMixin, BaseCommand):
     help = "Write a migration installing (or updating) the change-capture triggers of an app's aggregates."
     requires_system_checks = []  # it fixes what strangler_sync.E007 reports
 

@@ -5,12 +5,13 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
+from servicekit.cli_parser import OneLineErrorCommandMixin
 from strangler_sync.broker import broker_connection
 from strangler_sync.conf import sync_settings
 from strangler_sync.consumer import SyncConsumer
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommandMixin, BaseCommand):
     help = "Consume STRANGLER_SYNC['QUEUE'] and apply each event through the registered sync handlers."
 
     def add_arguments(self, parser):

@@ -2,11 +2,12 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from servicekit.cli_parser import OneLineErrorCommandMixin
 from strangler_sync.conf import sync_settings
 from strangler_sync.ownership import ownership_map, ownership_set
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommandMixin, BaseCommand):
     help = "Print the ownership map, or set an aggregate's owner (atomic file replace)."
 
     def add_arguments(self, parser):

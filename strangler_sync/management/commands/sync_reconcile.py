@@ -8,13 +8,14 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
+from servicekit.cli_parser import OneLineErrorCommandMixin
 from strangler_sync.conf import sync_settings
 from strangler_sync.errors import UnknownAggregate
 from strangler_sync.models import ReconcileState
 from strangler_sync.reconcile import reconcile_pass
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommandMixin, BaseCommand):
     help = ("Reconcile aggregates with a follower on a schedule: verify (bucket checksums), re-emit what differs, "
             "record the pass for /sync/reconcile/ and /metrics. Loops until SIGTERM/SIGINT; --once for cron.")
 

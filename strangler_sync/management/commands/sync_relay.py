@@ -5,10 +5,11 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
+from servicekit.cli_parser import OneLineErrorCommandMixin
 from strangler_sync.relay import relay_run
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommandMixin, BaseCommand):
     help = "Publish pending outbox events to the broker (loops until SIGTERM/SIGINT; --once drains and exits)."
 
     def add_arguments(self, parser):

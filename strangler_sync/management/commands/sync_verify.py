@@ -4,12 +4,13 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from servicekit.cli_parser import OneLineErrorCommandMixin
 from strangler_sync.conf import sync_settings
 from strangler_sync.services import aggregate_reemit
 from strangler_sync.verify import VerifyError, verify_aggregate
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommandMixin, BaseCommand):
     help = "Compare an aggregate between source and follower via their /sync/checksums endpoints."
 
     def add_arguments(self, parser):
