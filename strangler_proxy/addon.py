@@ -17,6 +17,7 @@ response is ready and never delay it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import logging
@@ -55,6 +56,7 @@ from strangler_proxy.loader import RouteFileError, load_route_file, route_file_p
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
 from strangler_proxy.murmur import split_bucket
 from strangler_proxy.noise import noise_file_for, noise_registry_for
+from strangler_proxy.oversize import OversizeBodies
 from strangler_proxy.planes import PlaneRecord, plane_register, plane_unregister
 from strangler_proxy.read_your_writes import ReadYourWrites
 from strangler_proxy.recording import Recorder, exchange_record
@@ -146,6 +148,7 @@ class StranglerAddon:
         self.allowed_hosts: frozenset[str] = frozenset()
         self.connections = ConnectionGuard()
         self.read_your_writes = ReadYourWrites()
+        self.reload_listeners: list = []  # called with each reloaded table (on the watcher's thread)
         self._route_path: Path | None = None
 
     # -- options -----------------------------------------------------------------------------------------
@@ -235,10 +238,6 @@ class StranglerAddon:
         # The Host check needs the Host the client sent; mitmproxy's reverse mode rewrites it unless this is on.
         if not ctx.options.keep_host_header:
             ctx.options.keep_host_header = True
-        # The JSON 413 is given once a body is read; mitmproxy's own limit (checked as bytes arrive) bounds the
-        # memory an oversized or endless chunked body can take before that.
-        if self.table is not None and not ctx.options.body_size_limit:
-            ctx.options.body_size_limit = str(2 * self.table.settings.max_body_bytes + 65536)
         if self.table is not None:
             logger.info("strangler: serving %d routes from %s (digest %s)", len(self.table.routes),
                         self.table.source, self.table.digest[:12])
@@ -281,6 +280,8 @@ class StranglerAddon:
     def _reloaded(self, table: RouteTable) -> None:
         self._install(table)
         self._configure_noise()
+        for listener in self.reload_listeners:
+            listener(table)
         self.metrics.route_table_reloads.labels(result="ok").inc()
         logger.warning("strangler: route file reloaded: %d routes (digest %s)", len(table.routes), table.digest[:12])
 
@@ -313,10 +314,20 @@ class StranglerAddon:
             if refusal is not None:
                 status, code, message = refusal
                 self.metrics.rejections.labels(reason=code).inc()
+                self._proxy_answers(flow)
                 flow.response = error_response(status, code, message)
                 flow.response.headers["Connection"] = "close"
         except Exception as exc:
+            with contextlib.suppress(Exception):  # nothing may keep the refusal below from being set
+                self._proxy_answers(flow)
             self._hook_failed(flow, "requestheaders", exc)
+
+    def _proxy_answers(self, flow: http.HTTPFlow) -> None:
+        """A flow answered before it is routed still gets a request id and the route headers (response hook)."""
+        request_id = clean_request_id(folded_value(flow.request.headers.fields, b"x-request-id"))
+        state = flow.metadata[METADATA_KEY] = FlowState(table=self.table, request_id=request_id,
+                                                        started=time.monotonic())
+        state.upstream = PROXY_UPSTREAM
 
     async def request(self, flow: http.HTTPFlow) -> None:
         try:
@@ -355,7 +366,8 @@ class StranglerAddon:
         flow.metadata[METADATA_KEY] = state
         self.in_flight.enter(flow)
         http1 = request.data.http_version.startswith(b"HTTP/1")
-        refusal = self._refusal(flow, table, host=folded_value(fields, b"host") if http1 else request.host_header)
+        client_host = (folded_value(fields, b"host") if http1 else request.host_header) or ""  # one scan, used twice
+        refusal = self._refusal(flow, table, host=client_host)
         if refusal is not None:
             status, code, message = refusal
             self.metrics.rejections.labels(reason=code).inc()
@@ -395,7 +407,6 @@ class StranglerAddon:
             if plan is not None and plan.read_after is None:
                 decision = self.read_your_writes.decision_pinned(decision, plan)
         state.decision = decision
-        client_host = (folded_value(fields, b"host") if http1 else request.host_header) or ""
         # Clients are untrusted: their X-Forwarded-* are replaced, never appended to (as on the nginx plane).
         forwarded_for = info.client_addr
         # Re-frame: Transfer-Encoding went with the hop-by-hop headers and a Connection header may have named
@@ -406,7 +417,7 @@ class StranglerAddon:
         dropped = dropped_names(table.override.header, bool(framed), table.settings.identity.header)
         # The client's trace goes on as it is (with tracing on, ProxyTracing has put its own span's there); none or
         # an invalid one: a new trace starts here, so the upstream's spans always have a parent to join.
-        trace = traceparent_parse(folded_value(fields, b"traceparent")) or trace_start()
+        trace = traceparent_parse(headers.get("traceparent")) or trace_start()
         fields = request.headers.fields = fields_rewritten(fields, drop=dropped, set_to=(
             (REQUEST_ID_HEADER, request_id),
             ("traceparent", trace.traceparent),
@@ -728,6 +739,8 @@ def _target(url: str) -> tuple[bytes, str, int, str]:
     return parts.scheme.encode(), parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), parts.netloc
 
 
-_identity = IdentityAddon()
-# IdentityAddon's hooks run before StranglerAddon's, ProxyTracing's after (see their modules)
-addons = [_identity, StranglerAddon(identity=_identity), ProxyTracing()]
+identity = IdentityAddon()
+strangler = StranglerAddon(identity=identity)
+# IdentityAddon's hooks run before StranglerAddon's, ProxyTracing's after (see their modules); OversizeBodies
+# answers mitmproxy's own refusals.
+addons = [identity, strangler, ProxyTracing(), OversizeBodies(strangler)]

@@ -3,8 +3,14 @@
 A token is scoped and short-lived: ``v1.<upstream>.<methods>.<expiry>.<hex hmac-sha256>``, where ``methods`` is
 ``safe`` (GET, HEAD, OPTIONS) or ``any`` and ``expiry`` the UTC hour it stops working at (``YYYYMMDDHH``), at
 most MAX_LIFETIME_HOURS ahead. Expiry is on an hour so the nginx plane, which cannot compute an HMAC, can
-verify tokens with maps of the precomputed ones (see ``nginx_token_maps``). Both planes compare the header's
-bytes exactly: a different case, extra whitespace inside or a second header is no token.
+verify tokens with maps of the precomputed ones (see ``nginx_token_maps``). Both planes compare the token's
+bytes exactly: a different case or extra whitespace is no token.
+
+The token is the first comma-separated element of the header (``override_element``): nginx before 1.23 reads
+only the first of repeated headers and later versions join them with ", ", and no nginx config can see a second
+header line on 1.22, so refusing repeated headers cannot be done there. The first element of the first line is
+what every plane and nginx version reads alike (the mitmproxy plane joins repeats like nginx >= 1.23); a token
+never holds a comma. A second header thus never changes the decision of the first.
 """
 
 from __future__ import annotations
@@ -57,9 +63,15 @@ def override_token(secret: str, upstream: str, *, methods: str = "any", ttl: flo
     return _signed(secret, upstream, methods, _expiry_text(expiry))
 
 
+def override_element(value: str | None) -> str | None:
+    """The part of an override header value that is read as the token: up to its first comma."""
+    return value.split(",", 1)[0] if value else value
+
+
 def verify_override(secret: str | None, value: str | None, upstreams: Iterable[str], *, method: str,
                     now: float | None = None) -> str | None:
-    """The upstream a valid, unexpired token for ``method`` names, else None."""
+    """The upstream a valid, unexpired token for ``method`` names, else None (``value``: the header, repeats joined)."""
+    value = override_element(value)
     if not secret or not value:
         return None
     parts = value.split(".")

@@ -9,6 +9,7 @@ derandomized, so CI runs the same cases every time) to keep all four projects we
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,11 +18,17 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    positive_data_acceptance,
     response_schema_conformance,
     status_code_conformance,
 )
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+# positive_data_acceptance (a request the schema calls valid is not refused as bad input, 400/422) is not green yet:
+# the schemas are looser than the code (multipart bodies, unknown references answered 400, business rules). Opt in
+# with STRANGLER_SCHEMATHESIS_POSITIVE=1 to list what is left (docs/topics/security.md, "Not done").
+if os.environ.get("STRANGLER_SCHEMATHESIS_POSITIVE") == "1":
+    CHECKS.append(positive_data_acceptance)
 MAX_EXAMPLES = 8
 HYPOTHESIS_SETTINGS = settings(
     max_examples=MAX_EXAMPLES,

@@ -337,16 +337,21 @@ def _read_your_writes_map(table: RouteTable) -> str:
 def _override_maps(secret: str, table: RouteTable) -> str:
     """Maps verifying scoped, expiring override tokens (see strangler_proxy.override) into $strangler_forced.
 
-    nginx matches map strings ignoring case and, before 1.23, reads only the first of repeated headers: tokens
-    are lowercase, so a value with anything but [a-z0-9.] (an uppercase letter, or the ", " nginx >= 1.23 joins
-    repeated headers with) is no token. Freshness is a precomputed (expiry hour, current hour) pair.
+    nginx matches map strings ignoring case: tokens are lowercase, so a value with anything but [a-z0-9.] (an
+    uppercase letter, a space) is no token. nginx before 1.23 reads only the first of repeated headers and later
+    versions join them with ", ": the token is the value up to its first comma, as the mitmproxy plane reads it
+    (``override.override_element``), the same on every version. Freshness is a precomputed (expiry hour, current
+    hour) pair.
     """
-    header = f"$http_{_var_key(table.override.header)}"
+    raw = f"$http_{_var_key(table.override.header)}"
+    header = "$strangler_force_first"
+    first = (f"map {raw} {header} {{\n    \"~^(?<strangler_ff>[^,]*)\" $strangler_ff;\n    default \"\";\n}}\n")
     tokens, pairs = nginx_token_maps(secret, table.upstreams)
     token_lines = "".join(f"    {token} \"{'|'.join(scope)}\";\n" for token, scope in tokens.items())
     pair_lines = "".join(f"    \"{expiry}|{hour}\" 1;\n" for expiry, hour in pairs)
     safe = "|".join(sorted(SAFE_METHODS))
     return (
+        first +
         f"map {header} $strangler_token {{\n    default \"\";\n{token_lines}}}\n"
         f"map {header} $strangler_token_exact {{\n    \"~[^a-z0-9.]\" 0;\n    default 1;\n}}\n"
         "map $time_iso8601 $strangler_hour {\n"

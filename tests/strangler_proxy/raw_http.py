@@ -78,31 +78,38 @@ class RecordingUpstream:
 
 def exchange(port: int, raw: bytes, timeout: float = 20.0) -> tuple[int | None, bytes]:
     """Send raw bytes on a fresh connection: status and body of the first answer (None: closed without one)."""
+    status, _, body = exchange_with_headers(port, raw, timeout)
+    return status, body
+
+
+def exchange_with_headers(port: int, raw: bytes, timeout: float = 20.0) -> tuple[int | None, dict[str, str], bytes]:
+    """``exchange`` plus the answer's headers (lowercased names, the last of repeated ones)."""
     client = h11.Connection(h11.CLIENT)
     client.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))  # move h11 to awaiting a response
     client.send(h11.EndOfMessage())
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(raw)
-        status, body = None, b""
+        status, headers, body = None, {}, b""
         while True:
             try:
                 event = client.next_event()
             except h11.RemoteProtocolError:
-                return status, body
+                return status, headers, body
             if event is h11.NEED_DATA:
                 try:
                     data = sock.recv(65536)
                 except (ConnectionResetError, TimeoutError):
-                    return status, body
+                    return status, headers, body
                 client.receive_data(data)
                 if not data:
-                    return status, body
+                    return status, headers, body
             elif isinstance(event, h11.Response):
                 status = event.status_code
+                headers = {name.decode().lower(): value.decode("latin-1") for name, value in event.headers}
             elif isinstance(event, h11.Data):
                 body += event.data
             elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                return status, body
+                return status, headers, body
 
 
 def closed_by_server(sock: socket.socket, timeout: float) -> bool:

@@ -6,6 +6,7 @@ Service-bound requests are really sent (the addon's own client) to real HTTP ser
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import json
 import threading
@@ -17,6 +18,7 @@ from mitmproxy.test import taddons, tflow
 
 from strangler_proxy.addon import StranglerAddon
 from strangler_proxy.override import override_token
+from strangler_proxy.oversize import OversizeBodies
 from strangler_proxy.recording import read_recording
 from tests.waiting import WAIT_TIMEOUT
 
@@ -456,17 +458,36 @@ def test_running_freezes_the_startup_heap_out_of_the_collectors_sight(proxy):
     addon, tctx = proxy
     # mitmdump's proxyserver options, which taddons does not load
     tctx.options.add_option("keep_host_header", bool, False, "")
-    tctx.options.add_option("body_size_limit", str | None, None, "")
     gc.unfreeze()
     alive_at_start = [addon.table]
     try:
         assert any(o is alive_at_start for o in gc.get_objects())
         addon.running()
         assert tctx.options.keep_host_header  # the Host check needs the client's Host
-        assert tctx.options.body_size_limit == str(2 * 1000 + 65536)
         assert gc.get_freeze_count() > 0
         # What was alive at startup is out of the collected generations: full collections no longer rescan it.
         assert not any(o is alive_at_start for o in gc.get_objects())
         assert gc.isenabled()  # frozen, not switched off: new cycles are still collected
     finally:
         gc.unfreeze()
+
+
+def test_mitmproxys_body_limit_is_the_route_files_and_follows_reloads(proxy):
+    addon, tctx = proxy
+    tctx.options.add_option("body_size_limit", str | None, None, "")  # mitmdump's proxyserver option
+    oversize = OversizeBodies(addon)
+    oversize.running()  # as mitmproxy calls it: refused by content length (or bytes read) beyond exactly this
+    assert tctx.options.body_size_limit == "1000"
+    applied = []
+    oversize.loop = type("Loop", (), {"call_soon_threadsafe": lambda self, fn, *a: applied.append(fn(*a))})()
+    addon._reloaded(dataclasses.replace(addon.table, settings=dataclasses.replace(addon.table.settings,
+                                                                                  max_body_bytes=2000)))
+    assert applied and tctx.options.body_size_limit == "2000"
+
+
+def test_an_operators_body_size_limit_is_kept(proxy):
+    addon, tctx = proxy
+    tctx.options.add_option("body_size_limit", str | None, "5m", "")
+    oversize = OversizeBodies(addon)
+    oversize.running()
+    assert tctx.options.body_size_limit == "5m" and not oversize.owned

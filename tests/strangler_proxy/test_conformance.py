@@ -28,6 +28,7 @@ from tests.strangler_proxy.planes import (
     stop_process,
     wait_for_port,
 )
+from tests.strangler_proxy.raw_http import exchange_with_headers
 from tests.strangler_proxy.upstreams import NamedUpstream, free_port
 
 pytestmark = pytest.mark.nginx
@@ -507,3 +508,34 @@ def test_hidden_ops_paths_answer_the_same_json_404_on_every_plane(environment):
         assert reply.status == 404 and reply.headers["content-type"].startswith("application/json")
         assert json.loads(reply.body) == {"error": {"code": "not_found", "message": "Not found.", "details": {}}}
     assert len(upstreams["monolith"].requests) == before
+
+
+# Repeated override headers (issue 11): nginx 1.22 reads only the first line, later versions join the lines with ", ",
+# the mitmproxy plane joins them too; every plane reads the token up to the first comma (override.override_element).
+REPEATED_OVERRIDE_ROWS = [
+    ("first-valid", [_GOOD["catalog"], "junk"]),
+    ("second-valid", ["junk", _GOOD["catalog"]]),
+    ("first-empty", ["", _GOOD["catalog"]]),
+    ("one-line-token-then-junk", [_GOOD["catalog"] + ", junk"]),
+    ("two-valid-tokens", [_GOOD["orders"], _GOOD["catalog"]]),
+]
+
+
+@pytest.mark.parametrize(("name", "values"), REPEATED_OVERRIDE_ROWS, ids=[row[0] for row in REPEATED_OVERRIDE_ROWS])
+def test_repeated_override_headers_decide_alike_on_every_plane(environment, name, values):
+    table, _upstreams, clients = environment
+    want = expected_outcome(table, "GET", "/api/reviews/", {"X-Strangler-Force": ", ".join(values)})
+    lines = b"".join(b"X-Strangler-Force: " + value.encode() + b"\r\n" for value in values)
+    for plane, client in clients.items():
+        raw = b"GET /api/reviews/ HTTP/1.1\r\nHost: 127.0.0.1\r\n" + lines + b"Connection: close\r\n\r\n"
+        status, headers, _ = exchange_with_headers(client.port, raw)
+        assert (status, headers.get("x-upstream-name")) == want[:2], (plane, name)
+
+
+def test_repeated_override_rows_are_not_all_alike(environment):
+    """The rows above mean something only if the first line's token decides (forced) and a later one does not."""
+    table = environment[0]
+    served = {name: expected_outcome(table, "GET", "/api/reviews/", {"X-Strangler-Force": ", ".join(values)})[1]
+              for name, values in REPEATED_OVERRIDE_ROWS}
+    assert served["first-valid"] == served["one-line-token-then-junk"] == "catalog" != served["second-valid"]
+    assert served["two-valid-tokens"] == "orders"

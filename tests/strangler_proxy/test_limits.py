@@ -7,6 +7,7 @@ Timeouts are 2 s here; a test waits up to CLOSE_WAIT for the close, so a busy ma
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from strangler_proxy.loader import load_route_file, parse_route_text
 from strangler_proxy.nginx.render import NginxOptions, render_nginx
 from tests.strangler_proxy.planes import start_mitmdump, start_nginx, stop_process
-from tests.strangler_proxy.raw_http import RecordingUpstream, closed_by_server, exchange
+from tests.strangler_proxy.raw_http import RecordingUpstream, closed_by_server, exchange, exchange_with_headers
 from tests.strangler_proxy.upstreams import free_port
 
 pytestmark = pytest.mark.nginx
@@ -69,6 +70,13 @@ OVER_LIMIT = [
      413, "body_too_large"),
     ("body-chunked", b"POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
      + b"5dc\r\n" + b"b" * 1500 + b"\r\n0\r\n\r\n", 413, "body_too_large"),
+    # Over twice the limit: mitmproxy's own body_size_limit refuses these while reading (it used to answer HTML).
+    ("body-content-length-huge", b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 50000000\r\n\r\n"
+     + b"b" * 3000, 413, "body_too_large"),
+    ("body-chunked-huge", b"POST / HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+     + b"1000\r\n" + b"b" * 4096 + b"\r\n", 413, "body_too_large"),
+    ("header-line-and-huge-body", b"POST / HTTP/1.1\r\nHost: localhost\r\nCookie: " + b"c" * 3000
+     + b"\r\nContent-Length: 50000000\r\n\r\n", 431, None),
 ]
 
 
@@ -77,10 +85,12 @@ OVER_LIMIT = [
 def test_over_a_limit_is_a_json_refusal_and_nothing_is_forwarded(planes, plane, name, raw, status, code):
     ports, monolith = planes
     monolith.reset()
-    got, body = exchange(ports[plane], raw)
+    got, headers, body = exchange_with_headers(ports[plane], raw)
     assert got == status, (plane, got, body[:200])
+    assert headers["content-type"] == "application/json"
     error = json.loads(body)["error"]
     assert code is None or error["code"] == code
+    assert re.fullmatch(r"[0-9a-f]{32}", headers.get("x-request-id", "")), headers  # like every other answer
     assert monolith.requests == []
 
 

@@ -105,7 +105,8 @@ def test_overrides_are_precomputed_only_with_a_secret_and_always_stripped(tmp_pa
         for methods in ("safe", "any"):
             token = override_token("k", name, methods=methods)
             assert f'    {token} "{name}|{methods}|{token.split(".")[3]}";' in with_secret
-    assert "map $http_x_force_upstream $strangler_token {" in with_secret
+    assert "map $http_x_force_upstream $strangler_force_first {" in with_secret  # the token: up to the first comma
+    assert "map $strangler_force_first $strangler_token {" in with_secret
     assert with_secret.count('proxy_set_header X-Force-Upstream "";') == with_secret.count("proxy_pass ")
 
 
