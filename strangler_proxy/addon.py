@@ -48,6 +48,7 @@ from strangler_proxy.header_fields import (
     folded_value,
     without_hop_by_hop,
 )
+from strangler_proxy.hold import WriteHold
 from strangler_proxy.limits import ConnectionGuard, head_refusal
 from strangler_proxy.loader import RouteFileError, load_route_file, route_file_path
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
@@ -673,4 +674,5 @@ def _target(url: str) -> tuple[bytes, str, int, str]:
     return parts.scheme.encode(), parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), parts.netloc
 
 
-addons = [StranglerAddon()]
+# WriteHold first: a held write is answered before routing (strangler_proxy.hold).
+addons = [WriteHold(), StranglerAddon()]
