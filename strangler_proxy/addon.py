@@ -48,7 +48,7 @@ from strangler_proxy.header_fields import (
     folded_value,
     without_hop_by_hop,
 )
-from strangler_proxy.hold import WriteHold
+from strangler_proxy.hold import HoldClock, WriteHold
 from strangler_proxy.limits import ConnectionGuard, head_refusal
 from strangler_proxy.loader import RouteFileError, load_route_file, route_file_path
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
@@ -129,6 +129,7 @@ class StranglerAddon:
     def __init__(self) -> None:
         self.table: RouteTable | None = None
         self.metrics = ProxyMetrics()
+        self.hold_clock = HoldClock(self.metrics)
         self.breakers = BreakerBoard(on_change=self._breaker_changed)
         self.client = UpstreamClient()  # blocking: the shadow threads'
         self.service_client = AsyncUpstreamClient()  # on the event loop: service-bound requests
@@ -261,6 +262,7 @@ class StranglerAddon:
     def _install(self, table: RouteTable) -> None:
         # One attribute assignment: flows that already started keep the table they captured.
         self.table = table
+        self.hold_clock.installed(table)
 
     def _restart_watcher(self, interval: float) -> None:
         if self.watcher is not None:

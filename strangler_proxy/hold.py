@@ -45,6 +45,22 @@ def hold_response(table: RouteTable) -> http.Response:
     return response
 
 
+class HoldClock:
+    """Times each route's hold from the table that set it to the table that lifted it (write_hold_seconds)."""
+
+    def __init__(self, metrics):
+        self.metrics = metrics
+        self.since: dict[str, float] = {}
+
+    def installed(self, table: RouteTable) -> None:
+        now = time.monotonic()
+        held = {r.label for r in table.routes if r.hold is not None}
+        for label in held - set(self.since):
+            self.since[label] = now
+        for label in set(self.since) - held:
+            self.metrics.write_hold_seconds.labels(route=label).observe(now - self.since.pop(label))
+
+
 class WriteHold:
     """Holds writes of held routes; counts them and the time each waited (the proxy's /metrics)."""
 
@@ -58,7 +74,12 @@ class WriteHold:
         if self._table_source is None:
             main = ctx.master.addons.get("strangleraddon")
             self._table_source = (lambda: main.table) if main is not None else (lambda: None)
+            self._metrics = main.metrics if main is not None else None
         return self._table_source()
+
+    def _count(self, route: Route, outcome: str) -> None:
+        if getattr(self, "_metrics", None) is not None:
+            self._metrics.write_holds.labels(route=route.label, outcome=outcome).inc()
 
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
@@ -89,7 +110,9 @@ class WriteHold:
                 current = self._table()
                 if current is None or held_route(current, method=method, path=path) is None:
                     self.queued += 1
+                    self._count(route, "queued")
                     return
             table = self._table() or table
         self.held += 1
+        self._count(route, "held")
         flow.response = hold_response(table)

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from strangler_sync.conf import sync_settings
 from strangler_sync.errors import NotInTransaction, NotOwner, StaleEpoch
-from strangler_sync.models import Ownership
+from strangler_sync.models import AggregateVersion, AppliedVersion, Ownership
 
 
 def _seed_owners() -> dict[str, str]:
@@ -148,3 +148,19 @@ def ownership_set(*, aggregate_type: str, owner: str, epoch: int | None = None) 
             )
     return {"aggregate": aggregate_type, "owner": owner, "epoch": epoch,
             "previous_owner": before_owner, "previous_epoch": before_epoch}
+
+
+def ownership_watermark(*, aggregate_type: str) -> int:
+    """The sum over the type's aggregates of the newest version this project issued or applied: a flip's drain
+    is complete when the new owner's watermark reached the old owner's (a follower never has a version above
+    the owner's, so equal sums mean every aggregate is at the same version). One scan of the version rows."""
+    issued = connection.ops.quote_name(AggregateVersion._meta.db_table)
+    applied = connection.ops.quote_name(AppliedVersion._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COALESCE(SUM(v), 0) FROM (SELECT MAX(version) AS v FROM (SELECT aggregate_id, version FROM "
+            f"{issued} WHERE aggregate_type = %s UNION ALL SELECT aggregate_id, version FROM {applied} "
+            "WHERE aggregate_type = %s) AS known GROUP BY aggregate_id) AS newest",
+            [aggregate_type, aggregate_type],
+        )
+        return int(cursor.fetchone()[0])
