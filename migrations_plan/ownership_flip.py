@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 OWNERSHIP_PATH = "/sync/ownership/"
 DRAIN_TIMEOUT = float(os.environ.get("STRANGLER_FLIP_DRAIN_TIMEOUT", "120"))
+# Before fencing: writes the proxy forwarded just before the hold took effect finish on the old owner (a write
+# still in the old owner's app, before its transaction, when the fence lands answers 409). Not exact: see the doc.
+SETTLE_SECONDS = float(os.environ.get("STRANGLER_FLIP_SETTLE_SECONDS", "1"))
 
 
 def _states(bases: list[str], aggregates: list[str]) -> dict[str, dict]:
@@ -109,6 +112,7 @@ def ownership_flip(*, projects: tuple[str, ...], routes: Path, owners: dict[str,
         return {"epochs": {}, "flip_seconds": 0.0}
     by_project = {s["project"]: b for b, s in states.items()}
     started = time.monotonic()
+    time.sleep(SETTLE_SECONDS)
     for old in sorted({before[a] for a in moving}):
         group = [a for a in moving if before[a] == old]
         if old in by_project:  # 1. fence the old owner first
