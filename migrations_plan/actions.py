@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from migrations_plan.errors import ActionFailed, PlanConflict
+from migrations_plan.ownership_flip import hold_seconds_observe, ownership_current, ownership_flip
 from migrations_plan.routefile import route_file_apply
 from migrations_plan.spec import Action, CommandAction, OwnershipChange, Plan, RouteEdit, Step
 from servicekit.files import file_write_atomic
@@ -79,15 +81,22 @@ def _django_ready(plan: Plan) -> None:
     django_settings_setup(settings=plan.settings, workdir=plan.workdir)
 
 
-def _ownership_set(plan: Plan, owners: dict[str, str]) -> None:
+def _ownership_set(plan: Plan, owners: dict[str, str], routes: Path) -> dict:
+    """The fenced flip over HTTP on every project of `sync_projects` (migrations_plan.ownership_flip); a plan
+    without them flips in this process's database under its `settings` (one database shared by every project)."""
+    if plan.sync_projects:
+        return ownership_flip(projects=plan.sync_projects, routes=routes, owners=owners)
     _django_ready(plan)
     from strangler_sync.ownership import ownership_set
 
     for aggregate, owner in owners.items():
         ownership_set(aggregate_type=aggregate, owner=owner)
+    return {}
 
 
-def _ownership_get(plan: Plan, aggregates: list[str]) -> dict[str, str]:
+def _ownership_get(plan: Plan, aggregates: list[str], routes: Path) -> dict[str, str]:
+    if plan.sync_projects:
+        return ownership_current(projects=plan.sync_projects, routes=routes, aggregates=aggregates)
     _django_ready(plan)
     from strangler_sync.ownership import ownership_owner_get
 
@@ -118,9 +127,9 @@ def action_apply(*, plan: Plan, action: Action, routes: Path) -> dict:
         return {"type": "route", "prefix": action.prefix, "before": before, "after": after}
     if isinstance(action, OwnershipChange):
         after = dict(action.owners)
-        before = _ownership_get(plan, list(after))
-        _ownership_set(plan, after)
-        return {"type": "ownership", "before": before, "after": after}
+        before = _ownership_get(plan, list(after), routes)
+        flipped = _ownership_set(plan, after, routes)
+        return {"type": "ownership", "before": before, "after": after, **flipped}
     assert isinstance(action, CommandAction)
     _run(plan, list(action.argv), action.timeout)
     return {"type": "run", "argv": list(action.argv), "undo": list(action.undo) if action.undo else None,
@@ -128,19 +137,23 @@ def action_apply(*, plan: Plan, action: Action, routes: Path) -> dict:
 
 
 def change_undo(*, plan: Plan, change: dict, routes: Path) -> None:
+    if change["type"] == "hold":  # a report, not an action
+        return
     if change["type"] == "route":
         _route_edit(routes=routes, prefix=change["prefix"], changes=change["before"])
     elif change["type"] == "ownership":
-        _ownership_set(plan, change["before"])
+        _ownership_set(plan, change["before"], routes)
     elif change["undo"]:
         _run(plan, change["undo"], change.get("timeout", 600.0))
 
 
 def change_redo(*, plan: Plan, change: dict, routes: Path) -> None:
+    if change["type"] == "hold":
+        return
     if change["type"] == "route":
         _route_edit(routes=routes, prefix=change["prefix"], changes=change["after"])
     elif change["type"] == "ownership":
-        _ownership_set(plan, change["after"])
+        _ownership_set(plan, change["after"], routes)
     else:
         _run(plan, change["argv"], change.get("timeout", 600.0))
 
@@ -152,19 +165,40 @@ def change_describe(change: dict, *, undone: bool = False) -> str:
         return f"route {change['prefix']}: " + ", ".join(
             f"{k} {change[old][k]!r} -> {change[new][k]!r}" for k in change["after"])
     if change["type"] == "ownership":
-        return "ownership " + ", ".join(f"{a} {change[old][a]} -> {change[new][a]}" for a in change["after"])
+        epochs = change.get("epochs") or {}
+        return "ownership " + ", ".join(
+            f"{a} {change[old][a]} -> {change[new][a]}" + (f" (epoch {epochs[a]})" if a in epochs and not undone
+                                                          else "") for a in change["after"])
+    if change["type"] == "hold":
+        return f"writes held on {', '.join(change['routes'])} for {change['seconds']:.3f}s"
     if undone:
         return "ran " + " ".join(change["undo"]) if change["undo"] else "nothing to undo for " + " ".join(
             change["argv"])
     return "ran " + " ".join(change["argv"])
 
 
+def _hold_record(changes: list[dict], times: list[float]) -> dict | None:
+    """A `hold` record when route edits of the step set `hold` and later lifted it: the writes' hold length as
+    the planes served it (from the edit that held, each waited until every plane served it, to the lift)."""
+    held = [(i, c["prefix"]) for i, c in enumerate(changes) if c["type"] == "route" and c["after"].get("hold")]
+    lifted = [i for i, c in enumerate(changes)
+              if c["type"] == "route" and "hold" in c["after"] and not c["after"]["hold"]]
+    if not held or not lifted or max(lifted) < held[0][0]:
+        return None
+    return {"type": "hold", "routes": [prefix for _i, prefix in held],
+            "seconds": round(times[max(lifted)] - times[held[-1][0]], 3)}
+
+
 def step_apply(*, plan: Plan, step: Step, routes: Path) -> list[dict]:
-    """Apply every action in order; on a failure undo the ones already applied (reverse order), then raise."""
+    """Apply every action in order; on a failure undo the ones already applied (reverse order), then raise.
+
+    When route edits hold writes (`hold`) and a later one lifts the hold, a `hold` record says how long."""
     changes: list[dict] = []
+    times: list[float] = []
     for index, action in enumerate(step.actions, start=1):
         try:
             changes.append(action_apply(plan=plan, action=action, routes=routes))
+            times.append(time.monotonic())
         except ActionFailed as exc:
             undo_errors = _undo_all(plan, changes, routes)
             undone = f"undid the {len(changes)} earlier action(s)" if changes else "nothing was applied"
@@ -172,6 +206,10 @@ def step_apply(*, plan: Plan, step: Step, routes: Path) -> list[dict]:
                 undone = f"undoing the earlier actions failed too: {'; '.join(undo_errors)}"
             raise ActionFailed(f"step {step.name}: action {index} ({action.describe()}) failed: {exc}; "
                                f"{undone}") from exc
+    hold = _hold_record(changes, times)
+    if hold is not None:
+        changes.append(hold)
+        hold_seconds_observe(plan=plan.name, step=step.name, seconds=hold["seconds"])
     return changes
 
 

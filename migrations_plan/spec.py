@@ -10,7 +10,8 @@ from migrations_plan.gate_sources import ProxyMetricsSource
 
 # Keys a route action may set on a route of the route file (the rest of a route is never touched by plans).
 # `methods` lets writes follow an ownership flip on a route that took only reads (null: every method).
-ROUTE_KEYS: tuple[str, ...] = ("mode", "service", "weight", "shadow", "fallback", "timeout", "methods")
+# `hold` holds the route's writes at the proxy (an ownership flip's fence, strangler_proxy.hold).
+ROUTE_KEYS: tuple[str, ...] = ("mode", "service", "weight", "shadow", "fallback", "timeout", "methods", "hold")
 
 # Gate kinds. "min" gates wait until the value reaches the threshold; "max" gates fail when the value exceeds
 # it; both are unknown while there is no data, and an unknown gate never passes.

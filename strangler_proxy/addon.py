@@ -50,6 +50,7 @@ from strangler_proxy.header_fields import (
     folded_value,
     without_hop_by_hop,
 )
+from strangler_proxy.hold import HoldClock, WriteHold
 from strangler_proxy.identity import IdentityAddon, IdentityUnavailable
 from strangler_proxy.limits import ConnectionGuard, head_refusal
 from strangler_proxy.loader import RouteFileError, load_route_file, route_file_path
@@ -136,6 +137,7 @@ class StranglerAddon:
         self.identity = identity  # resolves the caller for service-bound requests (strangler_proxy.identity)
         self.table: RouteTable | None = None
         self.metrics = ProxyMetrics()
+        self.hold_clock = HoldClock(self.metrics)
         self.breakers = BreakerBoard(on_change=self._breaker_changed)
         self.client = UpstreamClient()  # blocking: the shadow threads'
         self.service_client = AsyncUpstreamClient()  # on the event loop: service-bound requests
@@ -266,6 +268,7 @@ class StranglerAddon:
     def _install(self, table: RouteTable) -> None:
         # One attribute assignment: flows that already started keep the table they captured.
         self.table = table
+        self.hold_clock.installed(table)
 
     def _restart_watcher(self, interval: float) -> None:
         if self.watcher is not None:
@@ -741,6 +744,6 @@ def _target(url: str) -> tuple[bytes, str, int, str]:
 
 identity = IdentityAddon()
 strangler = StranglerAddon(identity=identity)
-# IdentityAddon's hooks run before StranglerAddon's, ProxyTracing's after (see their modules); OversizeBodies
-# answers mitmproxy's own refusals.
-addons = [identity, strangler, ProxyTracing(), OversizeBodies(strangler)]
+# WriteHold first: a held write is answered before routing (strangler_proxy.hold). IdentityAddon's hooks run before
+# StranglerAddon's, ProxyTracing's after (see their modules); OversizeBodies answers mitmproxy's own refusals.
+addons = [WriteHold(), identity, strangler, ProxyTracing(), OversizeBodies(strangler)]

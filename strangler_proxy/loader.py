@@ -16,6 +16,7 @@ import yaml
 
 from strangler_proxy.spec import (
     ACCESS_LOG_MODES,
+    HOLD_MODES,
     MATCH_KINDS,
     MODES,
     OPS_PREFIXES,
@@ -354,6 +355,8 @@ _LIMITS = {
     "idle_timeout": (1, 3600, True),
     "max_connections_per_client": (0, 1000000, True),
     "breaker_window": (1, 3600, True),
+    "hold_retry_after": (1, 3600, True),
+    "hold_queue_seconds": (1, 300, True),
 }
 _SETTINGS = {"route_headers", "diff_endpoint", "access_log", "health_path", "noise", "upstream_allowlist",
              "trusted_proxies", "exposed_ops", "read_your_writes", "identity", *_LIMITS}
@@ -366,7 +369,7 @@ SETTING_LIMITS: dict[str, tuple[int, int, bool]] = _LIMITS
 
 _ROUTE_KEYS = {
     "prefix", "path", "pattern", "match", "methods", "mode", "service", "weight", "shadow", "fallback", "timeout",
-    "diff", "read_your_writes",
+    "diff", "read_your_writes", "hold",
 }
 
 
@@ -437,9 +440,15 @@ def _route(r: _Reader, index: int, node: yaml.Node, upstreams: dict[str, Upstrea
         if read_your_writes and mode not in ("canary", "service"):
             raise r.fail(items["read_your_writes"][1], f"{field}.read_your_writes",
                          "only canary and service routes send reads elsewhere than the monolith")
+    hold = None
+    hold_node = items["hold"][1] if "hold" in items else None
+    if hold_node is not None and not (isinstance(hold_node, yaml.ScalarNode) and hold_node.tag.endswith(":null")):
+        hold = r.string(hold_node, f"{field}.hold")
+        if hold not in HOLD_MODES:
+            raise r.fail(items["hold"][1], f"{field}.hold", f"must be one of {', '.join(HOLD_MODES)} (or null)")
     return Route(
         prefix=prefix, match=match, methods=methods, mode=mode, service=service, weight=weight, shadow=shadow,
-        fallback=fallback, timeout=timeout, diff=diff, read_your_writes=read_your_writes,
+        fallback=fallback, timeout=timeout, diff=diff, read_your_writes=read_your_writes, hold=hold,
         line=node.start_mark.line + 1,
     )
 

@@ -62,6 +62,15 @@ class ProxyMetrics:
             "Exceptions inside an addon hook; the request was answered 5xx/400 by the proxy, never forwarded.",
             ["hook", "error"], registry=self.registry,
         )
+        self.write_holds = Counter(
+            "strangler_proxy_write_holds_total",
+            "Writes held for an ownership flip (route `hold`), by outcome: held (answered 503) or queued (went on).",
+            ["route", "outcome"], registry=self.registry,
+        )
+        self.write_hold_seconds = Histogram(
+            "strangler_proxy_write_hold_seconds", "How long a route's writes were held (route file hold to lift).",
+            ["route"], buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300), registry=self.registry,
+        )
         self.route_table_reloads = Counter(
             "strangler_proxy_route_table_reloads_total", "Route file reloads, by result (ok, rejected).",
             ["result"], registry=self.registry,

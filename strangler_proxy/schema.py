@@ -115,6 +115,8 @@ def _route_schema() -> dict[str, Any]:
         "shadow": {"$ref": "#/$defs/shadow"},
         "timeout": {"minimum": 0.001, "maximum": 3600},
         "diff": {"$ref": "#/$defs/diff"},
+        "hold": {"enum": ["reject", "queue", None], "description": "hold writes on these paths (ownership flip): "
+                 "503 + Retry-After, or queue briefly (mitmproxy plane)"},
     })
     properties = route["properties"]
     properties["path"] = {"type": "string", **path, "description": "an exact path (same as prefix + match: exact)"}

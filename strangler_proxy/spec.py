@@ -49,6 +49,11 @@ class ShadowSpec:
     target: str | None = None  # upstream to mirror to; None = the route's other side
 
 
+HoldMode = Literal["reject", "queue"]
+HOLD_MODES: tuple[str, ...] = ("reject", "queue")
+HOLD_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # never held
+
+
 @dataclass(frozen=True)
 class Route:
     prefix: str  # the prefix, the exact path, or the pattern (see MatchKind)
@@ -64,6 +69,10 @@ class Route:
     # Reads of a client that just wrote go to a side that has applied the write (strangler_proxy.read_your_writes).
     # None: on for canary and service routes whose writes go elsewhere (methods not taking every write method).
     read_your_writes: bool | None = None
+    # Ownership flip (strangler_proxy.hold): writes (not GET/HEAD/OPTIONS) on the route's paths, whatever route
+    # serves them, answer 503 + Retry-After ("reject"), or wait up to settings.hold_queue_seconds for the hold to
+    # lift ("queue", mitmproxy plane; nginx answers 503). None: no hold.
+    hold: HoldMode | None = None
     line: int = 0  # line of the route in the route file
 
     @property
@@ -201,6 +210,10 @@ class ProxySettings:
     # nginx plane: seconds a service that failed (connect error or timeout) on a fallback route is skipped for
     # safe methods, which go straight to the monolith; then one request tries it again (nginx fail_timeout).
     breaker_window: int = 10
+    # A held write (route `hold`) is answered 503 with this Retry-After (seconds); a queued one waits at most
+    # hold_queue_seconds for the hold to lift (mitmproxy plane) before that answer.
+    hold_retry_after: int = 1
+    hold_queue_seconds: int = 10
     # Hosts (names, as written) and addresses/CIDRs upstreams and the diff endpoint may be on, besides loopback.
     # Link-local and cloud metadata addresses need an entry inside their own range (see loader.upstream_refusal).
     upstream_allowlist: tuple[str, ...] = ()

@@ -101,7 +101,7 @@ def _message(event: OutboxRow) -> ClaimedEvent:
     """The message the relay would send for this outbox row (relay.outbox_claim): one format on the wire."""
     return _claimed((None, event.message_id, event.event_type, event.aggregate_type, event.aggregate_id,
                      event.version, event.schema_version, event.occurred_at, event.origin, event.correlation_id,
-                     event.traceparent), json.dumps(event.payload))
+                     event.traceparent, None), json.dumps(event.payload))  # snapshots carry no epoch
 
 
 def _confirms_wait(confirms: BatchConfirms, *, upto: int, timeout: float) -> set[int]:
@@ -243,7 +243,8 @@ def _sql_batch(
         correlation_id = get_request_id() or ""
         if publish:  # the columns relay._claimed takes, then the payload's text
             cursor.execute(
-                "SELECT NULL, gen_random_uuid(), %s, %s, r.id::text, v.version, 1, %s, %s, %s, '', r.payload::text "
+                "SELECT NULL, gen_random_uuid(), %s, %s, r.id::text, v.version, 1, %s, %s, %s, '', NULL, "
+                "r.payload::text "
                 + source,
                 [event_type, config.name, now, sync_settings().origin, correlation_id, *params, config.name],
             )

@@ -3,7 +3,10 @@
 ``inbox_apply`` applies one message in one transaction (``inbox_apply_batch`` does the same for a
 batch with a few statements per batch): it locks the aggregate's AppliedVersion row, skips a message
 whose message_id is already in the inbox (duplicate) or whose version is not newer than the applied
-one (stale), otherwise runs the registered handler and records both rows. The broker message is acked
+one (stale), or whose ``epoch`` is older than the ownership epoch this project knows for its aggregate
+type (fenced: a stale owner's event; recorded in the inbox, counted under outcome "fenced", never applied:
+a retry could never succeed since epochs only grow, and reconciliation repairs from the current owner),
+otherwise runs the registered handler and records both rows. The broker message is acked
 only after that transaction committed, so a crash at any point means redelivery, and redelivery is
 harmless. A database that is down or refuses the transaction gives the batch back to the broker
 untouched (no attempt counted), so an outage never dead-letters anything.
@@ -64,6 +67,7 @@ from strangler_sync.conf import sync_settings
 from strangler_sync.errors import SchemaError
 from strangler_sync.handlers import SyncEvent, applying_synced_event, bulk_handler_get, handler_get
 from strangler_sync.models import AppliedVersion, DeadLetter, InboxMessage
+from strangler_sync.ownership import ownership_epoch_lock
 from strangler_sync.schemas import payload_validate
 
 logger = logging.getLogger(__name__)
@@ -74,6 +78,7 @@ DATABASE_TRANSIENT = (OperationalError, InterfaceError)
 APPLIED = "applied"
 DUPLICATE = "duplicate"
 STALE = "stale"
+FENCED = "fenced"  # emitted under an ownership epoch older than the one this project knows: never applied
 OWN = "own"  # an event this project emitted itself (its queue matches its own routing keys): nothing to do
 
 # the required keys of an envelope and their JSON types (strangler_sync/event-envelope.schema.json says the same)
@@ -93,6 +98,9 @@ def event_parse(*, envelope) -> SyncEvent:
         raise SchemaError("message body is not a JSON object")
     problems = {k: f"expected {t.__name__}" for k, t in ENVELOPE_FIELDS.items()
                 if not isinstance(envelope.get(k), t) or isinstance(envelope.get(k), bool)}
+    epoch = envelope.get("epoch")
+    if epoch is not None and (not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0):
+        problems["epoch"] = "expected a non-negative int (or no epoch)"
     if problems:
         raise SchemaError("malformed event envelope", details=problems)
     try:
@@ -115,6 +123,7 @@ def event_parse(*, envelope) -> SyncEvent:
         correlation_id=envelope.get("correlation_id") or "",
         # optional; an invalid one is ignored (as W3C asks of a traceparent header), never a reason to reject
         traceparent=parent.traceparent if (parent := traceparent_parse(envelope.get("traceparent"))) else "",
+        epoch=epoch,
     )
 
 
@@ -174,7 +183,7 @@ def _inbox_record(*, event: SyncEvent, outcome: str) -> bool:
 
 
 def inbox_apply(*, event: SyncEvent) -> str:
-    """Apply one event in one transaction; returns applied, duplicate, stale or own. Handler errors propagate.
+    """Apply one event in one transaction; returns applied, duplicate, stale, fenced or own. Handler errors propagate.
 
     Three statements besides the handler: lock-and-read the version row, insert the inbox row
     (ON CONFLICT DO NOTHING tells a duplicate), and bump the version when applied.
@@ -188,10 +197,12 @@ def inbox_apply(*, event: SyncEvent) -> str:
         # Lock order: the aggregate's version row first, so duplicates and versions of one aggregate serialise.
         applied_version = _applied_version_lock(aggregate_type=event.aggregate_type, aggregate_id=event.aggregate_id)
         outcome = STALE if event.version <= applied_version else APPLIED
+        if outcome == APPLIED and _fenced(event, {}):
+            outcome = FENCED
         if not _inbox_record(event=event, outcome=outcome):
             return DUPLICATE
-        if outcome == STALE:
-            return STALE
+        if outcome != APPLIED:
+            return outcome
         with applying_synced_event(event):
             handler(event=event)
         AppliedVersion.objects.filter(aggregate_type=event.aggregate_type, aggregate_id=event.aggregate_id).update(
@@ -262,6 +273,22 @@ def first_copy_claim(*, aggregate_type: str, copied: dict[str, int | None]) -> s
     return allowed
 
 
+def _fenced(event: SyncEvent, epochs: dict[str, int]) -> bool:
+    """True when the event's epoch is older than the one this project knows for its aggregate type (the
+    ownership row, locked shared until the apply commits; `epochs` caches it per batch). An event without an
+    epoch (old publisher, capture trigger) is not fenced."""
+    if event.epoch is None:
+        return False
+    if event.aggregate_type not in epochs:
+        epochs[event.aggregate_type] = ownership_epoch_lock(aggregate_type=event.aggregate_type)
+    if event.epoch >= epochs[event.aggregate_type]:
+        return False
+    logger.warning("sync fenced %s %s:%s v%s from %s: epoch %s < %s", event.event_type, event.aggregate_type,
+                   event.aggregate_id, event.version, event.origin, event.epoch, epochs[event.aggregate_type],
+                   extra={"message_id": event.message_id, "outcome": FENCED})
+    return True
+
+
 class InboxConflict(RuntimeError):
     """A message judged applicable is already in the inbox (an applied version older than its inbox row)."""
 
@@ -305,6 +332,7 @@ def inbox_apply_batch(*, events: list[SyncEvent]) -> list[str]:
         seen = {str(m) for m in InboxMessage.objects.filter(message_id__in=list(ids.values())).values_list(
             "message_id", flat=True)}
     inbox_rows, to_apply = [], []
+    epochs: dict[str, int] = {}
     for index, event in sorted(candidates, key=lambda item: (item[1].aggregate_type, item[1].aggregate_id,
                                                              item[1].version)):
         key = (event.aggregate_type, event.aggregate_id)
@@ -314,6 +342,8 @@ def inbox_apply_batch(*, events: list[SyncEvent]) -> list[str]:
         seen.add(ids[index])
         if event.version <= current[key]:
             outcomes[index] = STALE
+        elif _fenced(event, epochs):
+            outcomes[index] = FENCED
         else:
             outcomes[index] = APPLIED
             current[key] = event.version

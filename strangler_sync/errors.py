@@ -42,3 +42,9 @@ class SchemaError(InvalidInput):
 
 class UnknownAggregate(NotFound):
     code = "unknown_aggregate"
+
+
+class StaleEpoch(Conflict):
+    """An ownership flip asked for an epoch below the one this project already has (409 ``stale_epoch``)."""
+
+    code = "stale_epoch"

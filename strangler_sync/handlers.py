@@ -57,6 +57,7 @@ class SyncEvent:
     origin: str
     correlation_id: str
     traceparent: str = ""  # W3C trace context of the write that emitted it; "" from old publishers
+    epoch: int | None = None  # the owner's ownership epoch; None from old publishers and capture triggers
 
     @property
     def aggregate_id_int(self) -> int:

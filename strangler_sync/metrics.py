@@ -17,7 +17,7 @@ PUBLISH_FAILURES = Counter("strangler_sync_publish_failures_total", "Failed publ
 DEAD_ROWS = Counter("strangler_sync_outbox_died", "Outbox rows that became dead", ["origin"])
 CONSUMED = Counter(
     "strangler_sync_consumed_total",
-    "Messages handled by the consumer, by outcome (applied, duplicate, stale, failed, dead_lettered)",
+    "Messages handled by the consumer, by outcome (applied, duplicate, stale, fenced, failed, dead_lettered)",
     ["queue", "event_type", "outcome"],
 )
 LAG = Histogram(

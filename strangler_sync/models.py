@@ -30,6 +30,9 @@ class OutboxEvent(models.Model):
     correlation_id = models.CharField(max_length=128, blank=True, default="")
     # W3C traceparent of the write that emitted the event ("" when none): the consumer continues that trace
     traceparent = models.CharField(max_length=55, blank=True, default="", db_default="")
+    # The owner's ownership epoch of the aggregate type when the write committed (null: written by a capture
+    # trigger or before epochs existed); followers refuse events older than the epoch they know.
+    epoch = models.PositiveBigIntegerField(null=True, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
@@ -73,6 +76,7 @@ class InboxMessage(models.Model):
     class Outcome(models.TextChoices):
         APPLIED = "applied", "Applied"
         STALE = "stale", "Stale (an equal or newer version was already applied)"
+        FENCED = "fenced", "Fenced (emitted under an ownership epoch older than this project knows)"
 
     message_id = models.UUIDField(unique=True)
     event_type = models.CharField(max_length=100)
@@ -171,3 +175,20 @@ class ReconcileState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.aggregate_type} -> {self.follower}: {self.last_status}"
+
+
+class Ownership(models.Model):
+    """Who writes an aggregate type in this project's view, and since which epoch (``strangler_sync.ownership``).
+
+    One row per aggregate type, in the project's own database: every write's transaction locks it (shared)
+    and checks it, a flip locks it exclusively and moves ``epoch`` up by one (on every project of the
+    migration, to the same number), so no write commits on the old owner after its flip.
+    """
+
+    aggregate_type = models.CharField(max_length=60, unique=True)
+    owner = models.CharField(max_length=60)
+    epoch = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.aggregate_type}: {self.owner} (epoch {self.epoch})"

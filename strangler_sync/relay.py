@@ -68,7 +68,8 @@ logger = logging.getLogger(__name__)
 
 
 def event_envelope(event: OutboxEvent) -> dict:
-    """The wire format; ``traceparent`` is optional (only when the write had one), old envelopes lack it."""
+    """The wire format; ``traceparent`` is optional (only when the write had one), old envelopes lack it;
+    ``epoch`` (the owner's ownership epoch) is optional too (capture triggers and old rows have none)."""
     envelope = {
         "message_id": str(event.message_id),
         "event_type": event.event_type,
@@ -83,6 +84,8 @@ def event_envelope(event: OutboxEvent) -> dict:
     }
     if event.traceparent:
         envelope["traceparent"] = event.traceparent
+    if getattr(event, "epoch", None) is not None:
+        envelope["epoch"] = event.epoch
     return envelope
 
 
@@ -100,14 +103,14 @@ class ClaimedEvent:
 
 
 _CLAIM_FIELDS = ["id", "message_id", "event_type", "aggregate_type", "aggregate_id", "version", "schema_version",
-                 "occurred_at", "origin", "correlation_id", "traceparent"]
+                 "occurred_at", "origin", "correlation_id", "traceparent", "epoch"]
 
 
 def _claimed(row: tuple, payload_json: str) -> ClaimedEvent:
     """A ClaimedEvent from the _CLAIM_FIELDS values: event_envelope as JSON, the payload spliced in as the
     JSON text it already is."""
     id_, message_id, event_type, aggregate_type, aggregate_id, version, schema_version, occurred_at, origin, \
-        correlation_id, traceparent = row
+        correlation_id, traceparent, epoch = row
     message_id = str(message_id)
     head = {
         "message_id": message_id, "event_type": event_type, "aggregate_type": aggregate_type,
@@ -116,6 +119,8 @@ def _claimed(row: tuple, payload_json: str) -> ClaimedEvent:
     }
     if traceparent:  # as event_envelope: optional
         head["traceparent"] = traceparent
+    if epoch is not None:  # as event_envelope: optional (capture triggers and old rows have none)
+        head["epoch"] = epoch
     head = json.dumps(head)
     return ClaimedEvent(
         id=id_, event_type=event_type, message_id=message_id, correlation_id=correlation_id, traceparent=traceparent,

@@ -21,6 +21,7 @@ from strangler_sync.conf import sync_settings
 from strangler_sync.errors import NotInTransaction
 from strangler_sync.handlers import current_synced_event
 from strangler_sync.models import AggregateVersion, AppliedVersion, OutboxEvent
+from strangler_sync.ownership import ownership_fence
 from strangler_sync.read_your_writes import written_position_note
 from strangler_sync.schemas import payload_validate
 
@@ -73,6 +74,8 @@ def event_publish(
 
     The payload must be the aggregate's full state after the change (validated against its schema).
     ``version`` is issued here (per aggregate, +1); snapshot events pass the current version instead.
+    Refuses (NotOwner, rolling the write back) unless this project owns the aggregate type, checked under the
+    ownership row's lock (``ownership_fence``); the event carries the owner's epoch.
     Returns None (writes nothing) while a synced event is being applied: followers never echo events; and
     for the change events of an aggregate with ``capture="automatic"``, whose triggers already wrote the row
     (so write paths that still publish need no change when an aggregate switches). Snapshots and
@@ -82,6 +85,9 @@ def event_publish(
         raise NotInTransaction(f"event_publish({event_type!r}) must run inside the write's transaction.atomic()")
     if current_synced_event() is not None:
         return None
+    # The fence: this transaction holds the ownership row (shared) until it commits, so it either commits
+    # before a flip of the aggregate type or sees the flip and raises NotOwner (the write rolls back).
+    epoch = ownership_fence(aggregate_type=aggregate_type)
     aggregate, action = aggregate_of_event(event_type=event_type)
     if aggregate is not None and aggregate.capture == AUTOMATIC and action != SNAPSHOT and not repair:
         return None
@@ -96,7 +102,7 @@ def event_publish(
     now = timezone.now()
     fields = dict(event_type=event_type, aggregate_type=aggregate_type, aggregate_id=aggregate_id, version=version,
                   payload=payload, schema_version=schema_version, occurred_at=now, origin=config.origin,
-                  correlation_id=get_request_id() or "", next_attempt_at=now)
+                  correlation_id=get_request_id() or "", epoch=epoch, next_attempt_at=now)
     trace = current_trace.get()
     if trace is not None and tracing_on():
         # the write's own span: the relay's and the consumers' spans are its children (the envelope names it)

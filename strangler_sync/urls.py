@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from strangler_sync.ownership_views import OwnershipView
 from strangler_sync.reconcile_views import ReconcileStateView
 from strangler_sync.relay_views import RelayStateView
 from strangler_sync.views import ChecksumView
@@ -12,4 +13,5 @@ urlpatterns = [
     path("checksums/<slug:aggregate>/", ChecksumView.as_view(), name="checksums"),
     path("relay/", RelayStateView.as_view(), name="relay"),
     path("reconcile/", ReconcileStateView.as_view(), name="reconcile"),
+    path("ownership/", OwnershipView.as_view(), name="ownership"),
 ]

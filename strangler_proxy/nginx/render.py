@@ -36,6 +36,7 @@ from strangler_proxy.routing import route_match, route_rank, shadow_target
 from strangler_proxy.shadow import SHADOW_HEADER
 from strangler_proxy.spec import (
     CONNECTION_TOKENS,
+    HOLD_SAFE_METHODS,
     HOST_PATTERN,
     MIRROR_PRIMARY_HEADER,
     MIRROR_ROUTE_HEADER,
@@ -250,6 +251,32 @@ def _ops_guard(exposed: tuple[str, ...]) -> str:
     alternatives = "|".join(hidden)  # plain letters after the slash: nothing to escape
     return (f"        if ($uri ~ \"^(?:{alternatives})(?:/|$)\") {{\n"
             f"            {_json_return(404, 'not_found', OPS_HIDDEN_MESSAGE)}\n        }}\n")
+
+
+def _hold_map(table: RouteTable) -> str:
+    """$strangler_hold: the Retry-After seconds for a write under a held route (strangler_proxy.hold), else ""."""
+    held = [r for r in table.routes if r.hold is not None]
+    if not held:
+        return ""
+    safe = "|".join(sorted(HOLD_SAFE_METHODS))
+    lines = []
+    for route in sorted(held, key=lambda r: -len(r.prefix)):
+        path = route.pattern_source[1:] if route.match == "pattern" else re.escape(route.prefix)
+        lines.append(f'    "~^(?!(?:{safe}):)[^:]*:{path}{"$" if route.match == "exact" else ""}" '
+                     f'{table.settings.hold_retry_after};\n')
+    return f"map \"$request_method:$uri\" $strangler_hold {{\n    default \"\";\n{''.join(lines)}}}\n"
+
+
+def _hold_guard(table: RouteTable) -> str:
+    """Writes under a held route answer 503 + Retry-After before any location (both hold modes: nginx cannot
+    queue); the server-level add_header applies to this answer (no location was chosen)."""
+    if not any(r.hold is not None for r in table.routes):
+        return ""
+    retry = table.settings.hold_retry_after
+    message = f"Writes here are held for a moment (ownership flip); retry in {retry}s."
+    return ("        add_header Retry-After $strangler_hold always;  # empty (not sent) unless held\n"
+            "        if ($strangler_hold) {\n"
+            f"            {_json_return(503, 'write_hold', message)}\n        }}\n")
 
 
 _BREAKER_SUFFIX = "_breaker"
@@ -795,7 +822,7 @@ http {{
     }}
     # Signed overrides: only precomputed tokens name an upstream; anything else is ignored (and never forwarded).
 {indent(overrides)}
-{indent("".join(self.http.values()))}
+{indent(_hold_map(table))}{indent("".join(self.http.values()))}
 {indent(identity_http(table, temp_path(opts, 'identity_cache')))}
 {host_guard}{_admin_server(opts, table.digest)}    server {{
         listen {opts.listen}{routing_default};
@@ -814,7 +841,7 @@ http {{
 {url_limit}{host_syntax}{_ops_guard(table.settings.exposed_ops)}        if ($strangler_connection_refused) {{
             {_json_return(400, "connection_header_refused", "The Connection header may only name hop-by-hop headers.")}
         }}
-{indent(indent(limit_pages))}
+{_hold_guard(table)}{indent(indent(limit_pages))}
 {indent(server_body)}    }}
 }}
 """

@@ -89,8 +89,13 @@ class Walk:
         return next(r for r in document["routes"] if r.get("prefix") == prefix)
 
     def owners(self) -> dict:
-        path = Path(self.state["ownership_file"])
-        return json.loads(path.read_text())["owners"] if path.exists() else {}
+        """Who owns what, as both projects say it (each in its own database): they must agree, epochs too."""
+        seen = {}
+        for project in ("monolith", "catalog"):
+            answer = requests.get(f"{self.state['projects'][project]}/sync/ownership/", timeout=10).json()
+            seen[project] = {o["aggregate"]: (o["owner"], o["epoch"]) for o in answer["owners"]}
+        assert seen["monolith"] == seen["catalog"], seen
+        return {aggregate: owner for aggregate, (owner, _epoch) in seen["monolith"].items()}
 
     def count(self, project: str, aggregate: str) -> int:
         url = f"{self.state['projects'][project]}/sync/checksums/{aggregate}/"

@@ -15,6 +15,7 @@ from migrations_plan.loader import load_plan
 from migrations_plan.services import plan_advance, plan_freeze, plan_rollback, plan_unfreeze, plan_watch
 from migrations_plan.state import history_read, state_load
 from strangler_proxy.loader import DEFAULT_ROUTE_FILE, load_route_file
+from strangler_sync.ownership import ownership_map
 
 from .procs import REPO, plan_cli
 
@@ -55,7 +56,8 @@ steps:
 
 
 @pytest.fixture
-def ownership_file(tmp_path, settings):
+def ownership_file(tmp_path, settings, db):
+    """A plan without sync_projects flips in this process's database (the seed file stays absent)."""
     path = tmp_path / "ownership.json"
     settings.STRANGLER_SYNC = {**settings.STRANGLER_SYNC, "OWNERSHIP_FILE": str(path)}
     return path
@@ -72,7 +74,8 @@ def route(routes_file, prefix: str):
 
 
 def owners(path) -> dict:
-    return json.loads(path.read_text())["owners"] if path.exists() else {}
+    assert not path.exists()  # only a seed: the flip writes the database
+    return ownership_map()
 
 
 def test_walk_forward_to_the_end_and_back(tmp_path, routes_file, state_dir, ownership_file):

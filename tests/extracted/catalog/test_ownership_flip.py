@@ -58,8 +58,11 @@ def test_service_owned_writes_reach_the_monolith(tmp_path, broker_env):
                 env=monolith_env)
     live.manage(live.CATALOG_MANAGE, "migrate", "--noinput", "-v", "0", env=service_env)
     live.manage(live.CATALOG_MANAGE, "catalog_import", str(dump), env=service_env)
-    # The runbook: flip ownership (one file both projects read), then allocate ids above the monolith's.
-    live.manage(live.CATALOG_MANAGE, "sync_ownership", "--set", "product=catalog", "--set", "category=catalog",
+    # The runbook: flip ownership in both projects' databases (the old owner first, one epoch), then allocate ids
+    # above the monolith's.
+    live.manage(live.MONOLITH_MANAGE, "sync_ownership", "--set", "product=catalog@1", "--set", "category=catalog@1",
+                env=monolith_env)
+    live.manage(live.CATALOG_MANAGE, "sync_ownership", "--set", "product=catalog@1", "--set", "category=catalog@1",
                 env=service_env)
     live.manage(live.CATALOG_MANAGE, "catalog_id_sequences", "--headroom", "100", env=service_env)
 

@@ -85,7 +85,9 @@ def test_follow_then_flip_then_lead(tmp_path, broker_env):
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "not_owner"
 
         # the flip (no checkout in flight), then the service leads and the monolith follows
-        live.manage(INVENTORY_MANAGE, "sync_ownership", "--set", "stock=inventory", env=service_env)
+        # each project keeps ownership in its own database: the old owner first (it stops writing), same epoch
+        live.manage(live.MONOLITH_MANAGE, "sync_ownership", "--set", "stock=inventory@1", env=monolith_env)
+        live.manage(INVENTORY_MANAGE, "sync_ownership", "--set", "stock=inventory@1", env=service_env)
         consumers.append(_background(live.MONOLITH_MANAGE, "sync_consume", env=monolith_env,
                                      log=tmp_path / "m-consume.log"))
         auth = {**HOST, "Authorization": f"Bearer {TOKEN}"}

@@ -174,7 +174,9 @@ def test_a_browser_session_of_the_monolith_is_recognised_and_csrf_checked(stack)
 @pytest.mark.slow
 def test_after_the_flip_service_writes_reach_the_monolith_and_its_product_page(stack):
     monolith, service = stack["monolith"], stack["service"]
-    live.manage(REVIEWS_MANAGE, "sync_ownership", "--set", "review=reviews", env=stack["service_env"])
+    # each project keeps ownership in its own database: the old owner first (it stops writing), same epoch
+    live.manage(live.MONOLITH_MANAGE, "sync_ownership", "--set", "review=reviews@1", env=stack["monolith_env"])
+    live.manage(REVIEWS_MANAGE, "sync_ownership", "--set", "review=reviews@1", env=stack["service_env"])
     live.manage(REVIEWS_MANAGE, "reviews_id_sequences", "--headroom", "100", env=stack["service_env"])
     listed = _get(monolith, "/api/products/?page_size=100")[1]["results"]
     mine = {r["product"] for r in requests.get(f"{monolith}/api/reviews/?page_size=100", headers=HOST,

@@ -80,7 +80,7 @@ class ServiceDatabase:
 
 
 class InventoryService:
-    """migrate + runserver of extracted/inventory, owning stock per the shared ownership file."""
+    """migrate + runserver of extracted/inventory, owning stock per its ownership seed file."""
 
     def __init__(self, workdir: Path, *, ownership_file: Path):
         self.workdir = workdir

@@ -31,7 +31,10 @@ TIMEOUT = 5.0
 
 @pytest.fixture(scope="module")
 def ownership_file(tmp_path_factory):
-    return tmp_path_factory.mktemp("ownership") / "ownership.json"
+    """The service's seed: it owns stock from its start (the monolith's side is flipped in its test database)."""
+    path = tmp_path_factory.mktemp("ownership") / "ownership.json"
+    path.write_text('{"owners": {"stock": "inventory"}}')
+    return path
 
 
 @pytest.fixture(scope="module")
