@@ -165,7 +165,7 @@ def object_section(title: str, node: dict, anchors: dict[str, str], level: int) 
 def schema_page(*, title: str, schema_path: str, intro: str) -> str:
     schema = json.loads((ROOT / schema_path).read_text(encoding="utf-8"))
     defs = schema.get("$defs", {})
-    anchors = {name: f"{name.replace('_', '-')}" for name in defs}
+    anchors = {name: name for name in defs}  # the toc extension keeps underscores in a heading's slug
     out = [banner(f"`{schema_path}`"), f"# {title}\n", intro.strip() + "\n"]
     if schema.get("description"):
         out.append(schema["description"] + "\n")

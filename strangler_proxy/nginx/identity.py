@@ -109,4 +109,7 @@ def identity_locations(table: RouteTable, *, host_expr: str, timeout_ms: str,
             "proxy_ignore_headers Cache-Control Expires Set-Cookie Vary X-Accel-Expires;",
             "proxy_cache_lock on;",  # one lookup for concurrent requests with the same credentials
         ]
-    return {IDENTITY_LOCATION: body, IDENTITY_UNAVAILABLE: [unavailable]}
+    # The variable the maps read is set by the locations that proxy to a service; this (harmless) set declares it
+    # for a table none of whose routes does yet, which nginx would otherwise refuse as an unknown variable.
+    # Not at server level: auth_request's subrequest shares the variables and would run it again, blanking them.
+    return {IDENTITY_LOCATION: body, IDENTITY_UNAVAILABLE: ['set $strangler_identity_for "";', unavailable]}
