@@ -183,12 +183,18 @@ def capture_applying() -> bool:
 
 @contextlib.contextmanager
 def capture_silenced():
-    """Inside a transaction: the block's writes are not captured (the consumer's applying marker). For
-    operations that are no change of an aggregate, such as ``manage.py flush`` emptying every table."""
-    if capture_applying():
-        with capture_setting_cleared(APPLYING_SETTING):
-            yield
-    else:
+    """Inside a transaction: the block's writes are not captured (the consumer's applying marker), whatever the
+    declarations say now (triggers installed by migrations stay silent too). For operations that are no change
+    of an aggregate, such as ``manage.py flush`` emptying every table."""
+    from strangler_sync.capture_sqlite import CONTEXT_TABLE
+
+    installed = connection.vendor == "postgresql" or (
+        connection.vendor == "sqlite" and CONTEXT_TABLE in connection.introspection.table_names())
+    if not (installed and connection.in_atomic_block):
+        yield
+        return
+    _set(APPLYING_SETTING, "on", local=True)
+    with capture_setting_cleared(APPLYING_SETTING):
         yield
 
 

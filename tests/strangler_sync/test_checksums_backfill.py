@@ -22,7 +22,8 @@ from strangler_sync.verify import MAX_BUCKETS, VerifyError, verify_aggregate
 from tests.strangler_sync.conftest import drain_queue, make_product, product_payload
 from tests.verify_token import verify_headers
 
-pytestmark = pytest.mark.django_db
+# product events are published by hand here: product as an explicit aggregate (conftest.explicit_product)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("explicit_product")]
 
 
 def test_bucket_bounds_partition_the_range():
