@@ -104,9 +104,8 @@ def _backfill_once(supervisor: Supervisor, stack: Stack, *, timeout: float) -> N
         if not missing:
             continue
         started = time.monotonic()
-        for aggregate in missing:
-            _short(supervisor, stack, monolith, f"backfill-{service.name}-{aggregate}", "sync_backfill",
-                   "--aggregate", aggregate, "--no-progress")
+        _short(supervisor, stack, monolith, f"backfill-{service.name}", "sync_backfill",
+               *[arg for aggregate in missing for arg in ("--aggregate", aggregate)], "--no-progress")
         deadline = time.monotonic() + timeout
         for aggregate, source in wanted.items():
             while (copied := _count(stack, stack.url(service), aggregate)) < source:
