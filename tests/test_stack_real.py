@@ -37,8 +37,8 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.nginx, pytest.mark.slow]
 
-# Create the product the way monolith.catalog.services does, with its event in the same transaction. The
-# monolith's catalog services do not record product events yet, so record the one they would when missing.
+# Create the product the way monolith.catalog.services does, with its event in the same transaction (the
+# product's capture triggers write it; the fallback below only matters on a checkout without them).
 CREATE_PRODUCT = """
 import json
 from django.db import transaction
