@@ -5,6 +5,8 @@ Measures, in one run, side by side:
   * raw broker publish rate (kombu, publisher confirms), the ceiling for the relay
   * throughput: a backlog of outbox rows until all are applied in the follower's database
   * lag at a steady offered rate (default 1,000 events/s): commit (occurred_at) -> applied, p50/p99
+  * both again with the events written by the product's capture triggers (``--writes``, default both):
+    product rows inserted / updated in SQL, no outbox write of the bench's own
   * backfill rows/s (snapshots into the outbox, and straight to the broker)
   * verify time for N rows on each side (HTTP checksums, bucket drill-down), clean and with 3 differences
 
@@ -134,6 +136,45 @@ while time.perf_counter() - started < duration:
 print(json.dumps({{"sent": sent, "seconds": time.perf_counter() - started}}))
 """
 
+# Runs inside the monolith: the same backlog written by automatic capture (the monolith's product aggregate has
+# capture="automatic"): one INSERT of the product rows in one transaction, whose triggers issue the versions
+# and write the outbox rows. Ids from {first} on, apart from the explicit backlog's.
+PRELOAD_CAPTURED = """
+import json, time
+from django.db import connection, transaction
+with transaction.atomic(), connection.cursor() as cursor:
+    cursor.execute(
+        "INSERT INTO catalog_product ({columns}) SELECT g, 'B-' || g, 'b-' || g, 'Bench ' || g, '', 9.99, 'USD', "
+        "true, '[]'::jsonb, NULL, now(), now() FROM generate_series(%s, %s) AS g", [{first}, {first} + {count} - 1])
+print(json.dumps({{"preloaded": {count}, "committed_at": time.time()}}))
+"""
+
+# Runs inside the monolith: STEADY_WRITER's load as plain product UPDATEs (one statement per 10 ms tick, every
+# chosen row a new name); the capture triggers write each row's product.updated event.
+STEADY_WRITER_CAPTURED = """
+import json, random, time
+from django.db import connection, transaction
+rate, duration, per_tick = {rate}, {duration}, max(1, {rate} // 100)
+tick = per_tick / rate
+rng = random.Random({seed})
+ids = [i for i in range({first}, {last} + 1) if i % {writers} == {seed}]
+started = time.perf_counter()
+sent = 0
+next_at = started
+while time.perf_counter() - started < duration:
+    chosen = sorted(rng.sample(ids, per_tick))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE catalog_product SET name = 'Bench ' || id || ' ' || %s, updated_at = now() "
+                       "WHERE id = ANY(%s)", [str(sent), chosen])
+    sent += len(chosen)
+    next_at += tick
+    delay = next_at - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+print(json.dumps({{"sent": sent, "seconds": time.perf_counter() - started}}))
+"""
+CAPTURED_FIRST = 10_000_001  # the captured variant's product ids
+
 # Runs inside the monolith: the same rows three ways, each starting without outbox rows or product versions:
 # into the outbox (one INSERT .. SELECT per batch on PostgreSQL), the same through the Python path (what
 # every other database and SNAPSHOT-function aggregates use), and straight to the broker.
@@ -220,8 +261,10 @@ def embedded_publish_rate(n: int, *, broker: str, folder: Path) -> float:
 
 
 def seed_products(dsn: str, table: str, n: int) -> float:
+    """n product rows in one INSERT; not captured (bench data, not a measured write: no trigger runs)."""
     started = time.perf_counter()
-    with pg(dsn) as conn:
+    with pg(dsn) as conn, conn.transaction():
+        conn.execute("SET LOCAL session_replication_role = replica")
         conn.execute(
             f"INSERT INTO {table} ({PRODUCT_COLUMNS}) SELECT g, 'V-' || g, 'v-' || g, 'Verify ' || g, '', "
             "(g %% 1000) + 0.99, 'USD', true, '[]'::jsonb, NULL, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z' "
@@ -238,6 +281,74 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+def pipeline_run(monolith, catalog, *, size: dict, args, captured: bool) -> dict:
+    """Throughput of a backlog and lag at a steady rate; the events written as event_publish does, or by the
+    product's capture triggers (``captured``). Relays and consumers with their defaults: what users get."""
+    mono_db, catalog_db = monolith.env["DATABASE_URL"], catalog.env["CATALOG_DATABASE_URL"]
+    inbox_sql = "SELECT count(*) FROM strangler_sync_inboxmessage"
+    pending_sql = "SELECT count(*) FROM strangler_sync_outboxevent WHERE status = 'pending'"
+    first = CAPTURED_FIRST if captured else 1
+    last = first + size["backlog"] - 1
+    how = "captured product writes" if captured else "outbox rows"
+    results: dict = {}
+    print(f"throughput: {size['backlog']} {how} -> applied ...", flush=True)
+    batching = ["--prefetch", str(2 * args.batch), "--batch", str(args.batch)] if args.batch else []
+    catalog_procs = [catalog.start("sync_consume", *batching, env=PRODUCTION) for _ in range(args.consumers)]
+    relays = [monolith.start("sync_relay", env=PRODUCTION) for _ in range(args.relays)]
+    applied_before = count(catalog_db, inbox_sql)
+    time.sleep(4)  # relays and consumers up and polling (Django import) before the backlog commits
+    # the whole backlog commits in one transaction: the clock starts at that commit
+    preload = (PRELOAD_CAPTURED.format(first=first, count=size["backlog"], columns=PRODUCT_COLUMNS) if captured
+               else PRELOAD.format(first=first, count=size["backlog"]))
+    started = json.loads(monolith.shell(preload).strip().splitlines()[-1])["committed_at"]
+    relayed_at = None
+    while count(catalog_db, inbox_sql) < applied_before + size["backlog"]:
+        if relayed_at is None and count(mono_db, pending_sql) == 0:
+            relayed_at = time.time()
+        if time.time() - started > 900:
+            raise AssertionError("backlog not applied in 900 s")
+        time.sleep(0.02)
+    seconds = time.time() - started
+    relayed_at = relayed_at or time.time()
+    results["throughput_events_per_s"] = size["backlog"] / seconds
+    results["throughput_seconds"] = seconds
+    results["relay_published_per_s"] = size["backlog"] / (relayed_at - started)
+    print(f"  relay {results['relay_published_per_s']:,.0f} ev/s;"
+          f" throughput {size['backlog'] / seconds:,.0f} ev/s", flush=True)
+
+    print(f"lag: {size['rate']} events/s offered for {size['duration']} s ({how}) ...", flush=True)
+    phase_start = time.time()
+    applied_before = count(catalog_db, inbox_sql)
+    # several writer processes: one Python process commits only a few hundred events/s on 2 cores
+    per_writer = size["rate"] // args.writers
+    script = STEADY_WRITER_CAPTURED if captured else STEADY_WRITER
+    writer_procs = [monolith.start("shell", "-c", script.format(
+        rate=per_writer, duration=size["duration"], first=first, last=last, seed=n, writers=args.writers),
+        label="writer", env=PRODUCTION) for n in range(args.writers)]
+    for process in writer_procs:
+        process.wait(timeout=size["duration"] + 120)
+    reports = [json.loads(Path(p.log_path).read_text().strip().splitlines()[-1]) for p in writer_procs]
+    writer = {"sent": sum(r["sent"] for r in reports), "seconds": max(r["seconds"] for r in reports)}
+    wait_for(lambda: count(catalog_db, inbox_sql) >= applied_before + writer["sent"], timeout=600,
+             interval=0.1, what="steady events applied")
+    with pg(catalog_db) as conn:
+        lags = [r[0] for r in conn.execute(
+            "SELECT EXTRACT(EPOCH FROM received_at - occurred_at) FROM strangler_sync_inboxmessage "
+            "WHERE occurred_at >= to_timestamp(%s) AND outcome = 'applied'", [phase_start]).fetchall()]
+    lags = [float(x) * 1000 for x in lags]
+    results["lag"] = {"offered_per_s": size["rate"], "achieved_per_s": writer["sent"] / writer["seconds"],
+                      "events": len(lags), "p50_ms": percentile(lags, 50), "p99_ms": percentile(lags, 99),
+                      "max_ms": max(lags) if lags else None}
+    print(f"  lag {results['lag']}", flush=True)
+    for process in relays + catalog_procs:
+        stop(process)
+    if captured:  # the later phases start from the explicit backlog's state: remove these rows, uncaptured
+        with pg(mono_db) as conn, conn.transaction():
+            conn.execute("SET LOCAL session_replication_role = replica")
+            conn.execute("DELETE FROM catalog_product WHERE id >= %s", [first])
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="the issue's targets (several minutes)")
@@ -248,6 +359,10 @@ def main() -> int:
                         "(default: sync_consume's default, with a prefetch of twice the batch)")
     parser.add_argument("--broker", choices=sorted(BROKERS), default="rabbitmq",
                         help="the broker of the raw and pipeline phases (default rabbitmq)")
+    parser.add_argument("--writes", default="outbox,captured",
+                        help="how the pipeline phase's events are written, side by side: outbox (rows written as "
+                             "event_publish does) and/or captured (product rows written in SQL, the capture "
+                             "triggers write the events); default both")
     parser.add_argument("--verify-only", action="store_true", help="only the verify row (1,000,000 rows with --full)")
     parser.add_argument("--only", default="", help="comma-separated phases to run: raw, pipeline (throughput and "
                         "lag), backfill, verify (default: all); results go to a separate <name>-<phases>.json")
@@ -260,6 +375,9 @@ def main() -> int:
         parser.error(f"unknown phase(s) {', '.join(sorted(only - phases))}; choose from {', '.join(sorted(phases))}")
     if args.broker != "rabbitmq" and only - {"raw", "pipeline"}:
         parser.error("--broker other than rabbitmq: only the raw and pipeline phases (--only raw,pipeline)")
+    writes = [w for w in args.writes.split(",") if w]
+    if not writes or set(writes) - {"outbox", "captured"} or (only == phases and "outbox" not in writes):
+        parser.error("--writes: outbox and/or captured, comma-separated (a run of every phase includes outbox)")
     broker_url = BROKERS[args.broker]
     size = {
         "raw": 20_000 if args.full else 3_000,
@@ -279,8 +397,6 @@ def main() -> int:
         print(f"setting up: two PostgreSQL databases, migrations, {args.broker} broker ...", flush=True)
         monolith, catalog = two_projects(tmp_path, broker_url=broker_url, databases=databases)
         mono_db, catalog_db = monolith.env["DATABASE_URL"], catalog.env["CATALOG_DATABASE_URL"]
-        inbox_sql = "SELECT count(*) FROM strangler_sync_inboxmessage"
-        pending_sql = "SELECT count(*) FROM strangler_sync_outboxevent WHERE status = 'pending'"
         try:
             if "raw" in only:
                 print("raw broker publish ...", flush=True)
@@ -293,57 +409,12 @@ def main() -> int:
                     results["raw_publish_buffered_per_s"] = raw_publish_rate(size["raw"], batch=500, buffered=True)
 
             if "pipeline" in only:
-                print(f"throughput: {size['backlog']} outbox rows -> applied ...", flush=True)
-                # relays and consumers with their defaults (batch sizes, poll interval): what users get
-                batching = ["--prefetch", str(2 * args.batch), "--batch", str(args.batch)] if args.batch else []
-                catalog_procs = [catalog.start("sync_consume", *batching, env=PRODUCTION)
-                                 for _ in range(args.consumers)]
-                relays = [monolith.start("sync_relay", env=PRODUCTION) for _ in range(args.relays)]
-                time.sleep(4)  # relays and consumers up and polling (Django import) before the backlog commits
-                # the whole backlog commits in one transaction: the clock starts at that commit
-                preload = monolith.shell(PRELOAD.format(first=1, count=size["backlog"]))
-                started = json.loads(preload.strip().splitlines()[-1])["committed_at"]
-                relayed_at = None
-                while count(catalog_db, inbox_sql) < size["backlog"]:
-                    if relayed_at is None and count(mono_db, pending_sql) == 0:
-                        relayed_at = time.time()
-                    if time.time() - started > 900:
-                        raise AssertionError("backlog not applied in 900 s")
-                    time.sleep(0.02)
-                seconds = time.time() - started
-                relayed_at = relayed_at or time.time()
-                results["throughput_events_per_s"] = size["backlog"] / seconds
-                results["throughput_seconds"] = seconds
-                results["relay_published_per_s"] = size["backlog"] / (relayed_at - started)
-                print(f"  relay {results['relay_published_per_s']:,.0f} ev/s;"
-                      f" throughput {size['backlog'] / seconds:,.0f} ev/s", flush=True)
-
-                print(f"lag: {size['rate']} events/s offered for {size['duration']} s ...", flush=True)
-                phase_start = time.time()
-                # several writer processes: one Python process commits only a few hundred events/s on 2 cores
-                per_writer = size["rate"] // args.writers
-                writer_procs = [monolith.start("shell", "-c", STEADY_WRITER.format(
-                    rate=per_writer, duration=size["duration"], first=1, last=size["backlog"], seed=n,
-                    writers=args.writers), label="writer",
-                    env=PRODUCTION)
-                    for n in range(args.writers)]
-                for process in writer_procs:
-                    process.wait(timeout=size["duration"] + 120)
-                reports = [json.loads(Path(p.log_path).read_text().strip().splitlines()[-1]) for p in writer_procs]
-                writer = {"sent": sum(r["sent"] for r in reports), "seconds": max(r["seconds"] for r in reports)}
-                wait_for(lambda: count(catalog_db, inbox_sql) >= size["backlog"] + writer["sent"], timeout=600,
-                         interval=0.1, what="steady events applied")
-                with pg(catalog_db) as conn:
-                    lags = [r[0] for r in conn.execute(
-                        "SELECT EXTRACT(EPOCH FROM received_at - occurred_at) FROM strangler_sync_inboxmessage "
-                        "WHERE occurred_at >= to_timestamp(%s) AND outcome = 'applied'", [phase_start]).fetchall()]
-                lags = [float(x) * 1000 for x in lags]
-                results["lag"] = {"offered_per_s": size["rate"], "achieved_per_s": writer["sent"] / writer["seconds"],
-                                  "events": len(lags), "p50_ms": percentile(lags, 50), "p99_ms": percentile(lags, 99),
-                                  "max_ms": max(lags) if lags else None}
-                print(f"  lag {results['lag']}", flush=True)
-                for process in relays + catalog_procs:
-                    stop(process)
+                for write in writes:
+                    measured = pipeline_run(monolith, catalog, size=size, args=args, captured=write == "captured")
+                    if write == "captured":
+                        results["captured"] = measured
+                    else:
+                        results.update(measured)
 
             if "backfill" in only:
                 print(f"backfill: {size['backfill']} rows ...", flush=True)
@@ -426,6 +497,19 @@ def main() -> int:
          f"{size['backlog']:,} events, {args.relays} relays, {args.consumers} consumers"),
         (f"lag at {lag['offered_per_s']:,} ev/s offered", f"p50 {lag['p50_ms']:.0f} ms, p99 {lag['p99_ms']:.0f} ms",
          f"achieved {lag['achieved_per_s']:,.0f} ev/s by {args.writers} writers"),
+    ]
+    if "captured" in results:
+        captured, captured_lag = results["captured"], results["captured"]["lag"]
+        rows += [
+            ("captured: relay, outbox -> broker", f"{captured['relay_published_per_s']:,.0f} ev/s",
+             "events written by the product's capture triggers"),
+            ("captured: outbox -> applied throughput", f"{captured['throughput_events_per_s']:,.0f} ev/s",
+             f"one INSERT of {size['backlog']:,} product rows"),
+            (f"captured: lag at {captured_lag['offered_per_s']:,} ev/s offered",
+             f"p50 {captured_lag['p50_ms']:.0f} ms, p99 {captured_lag['p99_ms']:.0f} ms",
+             f"achieved {captured_lag['achieved_per_s']:,.0f} ev/s, product UPDATEs"),
+        ]
+    rows += [
         ("backfill into outbox", f"{results['backfill_outbox_rows_per_s']:,.0f} rows/s",
          f"{size['backfill']:,} rows, one INSERT .. SELECT per batch"),
         ("backfill into outbox, Python path", f"{results['backfill_outbox_python_rows_per_s']:,.0f} rows/s",

@@ -99,20 +99,17 @@ def _short(supervisor: Supervisor, stack: Stack, project: ProjectSpec, name: str
 
 
 def _backfill_once(supervisor: Supervisor, stack: Stack, *, timeout: float) -> None:
-    """Give each service that has none of the monolith's rows yet its first copy, then wait until it has them all."""
+    """Give each service the first copy of the monolith's aggregates it lacks rows of (``sync_backfill`` into the
+    monolith's outbox; its relay and the service's consumer carry it), then wait until it has them all."""
     monolith = stack.projects[0]
     for service in stack.projects[1:]:
-        if not service.import_command:
-            continue
         wanted = {a: _count(stack, stack.url(monolith), a) for a in service.backfill}
-        if not any(wanted.values()) or any(_count(stack, stack.url(service), a) for a in service.backfill):
+        missing = [a for a, n in wanted.items() if n and _count(stack, stack.url(service), a) < n]
+        if not missing:
             continue
         started = time.monotonic()
-        dump = stack.demo_dir / f"{service.name}-dump.json"
-        _short(supervisor, stack, monolith, f"dump-{service.name}", "dumpdata", *service.dump_labels,
-               "--output", str(dump))
-        _short(supervisor, stack, service, f"import-{service.name}", service.import_command, str(dump))
-        dump.unlink()
+        _short(supervisor, stack, monolith, f"backfill-{service.name}", "sync_backfill",
+               *[arg for aggregate in missing for arg in ("--aggregate", aggregate)], "--no-progress")
         deadline = time.monotonic() + timeout
         for aggregate, source in wanted.items():
             while (copied := _count(stack, stack.url(service), aggregate)) < source:
@@ -120,7 +117,7 @@ def _backfill_once(supervisor: Supervisor, stack: Stack, *, timeout: float) -> N
                     raise StartupError(f"{service.name} has {copied} of {source} {aggregate} rows after {timeout:.0f}s")
                 time.sleep(0.3)
         rows = ", ".join(f"{n} {a}" for a, n in wanted.items())
-        _say(f"first copy into {service.name}: {rows} ({time.monotonic() - started:.1f}s)")
+        _say(f"first copy into {service.name} through the data plane: {rows} ({time.monotonic() - started:.1f}s)")
 
 
 def _banner(stack: Stack) -> str:

@@ -32,13 +32,11 @@ class ProjectSpec:
     manage: str
     settings: str
     port: int
-    # The first copy, given once when the service has none of these aggregates: the monolith's
-    # `manage.py dumpdata <dump_labels>` loaded by the service's `import_command` (seconds, where 2000 rows of
-    # snapshot events through the embedded broker take a minute). Services without one start empty and
-    # their migration plan's backfill step fills them.
+    # The first copy: the monolith's `manage.py sync_backfill --aggregate <name>` for each aggregate of
+    # `backfill` the service has fewer rows of than the monolith, through the relay and the service's
+    # consumer (the data plane, as a real extraction does). Services without one start empty and their
+    # migration plan's backfill step fills them.
     backfill: tuple[str, ...] = ()
-    dump_labels: tuple[str, ...] = ()
-    import_command: str | None = None
     # route-file prefixes of this service's paths
     routes: tuple[str, ...] = ()
     # True: the demo serves those paths' reads from the service (it has its first copy); False: the routes
@@ -55,8 +53,8 @@ MONOLITH = ProjectSpec(name="monolith", manage="manage.py", settings="monolith.s
 # Services in the order they were carved out; one is in the demo when its directory is in the checkout.
 SERVICES: tuple[ProjectSpec, ...] = (
     ProjectSpec(name="catalog", manage="extracted/catalog/manage.py", settings="extracted.catalog.settings",
-                port=8001, backfill=("category", "product"), dump_labels=("catalog.category", "catalog.product"),
-                import_command="catalog_import", routes=("/api/products/", "/api/categories/"), routes_live=True),
+                port=8001, backfill=("category", "product"), routes=("/api/products/", "/api/categories/"),
+                routes_live=True),
     ProjectSpec(name="inventory", manage="extracted/inventory/manage.py", settings="extracted.inventory.settings",
                 port=8002, routes=("/api/stock/", "/api/reservations/")),
     ProjectSpec(name="reviews", manage="extracted/reviews/manage.py", settings="extracted.reviews.settings",

@@ -18,6 +18,8 @@ PRODUCT = Aggregate(
         optional={"description": str, "images": list},
     )},
     model="catalog.Product",
+    # database triggers write its events, whatever makes the change (strangler_sync.capture; docs/topics/capture.md)
+    capture="automatic",
     fields=["id", "sku", "slug", "name", "description", "price", "currency", "is_active", "category_id", "images",
             *_TIMESTAMPS],
 )

@@ -16,16 +16,16 @@ Settings the trigger reads, local to the write's transaction:
 
 * *applying*: set by the consumer while it applies a synced event (``applying_synced_event``), so a
   follower with capture on never echoes an event back;
-* *correlation id*: set by :func:`capture_context` (and on PostgreSQL by :class:`CaptureContextMiddleware`
-  for a whole request), so a captured change carries its X-Request-ID like an explicitly published event.
+* *correlation id* and *traceparent*: set by :func:`capture_context` (and on PostgreSQL by
+  :class:`CaptureContextMiddleware` for a whole request), so a captured change carries its X-Request-ID and
+  W3C trace context like an explicitly published event.
 
 What it cannot see or do (documented, not silently wrong): ``TRUNCATE`` (no row triggers), writes while
 triggers are disabled (PostgreSQL ``session_replication_role = replica``), ownership (the ownership file is
 not visible to the database: refuse non-owner writes in the services with ``ownership_require_owner``), a
 declared ``snapshot`` callable (Python cannot run in a trigger: such aggregates stay explicit), the Celery
 relay trigger (a captured row is published by the relay's periodic sweep or ``sync_relay``), and on SQLite
-the request-wide correlation id (use ``capture_context`` inside the transaction). The trace context is not
-captured: the outbox has no column for it.
+the request-wide correlation id and trace context (use ``capture_context`` inside the transaction).
 """
 
 from __future__ import annotations
@@ -36,11 +36,13 @@ from dataclasses import dataclass
 from django.db import DatabaseError, connection, models
 
 from servicekit.request_id import get_request_id
+from servicekit.trace_context import get_traceparent
 from strangler_sync.aggregates import DELETED, Aggregate
 
 AUTOMATIC = "automatic"
 APPLYING_SETTING = "strangler.applying"
 CORRELATION_SETTING = "strangler.correlation_id"
+TRACEPARENT_SETTING = "strangler.traceparent"
 
 
 class CaptureUnsupported(ValueError):
@@ -138,14 +140,21 @@ def _capturing() -> bool:
 
 
 @contextlib.contextmanager
-def capture_context(*, correlation_id: str | None = None):
-    """Inside a transaction: changes captured by triggers carry ``correlation_id`` (default: the request's)."""
-    value = correlation_id if correlation_id is not None else (get_request_id() or "")
-    if not value or not _capturing():
+def capture_context(*, correlation_id: str | None = None, traceparent: str | None = None):
+    """Inside a transaction: changes captured by triggers carry ``correlation_id`` and ``traceparent``
+    (default: the request's X-Request-ID and the current trace context)."""
+    values = {
+        CORRELATION_SETTING: correlation_id if correlation_id is not None else (get_request_id() or ""),
+        TRACEPARENT_SETTING: traceparent if traceparent is not None else (get_traceparent() or ""),
+    }
+    values = {name: value for name, value in values.items() if value}
+    if not values or not _capturing():
         yield
         return
-    _set(CORRELATION_SETTING, value, local=True)
-    with capture_setting_cleared(CORRELATION_SETTING):
+    with contextlib.ExitStack() as stack:
+        for name, value in values.items():
+            _set(name, value, local=True)
+            stack.enter_context(capture_setting_cleared(name))
         yield
 
 
@@ -172,10 +181,28 @@ def capture_applying() -> bool:
     return True
 
 
-class CaptureContextMiddleware:
-    """Captured changes made while handling a request carry its X-Request-ID (after RequestIdMiddleware).
+@contextlib.contextmanager
+def capture_silenced():
+    """Inside a transaction: the block's writes are not captured (the consumer's applying marker), whatever the
+    declarations say now (triggers installed by migrations stay silent too). For operations that are no change
+    of an aggregate, such as ``manage.py flush`` emptying every table."""
+    from strangler_sync.capture_sqlite import CONTEXT_TABLE
 
-    The setting is made on the request's first query (a request that never touches the database costs
+    installed = connection.vendor == "postgresql" or (
+        connection.vendor == "sqlite" and CONTEXT_TABLE in connection.introspection.table_names())
+    if not (installed and connection.in_atomic_block):
+        yield
+        return
+    _set(APPLYING_SETTING, "on", local=True)
+    with capture_setting_cleared(APPLYING_SETTING):
+        yield
+
+
+class CaptureContextMiddleware:
+    """Captured changes made while handling a request carry its X-Request-ID and trace context (after
+    RequestIdMiddleware and TraceContextMiddleware).
+
+    The settings are made on the request's first query (a request that never touches the database costs
     nothing) at session level, because the request's transactions have not begun yet, and cleared after.
     """
 
@@ -183,21 +210,24 @@ class CaptureContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        request_id = get_request_id()
-        if not request_id or connection.vendor != "postgresql":
+        values = {name: value for name, value in ((CORRELATION_SETTING, get_request_id()),
+                                                  (TRACEPARENT_SETTING, get_traceparent())) if value}
+        if not values or connection.vendor != "postgresql":
             return self.get_response(request)
         state = {"set": False}
 
-        def first_query_sets_correlation(execute, sql, params, many, context):
+        def first_query_sets_context(execute, sql, params, many, context):
             if not state["set"]:
                 state["set"] = True
-                context["cursor"].execute("SELECT set_config(%s, %s, false)", [CORRELATION_SETTING, request_id])
+                for name, value in values.items():
+                    context["cursor"].execute("SELECT set_config(%s, %s, false)", [name, value])
             return execute(sql, params, many, context)
 
-        with connection.execute_wrapper(first_query_sets_correlation):
+        with connection.execute_wrapper(first_query_sets_context):
             try:
                 return self.get_response(request)
             finally:
                 if state["set"] and connection.connection is not None:
-                    with contextlib.suppress(Exception):  # a broken connection is closed, the setting with it
-                        _set(CORRELATION_SETTING, "", local=False)
+                    with contextlib.suppress(Exception):  # a broken connection is closed, the settings with it
+                        for name in values:
+                            _set(name, "", local=False)

@@ -3,7 +3,7 @@
 The function writes what ``event_publish`` writes (see ``strangler_sync.capture``): the version upsert is
 ``aggregate_version_next``'s, the payload ``jsonb_build_object`` of the declared fields rendered as
 ``canonical_value`` renders them. It reads two transaction-local settings: ``strangler.applying``
-(silent while the consumer applies a synced event) and ``strangler.correlation_id``.
+(silent while the consumer applies a synced event), ``strangler.correlation_id`` and ``strangler.traceparent``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from django.db import models
 from strangler_sync.capture import (
     APPLYING_SETTING,
     CORRELATION_SETTING,
+    TRACEPARENT_SETTING,
     CaptureTarget,
     CaptureUnsupported,
     sql_literal,
@@ -96,9 +97,11 @@ BEGIN
         ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET version = GREATEST(v.version, applied_version) + 1
         RETURNING v.version INTO next_version;
     INSERT INTO {outbox} (message_id, event_type, aggregate_type, aggregate_id, version, payload, schema_version,
-                          occurred_at, origin, correlation_id, status, attempts, next_attempt_at, last_error)
+                          occurred_at, origin, correlation_id, traceparent, status, attempts, next_attempt_at,
+                          last_error)
         VALUES (gen_random_uuid(), event_type, {aggregate}, row_key, next_version, body, {target.schema_version},
                 now_at, {sql_literal(target.origin)}, COALESCE(current_setting('{CORRELATION_SETTING}', true), ''),
+                COALESCE(current_setting('{TRACEPARENT_SETTING}', true), ''),
                 {sql_literal(OutboxEvent.Status.PENDING.value)}, 0, now_at, '');
     RETURN NULL;
 END

@@ -5,10 +5,11 @@ outbox row with the payload built by ``json_object`` from the declared fields, r
 them on SQLite and ``canonical_value`` prints them (decimals with their declared places, datetimes stored
 as naive UTC text, booleans as 0/1, JSON as text, UUIDs as 32 hex digits).
 
-SQLite has no session variables, so the two settings the PostgreSQL trigger reads live in a small table,
+SQLite has no session variables, so the settings the PostgreSQL trigger reads live in a small table,
 ``strangler_capture_context`` (name, value): the consumer inserts ``applying`` and ``capture_context``
-inserts ``correlation_id`` inside the write's transaction and deletes it before leaving. SQLite allows one
-writer at a time, so no other connection's trigger can see a row that is never committed.
+inserts ``correlation_id`` and ``traceparent`` inside the write's transaction and deletes them before
+leaving. SQLite allows one writer at a time, so no other connection's trigger can see a row that is never
+committed.
 """
 
 from __future__ import annotations
@@ -62,10 +63,12 @@ def _outbox_insert(*, target: CaptureTarget, event_type: str, row: str, payload:
     INSERT INTO {versions} (aggregate_type, aggregate_id, version) VALUES ({aggregate}, {key}, {applied_version} + 1)
         ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE SET version = MAX(version, {applied_version}) + 1;
     INSERT INTO {outbox} (message_id, event_type, aggregate_type, aggregate_id, version, payload, schema_version,
-                          occurred_at, origin, correlation_id, status, attempts, next_attempt_at, last_error)
+                          occurred_at, origin, correlation_id, traceparent, status, attempts, next_attempt_at,
+                          last_error)
         SELECT lower(hex(randomblob(16))), {sql_literal(event_type)}, {aggregate}, {key}, v.version, {payload},
                {target.schema_version}, {now}, {sql_literal(target.origin)},
                COALESCE((SELECT value FROM {CONTEXT_TABLE} WHERE name = 'correlation_id'), ''),
+               COALESCE((SELECT value FROM {CONTEXT_TABLE} WHERE name = 'traceparent'), ''),
                {sql_literal(OutboxEvent.Status.PENDING.value)}, 0, {now}, ''
         FROM {versions} AS v WHERE v.aggregate_type = {aggregate} AND v.aggregate_id = {key};"""
 

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db.migrations.autodetector import MigrationAutodetector
+from django.db.migrations.exceptions import NodeNotFoundError
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.questioner import MigrationQuestioner
 from django.db.migrations.state import ProjectState
@@ -103,7 +104,14 @@ def check_handlers_declared(app_configs=None, **kwargs) -> list[checks.CheckMess
 
 @checks.register(checks.Tags.models)
 def check_migrations_complete(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    loader = MigrationLoader(None, ignore_no_migrations=True)
+    try:
+        loader = MigrationLoader(None, ignore_no_migrations=True)
+    except NodeNotFoundError as exc:  # e.g. a project's capture migration needs a strangler_sync one not installed
+        if MigrationLoader.migrations_module(APP_LABEL)[0] is None:
+            return []  # migrations disabled on purpose (MIGRATION_MODULES = None, e.g. a test run)
+        return [checks.Error(f"strangler_sync's migrations are incomplete: {exc}",
+                             hint="install the strangler_sync the project's migrations were written with",
+                             obj=APP_LABEL, id="strangler_sync.E005")]
     if APP_LABEL in loader.unmigrated_apps and MigrationLoader.migrations_module(APP_LABEL)[0] is None:
         return []  # migrations disabled on purpose (MIGRATION_MODULES = None, e.g. a test run)
     autodetector = MigrationAutodetector(
@@ -140,7 +148,10 @@ def check_capture(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                                          obj=config.name, id="strangler_sync.E006"))
             continue
         app_labels.add(app_label)
-    loader = MigrationLoader(None, ignore_no_migrations=True) if app_labels else None
+    try:
+        loader = MigrationLoader(None, ignore_no_migrations=True) if app_labels else None
+    except NodeNotFoundError:
+        return messages  # an inconsistent migration graph: strangler_sync.E005 reports it
     for app_label in sorted(app_labels):
         if capture_state(app_label=app_label) != capture_state_migrated(loader=loader, app_label=app_label):
             messages.append(checks.Error(

@@ -47,8 +47,8 @@ HOST_BINARIES = {"prometheus": "prometheus"}
 # what the walk needs of the plan: seconds of soak, a small shadow sample (the plan reads them from the environment)
 WALK_ENV = {"CATALOG_SOAK_SECONDS": "1", "CATALOG_MIN_SHADOW_SAMPLE": "20"}
 
-# Create the product the way monolith.catalog.services does, with its event in the same transaction. The
-# monolith's catalog services do not record product events yet, so record the one they would when missing.
+# Create the product the way monolith.catalog.services does, with its event in the same transaction (the
+# product's capture triggers write it; the fallback below only matters on a checkout without them).
 CREATE_PRODUCT = """
 import json
 from django.db import transaction

@@ -1,4 +1,9 @@
-"""Catalog writes: categories and products. Every write is one transaction and returns the model it wrote."""
+"""Catalog writes: categories and products. Every write is one transaction and returns the model it wrote.
+
+Categories publish their events explicitly (``event_publish``); products are captured by database triggers
+(``capture="automatic"`` in ``monolith.events``), so product writes only pass the request's correlation id and
+trace context to the trigger (``capture_context``).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from monolith import events
 from monolith.catalog.conf import catalog_settings
 from monolith.catalog.models import Category, Product
 from servicekit.errors import Conflict, InvalidInput
+from strangler_sync.capture import capture_context
 from strangler_sync.ownership import ownership_require_owner
 from strangler_sync.services import event_publish
 from strangler_sync.snapshots import aggregate_payload
@@ -29,7 +35,7 @@ CATEGORY_FIELDS = ("name", "slug", "parent", "description")
 PRODUCT_FIELDS = ("sku", "slug", "name", "description", "price", "currency", "is_active", "images", "category")
 
 
-def _emit(*, event_type: str, aggregate_type: str, instance: Category | Product) -> None:
+def _emit(*, event_type: str, aggregate_type: str, instance: Category) -> None:
     """Record the row's new full state in the outbox, inside the write's transaction (strangler_sync)."""
     event_publish(event_type=event_type, aggregate_type=aggregate_type, aggregate_id=instance.pk,
                   payload=aggregate_payload(aggregate_type=aggregate_type, instance=instance))
@@ -259,9 +265,8 @@ def product_create(
         fields["slug"] = _unique_slug(Product, fields["name"], max_length=200)
     product = Product(**fields)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), capture_context():
             product.save()
-            _emit(event_type=events.PRODUCT_CREATED, aggregate_type="product", instance=product)
     except IntegrityError as exc:  # lost a race on sku/slug after the checks above
         raise Conflict("A product with this SKU or slug already exists.", details={"sku": [product.sku]}) from exc
     return product
@@ -276,12 +281,11 @@ def product_update(*, product: Product, data: dict[str, Any]) -> Product:
     changes = product_fields_clean(data=data)
     _check_product_unique(sku=changes.get("sku"), slug=changes.get("slug"), exclude_id=product.id)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), capture_context():
             product = Product.objects.select_for_update().get(id=product.id)
             for field, value in changes.items():
                 setattr(product, field, value)
             product.save()
-            _emit(event_type=events.PRODUCT_UPDATED, aggregate_type="product", instance=product)
     except IntegrityError as exc:
         raise Conflict("A product with this SKU or slug already exists.", details={"sku": [product.sku]}) from exc
     return product
@@ -290,12 +294,11 @@ def product_update(*, product: Product, data: dict[str, Any]) -> Product:
 def product_deactivate(*, product: Product) -> Product:
     """Hide a product from the storefront without deleting it (orders keep pointing at it)."""
     ownership_require_owner(aggregate_type="product")
-    with transaction.atomic():
+    with transaction.atomic(), capture_context():
         product = Product.objects.select_for_update().get(id=product.id)
         if product.is_active:
             product.is_active = False
             product.save(update_fields=["is_active", "updated_at"])
-            _emit(event_type=events.PRODUCT_UPDATED, aggregate_type="product", instance=product)
     return product
 
 
@@ -304,9 +307,8 @@ def product_delete(*, product: Product) -> Product:
     ownership_require_owner(aggregate_type="product")
     product_id = product.id
     try:
-        with transaction.atomic():
+        with transaction.atomic(), capture_context():
             product.delete()
-            _emit_deleted(aggregate_type="product", instance_id=product_id)
     except ProtectedError as exc:
         raise Conflict("The product is referenced by orders or reservations; deactivate it instead.") from exc
     product.id = product_id  # delete() clears the pk; callers still want to know which product went

@@ -47,7 +47,7 @@ def test_shipped_plans_parse(routes_file):
         "deploy", "backfill", "verify", "shadow", "canary-10", "canary-50", "reads-to-service", "flip-ownership",
         "retire-monolith-path"]
     backfill = catalog.step("backfill").actions[0]
-    assert isinstance(backfill, CommandAction) and "dumpdata" in backfill.argv
+    assert isinstance(backfill, CommandAction) and "sync_backfill" in backfill.argv  # through the data plane
     canary = catalog.step("canary-10")
     assert canary.actions[0] == RouteEdit(prefix="/api/products/", changes=(("mode", "canary"), ("weight", 10)),
                                           line=canary.actions[0].line)

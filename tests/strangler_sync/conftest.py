@@ -10,12 +10,15 @@ from decimal import Decimal
 
 import pytest
 import requests
+from django.db import connection
 from django.test import override_settings
 from kombu import Queue
 from rest_framework.test import APIClient
 
 from monolith.catalog.models import Category, Product
+from monolith.events import PRODUCT
 from strangler_sync.broker import broker_connection
+from strangler_sync.capture import capture_sql
 from strangler_sync.conf import sync_settings
 from strangler_sync.consumer import SyncConsumer
 from strangler_sync.handlers import handler_get, handler_unregister, sync_handler
@@ -39,6 +42,31 @@ def swap_handler():
         handler_unregister(event_type=event_type)
         if fn is not None:
             sync_handler(event_type)(fn)
+
+
+EXPLICIT_PRODUCT = "tests.strangler_sync.conftest.PRODUCT_EXPLICIT"
+PRODUCT_EXPLICIT = PRODUCT.bind(capture="explicit")
+
+
+@pytest.fixture
+def explicit_product(settings):
+    """The storefront's product as an explicitly published aggregate for one test (declared explicit, its
+    capture triggers removed): the tests of event_publish, the relay and the consumer publish product events
+    by hand. The removal rolls back with the test's transaction; after a transaction=True test the triggers
+    are installed again."""
+    settings.STRANGLER_SYNC = {**settings.STRANGLER_SYNC, "AGGREGATES": [
+        EXPLICIT_PRODUCT if name == "monolith.events.PRODUCT" else name
+        for name in settings.STRANGLER_SYNC["AGGREGATES"]]}
+    install, remove = capture_sql(config=PRODUCT, origin="monolith", vendor=connection.vendor)
+    in_test_transaction = connection.in_atomic_block
+    with connection.cursor() as cursor:
+        for statement in remove:
+            cursor.execute(statement)
+    yield
+    if not in_test_transaction:
+        with connection.cursor() as cursor:
+            for statement in install:
+                cursor.execute(statement)
 
 
 def filesystem_options(folder) -> dict:

@@ -13,7 +13,8 @@ from strangler_sync.relay import relay_gauges_update
 from strangler_sync.services import event_publish
 from tests.strangler_sync.conftest import T0, product_payload
 
-pytestmark = pytest.mark.django_db
+# product events are published by hand here: product as an explicit aggregate (conftest.explicit_product)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("explicit_product")]
 
 
 def _outbox(n: int) -> list[OutboxEvent]:

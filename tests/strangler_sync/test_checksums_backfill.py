@@ -10,7 +10,7 @@ from django.db import transaction
 from rest_framework.test import APIClient
 
 from monolith import events
-from monolith.catalog.models import Product
+from monolith.catalog.models import Category, Product
 from strangler_sync.backfill import backfill_run
 from strangler_sync.checks import check_verify_token
 from strangler_sync.checksums import bucket_bounds, checksum_buckets, checksum_rows
@@ -22,7 +22,8 @@ from strangler_sync.verify import MAX_BUCKETS, VerifyError, verify_aggregate
 from tests.strangler_sync.conftest import drain_queue, make_product, product_payload
 from tests.verify_token import verify_headers
 
-pytestmark = pytest.mark.django_db
+# product events are published by hand here: product as an explicit aggregate (conftest.explicit_product)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("explicit_product")]
 
 
 def test_bucket_bounds_partition_the_range():
@@ -114,6 +115,17 @@ def test_backfill_direct_and_command(settings, capsys):
     assert {m.payload["event_type"] for m in received} == {events.PRODUCT_SNAPSHOT}
     call_command("sync_backfill", "--aggregate", "product", "--no-progress")
     assert relay_run(once=True) == 3
+
+
+@pytest.mark.django_db
+def test_backfill_command_takes_several_aggregates_in_order(capsys):
+    category = Category.objects.create(name="Tools", slug="tools")
+    make_product(1)
+    call_command("sync_backfill", "--aggregate", "category", "--aggregate", "product", "--no-progress")
+    out = capsys.readouterr().out
+    assert out.index("backfill category: 1 snapshot(s)") < out.index("backfill product: 1 snapshot(s)")
+    assert list(OutboxEvent.objects.order_by("id").values_list("event_type", "aggregate_id")) == [
+        (events.CATEGORY_SNAPSHOT, str(category.id)), (events.PRODUCT_SNAPSHOT, "1")]
 
 
 @pytest.mark.rabbitmq

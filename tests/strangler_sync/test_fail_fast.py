@@ -23,7 +23,8 @@ from strangler_sync.relay import relay_run
 from strangler_sync.services import event_publish
 from tests.strangler_sync.conftest import product_payload
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# product events are published by hand here: product as an explicit aggregate (conftest.explicit_product)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("explicit_product")]
 
 UNLOADABLE_BROKER = "redis://127.0.0.1:1/0"
 GIVE_UP_AFTER = 60.0  # seconds: only reached when the loop retries the error instead of stopping

@@ -23,7 +23,8 @@ from strangler_sync.services import event_publish
 from tests.strangler_sync.conftest import drain_queue, envelopes_of, product_payload
 from tests.strangler_sync.test_consumer import envelope
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# product events are published by hand here: product as an explicit aggregate (conftest.explicit_product)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("explicit_product")]
 
 
 @pytest.fixture(params=["embedded", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])

@@ -1,4 +1,8 @@
-"""The monolith's catalog services emit state events in the write's transaction and refuse writes they do not own."""
+"""The monolith's catalog services emit state events in the write's transaction and refuse writes they do not own.
+
+Categories publish explicitly (``event_publish``); products are captured by the catalog app's triggers
+(``capture="automatic"``, migration ``catalog.0005_strangler_capture``), with no ``event_publish`` on the path.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +26,21 @@ def outbox() -> list[tuple[str, str, int]]:
     return list(OutboxEvent.objects.order_by("id").values_list("event_type", "aggregate_id", "version"))
 
 
-def test_product_writes_emit_versioned_full_state_events():
+@pytest.fixture
+def published(monkeypatch) -> list[str]:
+    """The aggregate types the catalog services hand to event_publish."""
+    calls = []
+    real = services.event_publish
+
+    def spy(**kwargs):
+        calls.append(kwargs["aggregate_type"])
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "event_publish", spy)
+    return calls
+
+
+def test_product_writes_emit_versioned_full_state_events(published):
     category = services.category_create(name="Tools")
     product = services.product_create(sku="HAM-1", name="Hammer", price="12.50", category=category)
     services.product_update(product=product, data={"price": "13.00"})
@@ -38,6 +56,20 @@ def test_product_writes_emit_versioned_full_state_events():
     updated = OutboxEvent.objects.get(event_type=events.PRODUCT_UPDATED, version=2)
     assert updated.payload["price"] == "13.00" and updated.payload["category_id"] == category.id
     assert OutboxEvent.objects.get(event_type=events.PRODUCT_DELETED).payload == {"id": product.id}
+    assert published == ["category"]  # the product's four events were written by its capture triggers
+
+
+def test_a_product_write_through_the_api_carries_the_requests_correlation_id_and_trace(published, django_user_model):
+    staff = APIClient()
+    staff.force_authenticate(django_user_model.objects.create_user(username="staff", password="pw", is_staff=True))
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    response = staff.post("/api/products/", {"sku": "API-1", "name": "Api", "price": "3.00"}, format="json",
+                          HTTP_X_REQUEST_ID="req-capture-1", HTTP_TRACEPARENT=caller)
+    assert response.status_code == 201, response.content
+    row = OutboxEvent.objects.get(event_type=events.PRODUCT_CREATED, aggregate_id=str(response.json()["id"]))
+    assert row.correlation_id == "req-capture-1"
+    assert row.traceparent == response["traceparent"] and "4bf92f3577b34da6a3ce929d0e0e4736" in row.traceparent
+    assert published == []
 
 
 def test_payload_is_the_rows_canonical_state():

@@ -16,7 +16,8 @@ from strangler_sync.models import AggregateVersion, AppliedVersion, OutboxEvent
 from strangler_sync.services import event_publish
 from tests.strangler_sync.conftest import T0, drain_queue, make_product, product_payload
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# product events are published by hand here: product as an explicit aggregate (conftest.explicit_product)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("explicit_product")]
 
 
 def publish_product(product_id: int, **changes) -> OutboxEvent:

@@ -19,7 +19,8 @@ from strangler_sync.relay import Relay, relay_run
 from strangler_sync.services import event_publish, outbox_backoff_delay, outbox_cleanup, outbox_requeue
 from tests.strangler_sync.conftest import drain_queue, envelopes_of, product_payload
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# product events are published by hand here: product as an explicit aggregate (conftest.explicit_product)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("explicit_product")]
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from strangler_sync.relay import event_envelope, outbox_claim
 from strangler_sync.services import event_publish
 from tests.strangler_sync.conftest import T0, product_payload
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# product events are published by hand here: product as an explicit aggregate (conftest.explicit_product)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("explicit_product")]
 
 CALLER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
