@@ -148,14 +148,33 @@ def capture_context(*, correlation_id: str | None = None, traceparent: str | Non
         TRACEPARENT_SETTING: traceparent if traceparent is not None else (get_traceparent() or ""),
     }
     values = {name: value for name, value in values.items() if value}
-    if not values or not _capturing():
+    with captured_positions_noted():
+        if not values or not _capturing():
+            yield
+            return
+        with contextlib.ExitStack() as stack:
+            for name, value in values.items():
+                _set(name, value, local=True)
+                stack.enter_context(capture_setting_cleared(name))
+            yield
+
+
+@contextlib.contextmanager
+def captured_positions_noted():
+    """Under read-your-writes collection (strangler_sync.read_your_writes): note the versions the block's triggers
+    wrote, read back from the outbox (rows past the highest id before the block; a concurrent writer's rows among
+    them only make the client wait for more). Costs nothing when nothing collects."""
+    from strangler_sync.models import OutboxEvent  # the app registry is ready by the time a write runs
+    from strangler_sync.read_your_writes import written_collecting, written_position_note
+
+    if not written_collecting():
         yield
         return
-    with contextlib.ExitStack() as stack:
-        for name, value in values.items():
-            _set(name, value, local=True)
-            stack.enter_context(capture_setting_cleared(name))
-        yield
+    start = OutboxEvent.objects.aggregate(top=models.Max("id"))["top"] or 0
+    yield
+    for aggregate_type, aggregate_id, version in OutboxEvent.objects.filter(id__gt=start).values_list(
+            "aggregate_type", "aggregate_id", "version"):
+        written_position_note(aggregate_type=aggregate_type, aggregate_id=aggregate_id, version=version)
 
 
 @contextlib.contextmanager

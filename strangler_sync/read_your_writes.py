@@ -7,7 +7,9 @@ answers such a read only when its ``AppliedVersion`` of each of those aggregates
 written version (one indexed query), and says so (``X-Strangler-Read-After: ok``); else it answers 409
 ``behind`` without running the view, and the proxy asks the owner. Wire format: servicekit.write_positions.
 
-Aggregates captured by triggers (``capture="automatic"``) are not seen here: their writes carry no positions.
+Aggregates captured by triggers (``capture="automatic"``) carry positions for the writes made inside
+``strangler_sync.capture.capture_context()`` (it reads back the outbox rows its block's triggers wrote); other
+captured writes (the admin, raw SQL outside a request's capture_context) carry none.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ def written_position_note(*, aggregate_type: str, aggregate_id: str, version: in
     if collected is not None:
         position = Position(aggregate_type, aggregate_id, version)
         transaction.on_commit(lambda: collected.append(position))
+
+
+def written_collecting() -> bool:
+    """Whether a write's positions are being collected (a request under the middleware)."""
+    return _written.get() is not None
 
 
 def followed_aggregate_types() -> frozenset[str]:

@@ -22,7 +22,7 @@ from monolith.catalog.conf import catalog_settings
 from monolith.catalog.models import Category, Product
 from servicekit.errors import Conflict, InvalidInput
 from strangler_sync.capture import capture_context
-from strangler_sync.ownership import ownership_require_owner
+from strangler_sync.ownership import ownership_fence, ownership_require_owner
 from strangler_sync.services import event_publish
 from strangler_sync.snapshots import aggregate_payload
 
@@ -266,6 +266,7 @@ def product_create(
     product = Product(**fields)
     try:
         with transaction.atomic(), capture_context():
+            ownership_fence(aggregate_type="product")  # in the transaction: no flip between check and commit
             product.save()
     except IntegrityError as exc:  # lost a race on sku/slug after the checks above
         raise Conflict("A product with this SKU or slug already exists.", details={"sku": [product.sku]}) from exc
@@ -282,6 +283,7 @@ def product_update(*, product: Product, data: dict[str, Any]) -> Product:
     _check_product_unique(sku=changes.get("sku"), slug=changes.get("slug"), exclude_id=product.id)
     try:
         with transaction.atomic(), capture_context():
+            ownership_fence(aggregate_type="product")  # in the transaction: no flip between check and commit
             product = Product.objects.select_for_update().get(id=product.id)
             for field, value in changes.items():
                 setattr(product, field, value)
@@ -295,6 +297,7 @@ def product_deactivate(*, product: Product) -> Product:
     """Hide a product from the storefront without deleting it (orders keep pointing at it)."""
     ownership_require_owner(aggregate_type="product")
     with transaction.atomic(), capture_context():
+        ownership_fence(aggregate_type="product")  # in the transaction: no flip between check and commit
         product = Product.objects.select_for_update().get(id=product.id)
         if product.is_active:
             product.is_active = False
@@ -308,6 +311,7 @@ def product_delete(*, product: Product) -> Product:
     product_id = product.id
     try:
         with transaction.atomic(), capture_context():
+            ownership_fence(aggregate_type="product")  # in the transaction: no flip between check and commit
             product.delete()
     except ProtectedError as exc:
         raise Conflict("The product is referenced by orders or reservations; deactivate it instead.") from exc

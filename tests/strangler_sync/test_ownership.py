@@ -84,7 +84,7 @@ def _product() -> Product:
     return Product.objects.create(sku="F-1", name="Fence", slug="fence", price=Decimal("1.00"))
 
 
-def test_the_write_is_fenced_inside_its_transaction_and_its_event_carries_the_epoch():
+def test_the_write_is_fenced_inside_its_transaction_and_its_event_carries_the_epoch(explicit_product):
     ownership_set(aggregate_type="product", owner="monolith", epoch=3)
     with transaction.atomic():
         product = _product()
@@ -189,3 +189,18 @@ def test_on_postgresql_a_flip_waits_for_the_write_in_flight_and_later_writes_see
     with pytest.raises(NotOwner), transaction.atomic():
         ownership_fence(aggregate_type="product")
     assert ownership_states()[0]["epoch"] == 1
+
+
+def test_a_captured_product_write_is_fenced_inside_its_transaction_too(monkeypatch):
+    """Product is captured by triggers (no event_publish on its path): its services fence the transaction."""
+    from monolith.catalog import services
+
+    ownership_set(aggregate_type="product", owner="monolith", epoch=5)
+    with transaction.atomic():
+        product = _product()
+    # the early check passed just before the flip landed: only the fence inside the transaction is left
+    monkeypatch.setattr(services, "ownership_require_owner", lambda **kwargs: None)
+    ownership_set(aggregate_type="product", owner="catalog", epoch=6)
+    with pytest.raises(NotOwner):
+        services.product_update(product=product, data={"name": "after the flip"})
+    assert Product.objects.get(id=product.id).name == "Fence"
