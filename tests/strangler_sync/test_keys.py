@@ -49,7 +49,7 @@ def keyed_app(settings):
 def sides(settings, keyed_app, swap_handler):
     """(owner settings, follower settings); the follower's handlers write the copies."""
     base = settings.STRANGLER_SYNC
-    owner = {"STRANGLER_SYNC": {**base, "ORIGIN": "owner", "AGGREGATES": [TICKET, LABEL],
+    owner = {"STRANGLER_SYNC": {**base, "ORIGIN": "owner", "DEFAULT_OWNER": "owner", "AGGREGATES": [TICKET, LABEL],
                                 "SUBSCRIBERS": {"sync.follower": ["ticket.*", "label.*"]}}}
     follower = {"STRANGLER_SYNC": {**base, "ORIGIN": "follower", "AGGREGATES": [TICKET_COPY, LABEL_COPY],
                                    "QUEUE": "sync.follower", "SUBSCRIPTIONS": ["ticket.*", "label.*"]}}
