@@ -21,7 +21,8 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "strangler_sync" / "e
                     .read_text(encoding="utf-8"))
 JSON_TYPES = {str: "string", int: "integer", dict: "object"}
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# product events published by hand: the storefront's product is captured by triggers otherwise
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("explicit_product")]
 
 
 def validator() -> jsonschema.Draft202012Validator:

@@ -19,7 +19,8 @@ from strangler_sync.relay import relay_run
 from strangler_sync.services import event_publish
 from tests.strangler_sync.conftest import consume_all, product_payload
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# product events published by hand: the storefront's product is captured by triggers otherwise
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("explicit_product")]
 
 CALLER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 UNSAMPLED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
