@@ -124,5 +124,8 @@ def declaration_code(*, const: str, aggregate: Aggregate) -> str:
     if aggregate.actions != ("created", "updated", DELETED):
         lines.append(f"    actions={_strings_code(aggregate.actions)},")
     lines += ["    schemas={", *schemas, "    },", f"    model={json.dumps(aggregate.model)},",
-              f"    fields={fields_code},", ")"]
+              f"    fields={fields_code},"]
+    if aggregate.capture != "explicit":  # the declaration's default
+        lines.append(f"    capture={json.dumps(aggregate.capture)},")
+    lines.append(")")
     return "\n".join(lines) + "\n"

@@ -13,9 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from migrations_plan.state import history_read, state_load
 from strangler_proxy.loader import DEFAULT_ROUTE_FILE
+from tests.waiting import REQUEST_TIMEOUT
 
 from .procs import REPO, free_port
 
@@ -70,6 +72,17 @@ class Background:
             log.close()
 
 
+def owners_of(ports: dict[str, int]) -> dict[str, str]:
+    """Who owns what, as the monolith and the catalog each say it (ownership lives in each project's database):
+    they must agree, epochs too."""
+    seen = {}
+    for name in ("MONOLITH_PORT", "CATALOG_PORT"):
+        answer = requests.get(f"http://127.0.0.1:{ports[name]}/sync/ownership/", timeout=REQUEST_TIMEOUT).json()
+        seen[name] = {o["aggregate"]: (o["owner"], o["epoch"]) for o in answer["owners"]}
+    assert seen["MONOLITH_PORT"] == seen["CATALOG_PORT"], seen
+    return {aggregate: owner for aggregate, (owner, _epoch) in seen["MONOLITH_PORT"].items()}
+
+
 def test_guide_runs_verbatim_then_the_plan_walks_back(tmp_path):
     var_dir = tmp_path / "var"
     ports = {name: free_port() for name in ("MONOLITH_PORT", "CATALOG_PORT", "PROXY_PORT", "PROXY_ADMIN_PORT")}
@@ -98,8 +111,7 @@ def test_guide_runs_verbatim_then_the_plan_walks_back(tmp_path):
         assert [s["step"] for s in state["applied"]] == [
             "deploy", "backfill", "verify", "shadow", "canary-10", "canary-50", "reads-to-service", "flip-ownership"]
         assert state["frozen"] is None
-        assert json.loads((var_dir / "ownership.json").read_text())["owners"] == {
-            "category": "catalog", "product": "catalog"}
+        assert owners_of(ports) == {"category": "catalog", "product": "catalog"}
 
         def plan(*args: str) -> subprocess.CompletedProcess:
             return subprocess.run([sys.executable, "-m", "migrations_plan", *args], cwd=REPO, text=True,
@@ -107,8 +119,7 @@ def test_guide_runs_verbatim_then_the_plan_walks_back(tmp_path):
 
         # Back to the start, step by step (the ownership flip only deliberately).
         assert plan("rollback", "catalog", "--allow-irreversible", "--reason", "walk back").returncode == 0
-        assert json.loads((var_dir / "ownership.json").read_text())["owners"] == {
-            "category": "monolith", "product": "monolith"}
+        assert owners_of(ports) == {"category": "monolith", "product": "monolith"}
         for expected in ("reads-to-service", "canary-50", "canary-10", "shadow", "verify", "backfill", "deploy"):
             done = plan("rollback", "catalog")
             assert done.returncode == 0, done.stderr
