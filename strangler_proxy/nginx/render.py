@@ -95,7 +95,9 @@ _LIMIT_PAGES = tuple(f"error_page {status} = @strangler_{status};" for status in
 
 def _limit_locations() -> str:
     return "".join(f"location @strangler_{status} {{ {_json_return(*answer)} }}\n"
-                   for status, answer in _LIMIT_STATUSES.items())
+                   for status, answer in _LIMIT_STATUSES.items()) + (
+        # never entered: its `set`s declare the variables the metrics log reads (see the routing server)
+        'location @strangler_declared { set $strangler_failed ""; set $strangler_breaker ""; return 404; }\n')
 
 
 def _with_limit_pages(body: list[str]) -> list[str]:
@@ -829,8 +831,10 @@ http {{
         server_name {server_names};
         default_type application/json;  # for the answers nginx gives itself below
         add_header X-Request-ID $strangler_request_id always;
-        set $strangler_failed "";  # declared for the metrics log; a fallback's monolith location fills it
-        set $strangler_breaker "";  # declared for the metrics log; a fallback route's location fills it
+        # $strangler_failed and $strangler_breaker (the metrics log's) are filled by fallback locations only and
+        # declared in @strangler_declared: a server-level `set` would also run in auth_request's subrequest
+        # (identity), which shares the request's variables, and blank what the location had set.
+        uninitialized_variable_warn off;
 
         # Refuse what normalize_path() refuses: absolute-form/authority-form/asterisk targets, backslash and
         # encoded slash/backslash in the path (nginx would decode %2F into a separator). One regex on the
