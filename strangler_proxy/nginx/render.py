@@ -832,8 +832,8 @@ http {{
         default_type application/json;  # for the answers nginx gives itself below
         add_header X-Request-ID $strangler_request_id always;
         # $strangler_failed and $strangler_breaker (the metrics log's) are filled by fallback locations only and
-        # declared in @strangler_declared: a server-level `set` would also run in auth_request's subrequest
-        # (identity), which shares the request's variables, and blank what the location had set.
+        # declared in @strangler_declared: a server-level `set` would also run in the identity lookup's subrequest
+        # (auth request), which shares the request's variables, and blank what the location had set.
         uninitialized_variable_warn off;
 
         # Refuse what normalize_path() refuses: absolute-form/authority-form/asterisk targets, backslash and
