@@ -28,12 +28,12 @@ import json
 from django.contrib.auth import get_user_model
 from monolith.catalog import services
 get_user_model().objects.create_superuser("tracer", "tracer@example.com", "tracer-pass")
-product = services.product_create(sku="TRACED-1", name="Traced", price="10.00")
-print(json.dumps({"id": product.id}))
+category = services.category_create(name="Traced")
+print(json.dumps({"id": category.id}))
 """
 BASIC = "Basic " + base64.b64encode(b"tracer:tracer-pass").decode()
-WANTED = ("proxy PATCH", "outbox write product.updated", "relay publish product.updated",
-          "consume apply product.updated", "handle product.updated")
+WANTED = ("proxy PATCH", "outbox write category.updated", "relay publish category.updated",
+          "consume apply category.updated", "handle category.updated")
 
 
 @pytest.fixture(params=[
@@ -66,13 +66,13 @@ def test_one_http_write_through_the_proxy_is_one_trace_to_the_followers_handler(
     monolith, catalog = two_projects(tmp_path, broker_url=backend["broker_url"], databases=backend["databases"])
     proxy = None
     try:
-        product_id = monolith.shell_json(SETUP)["id"]
+        category_id = monolith.shell_json(SETUP)["id"]
         catalog.start("sync_consume")
         monolith.start("sync_relay")
         monolith.serve()
         proxy = Proxy(tmp_path, monolith, SimpleNamespace(url=f"http://127.0.0.1:{free_port()}"))
         status, headers, body = proxy.request(
-            "PATCH", f"/api/products/{product_id}/", body=json.dumps({"name": "Traced v2"}).encode(),
+            "PATCH", f"/api/categories/{category_id}/", body=json.dumps({"name": "Traced v2"}).encode(),
             headers={"Content-Type": "application/json", "Authorization": BASIC})
         assert status == 200, body
         trace_id = traceparent_parse(headers["traceparent"]).trace_id
@@ -87,13 +87,13 @@ def test_one_http_write_through_the_proxy_is_one_trace_to_the_followers_handler(
         named = {s.name: s for s in spans}
         proxy_span = named["proxy PATCH"]
         [request_span] = [s for s in spans if s.service == "monolith" and s.kind == "SERVER"]
-        write, publish = named["outbox write product.updated"], named["relay publish product.updated"]
-        apply, handle = named["consume apply product.updated"], named["handle product.updated"]
+        write, publish = named["outbox write category.updated"], named["relay publish category.updated"]
+        apply, handle = named["consume apply category.updated"], named["handle category.updated"]
 
         assert {(s.name, s.service) for s in (proxy_span, request_span, write, publish, apply, handle)} == {
             ("proxy PATCH", "strangler-proxy"), (request_span.name, "monolith"),
-            ("outbox write product.updated", "monolith"), ("relay publish product.updated", "monolith"),
-            ("consume apply product.updated", "catalog"), ("handle product.updated", "catalog")}
+            ("outbox write category.updated", "monolith"), ("relay publish category.updated", "monolith"),
+            ("consume apply category.updated", "catalog"), ("handle category.updated", "catalog")}
         # proxy -> monolith request -> outbox write -> (relay publish, consumer apply -> handler)
         assert proxy_span.parent_span_id == ""  # the client sent no traceparent: the proxy started the trace
         assert request_span.parent_span_id == proxy_span.span_id
