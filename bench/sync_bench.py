@@ -60,7 +60,9 @@ RABBITMQ_URL = os.environ.get("RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672
 BROKERS = {"rabbitmq": RABBITMQ_URL, "sqlite-queue": f"{sqlite_transport.SCHEME}://", "filesystem": "filesystem://"}
 RESULTS = REPO / "bench" / "results" / "sync.json"
 # Relays, consumers and writers run as in production: DEBUG off (DEBUG keeps every SQL statement in memory).
-PRODUCTION = {"DEBUG": "0", "SECRET_KEY": "bench-only-secret-key-" + "x" * 40}
+# The identity key: every project refuses to start without one (servicekit_identity.E001).
+PRODUCTION = {"DEBUG": "0", "SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
+              "STRANGLER_IDENTITY_KEY": "bench-only-identity-key-" + "k" * 32}
 
 PRODUCT_COLUMNS = "id, sku, slug, name, description, price, currency, is_active, images, category_id, created_at, " \
                   "updated_at"
@@ -281,6 +283,14 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+def processes_alive(processes) -> None:
+    """Fail at once when a relay or consumer died (a wait for its work would otherwise run to its timeout)."""
+    for process in processes:
+        if process.poll() is not None:
+            tail = Path(process.log_path).read_text()[-600:]
+            raise SystemExit(f"error: {Path(process.log_path).stem} exited {process.returncode}:\n{tail}")
+
+
 def pipeline_run(monolith, catalog, *, size: dict, args, captured: bool) -> dict:
     """Throughput of a backlog and lag at a steady rate; the events written as event_publish does, or by the
     product's capture triggers (``captured``). Relays and consumers with their defaults: what users get."""
@@ -303,6 +313,7 @@ def pipeline_run(monolith, catalog, *, size: dict, args, captured: bool) -> dict
     started = json.loads(monolith.shell(preload).strip().splitlines()[-1])["committed_at"]
     relayed_at = None
     while count(catalog_db, inbox_sql) < applied_before + size["backlog"]:
+        processes_alive(relays + catalog_procs)
         if relayed_at is None and count(mono_db, pending_sql) == 0:
             relayed_at = time.time()
         if time.time() - started > 900:
@@ -329,7 +340,8 @@ def pipeline_run(monolith, catalog, *, size: dict, args, captured: bool) -> dict
         process.wait(timeout=size["duration"] + 120)
     reports = [json.loads(Path(p.log_path).read_text().strip().splitlines()[-1]) for p in writer_procs]
     writer = {"sent": sum(r["sent"] for r in reports), "seconds": max(r["seconds"] for r in reports)}
-    wait_for(lambda: count(catalog_db, inbox_sql) >= applied_before + writer["sent"], timeout=600,
+    wait_for(lambda: processes_alive(relays + catalog_procs)
+             or count(catalog_db, inbox_sql) >= applied_before + writer["sent"], timeout=600,
              interval=0.1, what="steady events applied")
     with pg(catalog_db) as conn:
         lags = [r[0] for r in conn.execute(
