@@ -3,11 +3,13 @@
 
 Each round runs one worker process per mode, in turn (rounds interleave the modes, so a change in the machine's
 load hits all of them alike), on the embedded default (SQLite + sqlite-queue: the data plane is CPU-bound in
-Python there, the worst case for a per-event cost). A worker writes N product events as N traced requests
-would (one transaction and one caller traceparent each), relays them to the broker, and applies them as a
-follower (ORIGIN catalog, the monolith's per-event product handler). The modes:
+Python there, the worst case for a per-event cost). A worker publishes N category events (event_publish: the
+storefront's products are captured by triggers instead) as N traced requests would (one transaction and one caller
+traceparent each), relays them to the broker, and applies them as a follower (ORIGIN catalog, the monolith's
+category handler). The modes:
 
-  main        the code this branch started from (git archive of the merge base): no tracing code at all
+  main        the code this branch started from (git archive of the merge base), or --base REV (e.g. 67b0047^1,
+              main before the tracing merge): no tracing code at all
   off         this branch, no OTEL_* set: tracing off, the default
   unsampled   tracing on (OTLP/HTTP exporter to a local receiver), the callers' traces not sampled (flags 00):
               every span is a non-recording one (what a 1 % sampler costs on the other 99 %)
@@ -63,8 +65,7 @@ from strangler_sync.services import event_publish
 
 n, flags = int(os.environ["BENCH_EVENTS"]), os.environ["BENCH_FLAGS"]
 def payload(i):
-    return {"id": i, "sku": f"T-{i}", "slug": f"t-{i}", "name": f"Traced {i}", "description": "", "price": "9.99",
-            "currency": "USD", "is_active": True, "category_id": None, "images": [],
+    return {"id": i, "name": f"Traced {i}", "slug": f"t-{i}", "parent_id": None, "description": "",
             "created_at": "2026-01-01T00:00:00+00:00", "updated_at": "2026-01-01T00:00:00+00:00"}
 def clocks():
     return time.perf_counter(), time.process_time()  # wall, and this process's CPU (its export thread included)
@@ -80,7 +81,7 @@ for i in range(1, n + 1):
     caller = trace_start().traceparent[:-2] + flags
     with trace_continued(caller):
         with transaction.atomic():
-            event_publish(event_type="product.created", aggregate_type="product", aggregate_id=i, payload=payload(i))
+            event_publish(event_type="category.created", aggregate_type="category", aggregate_id=i, payload=payload(i))
 flush()
 write = since(started)
 started = clocks()
@@ -93,7 +94,7 @@ while True:
 flush()
 relay = since(started)
 config = sync_settings()
-follower = {**config.raw, "ORIGIN": "catalog", "QUEUE": "sync.catalog", "SUBSCRIPTIONS": ["product.*"]}
+follower = {**config.raw, "ORIGIN": "catalog", "QUEUE": "sync.catalog", "SUBSCRIPTIONS": ["category.*"]}
 with override_settings(STRANGLER_SYNC=follower):
     with broker_connection() as connection:
         consumer = SyncConsumer(connection)
@@ -108,14 +109,16 @@ print(json.dumps({"write": n / write[1], "relay": n / relay[1], "consume": n / c
 """
 
 
-def baseline_tree(folder: Path) -> tuple[Path, str]:
-    """The merge base with main, unpacked (the code this branch changed), and its commit."""
-    commit = subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=REPO, capture_output=True, text=True,
-                            check=True).stdout.strip()
-    archive = folder / "main.tar"
+def revision_tree(folder: Path, revision: str, *, name: str) -> tuple[Path, str]:
+    """`revision` of this repository unpacked into folder/name, and its commit."""
+    commit = subprocess.run(["git", "rev-parse", "--verify", f"{revision}^{{commit}}"], cwd=REPO,
+                            capture_output=True, text=True).stdout.strip()
+    if not commit:
+        raise SystemExit(f"tracing_bench: {revision!r} is not a commit of this repository")
+    archive = folder / f"{name}.tar"
     with archive.open("wb") as out:
         subprocess.run(["git", "archive", commit], cwd=REPO, stdout=out, check=True)
-    target = folder / "main"
+    target = folder / name  # the templates are named after the code folder: names differ from this checkout's
     with tarfile.open(archive) as tar:
         tar.extractall(target, filter="data")
     return target, commit
@@ -127,6 +130,7 @@ def mode_env(mode: str, *, var: Path, receiver: OtlpReceiver, events: int) -> di
     env.update(DJANGO_SETTINGS_MODULE="monolith.settings", DATABASE_URL=f"sqlite:///{var / 'db.sqlite3'}",
                CELERY_BROKER_URL="sqlite-queue://", STRANGLER_VAR_DIR=str(var), STRANGLER_SYNC_RELAY_TRIGGER="none",
                DEBUG="0", LOG_LEVEL="WARNING", SECRET_KEY="bench-only-secret-key-" + "x" * 40,
+               STRANGLER_IDENTITY_KEY="bench-only-identity-key-" + "k" * 32,  # projects refuse to start without
                BENCH_EVENTS=str(events), BENCH_FLAGS="00" if mode == "unsampled" else "01")
     if mode in ("unsampled", "sampled"):
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.url
@@ -161,6 +165,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--base", default="", metavar="REV",
+                        help="the code the 'main' mode runs (default: the merge base with main; on main itself, "
+                             "e.g. 67b0047^1, main before the tracing merge)")
+    parser.add_argument("--this", default="", metavar="REV",
+                        help="the code the other modes run (default: this checkout); with --base 67b0047^1 "
+                             "--this 67b0047 the two differ by the tracing merge alone")
     args = parser.parse_args()
     if args.events < 1 or args.rounds < 1:
         raise SystemExit("tracing_bench: --events and --rounds must be at least 1")
@@ -169,10 +179,13 @@ def main() -> int:
     samples: dict[str, list[dict]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory(prefix="tracing-bench-") as tmp:
         folder = Path(tmp)
-        main_code, main_commit = baseline_tree(folder)
-        codes = {"main": main_code, "off": REPO, "unsampled": REPO, "sampled": REPO}
+        base = args.base or subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=REPO, capture_output=True,
+                                           text=True, check=True).stdout.strip()
+        main_code, main_commit = revision_tree(folder, base, name="base")
+        this_code = revision_tree(folder, args.this, name="this")[0] if args.this else REPO
+        codes = {"main": main_code, "off": this_code, "unsampled": this_code, "sampled": this_code}
         print(f"setting up: migrated SQLite templates (this branch and main {main_commit[:10]}) ...", flush=True)
-        templates = {code: migrated_template(code, folder, receiver) for code in {main_code, REPO}}
+        templates = {code: migrated_template(code, folder, receiver) for code in {main_code, this_code}}
         for round_ in range(1, args.rounds + 1):
             for mode in MODES:
                 measured = run_worker(mode, code=codes[mode], template=templates[codes[mode]], folder=folder,
