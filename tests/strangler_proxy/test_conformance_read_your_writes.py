@@ -9,17 +9,10 @@ The mitmproxy plane only: positions are asked of the follower, which serves the 
 
 from __future__ import annotations
 
-import contextlib
-import os
-
 import pytest
 
 from servicekit.write_positions import READ_AFTER_HEADER, WRITTEN_HEADER
-from strangler_proxy.loader import load_route_file
-from strangler_proxy.nginx.control import NginxInstance
-from strangler_proxy.nginx.render import NginxOptions
-from tests.strangler_proxy.planes import Client, mitmproxy_available, start_mitmdump, start_nginx, stop_process
-from tests.strangler_proxy.upstreams import NamedUpstream, free_port
+from tests.strangler_proxy.planes import planes_on_stubs
 
 pytestmark = pytest.mark.nginx
 
@@ -45,25 +38,9 @@ settings:
 
 @pytest.fixture(scope="module")
 def planes(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("ryw")
-    with contextlib.ExitStack() as stack:
-        upstreams = {name: NamedUpstream(name) for name in ("monolith", "catalog")}
-        for upstream in upstreams.values():
-            stack.callback(upstream.close)
-        route_file = workdir / "routes.yaml"
-        route_file.write_text(ROUTES.format(monolith=upstreams["monolith"].url, catalog=upstreams["catalog"].url))
-        table = load_route_file(route_file)
-        ports = {"nginx": free_port()}
-        stack.callback(NginxInstance(NginxOptions(runtime_dir=workdir / "nginx")).stop)
-        start_nginx(table, workdir / "nginx", ports["nginx"], override_secret=None)
-        if mitmproxy_available():
-            ports["mitmproxy"] = free_port()
-            os.environ.setdefault("STRANGLER_RYW_SECRET", "conformance-test-key")
-            stack.callback(stop_process, start_mitmdump(route_file, workdir, ports["mitmproxy"], override_secret=None))
-        clients = {plane: Client(port) for plane, port in ports.items()}
-        for client in clients.values():
-            stack.callback(client.close)
-        yield upstreams, clients
+    with planes_on_stubs(tmp_path_factory.mktemp("ryw"), ROUTES,
+                         mitmproxy_env={"STRANGLER_RYW_SECRET": "conformance-test-key"}) as planes:
+        yield planes
 
 
 def cookie_of(reply) -> str | None:
@@ -72,10 +49,7 @@ def cookie_of(reply) -> str | None:
 
 
 def client_for(planes, plane):
-    upstreams, clients = planes
-    if plane not in clients:
-        pytest.skip("mitmproxy plane not available")
-    return upstreams, clients[plane]
+    return planes.upstreams, planes.client(plane)
 
 
 @pytest.mark.parametrize("plane", ["nginx", "mitmproxy"])
