@@ -51,7 +51,7 @@ from strangler_proxy.header_fields import (
     without_hop_by_hop,
 )
 from strangler_proxy.hold import HoldClock, WriteHold
-from strangler_proxy.identity import IdentityAddon, IdentityUnavailable
+from strangler_proxy.identity import IdentityAddon, IdentityUnavailable, shadow_identity
 from strangler_proxy.limits import ConnectionGuard, head_refusal
 from strangler_proxy.loader import RouteFileError, load_route_file, route_file_path
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
@@ -213,7 +213,7 @@ class StranglerAddon:
                 self.shadows.shutdown(wait=False)
             self.shadows = ShadowRunner(
                 store=self.store, client=self.client, max_workers=opts.strangler_shadow_workers,
-                on_compared=self._shadow_compared, on_error=self._shadow_failed,
+                on_compared=self._shadow_compared, on_error=self._shadow_failed, identity=self.identity,
             )
         if {"strangler_routes", "strangler_diffs"} & updated:
             self._configure_noise()
@@ -653,7 +653,7 @@ class StranglerAddon:
             monolith=table.monolith, primary=decision.primary, shadow=decision.shadow,
             upstream_urls=_upstream_urls(table),
             primary_response=primary_response, request_id=state.request_id, timeout=decision.route.timeout,
-            host=flow.request.host_header,
+            host=flow.request.host_header, identity=shadow_identity(table),
         )
         try:
             asyncio.get_running_loop()
