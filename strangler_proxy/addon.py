@@ -409,6 +409,7 @@ class StranglerAddon:
                                                                      cookies=cookies, now=time.time())
             if plan is not None and plan.read_after is None:
                 decision = self.read_your_writes.decision_pinned(decision, plan)
+                self.metrics.read_your_writes.labels(route=decision.route_label, side="owner", reason="pinned").inc()
         state.decision = decision
         # Clients are untrusted: their X-Forwarded-* are replaced, never appended to (as on the nginx plane).
         forwarded_for = info.client_addr
@@ -472,10 +473,13 @@ class StranglerAddon:
         state.upstream_seconds = time.monotonic() - started
         if failure is None:
             breaker.record_success()
-            if plan is not None and plan.read_after is not None and not ReadYourWrites.fresh(
-                    fetched.header(READ_AFTER_HEADER)):
-                await self._read_from_owner(flow, state)  # behind (or cannot tell): the writer answers
-                return
+            if plan is not None and plan.read_after is not None:
+                caught_up = ReadYourWrites.fresh(fetched.header(READ_AFTER_HEADER))
+                self.metrics.read_your_writes.labels(route=state.route_label, side="follower" if caught_up else "owner",
+                                                     reason="caught_up" if caught_up else "behind").inc()
+                if not caught_up:
+                    await self._read_from_owner(flow, state)  # behind (or cannot tell): the writer answers
+                    return
             flow.response = response_from_fetched(fetched, head=request.method == "HEAD")
             state.upstream = upstream
             return

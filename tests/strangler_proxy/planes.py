@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from strangler_proxy.loader import load_route_file
@@ -164,6 +164,7 @@ class Planes:
     clients: dict[str, Client]  # a keep-alive client per plane
     admin_port: int | None = None  # the mitmproxy plane's /metrics and /diffs
     upstreams: dict[str, NamedUpstream] | None = None  # with ``planes_on_stubs``
+    metrics_urls: dict[str, str] = field(default_factory=dict)  # plane -> /metrics, for tests that scrape them
 
     def client(self, plane: str) -> Client:
         if plane not in self.clients:

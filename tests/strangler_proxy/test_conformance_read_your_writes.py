@@ -5,14 +5,18 @@ and its reads on a read-your-writes route then go to the monolith (the owner) in
 header never reaches the client, a client's X-Strangler-Read-After never reaches an upstream, and a route with
 read_your_writes: false ignores the cookie. `many` pins on both planes for settings.read_your_writes.window.
 The mitmproxy plane only: positions are asked of the follower, which serves the read once it says `ok`.
+Both planes count those reads under one metric name (strangler_proxy_read_your_writes_total: the mitmproxy
+plane's /metrics, the nginx plane's exporter).
 """
 
 from __future__ import annotations
 
 import pytest
 
+from migrations_plan.metrics import MetricsUnavailable, metrics_fetch
 from servicekit.write_positions import READ_AFTER_HEADER, WRITTEN_HEADER
-from tests.strangler_proxy.planes import planes_on_stubs
+from tests.strangler_proxy.planes import nginx_exporter, planes_on_stubs
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.nginx
 
@@ -38,9 +42,29 @@ settings:
 
 @pytest.fixture(scope="module")
 def planes(tmp_path_factory):
-    with planes_on_stubs(tmp_path_factory.mktemp("ryw"), ROUTES,
-                         mitmproxy_env={"STRANGLER_RYW_SECRET": "conformance-test-key"}) as planes:
+    workdir = tmp_path_factory.mktemp("ryw")
+    with planes_on_stubs(workdir, ROUTES, admin=True,
+                         mitmproxy_env={"STRANGLER_RYW_SECRET": "conformance-test-key"}) as planes, \
+            nginx_exporter(workdir / "nginx") as nginx_metrics:
+        planes.metrics_urls = {"nginx": nginx_metrics}
+        if planes.admin_port:
+            planes.metrics_urls["mitmproxy"] = f"http://127.0.0.1:{planes.admin_port}/metrics"
         yield planes
+
+
+def read_your_writes_counts(planes, plane: str, *, at_least: int) -> dict[tuple[str, str, str], float]:
+    """(route, side, reason) -> strangler_proxy_read_your_writes_total on the plane's /metrics, once it counts
+    ``at_least`` (the nginx exporter reads the metrics log nginx flushes every second)."""
+    def counted():
+        try:
+            samples = metrics_fetch(url=planes.metrics_urls[plane])
+        except MetricsUnavailable:
+            return None
+        rows = {(labels["route"], labels["side"], labels["reason"]): value
+                for _, labels, value in samples.select("strangler_proxy_read_your_writes_total")}
+        return rows if sum(rows.values()) >= at_least else None
+
+    return wait_until(counted, what=f"{at_least} read-your-writes reads counted on the {plane} plane")
 
 
 def cookie_of(reply) -> str | None:
@@ -67,6 +91,8 @@ def test_reads_after_a_write_go_to_the_owner_on_both_planes(planes, plane):
         assert client.send("HEAD", "/k/1", {"Cookie": cookie}).served_by == "monolith"
         assert client.send("GET", "/n/1", {"Cookie": cookie}).served_by == "catalog"  # read_your_writes: false
         assert client.send("GET", "/k/1").served_by == "catalog"  # no cookie: no write, nothing changes
+        # the same metric on both planes: two reads pinned to the owner on /k/, nothing on /n/ or without cookie
+        assert read_your_writes_counts(planes, plane, at_least=2) == {("/k/", "owner", "pinned"): 2}
         # a client cannot make an upstream see the proxy's header
         upstreams["catalog"].requests.clear()
         client.send("GET", "/k/2", {READ_AFTER_HEADER: "product:1:99"})
@@ -93,6 +119,9 @@ def test_the_mitmproxy_plane_asks_the_follower_for_the_positions(planes):
             assert read.served_by == served_by, answer
             assert READ_AFTER_HEADER.lower() not in read.headers
         assert cookie_of(read) == "ryw="  # the follower has it: the cookie is cleared
+        counts = read_your_writes_counts(planes, "mitmproxy", at_least=5)  # 2 pinned by the test above
+        assert {key: n for key, n in counts.items() if key[2] != "pinned"} == {
+            ("/k/", "owner", "behind"): 2, ("/k/", "follower", "caught_up"): 1}
         forged = cookie.rsplit(".", 1)[0] + ".AAAAAAAAAAAAAAAAAAAAAA"
         catalog.answer_headers = {}
         catalog.requests.clear()
