@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from strangler_proxy.loader import load_route_file
 from strangler_proxy.nginx.control import NginxInstance
 from strangler_proxy.nginx.render import NginxOptions
@@ -168,8 +170,6 @@ class Planes:
 
     def client(self, plane: str) -> Client:
         if plane not in self.clients:
-            import pytest
-
             pytest.skip(f"{plane} plane not available")
         return self.clients[plane]
 
