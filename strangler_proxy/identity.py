@@ -12,6 +12,10 @@ addon (``StranglerAddon``), whether identity is configured or not.
 Fail closed: when the endpoint does not answer 200 with an identity in time, the request is not forwarded
 (503 ``identity_unavailable``; on a fallback route a safe method is served by the monolith, which checks the
 credentials itself, as the nginx plane does).
+
+The same cached lookup (``IdentityResolver``) signs shadow copies on both planes: the mitmproxy plane's shadow jobs
+on its event loop, the nginx plane's diff endpoint from its threads. A copy whose identity cannot be had is not
+sent (a shadow error, ``identity_unavailable``).
 """
 
 from __future__ import annotations
