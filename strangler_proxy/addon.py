@@ -51,7 +51,7 @@ from strangler_proxy.header_fields import (
     without_hop_by_hop,
 )
 from strangler_proxy.hold import HoldClock, WriteHold
-from strangler_proxy.identity import IdentityAddon, IdentityUnavailable
+from strangler_proxy.identity import IdentityAddon, IdentityUnavailable, shadow_identity
 from strangler_proxy.limits import ConnectionGuard, head_refusal
 from strangler_proxy.loader import RouteFileError, load_route_file, route_file_path
 from strangler_proxy.metrics import AdminServer, ProxyMetrics
@@ -213,7 +213,7 @@ class StranglerAddon:
                 self.shadows.shutdown(wait=False)
             self.shadows = ShadowRunner(
                 store=self.store, client=self.client, max_workers=opts.strangler_shadow_workers,
-                on_compared=self._shadow_compared, on_error=self._shadow_failed,
+                on_compared=self._shadow_compared, on_error=self._shadow_failed, identity=self.identity,
             )
         if {"strangler_routes", "strangler_diffs"} & updated:
             self._configure_noise()
@@ -409,6 +409,7 @@ class StranglerAddon:
                                                                      cookies=cookies, now=time.time())
             if plan is not None and plan.read_after is None:
                 decision = self.read_your_writes.decision_pinned(decision, plan)
+                self.metrics.read_your_writes.labels(route=decision.route_label, side="owner", reason="pinned").inc()
         state.decision = decision
         # Clients are untrusted: their X-Forwarded-* are replaced, never appended to (as on the nginx plane).
         forwarded_for = info.client_addr
@@ -472,10 +473,13 @@ class StranglerAddon:
         state.upstream_seconds = time.monotonic() - started
         if failure is None:
             breaker.record_success()
-            if plan is not None and plan.read_after is not None and not ReadYourWrites.fresh(
-                    fetched.header(READ_AFTER_HEADER)):
-                await self._read_from_owner(flow, state)  # behind (or cannot tell): the writer answers
-                return
+            if plan is not None and plan.read_after is not None:
+                caught_up = ReadYourWrites.fresh(fetched.header(READ_AFTER_HEADER))
+                self.metrics.read_your_writes.labels(route=state.route_label, side="follower" if caught_up else "owner",
+                                                     reason="caught_up" if caught_up else "behind").inc()
+                if not caught_up:
+                    await self._read_from_owner(flow, state)  # behind (or cannot tell): the writer answers
+                    return
             flow.response = response_from_fetched(fetched, head=request.method == "HEAD")
             state.upstream = upstream
             return
@@ -653,7 +657,7 @@ class StranglerAddon:
             monolith=table.monolith, primary=decision.primary, shadow=decision.shadow,
             upstream_urls=_upstream_urls(table),
             primary_response=primary_response, request_id=state.request_id, timeout=decision.route.timeout,
-            host=flow.request.host_header,
+            host=flow.request.host_header, identity=shadow_identity(table),
         )
         try:
             asyncio.get_running_loop()

@@ -24,6 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from servicekit.cli_parser import OneLineErrorParser
 from strangler_proxy.fetch import HOP_BY_HOP
+from strangler_proxy.identity import IdentityResolver, shadow_identity
 from strangler_proxy.loader import RouteFileError, load_route_file, route_file_path
 from strangler_proxy.metrics import ProxyMetrics
 from strangler_proxy.noise import noise_file_for, noise_registry_for
@@ -52,8 +53,9 @@ class DiffEndpoint:
                                     samples_path=self.store.samples_path)
         self.store.noise = noise_registry_for(settings=table.settings.noise, path=noise_path, current=self.store.noise)
         self.metrics = ProxyMetrics()
+        # copies to identity upstreams carry the signed identity a client request would (as on the mitmproxy plane)
         self.runner = ShadowRunner(store=self.store, max_workers=workers, on_compared=self._compared,
-                                   on_error=self._failed)
+                                   on_error=self._failed, identity=IdentityResolver())
         self.skipped: dict[str, int] = {}
         self._lock = threading.Lock()
         endpoint = self
@@ -130,16 +132,19 @@ class DiffEndpoint:
         if method not in SAFE_METHODS:
             self._skip("unsafe_method")
             return 202, {"queued": False, "reason": "unsafe methods are not compared (the primary would write twice)"}
+        # nginx blanks a client's identity header on the mirror; dropped here too (the endpoint may be reached
+        # otherwise): only a signed identity from the monolith goes to a service
+        dropped = {"host", "content-length", "accept-encoding", table.settings.identity.header.lower()}
         forwarded = tuple(
             (name, value) for name, value in headers
-            if name.lower() not in _MIRROR_HEADERS and name.lower() not in HOP_BY_HOP
-            and name.lower() not in ("host", "content-length", "accept-encoding")
+            if name.lower() not in _MIRROR_HEADERS and name.lower() not in HOP_BY_HOP and name.lower() not in dropped
         )
         job = ShadowJob(
             route=route.label, rules=route.diff, method=method, path=target, headers=forwarded, body=body or None,
             monolith=table.monolith, primary=primary, shadow=shadow,
             upstream_urls={name: u.url for name, u in table.upstreams.items()},
             request_id=lowered.get("x-request-id"), timeout=route.timeout, host=lowered.get("host"),
+            identity=shadow_identity(table),
         )
         queued = self.runner.submit(job)
         return 202, {"queued": queued}

@@ -12,6 +12,10 @@ addon (``StranglerAddon``), whether identity is configured or not.
 Fail closed: when the endpoint does not answer 200 with an identity in time, the request is not forwarded
 (503 ``identity_unavailable``; on a fallback route a safe method is served by the monolith, which checks the
 credentials itself, as the nginx plane does).
+
+The same cached lookup (``IdentityResolver``) signs shadow copies on both planes: the mitmproxy plane's shadow jobs
+on its event loop, the nginx plane's diff endpoint from its threads. A copy whose identity cannot be had is not
+sent (a shadow error, ``identity_unavailable``).
 """
 
 from __future__ import annotations
@@ -20,15 +24,20 @@ import base64
 import binascii
 import hashlib
 import json
+import threading
 import time
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from mitmproxy import ctx, http
 
-from strangler_proxy.fetch import AsyncUpstreamClient, UpstreamError
-from strangler_proxy.header_fields import field_text, fields_rewritten, folded_value
+from strangler_proxy.fetch import AsyncUpstreamClient, UpstreamClient, UpstreamError
+from strangler_proxy.header_fields import field_bytes, field_text, fields_rewritten, folded_value
 from strangler_proxy.spec import IdentitySettings, RouteTable
+
+if TYPE_CHECKING:
+    from strangler_proxy.shadow import ShadowJob
 
 EXPIRY_MARGIN = 2.0  # seconds: a cached identity is dropped this long before the token itself expires
 
@@ -60,43 +69,162 @@ def token_expiry(token: str) -> float | None:
 
 
 class IdentityCache:
-    """Bounded TTL cache: key -> (token, deadline), least recently used dropped first."""
+    """Bounded TTL cache: key -> (token, deadline), least recently used dropped first.
+
+    Locked: the nginx plane's diff endpoint looks identities up from its shadow threads (a lock nobody else holds
+    costs well under a microsecond on mitmproxy's single event loop).
+    """
 
     def __init__(self) -> None:
         self.entries: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, key: bytes, now: float) -> str | None:
-        entry = self.entries.get(key)
-        if entry is None:
-            return None
-        if entry[1] <= now:
-            del self.entries[key]
-            return None
-        self.entries.move_to_end(key)
-        return entry[0]
+        with self._lock:
+            entry = self.entries.get(key)
+            if entry is None:
+                return None
+            if entry[1] <= now:
+                del self.entries[key]
+                return None
+            self.entries.move_to_end(key)
+            return entry[0]
 
     def put(self, key: bytes, token: str, deadline: float, size: int) -> None:
-        self.entries[key] = (token, deadline)
-        self.entries.move_to_end(key)
-        while len(self.entries) > size:
-            self.entries.popitem(last=False)
+        with self._lock:
+            self.entries[key] = (token, deadline)
+            self.entries.move_to_end(key)
+            while len(self.entries) > size:
+                self.entries.popitem(last=False)
 
     def clear(self) -> None:
-        self.entries.clear()
+        with self._lock:
+            self.entries.clear()
 
 
-class IdentityUnavailable(Exception):
-    """The identity endpoint did not say who the credentials are: the request must not be forwarded."""
+class IdentityUnavailable(UpstreamError):
+    """The identity endpoint did not say who the credentials are: the request must not be forwarded.
+
+    An UpstreamError (reason ``identity_unavailable``), so a shadow copy that cannot get its identity is counted
+    as a failed shadow request, never sent without it."""
+
+    def __init__(self, message: str):
+        super().__init__("identity_unavailable", message)
 
 
-class IdentityAddon:
-    """Options and state of the identity lookup; ``StranglerAddon`` calls ``attach`` for service-bound requests."""
+class IdentityResolver:
+    """The cached lookup of signed identities, for client requests (``IdentityAddon``) and shadow copies of both
+    planes (``shadow.ShadowRunner``): the same credentials get the same identity for the same upstream."""
 
     def __init__(self) -> None:
         self.cache = IdentityCache()
         self.client = AsyncUpstreamClient()
         self.cache_enabled = True
         self.lookups = {"hit": 0, "miss": 0, "anonymous": 0, "unavailable": 0}
+
+    async def token(self, *, settings: IdentitySettings, monolith_url: str, upstream: str, fields,
+                    host: str | None) -> str | None:
+        """The signed identity for a request with these header ``fields`` (raw bytes pairs) going to ``upstream``;
+        None when it gets none (not an identity upstream, or no credentials). Raises IdentityUnavailable."""
+        key, token = self._cached(settings, upstream, fields)
+        if key is None or token is not None:
+            return token
+        try:
+            fetched = await self.client.fetch(**_lookup_request(settings, monolith_url, upstream, fields, host))
+        except UpstreamError as exc:
+            raise self._unavailable(f"identity endpoint: {exc}") from exc
+        return self._keep(settings, key, fetched)
+
+    def token_blocking(self, *, settings: IdentitySettings, monolith_url: str, upstream: str, fields,
+                       host: str | None, client: UpstreamClient) -> str | None:
+        """``token`` from a thread, with that thread's blocking client (the diff endpoint's shadow threads)."""
+        key, token = self._cached(settings, upstream, fields)
+        if key is None or token is not None:
+            return token
+        try:
+            fetched = client.fetch(**_lookup_request(settings, monolith_url, upstream, fields, host))
+        except UpstreamError as exc:
+            raise self._unavailable(f"identity endpoint: {exc}") from exc
+        return self._keep(settings, key, fetched)
+
+    async def copy_headers(self, job: ShadowJob, upstream: str) -> tuple[tuple[str, str], ...]:
+        """The identity header of a shadow copy to ``upstream``: the one a client request to it would carry, so
+        both sides of a diff answer the same caller. Raises IdentityUnavailable (the copy is then not sent)."""
+        lookup = _copy_lookup(job, upstream)
+        token = await self.token(**lookup) if lookup else None
+        return ((job.identity.header, token),) if token else ()
+
+    def copy_headers_blocking(self, job: ShadowJob, upstream: str, *,
+                              client: UpstreamClient) -> tuple[tuple[str, str], ...]:
+        """``copy_headers`` from a shadow thread, with its blocking client."""
+        lookup = _copy_lookup(job, upstream)
+        token = self.token_blocking(**lookup, client=client) if lookup else None
+        return ((job.identity.header, token),) if token else ()
+
+    def _cached(self, settings: IdentitySettings, upstream: str, fields) -> tuple[bytes | None, str | None]:
+        """(cache key, cached token); (None, None) when nothing is to be looked up."""
+        if not settings.wanted(upstream):
+            return None, None
+        credentials = credentials_of(fields, settings)
+        if credentials is None:
+            self.lookups["anonymous"] += 1
+            return None, None
+        key = hashlib.sha256(upstream.encode() + b"\0" + credentials).digest()
+        token = self.cache.get(key, time.time()) if self.cache_enabled and settings.cache_ttl > 0 else None
+        self.lookups["hit" if token is not None else "miss"] += 1
+        return key, token
+
+    def _keep(self, settings: IdentitySettings, key: bytes, fetched) -> str:
+        token = fetched.header(settings.header)
+        if fetched.status != 200 or not token:
+            raise self._unavailable(f"identity endpoint answered {fetched.status}"
+                                    + ("" if token else " without an identity"))
+        if self.cache_enabled and settings.cache_ttl > 0:
+            now = time.time()
+            expiry = token_expiry(token)
+            deadline = now + settings.cache_ttl
+            if expiry is not None:
+                deadline = min(deadline, expiry - EXPIRY_MARGIN)
+            if deadline > now:
+                self.cache.put(key, token, deadline, settings.cache_size)
+        return token
+
+    def _unavailable(self, message: str) -> IdentityUnavailable:
+        self.lookups["unavailable"] += 1
+        return IdentityUnavailable(message)
+
+
+def shadow_identity(table: RouteTable) -> IdentitySettings | None:
+    """A ShadowJob's ``identity``: the table's settings when some upstream gets identity."""
+    return table.settings.identity if table.settings.identity.upstreams else None
+
+
+def _copy_lookup(job: ShadowJob, upstream: str) -> dict | None:
+    """``token`` keywords for a shadow copy to ``upstream``; None when that upstream gets no identity."""
+    settings = job.identity
+    if settings is None or not settings.wanted(upstream):
+        return None
+    fields = tuple((field_bytes(name), field_bytes(value)) for name, value in job.headers)
+    return {"settings": settings, "monolith_url": job.upstream_urls[job.monolith], "upstream": upstream,
+            "fields": fields, "host": job.host}
+
+
+def _lookup_request(settings: IdentitySettings, monolith_url: str, upstream: str, fields, host: str | None) -> dict:
+    """The identity endpoint request (``fetch`` keywords) for a request with these header fields."""
+    headers = [("Accept", "application/json")]
+    for name in (b"authorization", b"x-request-id", b"traceparent"):
+        value = folded_value(fields, name)
+        if value is not None:
+            headers.append((field_text(name), value))
+    cookies = [field_text(value) for name, value in fields if name.lower() == b"cookie"]
+    if cookies:
+        headers.append(("Cookie", "; ".join(cookies)))  # one field, as HTTP/1.1 wants (RFC 9113 8.2.3)
+    return {"base_url": monolith_url, "method": "GET", "path": f"{settings.endpoint}?audience={quote(upstream)}",
+            "headers": headers, "timeout": settings.timeout, "host_header": host or None}
+
+
+class IdentityAddon(IdentityResolver):
+    """Options of the identity lookup; ``StranglerAddon`` calls ``attach`` for service-bound requests."""
 
     def load(self, loader) -> None:
         loader.add_option("strangler_identity_cache", bool, True,
@@ -115,52 +243,8 @@ class IdentityAddon:
         if not settings.wanted(upstream):
             return
         request = flow.request
-        credentials = credentials_of(request.headers.fields, settings)
-        if credentials is None:
-            self.lookups["anonymous"] += 1
-            return
-        key = hashlib.sha256(upstream.encode() + b"\0" + credentials).digest()
-        now = time.time()
-        use_cache = self.cache_enabled and settings.cache_ttl > 0
-        token = self.cache.get(key, now) if use_cache else None
-        if token is None:
-            self.lookups["miss"] += 1
-            token = await self._lookup(table, upstream, request)
-            if use_cache:
-                expiry = token_expiry(token)
-                deadline = now + settings.cache_ttl
-                if expiry is not None:
-                    deadline = min(deadline, expiry - EXPIRY_MARGIN)
-                if deadline > now:
-                    self.cache.put(key, token, deadline, settings.cache_size)
-        else:
-            self.lookups["hit"] += 1
-        request.headers.fields = fields_rewritten(request.headers.fields, drop=frozenset(),
-                                                  set_to=((settings.header, token),))
-
-    async def _lookup(self, table: RouteTable, upstream: str, request: http.Request) -> str:
-        settings = table.settings.identity
-        fields = request.headers.fields
-        headers = [("Accept", "application/json")]
-        for name in (b"authorization", b"x-request-id", b"traceparent"):
-            value = folded_value(fields, name)
-            if value is not None:
-                headers.append((field_text(name), value))
-        cookies = [field_text(value) for name, value in fields if name.lower() == b"cookie"]
-        if cookies:
-            headers.append(("Cookie", "; ".join(cookies)))  # one field, as HTTP/1.1 wants (RFC 9113 8.2.3)
-        try:
-            fetched = await self.client.fetch(
-                base_url=table.upstreams[table.monolith].url, method="GET",
-                path=f"{settings.endpoint}?audience={quote(upstream)}", headers=headers, timeout=settings.timeout,
-                host_header=request.host_header or None,
-            )
-        except UpstreamError as exc:
-            self.lookups["unavailable"] += 1
-            raise IdentityUnavailable(f"identity endpoint: {exc}") from exc
-        token = fetched.header(settings.header)
-        if fetched.status != 200 or not token:
-            self.lookups["unavailable"] += 1
-            raise IdentityUnavailable(f"identity endpoint answered {fetched.status}"
-                                      + ("" if token else " without an identity"))
-        return token
+        token = await self.token(settings=settings, monolith_url=table.upstreams[table.monolith].url,
+                                 upstream=upstream, fields=request.headers.fields, host=request.host_header)
+        if token is not None:
+            request.headers.fields = fields_rewritten(request.headers.fields, drop=frozenset(),
+                                                      set_to=((settings.header, token),))

@@ -71,6 +71,13 @@ class ProxyMetrics:
             "strangler_proxy_write_hold_seconds", "How long a route's writes were held (route file hold to lift).",
             ["route"], buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300), registry=self.registry,
         )
+        self.read_your_writes = Counter(
+            "strangler_proxy_read_your_writes_total",
+            "Reads of a client with a recent write on a read-your-writes route, by the side that served them: "
+            "owner (reason pinned: no positions to check, or the nginx plane's window; behind: the follower had not "
+            "applied them) or follower (caught_up: it had; mitmproxy plane only).",
+            ["route", "side", "reason"], registry=self.registry,
+        )
         self.route_table_reloads = Counter(
             "strangler_proxy_route_table_reloads_total", "Route file reloads, by result (ok, rejected).",
             ["result"], registry=self.registry,

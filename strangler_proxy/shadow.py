@@ -23,9 +23,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from strangler_proxy.diffing import DiffResult, DiffRulesLike, HttpResponseData, NoiseRegistry, response_diff
 from strangler_proxy.fetch import AsyncUpstreamClient, UpstreamClient, UpstreamError
+
+if TYPE_CHECKING:  # identity imports header_fields, which imports this module
+    from strangler_proxy.identity import IdentityResolver
+    from strangler_proxy.spec import IdentitySettings
 
 logger = logging.getLogger("strangler_proxy.shadow")
 
@@ -56,6 +61,9 @@ class ShadowJob:
     request_id: str | None = None
     timeout: float = 30.0
     host: str | None = None  # Host header the client sent; None = the upstream's own host:port
+    # settings.identity of the table: a copy to an identity upstream carries the signed identity a client request
+    # would (``headers`` never has the client's own); None: no upstream gets one
+    identity: IdentitySettings | None = None
 
 
 class IdleGate:
@@ -186,9 +194,10 @@ class ShadowRunner:
     def __init__(
         self, *, store: DiffStore, client: UpstreamClient | None = None, max_workers: int = 4,
         max_pending: int = 256, on_compared: Callable[[ShadowJob, DiffResult], None] | None = None,
-        on_error: Callable[[ShadowJob, str], None] | None = None,
+        on_error: Callable[[ShadowJob, str], None] | None = None, identity: IdentityResolver | None = None,
     ):
         self.store = store
+        self.identity = identity  # signs copies to identity upstreams (jobs with ``identity`` settings)
         self.client = client or UpstreamClient()
         self.max_pending = max_pending
         self._on_compared = on_compared
@@ -270,11 +279,11 @@ class ShadowRunner:
             async with slots:
                 primary = job.primary_response
                 if primary is None:
-                    primary = await client.fetch(**self._request(job, job.primary))
-                shadowed = await client.fetch(**self._request(job, job.shadow))
+                    primary = await client.fetch(**await self._request_async(job, job.primary))
+                shadowed = await client.fetch(**await self._request_async(job, job.shadow))
                 expected_again = None
                 if _learns_noise(job):
-                    expected_again = await client.fetch(**self._request(job, job.monolith))
+                    expected_again = await client.fetch(**await self._request_async(job, job.monolith))
             sides = (primary, shadowed, expected_again)
             if gate is not None:
                 await gate.idle()
@@ -289,14 +298,23 @@ class ShadowRunner:
             self._error(job, "crash")
         return None
 
+    async def _request_async(self, job: ShadowJob, upstream: str) -> dict:
+        identity = ()
+        if self.identity is not None and job.identity is not None:
+            identity = await self.identity.copy_headers(job, upstream)
+        return self._request(job, upstream, identity)
+
     @staticmethod
-    def _request(job: ShadowJob, upstream: str) -> dict:
+    def _request(job: ShadowJob, upstream: str, identity: tuple[tuple[str, str], ...] = ()) -> dict:
         return {"base_url": job.upstream_urls[upstream], "method": job.method, "path": job.path,
-                "headers": [*job.headers, (SHADOW_HEADER, "1")], "body": job.body, "timeout": job.timeout,
-                "host_header": job.host}
+                "headers": [*job.headers, *identity, (SHADOW_HEADER, "1")], "body": job.body,
+                "timeout": job.timeout, "host_header": job.host}
 
     def _fetch(self, job: ShadowJob, upstream: str) -> HttpResponseData:
-        return self.client.fetch(**self._request(job, upstream))
+        identity = ()
+        if self.identity is not None and job.identity is not None:
+            identity = self.identity.copy_headers_blocking(job, upstream, client=self.client)
+        return self.client.fetch(**self._request(job, upstream, identity))
 
     def run(self, job: ShadowJob) -> DiffResult:
         """Fetch what is missing, diff monolith vs service, record the result (synchronously)."""

@@ -73,6 +73,7 @@ BACKEND_INDEPENDENT_DIRS = ("tests/strangler_proxy/",)
 BACKEND_DEPENDENT_MODULES = (
     "tests/strangler_proxy/test_addon_real_services.py",  # live monolith and catalog projects
     "tests/strangler_proxy/test_nginx_monolith.py",  # a live monolith behind nginx
+    "tests/strangler_proxy/test_identity_conformance.py",  # live monolith and catalog, on PostgreSQL too
 )
 BACKEND_INDEPENDENT_MODULES = (
     "tests/test_file_schemas.py",

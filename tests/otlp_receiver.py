@@ -10,13 +10,15 @@ from __future__ import annotations
 import gzip
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from tests.migrations_plan.procs import BackgroundServer, handler_answer
 
 PATH = "/v1/traces"
 
@@ -56,7 +58,7 @@ def spans_of(request: ExportTraceServiceRequest) -> list[ReceivedSpan]:
     return received
 
 
-class OtlpReceiver:
+class OtlpReceiver(BackgroundServer):
     """Start with ``OtlpReceiver()``, point exporters at ``.url``, read ``.spans()``, ``.stop()`` at the end."""
 
     def __init__(self):
@@ -85,28 +87,13 @@ class OtlpReceiver:
                 return self._answer(200, ExportTraceServiceResponse().SerializeToString())
 
             def _answer(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                handler_answer(self, status, "application/x-protobuf", body)
 
             def log_message(self, format, *args):  # noqa: A002 - quiet tests
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        super().__init__(Handler)
 
     def spans(self, trace_id: str | None = None) -> list[ReceivedSpan]:
         with self._lock:
             return [s for s in self._spans if trace_id is None or s.trace_id == trace_id]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

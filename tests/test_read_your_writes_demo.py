@@ -11,7 +11,6 @@ import contextlib
 import os
 import signal
 import sqlite3
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import requests
 
 from tests.conftest import RABBITMQ_URL
 from tests.test_demo import Demo, _set_products_route
+from tests.throwaway_databases import throwaway_databases
 from tests.waiting import REQUEST_TIMEOUT, wait_until
 
 pytestmark = pytest.mark.slow
@@ -36,23 +36,8 @@ PROJECT_DATABASES = {"DATABASE_URL": "monolith", "CATALOG_DATABASE_URL": "catalo
 def real_services_env():
     """Throwaway PostgreSQL databases (one per project, on the server of this run's DATABASE_URL), RabbitMQ with
     a namespace of their own: the demo's settings for its PostgreSQL + RabbitMQ run."""
-    import psycopg
-    from django.conf import settings
-
-    server = settings.DATABASES["default"]
-    base = f"postgres://{server['USER']}:{server.get('PASSWORD') or ''}@{server['HOST']}:{server['PORT'] or 5432}"
-    tag = uuid.uuid4().hex[:8]
-    names = {var: f"ryw_{tag}_{project}" for var, project in PROJECT_DATABASES.items()}
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        for name in names.values():
-            admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield {**{var: f"{base}/{name}" for var, name in names.items()}, "CELERY_BROKER_URL": RABBITMQ_URL,
-               "STRANGLER_SYNC_NAMESPACE": f"ryw-{tag}"}
-    finally:
-        with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-            for name in names.values():
-                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_databases("ryw", PROJECT_DATABASES) as (urls, tag):
+        yield {**urls, "CELERY_BROKER_URL": RABBITMQ_URL, "STRANGLER_SYNC_NAMESPACE": f"ryw-{tag}"}
 
 
 @pytest.fixture(scope="module", params=[

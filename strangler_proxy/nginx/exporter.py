@@ -4,9 +4,10 @@ nginx writes one JSON line per request (render.py's `strangler_metrics` log_form
 status, request time, the upstream a fallback left, the breaker's state); this exporter reads the new lines every
 poll and counts them into a ``ProxyMetrics``, so the nginx plane exports the mitmproxy plane's metric names and labels
 (strangler_proxy_requests_total, strangler_proxy_request_seconds, strangler_proxy_fallbacks_total,
-strangler_proxy_breaker_state, ...) and the plan gates read either plane the same way. The breaker gauge is what
-the last line through that service's breaker said, 0 closed or 2 open (nginx shows no half-open); requests an open
-breaker sent straight to the monolith count as fallbacks with reason breaker_open, as on the mitmproxy plane.
+strangler_proxy_breaker_state, strangler_proxy_read_your_writes_total, ...) and the plan gates read either plane the
+same way. The breaker gauge is what the last line through that service's breaker said, 0 closed or 2 open (nginx
+shows no half-open); requests an open breaker sent straight to the monolith count as fallbacks with reason
+breaker_open, as on the mitmproxy plane.
 
 Why an access-log tailer and not a module inside nginx (bench/proxy_bench.py rows nginx-rendered,
 nginx-rendered-nometrics, nginx-rendered-lua; numbers in docs/guide/run-nginx.md):
@@ -77,6 +78,8 @@ def metrics_line_count(*, metrics: ProxyMetrics, line: str) -> bool:
         _fallback_count(metrics, route=route, failed=breaker, entry=entry)
     elif failed not in _EMPTY:  # the answer was a 5xx and error_page sent the request to the monolith
         _fallback_count(metrics, route=route, failed=failed, entry=entry)
+    if entry.get("ryw") == "pinned":  # this plane pins for the window: it never learns the follower caught up
+        metrics.read_your_writes.labels(route=route, side="owner", reason="pinned").inc()
     metrics.request_answered(route=route, upstream=upstream, status=status, seconds=seconds)
     return True
 

@@ -97,7 +97,8 @@ def _limit_locations() -> str:
     return "".join(f"location @strangler_{status} {{ {_json_return(*answer)} }}\n"
                    for status, answer in _LIMIT_STATUSES.items()) + (
         # never entered: its `set`s declare the variables the metrics log reads (see the routing server)
-        'location @strangler_declared { set $strangler_failed ""; set $strangler_breaker ""; return 404; }\n')
+        'location @strangler_declared { set $strangler_failed ""; set $strangler_breaker ""; set $strangler_ryw ""; '
+        'return 404; }\n')
 
 
 def _with_limit_pages(body: list[str]) -> list[str]:
@@ -210,11 +211,12 @@ METRICS_LOG = "metrics.log"
 # the location that answered (empty: nginx refused the request itself), the upstream a fallback left (`failed`)
 # and what each upstream try answered (`tried`, e.g. "504, 200"; `connect` "-" when connecting failed); on a
 # fallback route, the service whose breaker upstream it went through and what that says of the breaker
-# (`breaker`, `breaker_state`: breaker_upstreams).
+# (`breaker`, `breaker_state`: breaker_upstreams); `ryw` "pinned" when the read-your-writes cookie sent a read to the
+# monolith (Router.target).
 _METRICS_FORMAT = ("'{\"route\":\"$strangler_route\",\"upstream\":\"$strangler_answered\",\"status\":\"$status\","
                    "\"seconds\":\"$request_time\",\"failed\":\"$strangler_failed\",\"tried\":\"$upstream_status\","
                    "\"connect\":\"$upstream_connect_time\",\"breaker\":\"$strangler_breaker\","
-                   "\"breaker_state\":\"$strangler_breaker_state\"}'")
+                   "\"breaker_state\":\"$strangler_breaker_state\",\"ryw\":\"$strangler_ryw\"}'")
 
 
 def _metrics_log(options: NginxOptions, run: Path) -> str:
@@ -586,6 +588,7 @@ class _Renderer:
             rid = self.route_ids[route]
             var = self.pinned_vars[(route, usual)] = f"$strangler_ryw_{rid}_{len(self.pinned_vars)}"
             pinned = self.add_named(f"@{rid}_ryw", [
+                "set $strangler_ryw pinned;  # the metrics log's: strangler_proxy_read_your_writes_total",
                 *self.proxy_lines(self.table.monolith, route.timeout),
                 *self.route_headers(route.label, self.table.monolith),
             ])

@@ -38,7 +38,34 @@ def wait_http(url: str, *, timeout: float = 30.0, process: subprocess.Popen | No
         time.sleep(0.1)
 
 
-class JsonUpstream:
+def handler_answer(handler: BaseHTTPRequestHandler, status: int, content_type: str, body: bytes) -> None:
+    """Send one complete answer from a request handler (keep-alive safe: it always has a Content-Length)."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+class BackgroundServer:
+    """A threaded HTTP server on a free local port, serving ``handler`` from a daemon thread until ``stop``."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class JsonUpstream(BackgroundServer):
     """A threaded HTTP server answering JSON `{"upstream": name, "path": ...}` with a status that tests switch."""
 
     def __init__(self, name: str, *, status: int = 200):
@@ -52,27 +79,12 @@ class JsonUpstream:
                 owner.hits += 1
                 status = 200 if self.path == "/healthz" else owner.status
                 body = json.dumps({"upstream": owner.name, "path": self.path}).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                handler_answer(self, status, "application/json", body)
 
             def log_message(self, format, *args):  # noqa: A002 - quiet tests
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def start_proxy(route_file: Path, workdir: Path, *, port: int, admin_port: int) -> subprocess.Popen:

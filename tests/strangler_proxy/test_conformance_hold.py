@@ -7,7 +7,6 @@ plane's queue mode lets a queued write through once a reloaded route file lifts 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -15,11 +14,9 @@ import time
 import pytest
 
 from strangler_proxy.hold import held_route
-from strangler_proxy.loader import load_route_file, parse_route_text
-from strangler_proxy.nginx.control import NginxInstance
+from strangler_proxy.loader import parse_route_text
 from strangler_proxy.nginx.render import NginxOptions, render_nginx
-from tests.strangler_proxy.planes import Client, mitmproxy_available, start_mitmdump, start_nginx, stop_process
-from tests.strangler_proxy.upstreams import NamedUpstream, free_port
+from tests.strangler_proxy.planes import Client, planes_on_stubs
 
 pytestmark = pytest.mark.nginx
 
@@ -60,29 +57,13 @@ def _write(path, upstreams, hold: str) -> None:
 
 @pytest.fixture(scope="module")
 def planes(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("hold")
-    with contextlib.ExitStack() as stack:
-        upstreams = {name: NamedUpstream(name) for name in ("monolith", "catalog")}
-        for upstream in upstreams.values():
-            stack.callback(upstream.close)
-        route_file = workdir / "routes.yaml"
-        _write(route_file, upstreams, "reject")
-        table = load_route_file(route_file)
-        ports = {"nginx": free_port()}
-        stack.callback(NginxInstance(NginxOptions(runtime_dir=workdir / "nginx")).stop)
-        start_nginx(table, workdir / "nginx", ports["nginx"], override_secret=None)
-        if mitmproxy_available():
-            ports["mitmproxy"] = free_port()
-            stack.callback(stop_process, start_mitmdump(route_file, workdir, ports["mitmproxy"], override_secret=None))
-        clients = {plane: Client(port) for plane, port in ports.items()}
-        for client in clients.values():
-            stack.callback(client.close)
-        yield table, upstreams, clients, route_file
+    with planes_on_stubs(tmp_path_factory.mktemp("hold"), ROUTES, fields={"hold": "reject"}) as planes:
+        yield planes
 
 
 @pytest.mark.parametrize(("method", "target", "held"), ROWS)
 def test_both_planes_hold_the_same_writes(planes, method, target, held):
-    table, _upstreams, clients, _route_file = planes
+    table, clients = planes.table, planes.clients
     assert (held_route(table, method=method, path=target.replace("//", "/")) is not None) == held
     for plane, client in clients.items():
         reply = client.send(method, target)
@@ -109,11 +90,8 @@ def test_a_bad_hold_value_is_refused():
 
 
 def test_queued_writes_go_on_when_the_hold_lifts(planes):
-    _table, upstreams, clients, route_file = planes
-    if "mitmproxy" not in clients:
-        pytest.skip("mitmproxy plane not available")
-    _write(route_file, upstreams, "queue")
-    port = clients["mitmproxy"].port
+    port = planes.client("mitmproxy").port
+    _write(planes.route_file, planes.upstreams, "queue")
     deadline = time.monotonic() + 60
     while Client(port).send("POST", "/api/orders/").status == 0 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -127,6 +105,6 @@ def test_queued_writes_go_on_when_the_hold_lifts(planes):
     thread.start()
     time.sleep(0.5)
     assert "reply" not in result  # queued, not answered
-    _write(route_file, upstreams, "null")
+    _write(planes.route_file, planes.upstreams, "null")
     thread.join(timeout=60)
     assert result["reply"].status == 200 and result["reply"].served_by == "monolith"

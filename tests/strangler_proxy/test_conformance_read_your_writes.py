@@ -5,21 +5,18 @@ and its reads on a read-your-writes route then go to the monolith (the owner) in
 header never reaches the client, a client's X-Strangler-Read-After never reaches an upstream, and a route with
 read_your_writes: false ignores the cookie. `many` pins on both planes for settings.read_your_writes.window.
 The mitmproxy plane only: positions are asked of the follower, which serves the read once it says `ok`.
+Both planes count those reads under one metric name (strangler_proxy_read_your_writes_total: the mitmproxy
+plane's /metrics, the nginx plane's exporter).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-
 import pytest
 
+from migrations_plan.metrics import MetricsUnavailable, metrics_fetch
 from servicekit.write_positions import READ_AFTER_HEADER, WRITTEN_HEADER
-from strangler_proxy.loader import load_route_file
-from strangler_proxy.nginx.control import NginxInstance
-from strangler_proxy.nginx.render import NginxOptions
-from tests.strangler_proxy.planes import Client, mitmproxy_available, start_mitmdump, start_nginx, stop_process
-from tests.strangler_proxy.upstreams import NamedUpstream, free_port
+from tests.strangler_proxy.planes import nginx_exporter, planes_on_stubs
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.nginx
 
@@ -46,24 +43,28 @@ settings:
 @pytest.fixture(scope="module")
 def planes(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("ryw")
-    with contextlib.ExitStack() as stack:
-        upstreams = {name: NamedUpstream(name) for name in ("monolith", "catalog")}
-        for upstream in upstreams.values():
-            stack.callback(upstream.close)
-        route_file = workdir / "routes.yaml"
-        route_file.write_text(ROUTES.format(monolith=upstreams["monolith"].url, catalog=upstreams["catalog"].url))
-        table = load_route_file(route_file)
-        ports = {"nginx": free_port()}
-        stack.callback(NginxInstance(NginxOptions(runtime_dir=workdir / "nginx")).stop)
-        start_nginx(table, workdir / "nginx", ports["nginx"], override_secret=None)
-        if mitmproxy_available():
-            ports["mitmproxy"] = free_port()
-            os.environ.setdefault("STRANGLER_RYW_SECRET", "conformance-test-key")
-            stack.callback(stop_process, start_mitmdump(route_file, workdir, ports["mitmproxy"], override_secret=None))
-        clients = {plane: Client(port) for plane, port in ports.items()}
-        for client in clients.values():
-            stack.callback(client.close)
-        yield upstreams, clients
+    with planes_on_stubs(workdir, ROUTES, admin=True,
+                         mitmproxy_env={"STRANGLER_RYW_SECRET": "conformance-test-key"}) as planes, \
+            nginx_exporter(workdir / "nginx") as nginx_metrics:
+        planes.metrics_urls = {"nginx": nginx_metrics}
+        if planes.admin_port:
+            planes.metrics_urls["mitmproxy"] = f"http://127.0.0.1:{planes.admin_port}/metrics"
+        yield planes
+
+
+def read_your_writes_counts(planes, plane: str, *, at_least: int) -> dict[tuple[str, str, str], float]:
+    """(route, side, reason) -> strangler_proxy_read_your_writes_total on the plane's /metrics, once it counts
+    ``at_least`` (the nginx exporter reads the metrics log nginx flushes every second)."""
+    def counted():
+        try:
+            samples = metrics_fetch(url=planes.metrics_urls[plane])
+        except MetricsUnavailable:
+            return None
+        rows = {(labels["route"], labels["side"], labels["reason"]): value
+                for _, labels, value in samples.select("strangler_proxy_read_your_writes_total")}
+        return rows if sum(rows.values()) >= at_least else None
+
+    return wait_until(counted, what=f"{at_least} read-your-writes reads counted on the {plane} plane")
 
 
 def cookie_of(reply) -> str | None:
@@ -72,10 +73,7 @@ def cookie_of(reply) -> str | None:
 
 
 def client_for(planes, plane):
-    upstreams, clients = planes
-    if plane not in clients:
-        pytest.skip("mitmproxy plane not available")
-    return upstreams, clients[plane]
+    return planes.upstreams, planes.client(plane)
 
 
 @pytest.mark.parametrize("plane", ["nginx", "mitmproxy"])
@@ -93,6 +91,8 @@ def test_reads_after_a_write_go_to_the_owner_on_both_planes(planes, plane):
         assert client.send("HEAD", "/k/1", {"Cookie": cookie}).served_by == "monolith"
         assert client.send("GET", "/n/1", {"Cookie": cookie}).served_by == "catalog"  # read_your_writes: false
         assert client.send("GET", "/k/1").served_by == "catalog"  # no cookie: no write, nothing changes
+        # the same metric on both planes: two reads pinned to the owner on /k/, nothing on /n/ or without cookie
+        assert read_your_writes_counts(planes, plane, at_least=2) == {("/k/", "owner", "pinned"): 2}
         # a client cannot make an upstream see the proxy's header
         upstreams["catalog"].requests.clear()
         client.send("GET", "/k/2", {READ_AFTER_HEADER: "product:1:99"})
@@ -119,6 +119,9 @@ def test_the_mitmproxy_plane_asks_the_follower_for_the_positions(planes):
             assert read.served_by == served_by, answer
             assert READ_AFTER_HEADER.lower() not in read.headers
         assert cookie_of(read) == "ryw="  # the follower has it: the cookie is cleared
+        counts = read_your_writes_counts(planes, "mitmproxy", at_least=5)  # 2 pinned by the test above
+        assert {key: n for key, n in counts.items() if key[2] != "pinned"} == {
+            ("/k/", "owner", "behind"): 2, ("/k/", "follower", "caught_up"): 1}
         forged = cookie.rsplit(".", 1)[0] + ".AAAAAAAAAAAAAAAAAAAAAA"
         catalog.answer_headers = {}
         catalog.requests.clear()

@@ -6,16 +6,11 @@ X-Forwarded-For; it gets the sticky cookie on its first answer and must stay on 
 
 from __future__ import annotations
 
-import contextlib
 import re
 
 import pytest
 
-from strangler_proxy.loader import load_route_file
-from strangler_proxy.nginx.control import NginxInstance
-from strangler_proxy.nginx.render import NginxOptions
-from tests.strangler_proxy.planes import Client, mitmproxy_available, start_mitmdump, start_nginx, stop_process
-from tests.strangler_proxy.upstreams import NamedUpstream, free_port
+from tests.strangler_proxy.planes import planes_on_stubs
 
 pytestmark = pytest.mark.nginx
 
@@ -45,24 +40,8 @@ COOKIE = re.compile(r"^edge_uid=([0-9a-f]{32}); Path=/; Max-Age=3600; SameSite=S
 
 @pytest.fixture(scope="module")
 def planes(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("sticky")
-    with contextlib.ExitStack() as stack:
-        upstreams = {name: NamedUpstream(name) for name in ("monolith", "catalog")}
-        for upstream in upstreams.values():
-            stack.callback(upstream.close)
-        route_file = workdir / "routes.yaml"
-        route_file.write_text(ROUTES.format(monolith=upstreams["monolith"].url, catalog=upstreams["catalog"].url))
-        table = load_route_file(route_file)
-        ports = {"nginx": free_port()}
-        stack.callback(NginxInstance(NginxOptions(runtime_dir=workdir / "nginx")).stop)
-        start_nginx(table, workdir / "nginx", ports["nginx"], override_secret=None)
-        if mitmproxy_available():
-            ports["mitmproxy"] = free_port()
-            stack.callback(stop_process, start_mitmdump(route_file, workdir, ports["mitmproxy"], override_secret=None))
-        clients = {plane: Client(port) for plane, port in ports.items()}
-        for client in clients.values():
-            stack.callback(client.close)
-        yield upstreams, clients
+    with planes_on_stubs(tmp_path_factory.mktemp("sticky"), ROUTES) as planes:
+        yield planes
 
 
 def client_address(index: int) -> str:
@@ -72,10 +51,7 @@ def client_address(index: int) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("plane", ["nginx", "mitmproxy"])
 def test_ten_percent_canary_holds_behind_one_peer_and_each_client_keeps_its_side(planes, plane):
-    upstreams, clients = planes
-    if plane not in clients:
-        pytest.skip("mitmproxy plane not available")
-    client = clients[plane]
+    upstreams, client = planes.upstreams, planes.client(plane)
     canary, moved, bad_cookies = 0, [], []
     for index in range(CLIENTS):
         # The load balancer appends the client; what the client itself claimed before it is not believed.
@@ -101,10 +77,8 @@ def test_ten_percent_canary_holds_behind_one_peer_and_each_client_keeps_its_side
 
 @pytest.mark.parametrize("plane", ["nginx", "mitmproxy"])
 def test_a_client_keyed_by_its_header_gets_no_cookie(planes, plane):
-    _upstreams, clients = planes
-    if plane not in clients:
-        pytest.skip("mitmproxy plane not available")
-    reply = clients[plane].send("GET", "/k/item", {"X-User-Id": "u-42"})
+    client = planes.client(plane)
+    reply = client.send("GET", "/k/item", {"X-User-Id": "u-42"})
     assert reply.status == 200 and "set-cookie" not in reply.headers
-    again = clients[plane].send("GET", "/k/item", {"X-User-Id": "u-42"})
+    again = client.send("GET", "/k/item", {"X-User-Id": "u-42"})
     assert again.served_by == reply.served_by

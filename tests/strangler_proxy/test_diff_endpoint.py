@@ -80,7 +80,8 @@ def wait_for_comparisons(endpoint: DiffEndpoint, count: int) -> dict:
 
 def test_mirrored_copy_is_answered_at_once_then_both_sides_are_fetched_and_diffed(endpoint, upstreams):
     monolith, catalog = upstreams
-    status, payload = send(endpoint.port, "GET", "/api/categories/?page=2", mirror_headers())
+    status, payload = send(endpoint.port, "GET", "/api/categories/?page=2",
+                           {**mirror_headers(), "X-Strangler-Identity": "forged"})
     assert (status, payload) == (202, {"queued": True})
     summary = wait_for_comparisons(endpoint, 1)
     route = summary["routes"]["/api/categories/"]
@@ -90,6 +91,7 @@ def test_mirrored_copy_is_answered_at_once_then_both_sides_are_fetched_and_diffe
     assert catalog.received()[0]["headers"]["host"] == "shop.example"
     assert catalog.received()[0]["headers"]["x-request-id"] == "mirror-1"
     assert not any(h.lower().startswith("x-strangler-mirror") for h in catalog.received()[0]["headers"])
+    assert "x-strangler-identity" not in catalog.received()[0]["headers"]  # only the monolith's signed one goes on
     expected_line = 'strangler_proxy_shadow_diffs_total{route="/api/categories/"} 1.0'
 
     def metrics() -> str:

@@ -14,10 +14,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from mitmproxy.test import tflow
 
-from strangler_proxy.identity import IdentityAddon, IdentityCache, IdentityUnavailable, credentials_of, token_expiry
+from strangler_proxy.diffing import HttpResponseData
+from strangler_proxy.fetch import AsyncUpstreamClient
+from strangler_proxy.identity import (
+    IdentityAddon,
+    IdentityCache,
+    IdentityResolver,
+    IdentityUnavailable,
+    credentials_of,
+    shadow_identity,
+    token_expiry,
+)
 from strangler_proxy.loader import RouteFileError, parse_route_text
 from strangler_proxy.nginx.render import NginxOptions, render_nginx
+from strangler_proxy.shadow import DiffStore, ShadowJob, ShadowRunner
 from strangler_proxy.spec import IdentitySettings
+from tests.strangler_proxy.upstream_servers import UpstreamServer
 
 BASE = """\
 upstreams:
@@ -173,3 +185,42 @@ def test_no_answer_or_a_bad_one_is_unavailable(endpoint):
     endpoint.close()
     with pytest.raises(IdentityUnavailable, match="identity endpoint"):
         attach(IdentityAddon(), table, "catalog", {"Authorization": "Basic eDp5"})
+
+
+def test_shadow_copies_to_an_identity_upstream_carry_the_signed_identity_and_fail_closed(endpoint):
+    """Both runner paths (the diff endpoint's threads, mitmproxy's event loop) share one cached lookup; a copy
+    whose identity cannot be had is never sent (counted as an error)."""
+    catalog = UpstreamServer("catalog").start()
+    table = table_with("identity:\n  upstreams: [catalog]\n  timeout: 10\n", port=endpoint.port)
+    runner = ShadowRunner(store=DiffStore(), identity=IdentityResolver())
+
+    def job(authorization: str) -> ShadowJob:
+        return ShadowJob(
+            route="/api/products/", rules=table.routes[0].diff, method="GET", path="/api/products/",
+            headers=(("Authorization", authorization),), body=None, monolith="monolith", primary="monolith",
+            shadow="catalog", upstream_urls={"monolith": f"http://127.0.0.1:{endpoint.port}", "catalog": catalog.url},
+            primary_response=HttpResponseData.from_pairs(status=200, header_pairs=(), body=b"{}"),
+            identity=shadow_identity(table),
+        )
+
+    async def on_the_loop(shadow_job: ShadowJob) -> None:
+        runner.submit_async(shadow_job, AsyncUpstreamClient())
+        while runner.pending:
+            await asyncio.sleep(0.01)
+
+    try:
+        runner.run(job("Basic YWxpY2U6cHc="))
+        asyncio.run(on_the_loop(job("Basic YWxpY2U6cHc=")))
+        lookups = [call for call in endpoint.calls if call["path"].startswith("/sync/identity/")]
+        assert lookups == [{"path": "/sync/identity/?audience=catalog", "authorization": "Basic YWxpY2U6cHc="}]
+        tokens = [request["headers"].get("x-strangler-identity") for request in catalog.received()]
+        assert len(tokens) == 2 and tokens[0] and tokens[0] == tokens[1]  # the endpoint's answer, cached once
+        endpoint.status = 500
+        asyncio.run(on_the_loop(job("Basic Ym9iOnB3")))
+        with pytest.raises(IdentityUnavailable):
+            runner.run(job("Basic Y2Fyb2w6cHc="))
+        assert len(catalog.received()) == 2  # neither copy went out without its identity
+        assert runner.store.summary()["routes"]["/api/products/"]["errors"] == 1  # the loop's (run() raises)
+    finally:
+        runner.shutdown()
+        catalog.stop()

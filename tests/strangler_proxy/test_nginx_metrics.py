@@ -110,3 +110,15 @@ def test_a_rotated_log_is_read_from_its_start_and_foreign_lines_are_skipped(tmp_
     assert tail.poll() == 1
     assert Samples.parse(metrics.exposition().decode()).total("strangler_proxy_requests_total") == 3
     assert not metrics_line_count(metrics=metrics, line='{"route": "/a/"}')
+
+
+def test_reads_pinned_by_the_read_your_writes_cookie_count_under_the_mitmproxy_planes_name():
+    metrics = ProxyMetrics()
+    base = ('{"route":"/k/","upstream":"monolith","status":"200","seconds":"0.001","failed":"","tried":"200",'
+            '"connect":"0.000","breaker":"","breaker_state":""')
+    for ryw in ("pinned", "", "pinned"):
+        assert metrics_line_count(metrics=metrics, line=base + f',"ryw":"{ryw}"}}')
+    assert metrics_line_count(metrics=metrics, line=base + "}")  # a line written before the field existed
+    samples = Samples.parse(metrics.exposition().decode())
+    assert samples.total("strangler_proxy_read_your_writes_total", route="/k/", side="owner", reason="pinned") == 2
+    assert samples.total("strangler_proxy_requests_total", route="/k/") == 4
