@@ -80,6 +80,11 @@ def test_end_to_end_on_the_default_transport(tmp_path):
         catalog.stop_all()
 
 
+# Sessions of this database waiting for a lock (the consumer behind the test's table lock).
+LOCK_WAITERS = ("SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid) "
+                "WHERE NOT granted AND datname = current_database()")
+
+
 def _count(dsn: str, sql: str) -> int:
     with psycopg.connect(dsn.replace("postgres://", "postgresql://")) as conn:
         return conn.execute(sql).fetchone()[0]
@@ -132,10 +137,15 @@ def test_faults_on_postgresql_and_rabbitmq(tmp_path, rabbitmq_url):
         monolith.start("sync_relay", env={"STRANGLER_SYNC_BATCH_SIZE": "100"})
         wait_for(lambda: _count(mono_db, published) == events, what="everything published")
 
-        # 2. consumer killed -9 mid-apply: RabbitMQ redelivers its unacked messages.
-        consumer = catalog.start("sync_consume", "--prefetch", "20")
-        wait_for(lambda: _count(catalog_db, inbox) > 0, interval=0.02, what="the first applies")
-        kill9(consumer)
+        # 2. consumer killed -9 mid-apply: RabbitMQ redelivers its unacked messages. The product table is locked
+        # first, so the consumer is surely mid-apply (blocked on its first product) when it is killed: on a busy
+        # box it could otherwise apply all 305 events between two looks of this test.
+        with psycopg.connect(catalog_db.replace("postgres://", "postgresql://")) as blocker:
+            blocker.execute("LOCK TABLE catalog_service_product IN EXCLUSIVE MODE")
+            consumer = catalog.start("sync_consume", "--prefetch", "20")
+            wait_for(lambda: _count(catalog_db, LOCK_WAITERS) > 0, what="the consumer blocked on its first product")
+            kill9(consumer)
+            blocker.rollback()
         assert _count(catalog_db, inbox) < events
         catalog.start("sync_consume")
         wait_for(lambda: _count(catalog_db, inbox) == events and _queue_depth(rabbitmq_url, queue) == 0,
