@@ -104,7 +104,7 @@ def test_empty_cart_is_400(api):
     api.delete("/api/cart/items/{}/".format(Product.objects.get(name="Pen").id))
     api.delete("/api/cart/items/{}/".format(Product.objects.get(name="Desk Lamp").id))
     response = _checkout(api)
-    assert response.status_code == 400 and response.json()["error"]["code"] == "cart_empty"
+    assert response.status_code == 409 and response.json()["error"]["code"] == "cart_empty"
 
 
 def test_malformed_json_is_400(api):
