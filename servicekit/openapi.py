@@ -39,8 +39,10 @@ _DESCRIPTIONS = {
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 # DRF's CharField refuses NUL (and lone surrogates, which JSON text cannot carry unescaped and generators do not
 # make; a pattern naming them is one Rust-based validators cannot compile) and trims before the blank check.
+# Whitespace is spelled out: Python's str.strip() and ECMA's \s differ (U+001C-U+001F, U+0085 vs U+FEFF).
+_SPACE = r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 _TEXT_PATTERN = r"^[^\u0000]*$"
-_NON_BLANK_TEXT_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+_NON_BLANK_TEXT_PATTERN = rf"^[^\u0000]*[^\u0000{_SPACE}][^\u0000]*$"
 _WRITE_METHODS = _BODY_METHODS | {"DELETE"}
 
 

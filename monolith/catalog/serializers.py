@@ -46,7 +46,7 @@ class ProductOutputSerializer(serializers.ModelSerializer):
 # What the services accept as an image, narrowed to what a pattern can state: a site path, or an http(s) URL with
 # a dotted host name (Django's URLValidator, which the services run, also takes IPs, ports and localhost).
 _LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-IMAGE_PATTERN = rf"^(?:/[^\s\u0000]*|https?://{_LABEL}(?:\.{_LABEL})*\.[a-z]{{2,63}}(?:/[A-Za-z0-9._~%/-]*)?)$"
+IMAGE_PATTERN = rf"^(?:/[^\u0000]*|https?://{_LABEL}(?:\.{_LABEL})*\.[a-z]{{2,63}}(?:/[A-Za-z0-9._~%/-]*)?)$"
 
 
 class ProductInputSerializer(serializers.Serializer):

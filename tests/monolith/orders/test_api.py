@@ -126,11 +126,12 @@ def test_addresses_by_id_inline_or_default(api, shopper, django_user_model):
     assert inline.status_code == 201 and inline.json()["shipping_address"]["name"] == "Gift Recipient"
 
 
-def test_no_address_at_all_is_400(shopper, cart):
+def test_no_address_at_all_is_409(shopper, cart):
+    # well-formed (the schema makes both address fields optional): the account's state, no default address, refuses it
     client = APIClient()
     client.force_authenticate(shopper)
     response = _checkout(client)
-    assert response.status_code == 400 and "address" in response.json()["error"]["details"]
+    assert response.status_code == 409 and "address" in response.json()["error"]["details"]
 
 
 def test_history_detail_and_privacy(api, django_user_model):
