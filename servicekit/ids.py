@@ -79,7 +79,6 @@ class IdListField(serializers.Field):
         return ",".join(str(item) for item in value)
 
 
-
 class IdListFieldSchema(OpenApiSerializerFieldExtension):
     """The schema of an IdListField: 1..max_length ids of 1..18 digits (no leading zero), comma-separated."""
 

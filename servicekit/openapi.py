@@ -13,8 +13,10 @@ published schema lists what clients really get back:
 Request fields say what the serializers really accept, so a request the schema calls valid is never refused as
 bad input (schemathesis checks it, tests/api_conformance.py): text fields refuse NUL and, when they
 may not be blank, need one character that is not whitespace (DRF trims first); decimals need a digit and drop the
-sign when they may not be negative; a serializer may add rules across its fields (``openapi_rules``); a PATCH body
-validated in full (not ``partial=True``) keeps its required fields.
+sign when they may not be negative; lists that may not be empty say so; a serializer may add rules across its
+fields (``openapi_rules``); a PATCH body validated in full (not ``partial=True``) keeps its required fields. These
+override drf-spectacular's private mapping methods (tests/monolith/test_openapi_schema.py notices when an upgrade
+changes them).
 """
 
 from __future__ import annotations
