@@ -121,6 +121,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "PREPROCESSING_HOOKS": ["servicekit.openapi.public_api_only"],
+    # Bodies are published as JSON only: forms cannot carry nested objects, lists or null (servicekit.openapi).
+    "PARSER_WHITELIST": ["servicekit.parsers.JSONParser"],
 }
 
 CELERY_BROKER_URL = env.broker_url()

@@ -98,10 +98,24 @@ def api_exception_handler(exc, context):
     code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
     if isinstance(exc, exceptions.ValidationError):
         details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        if _only_unknown_references(exc.detail):
+            # Well-formed, but a body's id names no row: 404 as for an unknown id in the path (the schema says so).
+            response.status_code = status.HTTP_404_NOT_FOUND
+            response.data = error_body("not_found", "Not found.", details)
+            return response
         response.data = error_body(code, "Invalid input.", details)
     else:
         response.data = error_body(code, str(getattr(exc, "detail", exc)))
     return response
+
+
+def _only_unknown_references(detail) -> bool:
+    """True when every error in a ValidationError's detail is a related field's "does_not_exist"."""
+    if isinstance(detail, dict):
+        detail = list(detail.values())
+    if isinstance(detail, list):
+        return bool(detail) and all(_only_unknown_references(item) for item in detail)
+    return getattr(detail, "code", None) == "does_not_exist"
 
 
 def json_404(request, exception=None):

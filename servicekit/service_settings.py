@@ -112,6 +112,8 @@ def service_settings(
             "SERVE_INCLUDE_SCHEMA": False,
             "COMPONENT_SPLIT_REQUEST": True,
             "PREPROCESSING_HOOKS": ["servicekit.openapi.public_api_only", *(schema_hooks or [])],
+            # Bodies are published as JSON only: forms cannot carry nested objects, lists or null.
+            "PARSER_WHITELIST": ["servicekit.parsers.JSONParser"],
         },
         "CELERY_BROKER_URL": broker,
         "CELERY_BROKER_TRANSPORT_OPTIONS": env.broker_transport_options(broker),

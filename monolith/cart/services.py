@@ -9,13 +9,13 @@ from django.utils import timezone
 
 from monolith.cart.models import Cart, CartLine
 from monolith.catalog.models import Product
-from servicekit.errors import InvalidInput, NotFound
+from servicekit.errors import Conflict, InvalidInput, NotFound
 from servicekit.ids import MAX_ID
 
 MAX_LINE_QUANTITY = 99
 
 
-class ProductUnavailable(InvalidInput):
+class ProductUnavailable(Conflict):  # the product's state refuses a well-formed request
     code = "product_unavailable"
 
 
@@ -89,7 +89,8 @@ def cart_add_product(*, cart: Cart, product_id: int, quantity: int) -> CartLine:
         total = line.quantity + quantity
         if total > MAX_LINE_QUANTITY:
             message = f"At most {MAX_LINE_QUANTITY} of one product per order ({line.quantity} already in cart)."
-            raise InvalidInput(message, details={"quantity": [message]})
+            # the request is well-formed; it conflicts with what the cart already holds
+            raise Conflict(message, details={"quantity": [message]})
         line.quantity = total
         line.save(update_fields=["quantity"])
     return line

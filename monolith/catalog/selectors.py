@@ -100,7 +100,7 @@ def product_list(
         try:
             root = Category.objects.get(slug=category)
         except Category.DoesNotExist:
-            raise InvalidInput(
+            raise NotFound(
                 f"Unknown category {category!r}.", details={"category": ["No category with this slug."]}
             ) from None
         products = products.filter(category_id__in=category_descendant_ids(category=root))

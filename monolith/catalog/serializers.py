@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from monolith.catalog.models import Category, Product
 from monolith.catalog.selectors import DEFAULT_PRODUCT_ORDERING, PRODUCT_ORDERINGS
+from monolith.catalog.services import SKU_PATTERN, SLUG_PATTERN
 from servicekit.ids import IdField
 
 
@@ -21,7 +22,7 @@ class CategoryOutputSerializer(serializers.ModelSerializer):
 
 class CategoryInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=120)
-    slug = serializers.SlugField(max_length=140, required=False)
+    slug = serializers.RegexField(SLUG_PATTERN, max_length=140, required=False)
     parent = serializers.PrimaryKeyRelatedField(
         queryset=Category.objects.all(), pk_field=IdField(), allow_null=True, required=False
     )
@@ -42,17 +43,25 @@ class ProductOutputSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+# What the services accept as an image, narrowed to what a pattern can state: a site path, or an http(s) URL with
+# a dotted host name (Django's URLValidator, which the services run, also takes IPs, ports and localhost).
+_LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+IMAGE_PATTERN = rf"^(?:/[^\u0000]*|https?://{_LABEL}(?:\.{_LABEL})*\.[a-z]{{2,63}}(?:/[A-Za-z0-9._~%/-]*)?)$"
+
+
 class ProductInputSerializer(serializers.Serializer):
     """Body of POST/PUT (all required fields) and PATCH (partial=True)."""
 
-    sku = serializers.CharField(max_length=64)
-    slug = serializers.SlugField(max_length=200, required=False)
+    sku = serializers.RegexField(SKU_PATTERN, max_length=64)
+    slug = serializers.RegexField(SLUG_PATTERN, max_length=200, required=False)
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(allow_blank=True, required=False, default="")
     price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"))
     currency = serializers.RegexField(r"^[A-Z]{3}$", required=False)
     is_active = serializers.BooleanField(required=False, default=True)
-    images = serializers.ListField(child=serializers.CharField(max_length=500), required=False, default=list)
+    images = serializers.ListField(
+        child=serializers.RegexField(IMAGE_PATTERN, max_length=500), required=False, default=list
+    )
     category = serializers.PrimaryKeyRelatedField(
         queryset=Category.objects.all(), pk_field=IdField(), allow_null=True, required=False, default=None
     )
@@ -62,7 +71,9 @@ class ProductFilterSerializer(serializers.Serializer):
     """Query parameters of GET /api/products/ (and of the product list pages)."""
 
     category = serializers.SlugField(required=False, help_text="Category slug; includes its subcategories.")
-    min_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"), required=False)
+    min_price = serializers.DecimalField(
+        max_digits=12, decimal_places=2, min_value=Decimal("0"), required=False, help_text="At most max_price."
+    )
     max_price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"), required=False)
     q = serializers.CharField(max_length=200, required=False, allow_blank=True, help_text="Search name, SKU, text.")
     ordering = serializers.ChoiceField(choices=list(PRODUCT_ORDERINGS), required=False)

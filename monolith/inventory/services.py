@@ -21,6 +21,7 @@ from monolith.catalog.models import Product
 from monolith.inventory.errors import OutOfStock
 from monolith.inventory.models import Reservation, StockItem
 from servicekit.errors import Conflict, InvalidInput, NotFound
+from servicekit.ids import MAX_ID
 from strangler_sync.ownership import ownership_require_owner
 from strangler_sync.services import event_publish
 from strangler_sync.snapshots import aggregate_payload
@@ -34,11 +35,11 @@ def _stock_changed(item: StockItem) -> None:
                   payload=aggregate_payload(aggregate_type=STOCK, instance=item))
 
 
-def _clean_quantity(value, *, field: str, minimum: int) -> int:
+def _clean_quantity(value, *, field: str, minimum: int, maximum: int = MAX_QUANTITY) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInput(f"{field} must be an integer.", details={field: ["A valid integer is required."]})
-    if value < minimum or value > MAX_QUANTITY:
-        message = f"Must be between {minimum} and {MAX_QUANTITY}."
+    if value < minimum or value > maximum:
+        message = f"Must be between {minimum} and {maximum}."
         raise InvalidInput(f"{field} is out of range.", details={field: [message]})
     return value
 
@@ -110,7 +111,8 @@ def _clean_lines(lines) -> dict[int, int]:
             product_id, quantity = line
         except (TypeError, ValueError):
             raise InvalidInput("Each line is (product_id, quantity).", details={"lines": ["Malformed line."]}) from None
-        product_id = _clean_quantity(product_id, field="product", minimum=1)
+        # any id (servicekit.ids), as the serializer says: one past the stock column's range names no product
+        product_id = _clean_quantity(product_id, field="product", minimum=1, maximum=MAX_ID)
         wanted[product_id] = wanted.get(product_id, 0) + _clean_quantity(quantity, field="quantity", minimum=1)
     return wanted
 

@@ -15,7 +15,7 @@ from monolith.cart.selectors import cart_get_for_request
 from monolith.orders import selectors, services
 from monolith.orders.serializers import OrderOutputSerializer, OrderPlaceInputSerializer
 from monolith.orders.services import IDEMPOTENCY_KEY_PATTERN
-from servicekit.errors import ErrorSerializer, InvalidInput
+from servicekit.errors import Conflict, ErrorSerializer
 
 
 class OrderListCreateApi(GenericAPIView):
@@ -50,7 +50,8 @@ class OrderListCreateApi(GenericAPIView):
         else:
             address = address_default(user=request.user)
             if address is None:
-                raise InvalidInput("A shipping address is required.", details={"address": ["Required."]})
+                # a well-formed request the account's state refuses: no saved default address to ship to
+                raise Conflict("A shipping address is required.", details={"address": ["Required."]})
         order = services.order_place(
             user=request.user,
             cart=cart_get_for_request(request=request),

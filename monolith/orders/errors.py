@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from servicekit.errors import Conflict, InvalidInput
+from servicekit.errors import Conflict
 
 
-class CartEmpty(InvalidInput):
+class CartEmpty(Conflict):  # the request is fine; the cart's state refuses it
     code = "cart_empty"
 
 
-class ProductUnavailable(InvalidInput):
+class ProductUnavailable(Conflict):
     code = "product_unavailable"
 
 

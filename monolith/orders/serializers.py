@@ -66,9 +66,14 @@ class OrderOutputSerializer(serializers.Serializer):
 
 
 class OrderPlaceInputSerializer(serializers.Serializer):
+    openapi_rules = {"not": {"required": ["address", "shipping_address"]}}  # validate() below (servicekit.openapi)
+
     address = IdField(required=False, help_text="id of one of your saved addresses")
     shipping_address = ShippingAddressSerializer(required=False, help_text="or an address for this order only")
-    card_number = serializers.CharField(max_length=32)
+    # payments.base.card_number_clean: 12-19 digits, spaces and dashes allowed; its Luhn check no schema can state
+    card_number = serializers.RegexField(
+        r"^[\s-]*(?:[0-9][\s-]*){12,19}$", max_length=32, help_text="12-19 digits passing the Luhn check"
+    )
     expected_total = serializers.DecimalField(
         max_digits=14, decimal_places=2, required=False, allow_null=True,
         help_text="the total the customer confirmed; 409 price_changed when the cart no longer matches it",

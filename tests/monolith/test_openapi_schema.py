@@ -66,7 +66,7 @@ def test_constraints_are_as_strict_as_the_code(schema):
     assert components["OrderPlaceInputRequest"]["properties"]["idempotency_key"]["pattern"] == key_pattern
     (header,) = [p for p in schema["paths"]["/api/orders/"]["post"]["parameters"] if p["in"] == "header"]
     assert header["name"] == "Idempotency-Key" and header["schema"]["pattern"] == key_pattern
-    for name in ("CartItemAddInputRequest", "PatchedCartItemUpdateInputRequest"):
+    for name in ("CartItemAddInputRequest", "CartItemUpdateInputRequest"):
         quantity = components[name]["properties"]["quantity"]
         assert (quantity["type"], quantity["minimum"], quantity["maximum"]) == ("integer", 1, 99)
     product = components["CartItemAddInputRequest"]["properties"]["product"]
@@ -74,3 +74,30 @@ def test_constraints_are_as_strict_as_the_code(schema):
     line = components["ReservationLineInputRequest"]["properties"]
     assert line["quantity"]["maximum"] == 2**31 - 1 and line["product"]["maximum"] == 2**63 - 1
     assert components["StockSetInputRequest"]["properties"]["quantity_on_hand"]["maximum"] == 2**31 - 1
+
+
+def test_request_fields_are_as_strict_as_the_serializers(schema):
+    """What schemathesis' positive-data check found the schema promising and the code refusing (issue 11)."""
+    components = schema["components"]["schemas"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if "requestBody" in operation:  # forms cannot carry nested objects, lists or null
+                assert set(operation["requestBody"]["content"]) == {"application/json"}, (method, path)
+    address = components["AddressInputRequest"]["properties"]
+    assert address["name"]["pattern"].startswith(r"^[^\u0000]*[^\u0000\u0009-\u000d")  # no NUL, not blank trimmed
+    assert address["line2"]["pattern"] == r"^[^\u0000]*$" and "oneOf" not in address["line2"]
+    product = components["ProductInputRequest"]["properties"]
+    assert product["price"]["pattern"] == r"^[0-9]{1,10}(?:\.[0-9]{1,2})?$"  # a digit, no sign (minimum 0)
+    assert product["slug"]["pattern"] == "^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
+    assert product["sku"]["pattern"].startswith("^[A-Za-z0-9]")
+    assert product["images"]["items"]["pattern"].startswith("^(?:/")
+    order = components["OrderPlaceInputRequest"]
+    assert order["not"] == {"required": ["address", "shipping_address"]}
+    assert "pattern" in order["properties"]["card_number"]
+    assert components["ReservationInputRequest"]["properties"]["lines"]["minItems"] == 1
+    update = components["CartItemUpdateInputRequest"]
+    assert update["required"] == ["quantity"]  # PATCH validates the whole body
+    assert schema["paths"]["/api/cart/items/{product_id}/"]["patch"]["requestBody"]["required"] is True
+    assert "required" not in components["PatchedProductInputRequest"]  # partial=True PATCHes stay partial
+    (stock_filter,) = [p for p in schema["paths"]["/api/stock/"]["get"]["parameters"] if p["name"] == "product"]
+    assert stock_filter["schema"]["pattern"] == "^[1-9][0-9]{0,17}(?:,[1-9][0-9]{0,17}){0,499}$"

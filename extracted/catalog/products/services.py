@@ -34,7 +34,10 @@ from .conf import catalog_setting
 from .models import Category, Product
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
-_SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# What _clean_slug accepts (slugify(value) == value), narrowed to what a pattern states simply; serializers publish it
+SLUG_PATTERN = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # the product serializers publish it
+_SKU = re.compile(SKU_PATTERN)
 _PRICE_MAX = Decimal("9999999999.99")  # max_digits=12, decimal_places=2
 _url_validator = URLValidator(schemes=["http", "https"])
 

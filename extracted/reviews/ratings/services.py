@@ -72,7 +72,8 @@ def _publish(*, event_type: str, review: Review) -> None:
 def review_create(*, product: Product, user, rating: int, title: str = "", body: str = "") -> Review:
     ownership_require_owner(aggregate_type=REVIEW)
     if not product.is_active:
-        raise InvalidInput("This product is not on sale and cannot be reviewed.", details={"product": [product.id]})
+        # a well-formed request the product's state refuses (the schema cannot know what is on sale)
+        raise Conflict("This product is not on sale and cannot be reviewed.", details={"product": [product.id]})
     fields = _clean({"rating": rating, "title": title, "body": body})
     duplicate = Conflict(
         "You have already reviewed this product; edit your review instead.",

@@ -63,7 +63,7 @@ def test_unknown_product_is_404_and_inactive_is_400(products):
     unknown = client.post("/api/cart/items/", {"product": 123456, "quantity": 1}, format="json")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
     inactive = client.post("/api/cart/items/", {"product": products["gone"].id}, format="json")
-    assert inactive.status_code == 400 and inactive.json()["error"]["code"] == "product_unavailable"
+    assert inactive.status_code == 409 and inactive.json()["error"]["code"] == "product_unavailable"
     junk = client.post("/api/cart/items/", {"product": "mug"}, format="json")
     assert junk.status_code == 400
     assert not CartLine.objects.exists()

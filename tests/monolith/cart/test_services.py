@@ -9,7 +9,7 @@ import pytest
 from monolith.cart import selectors, services
 from monolith.cart.models import Cart, CartLine
 from monolith.catalog.models import Product
-from servicekit.errors import InvalidInput, NotFound
+from servicekit.errors import Conflict, InvalidInput, NotFound
 
 pytestmark = pytest.mark.django_db
 
@@ -37,15 +37,15 @@ def test_add_refuses_invalid_quantities(cart, products, quantity):
 
 def test_add_may_not_push_a_line_past_99(cart, products):
     services.cart_add_product(cart=cart, product_id=products["mug"].id, quantity=60)
-    with pytest.raises(InvalidInput):
+    with pytest.raises(Conflict):  # well-formed, refused by what the cart holds
         services.cart_add_product(cart=cart, product_id=products["mug"].id, quantity=40)
     assert CartLine.objects.get().quantity == 60
 
 
-def test_add_unknown_product_is_not_found_and_inactive_is_invalid(cart, products):
+def test_add_unknown_product_is_not_found_and_inactive_is_a_conflict(cart, products):
     with pytest.raises(NotFound):
         services.cart_add_product(cart=cart, product_id=987654, quantity=1)
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(Conflict) as caught:
         services.cart_add_product(cart=cart, product_id=products["gone"].id, quantity=1)
     assert caught.value.code == "product_unavailable"
     assert not CartLine.objects.exists()

@@ -67,13 +67,18 @@ def test_pagination(api, shelf):
         ({"min_price": "abc"}, "min_price"),
         ({"max_price": "-5"}, "max_price"),
         ({"ordering": "random"}, "ordering"),
-        ({"category": "no-such-category"}, "category"),
         ({"min_price": "50", "max_price": "10"}, "min_price"),
     ],
 )
 def test_bad_filters_are_400_json(api, shelf, params, field):
     error = assert_error(api.get("/api/products/", params), 400, "invalid")
     assert field in error["details"]
+
+
+def test_unknown_category_filter_is_404_json(api, shelf):
+    # well-formed (the schema's slug pattern) but naming no category: as an unknown id in a path
+    error = assert_error(api.get("/api/products/", {"category": "no-such-category"}), 404, "not_found")
+    assert "category" in error["details"]
 
 
 def test_inactive_products_are_hidden_from_customers_but_not_staff(api, staff_api, shelf):

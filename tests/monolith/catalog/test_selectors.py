@@ -26,8 +26,8 @@ def test_category_filter_includes_descendants(shelf):
     assert skus(selectors.product_list(category="knives")) == ["KNF-8"]
 
 
-def test_unknown_category_is_invalid_input(shelf):
-    with pytest.raises(InvalidInput) as caught:
+def test_unknown_category_is_not_found(shelf):
+    with pytest.raises(NotFound) as caught:
         selectors.product_list(category="nope")
     assert "category" in caught.value.details
 

@@ -104,7 +104,7 @@ def test_empty_cart_is_400(api):
     api.delete("/api/cart/items/{}/".format(Product.objects.get(name="Pen").id))
     api.delete("/api/cart/items/{}/".format(Product.objects.get(name="Desk Lamp").id))
     response = _checkout(api)
-    assert response.status_code == 400 and response.json()["error"]["code"] == "cart_empty"
+    assert response.status_code == 409 and response.json()["error"]["code"] == "cart_empty"
 
 
 def test_malformed_json_is_400(api):
@@ -126,11 +126,12 @@ def test_addresses_by_id_inline_or_default(api, shopper, django_user_model):
     assert inline.status_code == 201 and inline.json()["shipping_address"]["name"] == "Gift Recipient"
 
 
-def test_no_address_at_all_is_400(shopper, cart):
+def test_no_address_at_all_is_409(shopper, cart):
+    # well-formed (the schema makes both address fields optional): the account's state, no default address, refuses it
     client = APIClient()
     client.force_authenticate(shopper)
     response = _checkout(client)
-    assert response.status_code == 400 and "address" in response.json()["error"]["details"]
+    assert response.status_code == 409 and "address" in response.json()["error"]["details"]
 
 
 def test_history_detail_and_privacy(api, django_user_model):

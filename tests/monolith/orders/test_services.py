@@ -155,7 +155,7 @@ def test_empty_cart(checkout, cart, shopper, address):
     CartLine.objects.filter(cart=cart).delete()
     with pytest.raises(CartEmpty) as caught:
         checkout()
-    assert caught.value.status_code == 400
+    assert caught.value.status_code == 409  # a well-formed request the cart's state refuses
     with pytest.raises(CartEmpty):
         checkout(cart=None)
     assert not Order.objects.exists()
@@ -165,7 +165,7 @@ def test_inactive_product_in_cart(checkout, cart, products):
     CartLine.objects.create(cart=cart, product=products["gone"], quantity=1, unit_price=Decimal("5.00"))
     with pytest.raises(ProductUnavailable) as caught:
         checkout()
-    assert caught.value.status_code == 400 and caught.value.details == {"products": [products["gone"].id]}
+    assert caught.value.status_code == 409 and caught.value.details == {"products": [products["gone"].id]}
     assert not Order.objects.exists() and not Reservation.objects.exists()
 
 

@@ -53,8 +53,9 @@ def test_rating_out_of_bounds_is_400(alice_api, product, rating):
     assert "rating" in response.json()["error"]["details"]
 
 
-def test_bad_input_is_400(api, alice_api, product):
-    assert alice_api.post("/api/reviews/", {"product": 424242, "rating": 3}, format="json").status_code == 400
+def test_bad_input_is_400_and_an_unknown_product_404(api, alice_api, product):
+    unknown = alice_api.post("/api/reviews/", {"product": 424242, "rating": 3}, format="json")
+    assert (unknown.status_code, error_code(unknown)) == (404, "not_found")
     assert error_code(api.get("/api/reviews/", {"product": "abc"})) == "invalid"
     broken = alice_api.generic("POST", "/api/reviews/", "{not json", content_type="application/json")
     assert (broken.status_code, error_code(broken)) == (400, "malformed_request")

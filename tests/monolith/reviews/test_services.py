@@ -41,7 +41,7 @@ def test_database_enforces_rating_bounds_and_uniqueness(product, alice):
 
 def test_inactive_products_cannot_be_reviewed(alice):
     hidden = make_product(is_active=False)
-    with pytest.raises(InvalidInput):
+    with pytest.raises(Conflict):
         services.review_create(product=hidden, user=alice, rating=5)
 
 
