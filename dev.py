@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -22,16 +24,23 @@ VENV_PY = VENV / "bin" / "python"
 # the repository root, which this file in the venv's site-packages puts on sys.path of every .venv process.
 EXAMPLE_PTH = "strangler-example.pth"
 
-# Each Django project is its own pytest session (Django settings are process-wide).
-# (name, settings module, test paths, pytest args)
-TEST_SUITES: list[tuple[str, str, list[str]]] = [
-    ("monolith+planes", "monolith.settings", ["tests"]),
-    ("extracted-catalog", "extracted.catalog.settings", ["tests/extracted/catalog"]),
-    ("extracted-inventory", "extracted.inventory.settings", ["tests/extracted/inventory"]),
-    ("extracted-reviews", "extracted.reviews.settings", ["tests/extracted/reviews"]),
+# Each Django project is its own pytest session (Django settings are process-wide), and the storefront's suite is
+# split along its folders so the sessions can run side by side: most of their time is spent waiting on the
+# servers, brokers and databases they start, not on the CPU. Longest first, so the short ones fill in at the end.
+# (name, settings module, test paths, folders to leave out)
+TEST_SUITES: list[tuple[str, str, list[str], list[str]]] = [
+    ("plans", "monolith.settings", ["tests/migrations_plan"], []),
+    ("sync", "monolith.settings", ["tests/strangler_sync"], []),
+    # every top-level test module, and any folder no other suite names
+    ("stack", "monolith.settings", ["tests"], ["tests/extracted", "tests/migrations_plan", "tests/strangler_sync",
+                                               "tests/strangler_proxy", "tests/monolith", "tests/servicekit"]),
+    ("planes+apps", "monolith.settings", ["tests/strangler_proxy", "tests/monolith", "tests/servicekit"], []),
+    ("extracted-catalog", "extracted.catalog.settings", ["tests/extracted/catalog"], []),
+    ("extracted-inventory", "extracted.inventory.settings", ["tests/extracted/inventory"], []),
+    ("extracted-reviews", "extracted.reviews.settings", ["tests/extracted/reviews"], []),
 ]
-# Paths that belong to other suites and must not be collected by the first one.
-TEST_IGNORES: list[str] = ["tests/extracted"]
+# Sessions at once: $STRANGLER_TEST_JOBS, else 2 (1 runs them one after another with their output live).
+DEFAULT_JOBS = 2
 
 
 def _in_venv() -> bool:
@@ -84,20 +93,92 @@ def _run_checks(extra: list[str]) -> int:
     if lint.returncode != 0:
         print("ruff found problems (fix them or run: .venv/bin/ruff check --fix .)", flush=True)
         return lint.returncode
-    worst = 0
-    for name, settings, paths in TEST_SUITES:
-        # A private basetemp: pytest otherwise shares /tmp/pytest-of-<user>/ and deletes the oldest of its
-        # numbered folders, which pulled the folder from under a long test while another session ran.
-        basetemp = Path(os.environ["STRANGLER_VAR_DIR"]) / f"pytest-{name}"
-        args = [sys.executable, "-m", "pytest", f"--ds={settings}", f"--basetemp={basetemp}", *paths]
-        if name == TEST_SUITES[0][0]:
-            args += [f"--ignore={p}" for p in TEST_IGNORES]
-        print(f"== pytest: {name} ({settings})", flush=True)
-        code = subprocess.run([*args, *extra]).returncode
-        if code == 5:  # no tests collected in this suite (e.g. filtered by -k): not a failure
-            code = 0
-        worst = worst or code
-    return worst
+    jobs_text = os.environ.get("STRANGLER_TEST_JOBS", str(DEFAULT_JOBS))
+    if not jobs_text.isdigit() or int(jobs_text) < 1:
+        print(f"error: STRANGLER_TEST_JOBS must be a positive integer, not {jobs_text!r}", file=sys.stderr)
+        return 2
+    jobs = int(jobs_text)
+    var = Path(os.environ["STRANGLER_VAR_DIR"])
+    waiting = [_suite_run(name, settings, paths, ignores, extra, var=var, live=jobs == 1)
+               for name, settings, paths, ignores in TEST_SUITES]
+    running: list[SuiteRun] = []
+    results: list[SuiteRun] = []
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                running.append(waiting.pop(0).start())
+            for run in [r for r in running if r.finished()]:
+                running.remove(run)
+                results.append(run.report())
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        for run in running:
+            run.interrupt()
+        raise
+    print("\n== summary", flush=True)
+    for run in results:
+        print(f"  {run.name:22} {'ok' if run.code == 0 else f'FAILED (exit {run.code})':18} {run.seconds:7.0f} s")
+    return next((run.code for run in results if run.code), 0)
+
+
+class SuiteRun:
+    """One pytest session: its own var dir, basetemp, test-database suffix and sync namespace, so sessions running
+    side by side share no SQLite file, PostgreSQL test database or broker queue."""
+
+    def __init__(self, name: str, args: list[str], *, what: str, var: Path, live: bool) -> None:
+        self.name, self.args, self.what, self.live = name, args, what, live
+        self.var = var / f"suite-{name}"
+        self.log = var / f"suite-{name}.log"
+        self.process: subprocess.Popen | None = None
+        self.code = 0
+        self.started = self.seconds = 0.0
+
+    def start(self) -> SuiteRun:
+        self.var.mkdir(parents=True, exist_ok=True)
+        tag = "".join(c for c in self.name if c.isalnum())
+        env = {**os.environ, "STRANGLER_VAR_DIR": str(self.var),
+               # pytest-django appends it to every test database's name (its tox-parallel support)
+               "TOX_PARALLEL_ENV": tag,
+               "STRANGLER_SYNC_NAMESPACE": os.environ.get("STRANGLER_SYNC_NAMESPACE") or f"t{tag}{os.getpid()}"}
+        print(f"== pytest: {self.name} ({self.what}){'' if self.live else ': started'}", flush=True)
+        output = None if self.live else self.log.open("w")  # noqa: SIM115 - closed in report()
+        self.started = time.monotonic()
+        self.process = subprocess.Popen(self.args, env=env, stdout=output, stderr=subprocess.STDOUT if output else None)
+        self._output = output
+        return self
+
+    def finished(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+    def report(self) -> SuiteRun:
+        self.seconds = time.monotonic() - self.started
+        self.code = self.process.returncode
+        if self.code == 5:  # no tests collected in this suite (e.g. filtered by -k): not a failure
+            self.code = 0
+        if self._output is not None:
+            self._output.close()
+            print(f"\n== pytest: {self.name}: {'ok' if self.code == 0 else 'FAILED'} in {self.seconds:.0f} s",
+                  flush=True)
+            sys.stdout.write(self.log.read_text(errors="replace"))
+            sys.stdout.flush()
+        return self
+
+    def interrupt(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _suite_run(name: str, settings: str, paths: list[str], ignores: list[str], extra: list[str], *, var: Path,
+               live: bool) -> SuiteRun:
+    # A private basetemp: pytest otherwise shares /tmp/pytest-of-<user>/ and deletes the oldest of its numbered
+    # folders, which pulled the folder from under a long test while another session ran.
+    args = [sys.executable, "-m", "pytest", f"--ds={settings}", f"--basetemp={var / f'pytest-{name}'}", *paths,
+            *[f"--ignore={p}" for p in ignores], *extra]
+    return SuiteRun(name, args, what=f"{settings}: {' '.join(paths)}", var=var, live=live)
 
 
 def run_demo(extra: list[str]) -> int:

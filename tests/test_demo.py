@@ -30,7 +30,7 @@ from tests.verify_token import verify_headers
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.backend_independent]  # the demo runs on its own embedded default
 
 TEST_CARD = "4242424242424242"
 # The caller's real-service settings (CI's PostgreSQL pass) must not leak in: the demo runs on the embedded default.

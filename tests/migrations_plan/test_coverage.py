@@ -22,7 +22,7 @@ from migrations_plan.services import plan_advance
 from strangler_proxy.loader import load_route_file
 from tests.migrations_plan.sidebyside_live import live_pair_start
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.backend_independent]  # live projects on SQLite files of their own
 
 ROUTES = """\
 upstreams:

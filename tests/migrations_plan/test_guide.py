@@ -21,7 +21,7 @@ from tests.waiting import REQUEST_TIMEOUT
 
 from .procs import REPO, free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.backend_independent]  # the guide's own embedded default
 
 GUIDE = REPO / "docs" / "tutorial.md"
 BLOCK = re.compile(r"^```sh (guide-env|guide|guide-background)\n(.*?)^```$", re.M | re.S)

@@ -28,7 +28,7 @@ from tests.waiting import wait_until
 
 from .procs import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.backend_independent]  # the demo's own embedded default
 
 SERVICE_TOKEN = "plan-walk-staff-token"
 # The demo and the plan run on the embedded default: the caller's real-service settings must not leak in.

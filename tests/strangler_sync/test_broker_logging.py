@@ -36,6 +36,7 @@ def _manage(*args: str, env: dict[str, str]) -> str:
     return output
 
 
+@pytest.mark.backend_independent  # its own SQLite and embedded broker, whatever the suite uses
 @pytest.mark.parametrize("broker_url", ["", "filesystem://"], ids=["sqlite-queue (default)", "filesystem"])
 def test_relay_once_prints_no_hostname_warning(broker_url, tmp_path):
     env = {key: value for key, value in os.environ.items()

@@ -92,6 +92,7 @@ def _capture_reaches_the_follower(tmp_path, *, broker_url: str, databases: PgDat
             broker_cleanup(broker_url, monolith.env["STRANGLER_SYNC_NAMESPACE"])
 
 
+@pytest.mark.backend_independent  # SQLite files and a broker of its own: CI's pass 1 runs it
 def test_captured_writes_reach_the_follower_on_sqlite(tmp_path):
     _capture_reaches_the_follower(tmp_path, broker_url="filesystem://", databases=None)
 

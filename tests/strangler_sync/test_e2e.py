@@ -38,6 +38,7 @@ def verify(monolith, catalog, aggregate: str, *extra: str):
                         "--buckets", "16", *extra, check=False)
 
 
+@pytest.mark.backend_independent  # SQLite files and a broker of its own: CI's pass 1 runs it
 def test_end_to_end_on_the_default_transport(tmp_path):
     monolith, catalog = two_projects(tmp_path, broker_url="sqlite-queue://", databases=None)
     try:
@@ -197,6 +198,7 @@ def test_faults_on_postgresql_and_rabbitmq(tmp_path, rabbitmq_url):
         broker_cleanup(rabbitmq_url, namespace)
 
 
+@pytest.mark.backend_independent  # a private PostgreSQL server and a file broker of its own: pass 1 runs it
 def test_database_restart_under_a_running_relay_and_consumer(tmp_path):
     """A private PostgreSQL (own port) restarts while relay and consumer run: both recover, nothing is lost."""
     server = PrivatePostgres(tmp_path / "pg")
@@ -244,6 +246,7 @@ def _sqlite_ids(path: Path, sql: str) -> set[str]:
         return {str(r[0]).replace("-", "") for r in conn.execute(sql)}
 
 
+@pytest.mark.backend_independent  # SQLite files and a private RabbitMQ node of its own: pass 1 runs it
 def test_broker_stopped_for_30_seconds(tmp_path):
     """A private RabbitMQ node (own ports) stops for 30 s under a running relay and consumer; writes go on."""
     broker = PrivateRabbitMQ(tmp_path / "rabbit")

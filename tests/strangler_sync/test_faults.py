@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 UPDATES = int(os.environ.get("STRANGLER_FAULT_UPDATES", 1500))
 
 
+@pytest.mark.backend_independent  # SQLite files and a broker of its own: CI's pass 1 runs it
 def test_kill_9_on_the_embedded_default_loses_nothing(tmp_path):
     result = fault_run(tmp_path, broker_url="sqlite-queue://", databases=None, updates=UPDATES)
     assert len(result["kills"]) == 6

@@ -54,7 +54,7 @@ def _metric(project, name: str, follower: str) -> str:
 REAL_SERVICES = pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.rabbitmq])
 
 
-@pytest.mark.parametrize("database", ["sqlite", REAL_SERVICES])
+@pytest.mark.parametrize("database", [pytest.param("sqlite", marks=pytest.mark.backend_independent), REAL_SERVICES])
 def test_reconcile_finds_repairs_records_and_gates(tmp_path, database, rabbitmq_url):
     databases = PgDatabases() if database == "postgres" else None  # PostgreSQL + RabbitMQ, or the embedded default
     broker_url = rabbitmq_url if databases else "sqlite-queue://"
@@ -132,6 +132,7 @@ def test_reconcile_finds_repairs_records_and_gates(tmp_path, database, rabbitmq_
             broker_cleanup(broker_url, monolith.env["STRANGLER_SYNC_NAMESPACE"])
 
 
+@pytest.mark.backend_independent  # SQLite files and a broker of its own: CI's pass 1 runs it
 def test_sync_reconcile_refuses_bad_input(tmp_path):
     monolith, _ = two_projects(tmp_path, broker_url="sqlite-queue://", databases=None)
     for args, message in ((("--aggregate", "nope"), "aggregate 'nope' is not declared"),
