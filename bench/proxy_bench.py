@@ -55,9 +55,11 @@ PATH = "/api/products/1/"
 # Every row's load comes through one "load balancer": the *-sticky rows trust it (settings.trusted_proxies) and read
 # the client from this header; every other row ignores it.
 FORWARDED_FOR = "198.18.0.1"
-# The *-sticky rows' client keeps the sticky cookie, as a browser does after its first answer: a returning visitor,
-# which is nearly every request in production (one Set-Cookie per visitor). The id is one whose canary bucket is
-# outside the 10 %, so the sticky rows take the same (monolith) side as the others (checked by sticky_uid()).
+# Every row's client is one returning browser: it sends the sticky cookie it was given on its first visit, which is
+# what nearly every request in production looks like (one Set-Cookie per visitor). Sent by every row, not only the
+# *-sticky ones, so that a sticky row differs from its reference row in the config only, not in the bytes the
+# client sends (before issue 13 a client's cookie was the canary key too). The id's canary bucket is outside the
+# 10 %: the monolith side, like the key of every row before (checked by sticky_uid()).
 STICKY_UID = "bench-client-0"
 
 
@@ -286,14 +288,14 @@ addons = [NoOp()]
 
 
 # The nginx rows' route table, mid-migration: product reads on a sticky 10 % canary with fallback. The bench's
-# client has no cookie or X-User-Id, so its key is its address, 127.0.0.1, which lands outside the 10 %
-# (the monolith side): the hot path is a canary decision, never the fallback.
+# client's key is its sticky cookie (STICKY_UID), which lands outside the 10 % (the monolith side): the hot path
+# is a canary decision, never the fallback.
 NGINX_CANARY_WEIGHT = 10
 
 
 def route_file(workdir: Path, upstream_port: int, mode: str, name: str, *, sticky: bool = False,
                ryw: bool = False, base: bool = False) -> Path:
-    """sticky: the sticky cookie set for clients without it (the sticky rows' client keeps it: STICKY_UID) and the
+    """sticky: the sticky cookie set for clients without it (every row's client has one: STICKY_UID) and the
     load's one peer trusted for X-Forwarded-For; otherwise neither (the planes before issue 13). ryw: the route
     reads your writes (issue 14; no client here wrote, which is the cost every reader pays). base: for an addon
     from before issue 13 (--base-addon), whose loader refuses the `sticky:` block's `set_cookie` key: no block,
@@ -482,14 +484,12 @@ def sticky_uid() -> str:
 
 
 def row_headers(name: str) -> dict[str, str]:
-    """What the row's client sends: every row comes through the load balancer; a sticky row's client also
-    returns the sticky cookie it was given (the default cookie name, as route_file() leaves it)."""
+    """What the row's client sends (the same for every row, `name` is for a row that would differ): it comes
+    through the load balancer and returns the sticky cookie it was given (the default cookie name, as route_file()
+    leaves it)."""
     from strangler_proxy.spec import StickySpec
 
-    headers = {"X-Forwarded-For": FORWARDED_FOR}
-    if name.endswith("-sticky"):
-        headers["Cookie"] = f"{StickySpec().cookie}={sticky_uid()}"
-    return headers
+    return {"X-Forwarded-For": FORWARDED_FOR, "Cookie": f"{StickySpec().cookie}={sticky_uid()}"}
 
 
 def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, upstream_kind: str,
