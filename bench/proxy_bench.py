@@ -53,8 +53,14 @@ RESULTS = ROOT / "bench" / "results" / "proxy.json"
 BODY = b'{"id": 1, "name": "Espresso cup", "price": "9.50", "tags": ["kitchen", "coffee"]}'
 PATH = "/api/products/1/"
 # Every row's load comes through one "load balancer": the *-sticky rows trust it (settings.trusted_proxies) and read
-# the client from this header; every other row ignores it. No row's load keeps cookies: each request is a first visit.
+# the client from this header; every other row ignores it.
 FORWARDED_FOR = "198.18.0.1"
+# Every row's client is one returning browser: it sends the sticky cookie it was given on its first visit, which is
+# what nearly every request in production looks like (one Set-Cookie per visitor). Sent by every row, not only the
+# *-sticky ones, so that a sticky row differs from its reference row in the config only, not in the bytes the
+# client sends (before issue 13 a client's cookie was the canary key too). The id's canary bucket is outside the
+# 10 %: the monolith side, like the key of every row before (checked by sticky_uid()).
+STICKY_UID = "bench-client-0"
 
 
 def free_port() -> int:
@@ -177,10 +183,12 @@ def _ms(value: str) -> float:
 
 
 def load_wrk(url: str, duration: int, connections: int, threads: int, delay_ms: float = 0.0,
-             workdir: Path | None = None) -> Measurement:
-    """wrk as fast as it goes, or paced: each connection waits `delay_ms` before each request (Lua `delay()`)."""
-    args = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration}s", "--latency",
-            "-H", f"X-Forwarded-For: {FORWARDED_FOR}"]
+             workdir: Path | None = None, headers: dict[str, str] | None = None) -> Measurement:
+    """wrk as fast as it goes, or paced: each connection waits `delay_ms` before each request (Lua `delay()`).
+    `headers` go on every request (Setup.headers)."""
+    args = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
     if delay_ms:
         script = (workdir or Path(tempfile.gettempdir())) / f"paced-{delay_ms:g}.lua"
         script.write_text(f"function delay()\n  return {delay_ms:g}\nend\n")
@@ -199,7 +207,7 @@ def load_wrk(url: str, duration: int, connections: int, threads: int, delay_ms: 
 
 
 def load_python(url: str, duration: int, connections: int, threads: int, delay_ms: float = 0.0,
-                workdir: Path | None = None) -> Measurement:
+                workdir: Path | None = None, headers: dict[str, str] | None = None) -> Measurement:
     """Keep-alive GETs from `connections` threads; good enough to rank rows when wrk is missing."""
     port = int(url.split(":")[2].split("/")[0])
     path = "/" + url.split("/", 3)[3]
@@ -214,7 +222,7 @@ def load_python(url: str, duration: int, connections: int, threads: int, delay_m
                 time.sleep(delay_ms / 1000)
             started = time.perf_counter()
             try:
-                connection.request("GET", path, headers={"Host": "localhost", "X-Forwarded-For": FORWARDED_FOR})
+                connection.request("GET", path, headers={"Host": "localhost", **(headers or {})})
                 response = connection.getresponse()
                 response.read()
                 if response.status != 200:
@@ -280,19 +288,22 @@ addons = [NoOp()]
 
 
 # The nginx rows' route table, mid-migration: product reads on a sticky 10 % canary with fallback. The bench's
-# client has no cookie or X-User-Id, so its key is its address, 127.0.0.1, which lands outside the 10 %
-# (the monolith side): the hot path is a canary decision, never the fallback.
+# client's key is its sticky cookie (STICKY_UID), which lands outside the 10 % (the monolith side): the hot path
+# is a canary decision, never the fallback.
 NGINX_CANARY_WEIGHT = 10
 
 
 def route_file(workdir: Path, upstream_port: int, mode: str, name: str, *, sticky: bool = False,
-               ryw: bool = False) -> Path:
-    """sticky: the sticky cookie set on every answer (no client here keeps it) and the load's one peer trusted
-    for X-Forwarded-For; otherwise neither (the planes before issue 13). ryw: the route reads your writes (issue
-    14; no client here wrote, which is the cost every reader pays)."""
+               ryw: bool = False, base: bool = False) -> Path:
+    """sticky: the sticky cookie set for clients without it (every row's client has one: STICKY_UID) and the
+    load's one peer trusted for X-Forwarded-For; otherwise neither (the planes before issue 13). ryw: the route
+    reads your writes (issue 14; no client here wrote, which is the cost every reader pays). base: for an addon
+    from before issue 13 (--base-addon), whose loader refuses the `sticky:` block's `set_cookie` key: no block,
+    which there means the same (no cookie set, key on cookie, header, address)."""
     shadow = "    diff:\n      learn_noise: true\n" if mode == "shadow" else ""
     weight = f"    weight: {NGINX_CANARY_WEIGHT}\n" if mode == "canary" else ""
-    edge = ("settings:\n  trusted_proxies: [127.0.0.1/32]\n" if sticky else "sticky:\n  set_cookie: false\n")
+    edge = ("settings:\n  trusted_proxies: [127.0.0.1/32]\n" if sticky else
+            "" if base else "sticky:\n  set_cookie: false\n")
     text = f"""\
 upstreams:
   monolith: http://127.0.0.1:{upstream_port}
@@ -400,9 +411,12 @@ def hand_written_equivalent(upstream_port: int, port: int) -> str:
     }}"""
 
 
-def start_mitmdump(workdir: Path, upstream_port: int, script: Path,
-                   options: dict[str, str]) -> tuple[int, Callable, int]:
+def start_mitmdump(workdir: Path, upstream_port: int, script: Path, options: dict[str, str],
+                   headers: dict[str, str]) -> tuple[int, Callable, int]:
+    """`script` runs with its own checkout's packages (an addon from another checkout imports that checkout's
+    strangler_proxy, not this one's)."""
     port = free_port()
+    project = script.resolve().parent.parent if script.parent.name == "strangler_proxy" else ROOT
     mitmdump = shutil.which("mitmdump", path=str(Path(sys.executable).parent)) or "mitmdump"
     args = [mitmdump, "--mode", f"reverse:http://127.0.0.1:{upstream_port}", "--listen-host", "127.0.0.1",
             "--listen-port", str(port), "-q", "--set", "connection_strategy=lazy", "--set", "keep_host_header=true",
@@ -410,14 +424,14 @@ def start_mitmdump(workdir: Path, upstream_port: int, script: Path,
     for key, value in options.items():
         args += ["--set", f"{key}={value}"]
     log = (workdir / f"mitmdump-{port}.log").open("wb")
-    process = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                               env={**os.environ, "PYTHONPATH": str(ROOT)})
+    process = subprocess.Popen(args, cwd=project, stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "PYTHONPATH": str(project)})
     wait_for(port, process=process)
     # The port opens before the script is loaded: wait until a request goes through.
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
-            if probe(port)[0] == 200:
+            if probe(port, headers)[0] == 200:
                 break
         except OSError:
             pass
@@ -425,10 +439,10 @@ def start_mitmdump(workdir: Path, upstream_port: int, script: Path,
     return port, lambda: (stop(process), log.close()), process.pid
 
 
-def probe(port: int) -> tuple[int, dict[str, str]]:
+def probe(port: int, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        connection.request("GET", PATH, headers={"Host": "localhost"})
+        connection.request("GET", PATH, headers={"Host": "localhost", **headers})
         response = connection.getresponse()
         response.read()
         return response.status, {k.lower(): v for k, v in response.getheaders()}
@@ -454,9 +468,28 @@ class Setup:
     cpu_pids: Callable[[], list[int]]  # processes whose CPU time is the cost of this row
     expect_upstream: str | None = None
     admin_port: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # sent on every request of the row (load and probe)
     saturated: list[Measurement] = field(default_factory=list)
     paced: list[Measurement] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+
+
+def sticky_uid() -> str:
+    """STICKY_UID, checked to be outside the nginx rows' canary (the monolith side, like every other row's key)."""
+    from strangler_proxy.murmur import in_canary
+
+    if in_canary(STICKY_UID, NGINX_CANARY_WEIGHT):
+        raise RuntimeError(f"{STICKY_UID!r} lands in the {NGINX_CANARY_WEIGHT} % canary: pick another")
+    return STICKY_UID
+
+
+def row_headers(name: str) -> dict[str, str]:
+    """What the row's client sends (the same for every row, `name` is for a row that would differ): it comes
+    through the load balancer and returns the sticky cookie it was given (the default cookie name, as route_file()
+    leaves it)."""
+    from strangler_proxy.spec import StickySpec
+
+    return {"X-Forwarded-For": FORWARDED_FOR, "Cookie": f"{StickySpec().cookie}={sticky_uid()}"}
 
 
 def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, upstream_kind: str,
@@ -540,7 +573,7 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
     if wanted("mitm-noop"):
         script = workdir / "noop_addon.py"
         script.write_text(NOOP_ADDON)
-        port, stopper, pid = start_mitmdump(workdir, upstream_port, script, {})
+        port, stopper, pid = start_mitmdump(workdir, upstream_port, script, {}, row_headers("mitm-noop"))
         stoppers.append(stopper)
         setups.append(Setup("mitm-noop", "mitmdump reverse mode with a no-op addon", port, "mitm",
                             lambda pid=pid: [pid]))
@@ -561,24 +594,30 @@ def start_setups(args: argparse.Namespace, workdir: Path, upstream_port: int, up
             continue
         admin_port = free_port()
         options = {"strangler_routes": str(route_file(workdir, upstream_port, mode, name,
-                                                      sticky=name.endswith("-sticky"), ryw=name.endswith("-ryw"))),
+                                                      sticky=name.endswith("-sticky"), ryw=name.endswith("-ryw"),
+                                                      base=script is base)),
                    "strangler_admin_port": str(admin_port), "strangler_diffs": str(workdir / f"{name}.jsonl"),
                    "strangler_reload_interval": "0.25"}
-        port, stopper, pid = start_mitmdump(workdir, upstream_port, script, options)
+        port, stopper, pid = start_mitmdump(workdir, upstream_port, script, options, row_headers(name))
         stoppers.append(stopper)
         setups.append(Setup(name, what, port, "mitm", lambda pid=pid: [pid], expect_upstream=expect,
                             admin_port=admin_port if mode == "shadow" else None))
+    for setup in setups:
+        setup.headers = row_headers(setup.name)
     return setups
 
 
 def measure(args: argparse.Namespace, setup: Setup, loader, workdir: Path, *, duration: int, connections: int,
             delay_ms: float = 0.0) -> Measurement:
-    status, headers = probe(setup.port)
+    status, headers = probe(setup.port, setup.headers)
     if status != 200 or (setup.expect_upstream and headers.get("x-strangler-upstream") != setup.expect_upstream):
         raise RuntimeError(f"{setup.name}: probe answered {status} {headers}")
+    if "Cookie" in setup.headers and "set-cookie" in headers:  # a client keeping the cookie is not given it again
+        raise RuntimeError(f"{setup.name}: the sticky cookie was set again: {headers['set-cookie']}")
     pids = setup.cpu_pids()
     cpu_before = cpu_seconds(pids)
-    m = loader(f"http://127.0.0.1:{setup.port}{PATH}", duration, connections, args.threads, delay_ms, workdir)
+    m = loader(f"http://127.0.0.1:{setup.port}{PATH}", duration, connections, args.threads, delay_ms, workdir,
+               setup.headers)
     if pids and m.requests:
         m.cpu_us_per_request = (cpu_seconds(pids) - cpu_before) * 1e6 / m.requests
     cpu = f"  cpu {m.cpu_us_per_request:6.1f} us/req" if m.cpu_us_per_request is not None else ""

@@ -96,6 +96,10 @@ class WriteHold:
         if table is None:
             return
         method = flow.request.data.method.decode("utf-8", "surrogateescape")
+        # held_route() says None for these anyway: skip normalising the path of every read, and every request
+        # while no route is held (nearly always)
+        if method.upper() in HOLD_SAFE_METHODS or not any(r.hold is not None for r in table.routes):
+            return
         try:
             path = normalize_path(flow.request.path)
         except PathRejected:

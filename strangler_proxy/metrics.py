@@ -87,8 +87,9 @@ class ProxyMetrics:
         self._answered: dict[tuple[str, str, str], tuple] = {}
         self._breakers: dict[str, object] = {}  # upstream -> its breaker_state gauge child
 
-    def request_answered(self, *, route: str, upstream: str, status: str, seconds: float | None = None) -> None:
-        """Count one answer and, when given, observe its latency (per route and upstream)."""
+    def request_answered(self, *, route: str, upstream: str, status: str, seconds: float | None = None,
+                         count: int = 1) -> None:
+        """Count `count` answers alike and, when given, observe their latency (per route and upstream)."""
         key = (route, upstream, status)
         children = self._answered.get(key)
         if children is None:
@@ -96,9 +97,11 @@ class ProxyMetrics:
                 self.requests.labels(route=route, upstream=upstream, status=status),
                 self.latency.labels(route=route, upstream=upstream),
             )
-        children[0].inc()
+        children[0].inc(count)
         if seconds is not None:
-            children[1].observe(seconds)
+            observe = children[1].observe
+            for _ in range(count):  # the histogram has no weighted observe
+                observe(seconds)
 
     def breaker_changed(self, upstream: str, state: BreakerState) -> None:
         # the nginx exporter calls this for every line through a breaker: labels() (a lock, label checks) once

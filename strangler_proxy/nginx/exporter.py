@@ -26,6 +26,7 @@ A rotated or truncated log is followed: a new inode or a shorter file is read fr
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
 import os
@@ -58,8 +59,9 @@ def _fallback_reason(tried: str, connect: str) -> str:
     return f"status_{first_status}"
 
 
-def metrics_line_count(*, metrics: ProxyMetrics, line: str) -> bool:
-    """Count one metrics-log line; False (and nothing counted) when it is not one of ours."""
+def metrics_line_count(*, metrics: ProxyMetrics, line: str | bytes, count: int = 1) -> bool:
+    """Count one metrics-log line (`count` times: that many identical lines); False (and nothing counted) when it
+    is not one of ours."""
     try:
         entry = json.loads(line)
         status, seconds = str(entry["status"]), float(entry["seconds"])
@@ -67,27 +69,28 @@ def metrics_line_count(*, metrics: ProxyMetrics, line: str) -> bool:
     except (ValueError, KeyError, TypeError):
         return False
     if route in _EMPTY or upstream in _EMPTY:  # nginx answered itself (a refused request line, an unknown host)
-        metrics.rejections.labels(reason=f"status_{status}").inc()
+        metrics.rejections.labels(reason=f"status_{status}").inc(count)
         return True
     breaker, breaker_state = entry.get("breaker", ""), entry.get("breaker_state", "")
     if breaker not in _EMPTY and breaker_state in _BREAKER_STATES:
         metrics.breaker_changed(breaker, _BREAKER_STATES[breaker_state])
     if breaker_state == BREAKER_OPEN:  # skipped: the mitmproxy plane's fallback for an open breaker
-        metrics.fallbacks.labels(route=route, upstream=breaker, reason="breaker_open").inc()
+        metrics.fallbacks.labels(route=route, upstream=breaker, reason="breaker_open").inc(count)
     elif breaker_state == BREAKER_TRIPPED:  # the service's try failed and its backup, the monolith, answered
-        _fallback_count(metrics, route=route, failed=breaker, entry=entry)
+        _fallback_count(metrics, route=route, failed=breaker, entry=entry, count=count)
     elif failed not in _EMPTY:  # the answer was a 5xx and error_page sent the request to the monolith
-        _fallback_count(metrics, route=route, failed=failed, entry=entry)
+        _fallback_count(metrics, route=route, failed=failed, entry=entry, count=count)
     if entry.get("ryw") == "pinned":  # this plane pins for the window: it never learns the follower caught up
-        metrics.read_your_writes.labels(route=route, side="owner", reason="pinned").inc()
-    metrics.request_answered(route=route, upstream=upstream, status=status, seconds=seconds)
+        metrics.read_your_writes.labels(route=route, side="owner", reason="pinned").inc(count)
+    metrics.request_answered(route=route, upstream=upstream, status=status, seconds=seconds, count=count)
     return True
 
 
-def _fallback_count(metrics: ProxyMetrics, *, route: str, failed: str, entry: dict) -> None:
+def _fallback_count(metrics: ProxyMetrics, *, route: str, failed: str, entry: dict, count: int) -> None:
     reason = _fallback_reason(entry.get("tried", ""), entry.get("connect", ""))
-    metrics.fallbacks.labels(route=route, upstream=failed, reason=reason).inc()
-    metrics.upstream_failures.labels(upstream=failed, reason="5xx" if reason.startswith("status_") else reason).inc()
+    metrics.fallbacks.labels(route=route, upstream=failed, reason=reason).inc(count)
+    metrics.upstream_failures.labels(upstream=failed,
+                                     reason="5xx" if reason.startswith("status_") else reason).inc(count)
 
 
 class MetricsLogTail:
@@ -99,7 +102,7 @@ class MetricsLogTail:
         self._inode: int | None = None
         self._offset = 0
         self._partial = b""
-        self.skipped = 0  # lines that were not ours (logged once each)
+        self.skipped = 0  # lines that were not ours (logged once per distinct line and poll)
 
     def poll(self) -> int:
         """Count what was appended; returns how many lines were counted."""
@@ -116,15 +119,20 @@ class MetricsLogTail:
             data = handle.read(stat.st_size - self._offset)
         self._offset += len(data)
         *lines, self._partial = (self._partial + data).split(b"\n")
+        # Most lines repeat exactly (same route, upstream, status; request times in milliseconds): each distinct
+        # line is parsed and counted once with its number of copies, in the order of its last copy, so the breaker
+        # gauge ends on what the newest line through each breaker said, as line by line would.
+        copies = collections.Counter(lines)
+        last = {raw: index for index, raw in enumerate(lines)}
         counted = 0
-        for raw in lines:
+        for raw in sorted(copies, key=last.__getitem__):
             if not raw.strip():
                 continue
-            if metrics_line_count(metrics=self.metrics, line=raw.decode("utf-8", "replace")):
-                counted += 1
+            if metrics_line_count(metrics=self.metrics, line=raw.decode("utf-8", "replace"), count=copies[raw]):
+                counted += copies[raw]
             else:
-                self.skipped += 1
-                logger.warning("strangler: %s: not a metrics line: %.200s", self.path, raw)
+                self.skipped += copies[raw]
+                logger.warning("strangler: %s: not a metrics line (%d alike): %.200s", self.path, copies[raw], raw)
         return counted
 
     def follow(self, stop: threading.Event, interval: float = 0.25) -> None:

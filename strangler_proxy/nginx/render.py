@@ -56,7 +56,10 @@ _MIRROR_TIMEOUT = 1.0  # seconds
 _FALLBACK_STATUSES = "500 502 503 504"  # connect error = 502, timeout = 504
 # Mirror locations contain a backslash: both planes refuse such paths with 400, so clients can never reach them.
 _MIRROR_PREFIX = "/\\strangler-mirror/"
-_HOP_BY_HOP = ("Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "TE", "Trailer", "Upgrade")
+# Hop-by-hop request headers nginx would pass on. Not listed: Keep-Alive, TE and Upgrade, which nginx's proxy
+# module clears itself in every location (its default `proxy_set_header ... ""` list, merged with ours): a line
+# each for them would be evaluated on every request for nothing (test_smuggling checks they never arrive).
+_HOP_BY_HOP = ("Connection", "Proxy-Connection", "Proxy-Authorization", "Trailer")
 _MIRROR_HEADERS = (MIRROR_ROUTE_HEADER, MIRROR_PRIMARY_HEADER, MIRROR_SHADOW_HEADER)  # set on mirror copies only
 _INTERNAL_HEADERS = (SHADOW_HEADER, *_MIRROR_HEADERS, READ_AFTER_HEADER)  # never taken from a client
 _REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:+/=-]{1,128}$"  # same rule as servicekit.request_id
@@ -317,11 +320,17 @@ def breaker_upstreams(table: RouteTable, services: set[str], keepalive: int) -> 
     # One map for the metrics log (always there: the log format names it). Read when the line is written, after
     # the tries: the service answered (even a 5xx error_page then replaced: not a failure to max_fails), its
     # try failed (max_fails=1: down for the window), or it was skipped (down) and the backup answered.
-    out.append(f"map \"$strangler_breaker $upstream_addr\" $strangler_breaker_state {{\n{''.join(states)}"
+    # Each regex map sits behind an exact-key map on $strangler_breaker: a request that went through no breaker
+    # (nearly all) gets its answer from one hash lookup, with no regex tried on $upstream_addr.
+    out.append("map $strangler_breaker $strangler_breaker_state {\n    \"\" \"\";\n"
+               "    default $strangler_breaker_state_tried;\n}\n"
+               f"map \"$strangler_breaker $upstream_addr\" $strangler_breaker_state_tried {{\n{''.join(states)}"
                "    default \"\";\n}\n")
     # The upstream that answered, for the log and X-Strangler-Upstream: through a breaker, whoever $upstream_addr
     # says; elsewhere what the location set.
-    out.append(f"map \"$strangler_breaker $upstream_addr\" $strangler_answered {{\n{''.join(answered)}"
+    out.append("map $strangler_breaker $strangler_answered {\n    \"\" $strangler_upstream;\n"
+               "    default $strangler_answered_tried;\n}\n"
+               f"map \"$strangler_breaker $upstream_addr\" $strangler_answered_tried {{\n{''.join(answered)}"
                "    default $strangler_upstream;\n}\n")
     return "".join(out)
 
@@ -794,6 +803,7 @@ http {{
     }}
 
     map $http_x_request_id $strangler_request_id {{
+        "" $request_id;  # no header (nearly always): a hash lookup, no regex tried
         "~{_REQUEST_ID_PATTERN}" $http_x_request_id;
         default $request_id;
     }}
@@ -804,6 +814,7 @@ http {{
         "~^(?<span>[0-9a-f]{{16}})" $span;
     }}
     map $http_traceparent $strangler_traceparent {{
+        "" "00-$request_id-$strangler_trace_span-01";  # no header: a hash lookup, no regex tried
         "~^00-0{{32}}-" "00-$request_id-$strangler_trace_span-01";
         "~^00-[0-9a-f]{{32}}-0{{16}}-" "00-$request_id-$strangler_trace_span-01";
         "~^00-[0-9a-f]{{32}}-[0-9a-f]{{16}}-[0-9a-f]{{2}}$" $http_traceparent;

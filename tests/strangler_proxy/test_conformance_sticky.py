@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from strangler_proxy.murmur import in_canary
 from tests.strangler_proxy.planes import planes_on_stubs
 
 pytestmark = pytest.mark.nginx
@@ -82,3 +83,18 @@ def test_a_client_keyed_by_its_header_gets_no_cookie(planes, plane):
     assert reply.status == 200 and "set-cookie" not in reply.headers
     again = client.send("GET", "/k/item", {"X-User-Id": "u-42"})
     assert again.served_by == reply.served_by
+
+
+@pytest.mark.parametrize("plane", ["nginx", "mitmproxy"])
+def test_the_cookie_is_read_as_sent_on_both_planes(planes, plane):
+    """The key is the cookie's value as sent, quotes and all, and the first of a repeated name (nginx's
+    $cookie_<name>): quoted ids land where their quoted text hashes, on both planes."""
+    client = planes.client(plane)
+    wrong = []
+    for index in range(300):
+        uid = f"{index:032x}"
+        reply = client.send(METHOD, "/k/item", {"Cookie": f'a=1; edge_uid="{uid}"; edge_uid=other'})
+        expected = "catalog" if in_canary(f'"{uid}"', 10) else "monolith"
+        if reply.served_by != expected or "set-cookie" in reply.headers:
+            wrong.append((uid, reply.served_by, expected))
+    assert not wrong[:5], f"{len(wrong)} of 300 clients not keyed on their cookie as sent"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -122,3 +123,36 @@ def test_reads_pinned_by_the_read_your_writes_cookie_count_under_the_mitmproxy_p
     samples = Samples.parse(metrics.exposition().decode())
     assert samples.total("strangler_proxy_read_your_writes_total", route="/k/", side="owner", reason="pinned") == 2
     assert samples.total("strangler_proxy_requests_total", route="/k/") == 4
+
+
+def counted(metrics: ProxyMetrics) -> dict:
+    """Every sample but the creation times, by name and labels."""
+    rows = Samples.parse(metrics.exposition().decode()).rows
+    return {(name, tuple(sorted(labels.items()))): value
+            for name, labels, value in rows if not name.endswith("_created")}
+
+
+def test_a_poll_counts_what_line_by_line_counting_would(tmp_path):
+    """The tail counts each distinct line once with its copies; totals, histograms, fallbacks and the breaker gauge
+    (what the newest line through the breaker said) come out exactly as counting every line in order."""
+    def line(upstream, status, seconds, breaker_state="", failed="", tried="200"):
+        return json.dumps({"route": "/a/", "upstream": upstream, "status": status, "seconds": seconds,
+                           "failed": failed, "tried": tried, "connect": "0.000", "breaker": "cat",
+                           "breaker_state": breaker_state}, separators=(",", ":"))
+    closed, tripped = line("cat", "200", "0.001", "closed"), line("monolith", "200", "0.012", "tripped", tried="504")
+    skipped, refused = line("monolith", "200", "0.002", "open"), line("", "400", "0.000")
+    lines = [closed] * 5 + [tripped, skipped, skipped, closed, line("cat", "200", "0.003", "closed")] * 3 \
+        + [skipped, refused, refused] + [closed] * 2 + [tripped]  # the newest breaker line says: tripped (open)
+    log = tmp_path / "metrics.log"
+    log.write_text("".join(f"{x}\n" for x in lines))
+    batched, one_by_one = ProxyMetrics(), ProxyMetrics()
+    assert MetricsLogTail(log, batched).poll() == len(lines)
+    for x in lines:
+        assert metrics_line_count(metrics=one_by_one, line=x)
+    assert counted(batched) == pytest.approx(counted(one_by_one))
+    samples = Samples.parse(batched.exposition().decode())
+    assert samples.total("strangler_proxy_breaker_state", upstream="cat") == 2
+    assert samples.total("strangler_proxy_requests_total") == len(lines) - 2
+    log.write_text(closed + "\n")  # a shorter file: read from the start; the gauge follows the newest line again
+    assert MetricsLogTail(log, batched).poll() == 1
+    assert Samples.parse(batched.exposition().decode()).total("strangler_proxy_breaker_state", upstream="cat") == 0

@@ -117,9 +117,10 @@ ROWS = [
         may_refuse=True),
     # Hop-by-hop: dropped on both planes; a Connection header naming an end-to-end header is refused by both.
     Row("connection-names-hop-by-hop", _head(b"GET /api/cart/ HTTP/1.1", b"Host: localhost",
-                                             b"Connection: keep-alive, TE", b"TE: trailers", b"Keep-Alive: 5"),
+                                             b"Connection: keep-alive, TE", b"TE: trailers", b"Keep-Alive: 5",
+                                             b"Upgrade: x-unknown/1"),
         to="monolith", method=b"GET", target=b"/api/cart/",
-        headers={b"te": None, b"keep-alive": None, b"connection": None}),
+        headers={b"te": None, b"keep-alive": None, b"connection": None, b"upgrade": None}),
     *(Row(f"connection-names-{name.decode().lower()}",
           _head(b"GET /api/products/1/ HTTP/1.1", b"Host: localhost", b"Connection: close, " + name,
                 name + b": 1"), to=None)
