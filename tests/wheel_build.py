@@ -47,7 +47,8 @@ def wheel_file(tmp_path_factory) -> Path:
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment minus anything that would put the repository or its settings in reach."""
     dropped = {"PYTHONPATH", "DJANGO_SETTINGS_MODULE", "STRANGLER_VAR_DIR", "STRANGLER_ROUTES", "STRANGLER_PLANS_DIR",
-               "VIRTUAL_ENV", "PYTHONHOME", "DATABASE_URL", "CELERY_BROKER_URL", "STRANGLER_SYNC_VERIFY_TOKEN"}
+               "VIRTUAL_ENV", "PYTHONHOME", "DATABASE_URL", "CELERY_BROKER_URL", "STRANGLER_SYNC_VERIFY_TOKEN",
+               "STRANGLER_SYNC_NAMESPACE"}  # dev.py gives each test session a namespace of its own
     env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(PYTHONNOUSERSITE="1", PIP_DISABLE_PIP_VERSION_CHECK="1", **extra)
     return env
