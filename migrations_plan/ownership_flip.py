@@ -33,9 +33,10 @@ logger = logging.getLogger(__name__)
 
 OWNERSHIP_PATH = "/sync/ownership/"
 DRAIN_TIMEOUT = float(os.environ.get("STRANGLER_FLIP_DRAIN_TIMEOUT", "120"))
-# Before fencing: writes the proxy forwarded just before the hold took effect finish on the old owner (a write
-# still in the old owner's app, before its transaction, when the fence lands answers 409). Not exact: see the doc.
-SETTLE_SECONDS = float(os.environ.get("STRANGLER_FLIP_SETTLE_SECONDS", "1"))
+# A wait before fencing, 0 by default: the mitmproxy plane sends a write the fence refused (409 not_owner,
+# forwarded just before the hold) again itself (strangler_proxy.flip_retry). The nginx plane cannot; a deployment
+# on it may give writes already inside the old owner this long to finish (not exact: see the doc).
+SETTLE_SECONDS = float(os.environ.get("STRANGLER_FLIP_SETTLE_SECONDS", "0"))
 
 
 def _states(bases: list[str], aggregates: list[str]) -> dict[str, dict]:
@@ -112,7 +113,8 @@ def ownership_flip(*, projects: tuple[str, ...], routes: Path, owners: dict[str,
         return {"epochs": {}, "flip_seconds": 0.0}
     by_project = {s["project"]: b for b, s in states.items()}
     started = time.monotonic()
-    time.sleep(SETTLE_SECONDS)
+    if SETTLE_SECONDS > 0:
+        time.sleep(SETTLE_SECONDS)
     for old in sorted({before[a] for a in moving}):
         group = [a for a in moving if before[a] == old]
         if old in by_project:  # 1. fence the old owner first
