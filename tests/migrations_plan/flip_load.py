@@ -48,13 +48,14 @@ class Writers:
     """`threads` writers sharing `rate` writes/s, each on its own products; a write is retried after a 503
     write_hold's Retry-After until it gets another answer."""
 
-    def __init__(self, demo: Demo, cookies: dict, *, products: list[int], rate: float, threads: int = 8):
+    def __init__(self, demo: Demo, cookies: dict, *, products: list[int], rate: float, threads: int = 20):
         self.demo, self.cookies, self.rate, self.threads = demo, cookies, rate, threads
         self.owned = [products[i::threads] for i in range(threads)]
         self.acked: dict[int, str] = {}  # product -> price of the last write answered 2xx
         self.uncertain: set[int] = set()  # a write without an answer (timeout): its outcome is unknown
         self.counts: Counter = Counter()  # ok, retried (503 write_hold answers), conflict (409), other
         self.others: list[str] = []
+        self.latencies: list[float] = []  # seconds of each answered write attempt
         self.upstreams: Counter = Counter()
         self._stop = threading.Event()
         self._workers: list[threading.Thread] = []
@@ -90,6 +91,7 @@ class Writers:
     def _send(self, session: requests.Session, product: int, price: str) -> None:
         url = f"{self.demo.proxy}/api/products/{product}/"
         while True:
+            sent = time.monotonic()
             try:
                 answer = session.patch(url, json={"price": price}, timeout=REQUEST_TIMEOUT * 2)
             except requests.RequestException as exc:
@@ -100,6 +102,7 @@ class Writers:
                 return
             code = _error_code(answer)
             with self._lock:
+                self.latencies.append(time.monotonic() - sent)
                 if answer.status_code == 503 and code == HOLD_CODE:
                     self.counts["retried"] += 1
                 elif 200 <= answer.status_code < 300:
@@ -163,7 +166,7 @@ def _product_price(base: str, product: int) -> str | None:
     return answer.json().get("price") if answer.status_code == 200 else f"status {answer.status_code}"
 
 
-def flip_run(demo: Demo, *, flips: int, rate: float = 50.0, dwell: float = 3.0, products: int = 40) -> dict:
+def flip_run(demo: Demo, *, flips: int, rate: float = 50.0, dwell: float = 3.0, products: int = 60) -> dict:
     """`flips` flips (monolith -> catalog, back, ...) under `rate` writes/s, `dwell` seconds of writes before,
     between and after them; the figures of the run (see the module doc). Ends on the monolith's side when
     `flips` is even."""
@@ -183,6 +186,7 @@ def flip_run(demo: Demo, *, flips: int, rate: float = 50.0, dwell: float = 3.0, 
     finally:
         writers.stop()
     writing = time.monotonic() - started
+    latencies = sorted(writers.latencies)
     follower = "catalog" if owner == "monolith" else "monolith"
     # every version the owner issued has been applied on the follower (a follower never runs ahead)
     wait_until(lambda: _watermarks(projects[follower]) == _watermarks(projects[owner]),
@@ -200,6 +204,8 @@ def flip_run(demo: Demo, *, flips: int, rate: float = 50.0, dwell: float = 3.0, 
         "attempts_per_second": round(sum(writers.counts.values()) / writing, 1),
         "ok": writers.counts["ok"], "retried": writers.counts["retried"], "conflict": writers.counts["conflict"],
         "other": writers.counts["other"] + writers.counts["no_answer"], "others": writers.others[:10],
+        "write_seconds_p50": round(statistics.median(latencies), 3) if latencies else None,
+        "write_seconds_p99": round(_p99(latencies), 3) if latencies else None,
         "resent_by_proxy": int(_proxy_counter(demo, "strangler_proxy_write_resends_total") - resent_before),
         "lost": len(lost), "lost_products": lost[:10], "answered_by": dict(writers.upstreams),
         "differences": sum(d["differences"] for d in differences.values()), "verify": differences,
