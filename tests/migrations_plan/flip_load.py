@@ -48,7 +48,7 @@ class Writers:
     """`threads` writers sharing `rate` writes/s, each on its own products; a write is retried after a 503
     write_hold's Retry-After until it gets another answer."""
 
-    def __init__(self, demo: Demo, cookies: dict, *, products: list[int], rate: float, threads: int = 20):
+    def __init__(self, demo: Demo, cookies: dict, *, products: list[int], rate: float, threads: int = 32):
         self.demo, self.cookies, self.rate, self.threads = demo, cookies, rate, threads
         self.owned = [products[i::threads] for i in range(threads)]
         self.acked: dict[int, str] = {}  # product -> price of the last write answered 2xx
@@ -166,7 +166,7 @@ def _product_price(base: str, product: int) -> str | None:
     return answer.json().get("price") if answer.status_code == 200 else f"status {answer.status_code}"
 
 
-def flip_run(demo: Demo, *, flips: int, rate: float = 50.0, dwell: float = 3.0, products: int = 60) -> dict:
+def flip_run(demo: Demo, *, flips: int, rate: float = 50.0, dwell: float = 3.0, products: int = 64) -> dict:
     """`flips` flips (monolith -> catalog, back, ...) under `rate` writes/s, `dwell` seconds of writes before,
     between and after them; the figures of the run (see the module doc). Ends on the monolith's side when
     `flips` is even."""
