@@ -59,10 +59,15 @@ class FlipRetry:
             self._strangler = ctx.master.addons.get("strangleraddon")
         return self._strangler
 
-    async def response(self, flow: http.HTTPFlow) -> None:
+    def response(self, flow: http.HTTPFlow):
+        # A plain function that returns a coroutine only for a refused write (mitmproxy awaits what a hook returns):
+        # every other answer passes without a coroutine made and scheduled for it.
         if (flow.response is None or flow.response.status_code != 409 or flow.metadata.get(RESENT_KEY)
                 or flow.request.method in HOLD_SAFE_METHODS):
-            return
+            return None
+        return self._refused(flow)
+
+    async def _refused(self, flow: http.HTTPFlow) -> None:
         try:
             await self._retry(flow)
         except Exception:  # fail closed: the write was refused (nothing written); the client may send it again
