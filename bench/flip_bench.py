@@ -10,7 +10,8 @@ The scenario is tests/migrations_plan/flip_load.py, the one the flip test runs w
 category flip monolith -> catalog and back, each flip as the catalog plan's step does it (hold route edit,
 ownership_flip, lift route edit). Per setup: the write hold's seconds (p50/p99, from the proxy serving the hold
 to it serving the lift), writes ok / retried after a 503 write_hold / answered 409 / other / lost, the writes
-the proxy sent again after a flip's 409, and sync_verify's differences after. Writes
+the proxy sent again after a flip's 409, sync_verify's differences after, and what the demo's continuous
+reconciliation repaired meanwhile (it must be 0: a repair would hide a loss). Writes
 bench/results/flip-<vendor>.json (sqlite, postgresql).
 """
 
@@ -78,13 +79,15 @@ def main() -> int:
         print(f"  written to {written.relative_to(REPO)}", flush=True)
         rows.append(run)
     print("\n| setup | flips | writes/s (ok) | hold p50 s | hold p99 s | ok | retried (503 write_hold) | 409 | other"
-          " | sent again by proxy | lost | verify differences |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          " | sent again by proxy | lost | verify differences | repaired by reconcile |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for run in rows:
         print(f"| {run['setup']} | {run['flips']} | {run['writes_per_second']} | {run['hold_p50']} | "
               f"{run['hold_p99']} | {run['ok']:,} | {run['retried']} | {run['conflict']} | {run['other']} | "
-              f"{run['resent_by_proxy']} | {run['lost']} | {run['differences']} |")
-    failed = [r["setup"] for r in rows if r["conflict"] or r["other"] or r["lost"] or r["differences"]]
+              f"{run['resent_by_proxy']} | {run['lost']} | {run['differences']} | "
+              f"{run['reconcile']['repaired_total']} |")
+    failed = [r["setup"] for r in rows
+              if r["conflict"] or r["other"] or r["lost"] or r["differences"] or r["reconcile"]["repaired_total"]]
     if failed:
         print(f"\nFAILED on {', '.join(failed)}: see the JSON", file=sys.stderr)
     return 1 if failed else 0

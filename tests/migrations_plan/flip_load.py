@@ -161,6 +161,14 @@ def _proxy_counter(demo: Demo, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
+def _reconciled(demo: Demo) -> dict:
+    """The demo's continuous reconciliation (monolith -> catalog), summed over its aggregates: what it found and
+    repaired so far (a repair would hide a lost write from the verify below, so the run reports both)."""
+    passes = requests.get(f"{demo.state['projects']['monolith']}/sync/reconcile/", timeout=REQUEST_TIMEOUT).json()
+    return {key: sum(p.get(key) or 0 for p in passes["passes"]) for key in ("differences_found_total",
+                                                                          "repaired_total")}
+
+
 def _product_price(base: str, product: int) -> str | None:
     answer = requests.get(f"{base}/api/products/{product}/", timeout=REQUEST_TIMEOUT)
     return answer.json().get("price") if answer.status_code == 200 else f"status {answer.status_code}"
@@ -175,6 +183,7 @@ def flip_run(demo: Demo, *, flips: int, rate: float = 50.0, dwell: float = 3.0, 
     owner = "monolith"
     holds: list[float] = []
     resent_before = _proxy_counter(demo, "strangler_proxy_write_resends_total")
+    reconciled_before = _reconciled(demo)
     started = time.monotonic()
     writers.start()
     try:
@@ -207,6 +216,7 @@ def flip_run(demo: Demo, *, flips: int, rate: float = 50.0, dwell: float = 3.0, 
         "write_seconds_p50": round(statistics.median(latencies), 3) if latencies else None,
         "write_seconds_p99": round(_p99(latencies), 3) if latencies else None,
         "resent_by_proxy": int(_proxy_counter(demo, "strangler_proxy_write_resends_total") - resent_before),
+        "reconcile": {k: v - reconciled_before[k] for k, v in _reconciled(demo).items()},
         "lost": len(lost), "lost_products": lost[:10], "answered_by": dict(writers.upstreams),
         "differences": sum(d["differences"] for d in differences.values()), "verify": differences,
         "owner": owner,

@@ -44,6 +44,7 @@ def test_a_flip_and_back_under_50_writes_per_second_loses_nothing(demo):
     assert result["conflict"] == 0 and result["other"] == 0, summary
     assert result["lost"] == 0, summary
     assert result["differences"] == 0, result["verify"]
+    assert result["reconcile"]["repaired_total"] == 0, summary  # nothing was repaired behind the check's back
     # the load was there and both owners answered writes through the proxy (the flip really moved them)
     assert result["ok"] >= 200 and set(result["answered_by"]) == {"monolith", "catalog"}, summary
     assert result["owner"] == "monolith" and len(result["hold_seconds"]) == 2, summary
