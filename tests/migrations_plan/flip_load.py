@@ -13,10 +13,14 @@ sides directly.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import statistics
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -30,6 +34,7 @@ ROUTES = ("/api/products/", "/api/categories/")
 AGGREGATES = ("category", "product")
 READS_ONLY = ["GET", "HEAD", "OPTIONS"]
 HOLD_CODE = "write_hold"
+RECONCILE_QUIET = 20.0  # seconds after a round of the demo's reconciliation (every 30 s) it surely still waits
 
 
 def staff_cookies(demo: Demo) -> dict:
@@ -161,9 +166,39 @@ def _proxy_counter(demo: Demo, name: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
+@contextlib.contextmanager
+def reconciliation_paused(demo: Demo):
+    """The demo's continuous reconciliation stopped (SIGSTOP, then SIGCONT): it re-emits whatever differs at the
+    moment of its pass, the replication lag of a write in flight included, and such a repair could also hide a
+    lost write from the checks after the run. Stopped only between two rounds of passes (while it waits its
+    30 s), never inside a pass's transaction, which would block the monolith's writes."""
+    pid = demo.state["pids"].get("catalog-reconcile")
+    if pid is not None:
+        wait_until(lambda: _reconcile_waiting(demo), timeout=WAIT_TIMEOUT * 2,
+                   what="the demo's reconciliation to finish a round of passes")
+        os.killpg(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGCONT)
+
+
+def _reconcile_waiting(demo: Demo) -> bool:
+    """Every aggregate had as many passes and the round ended less than RECONCILE_QUIET seconds ago: the process
+    waits (30 s between rounds in the demo) for at least 10 s more."""
+    passes = requests.get(f"{demo.state['projects']['monolith']}/sync/reconcile/", timeout=REQUEST_TIMEOUT).json()
+    rounds = {p["passes"] for p in passes["passes"]}
+    if len(rounds) != 1 or not passes["passes"]:
+        return False
+    ended = max(datetime.fromisoformat(p["finished_at"]) for p in passes["passes"])
+    return (datetime.now(UTC) - ended).total_seconds() < RECONCILE_QUIET
+
+
 def _reconciled(demo: Demo) -> dict:
     """The demo's continuous reconciliation (monolith -> catalog), summed over its aggregates: what it found and
-    repaired so far (a repair would hide a lost write from the verify below, so the run reports both)."""
+    repaired so far (paused during the run: both must stay as they were)."""
     passes = requests.get(f"{demo.state['projects']['monolith']}/sync/reconcile/", timeout=REQUEST_TIMEOUT).json()
     return {key: sum(p.get(key) or 0 for p in passes["passes"]) for key in ("differences_found_total",
                                                                           "repaired_total")}
@@ -177,7 +212,12 @@ def _product_price(base: str, product: int) -> str | None:
 def flip_run(demo: Demo, *, flips: int, rate: float = 50.0, dwell: float = 3.0, products: int = 64) -> dict:
     """`flips` flips (monolith -> catalog, back, ...) under `rate` writes/s, `dwell` seconds of writes before,
     between and after them; the figures of the run (see the module doc). Ends on the monolith's side when
-    `flips` is even."""
+    `flips` is even. The demo's continuous reconciliation is paused meanwhile (reconciliation_paused)."""
+    with reconciliation_paused(demo):
+        return _flip_run(demo, flips=flips, rate=rate, dwell=dwell, products=products)
+
+
+def _flip_run(demo: Demo, *, flips: int, rate: float, dwell: float, products: int) -> dict:
     projects = demo.state["projects"]
     writers = Writers(demo, staff_cookies(demo), products=list(range(1, products + 1)), rate=rate)
     owner = "monolith"

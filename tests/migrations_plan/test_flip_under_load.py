@@ -11,6 +11,7 @@ and only counted.
 from __future__ import annotations
 
 import contextlib
+import json
 
 import pytest
 
@@ -40,7 +41,7 @@ def demo(request, tmp_path_factory):
 def test_a_flip_and_back_under_50_writes_per_second_loses_nothing(demo):
     result = flip_run(demo, flips=2, rate=50.0, dwell=4.0)
 
-    summary = {k: v for k, v in result.items() if k != "verify"}
+    summary = json.dumps({k: v for k, v in result.items() if k != "verify"})  # a string: shown whole on failure
     assert result["conflict"] == 0 and result["other"] == 0, summary
     assert result["lost"] == 0, summary
     assert result["differences"] == 0, result["verify"]
