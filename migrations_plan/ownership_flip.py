@@ -9,9 +9,11 @@
 
 Clients never see the 409s of steps 1-3 when the plan holds the moved routes' writes at the proxy around this
 action (route edits ``set: {hold: reject}`` before it and ``set: {hold: null}`` after it; step_apply reports
-the hold's length). When the drain does not finish within $STRANGLER_FLIP_DRAIN_TIMEOUT seconds (120) the old
-owner is flipped back (epoch + 1 again) and ActionFailed raised: nothing is half-applied. The control plane
-needs no project code, settings, database or shared disk: only the base URLs and the verify token.
+the hold's length). A write the mitmproxy plane forwarded just before the hold, refused by the fence, is sent
+again by the proxy (strangler_proxy.flip_retry); with an nginx plane the flip first waits flip_settle_seconds.
+When the drain does not finish within $STRANGLER_FLIP_DRAIN_TIMEOUT seconds (120) the old owner is flipped back
+(epoch + 1 again) and ActionFailed raised: nothing is half-applied. The control plane needs no project code,
+settings, database or shared disk: only the base URLs and the verify token.
 """
 
 from __future__ import annotations
@@ -27,15 +29,18 @@ from migrations_plan.errors import ActionFailed
 from migrations_plan.metrics import MetricsUnavailable
 from migrations_plan.relay_state import relay_state_fetch, sync_base_url, sync_endpoint_get
 from strangler_proxy.loader import load_route_file
+from strangler_proxy.planes import planes_for
 from strangler_sync.verify import VERIFY_TOKEN_ENV
 
 logger = logging.getLogger(__name__)
 
 OWNERSHIP_PATH = "/sync/ownership/"
 DRAIN_TIMEOUT = float(os.environ.get("STRANGLER_FLIP_DRAIN_TIMEOUT", "120"))
-# Before fencing: writes the proxy forwarded just before the hold took effect finish on the old owner (a write
-# still in the old owner's app, before its transaction, when the fence lands answers 409). Not exact: see the doc.
-SETTLE_SECONDS = float(os.environ.get("STRANGLER_FLIP_SETTLE_SECONDS", "1"))
+SETTLE_ENV = "STRANGLER_FLIP_SETTLE_SECONDS"
+# Before fencing, when an nginx plane serves the route file: a write it forwarded just before the hold and still
+# in the old owner's application, before its transaction, gets this long to commit there (else its 409
+# not_owner reaches the client: nginx can neither send it again nor tell that 409 from others). Not exact.
+NGINX_SETTLE_SECONDS = 1.0
 
 
 def _states(bases: list[str], aggregates: list[str]) -> dict[str, dict]:
@@ -87,6 +92,22 @@ def _drained(bases: list[str], *, old: str, new_base: str | None, aggregates: li
         time.sleep(0.1)
 
 
+def flip_settle_seconds(*, routes: Path) -> float:
+    """Seconds the flip waits between the hold and the fence: $STRANGLER_FLIP_SETTLE_SECONDS when set; else
+    NGINX_SETTLE_SECONDS when an nginx plane is registered for the route file, 0 when only mitmproxy planes are
+    (they send a write the fence refused again themselves: strangler_proxy.flip_retry)."""
+    configured = os.environ.get(SETTLE_ENV, "").strip()
+    if configured:
+        try:
+            seconds = float(configured)
+        except ValueError:
+            raise ActionFailed(f"${SETTLE_ENV}: {configured!r} is not a number of seconds") from None
+        if not 0 <= seconds <= 60:
+            raise ActionFailed(f"${SETTLE_ENV}: {configured} is not between 0 and 60 seconds")
+        return seconds
+    return NGINX_SETTLE_SECONDS if any(p.kind == "nginx" for p in planes_for(routes=routes)) else 0.0
+
+
 def _bases(projects: tuple[str, ...], routes: Path) -> list[str]:
     table = load_route_file(routes)
     return [sync_base_url(project=p, table=table) for p in projects]
@@ -100,7 +121,8 @@ def ownership_current(*, projects: tuple[str, ...], routes: Path, aggregates: li
 
 def ownership_flip(*, projects: tuple[str, ...], routes: Path, owners: dict[str, str]) -> dict:
     """Flip `owners` ({aggregate: new owner}) on every project, fenced and drained. Returns
-    ``{"epochs": {aggregate: epoch}, "flip_seconds": s}`` (epochs empty when every project already agreed)."""
+    ``{"epochs": {aggregate: epoch}, "flip_seconds": s, "settle_seconds": s}`` (epochs empty when every project
+    already agreed)."""
     bases = _bases(projects, routes)
     aggregates = sorted(owners)
     states = _states(bases, aggregates)
@@ -109,10 +131,12 @@ def ownership_flip(*, projects: tuple[str, ...], routes: Path, owners: dict[str,
     moving = [a for a in aggregates if before[a] != owners[a]
               or any(s["owners"].get(a, ("", -1)) != (owners[a], epochs[a] - 1) for s in states.values())]
     if not moving:
-        return {"epochs": {}, "flip_seconds": 0.0}
+        return {"epochs": {}, "flip_seconds": 0.0, "settle_seconds": 0.0}
     by_project = {s["project"]: b for b, s in states.items()}
     started = time.monotonic()
-    time.sleep(SETTLE_SECONDS)
+    settle = flip_settle_seconds(routes=routes)
+    if settle > 0:
+        time.sleep(settle)
     for old in sorted({before[a] for a in moving}):
         group = [a for a in moving if before[a] == old]
         if old in by_project:  # 1. fence the old owner first
@@ -132,7 +156,8 @@ def ownership_flip(*, projects: tuple[str, ...], routes: Path, owners: dict[str,
             for project, base in by_project.items():
                 if project != old:
                     _post(base, aggregate=aggregate, owner=owners[aggregate], epoch=epochs[aggregate])
-    return {"epochs": {a: epochs[a] for a in moving}, "flip_seconds": round(time.monotonic() - started, 3)}
+    return {"epochs": {a: epochs[a] for a in moving}, "flip_seconds": round(time.monotonic() - started, 3),
+            "settle_seconds": settle}
 
 
 def hold_seconds_observe(*, plan: str, step: str, seconds: float) -> None:

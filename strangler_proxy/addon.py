@@ -40,6 +40,7 @@ from servicekit.write_positions import READ_AFTER_HEADER
 from strangler_proxy.breaker import BreakerBoard, BreakerState
 from strangler_proxy.diffing import HttpResponseData
 from strangler_proxy.fetch import AsyncUpstreamClient, UnsendableRequest, UpstreamClient, UpstreamError
+from strangler_proxy.flip_retry import FlipRetry
 from strangler_proxy.header_fields import (
     BODYLESS_METHODS,
     dropped_names,
@@ -127,6 +128,7 @@ class FlowState:
         self.recorded = False
         self.set_cookie: str | None = None  # the sticky cookie this answer sets (routing.sticky_cookie_wanted)
         self.read_plan = None  # read_your_writes.ReadPlan of a read after the client's write elsewhere
+        self.request_fields: tuple = ()  # the request's header fields as the client sent them (resend)
 
     @property
     def route_label(self) -> str:
@@ -342,6 +344,38 @@ class StranglerAddon:
         except Exception as exc:  # fail closed: mitmproxy would forward a flow left without a response
             self._hook_failed(flow, "request", exc)
 
+    def flow_state(self, flow: http.HTTPFlow) -> FlowState | None:
+        """What the addon decided for `flow` (None: it was never routed)."""
+        return flow.metadata.get(METADATA_KEY)
+
+    async def resend(self, flow: http.HTTPFlow) -> None:
+        """Route `flow` again on the current table and send it (strangler_proxy.flip_retry: a write the old owner
+        refused, nothing written). The addon sends it even when it goes to the monolith: mitmproxy sent the first
+        try already and sends nothing from a response hook."""
+        first: FlowState = flow.metadata[METADATA_KEY]
+        flow.request.headers.fields = first.request_fields
+        flow.response = None
+        await self._route(flow)
+        state: FlowState = flow.metadata[METADATA_KEY]
+        state.started = first.started
+        if flow.response is not None:
+            return
+        table, request, upstream = state.table, flow.request, state.upstream
+        route = state.decision.route if state.decision is not None else None
+        started = time.monotonic()
+        try:
+            fetched = await self.service_client.fetch(
+                base_url=table.upstreams[upstream].url, method=request.method, path=request.path,
+                headers=[(k, v) for k, v in request.headers.items(multi=True) if k.lower() != "host"],
+                body=request.raw_content or None, timeout=route.timeout if route is not None else 30.0,
+                host_header=request.host_header)
+        except UpstreamError as exc:
+            self.metrics.upstream_failures.labels(upstream=upstream, reason=exc.reason).inc()
+            self._refuse(flow, state, upstream, exc.reason, f"{upstream} did not answer ({exc.reason})")
+            return
+        state.upstream_seconds = time.monotonic() - started
+        flow.response = response_from_fetched(fetched, head=request.method == "HEAD")
+
     def _hook_failed(self, flow: http.HTTPFlow, hook: str, exc: Exception) -> None:
         """Answer the flow ourselves after an exception in ``hook``: 400 for bytes we cannot carry, else 500."""
         client_fault = isinstance(exc, UnicodeError | UnsendableRequest)  # bytes we cannot carry
@@ -367,6 +401,7 @@ class StranglerAddon:
         fields = request.headers.fields
         request_id = clean_request_id(folded_value(fields, b"x-request-id"))
         state = FlowState(table=table, request_id=request_id, started=time.monotonic())
+        state.request_fields = fields
         flow.metadata[METADATA_KEY] = state
         self.in_flight.enter(flow)
         http1 = request.data.http_version.startswith(b"HTTP/1")
@@ -753,6 +788,7 @@ def _target(url: str) -> tuple[bytes, str, int, str]:
 
 identity = IdentityAddon()
 strangler = StranglerAddon(identity=identity)
-# WriteHold first: a held write is answered before routing (strangler_proxy.hold). IdentityAddon's hooks run before
+# WriteHold first: a held write is answered before routing (strangler_proxy.hold); FlipRetry's response hook before
+# StranglerAddon's, which then sees the final answer (strangler_proxy.flip_retry). IdentityAddon's hooks run before
 # StranglerAddon's, ProxyTracing's after (see their modules); OversizeBodies answers mitmproxy's own refusals.
-addons = [WriteHold(), identity, strangler, ProxyTracing(), OversizeBodies(strangler)]
+addons = [WriteHold(), FlipRetry(strangler), identity, strangler, ProxyTracing(), OversizeBodies(strangler)]

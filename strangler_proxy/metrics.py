@@ -67,6 +67,11 @@ class ProxyMetrics:
             "Writes held for an ownership flip (route `hold`), by outcome: held (answered 503) or queued (went on).",
             ["route", "outcome"], registry=self.registry,
         )
+        self.write_resends = Counter(
+            "strangler_proxy_write_resends_total",
+            "Writes refused 409 not_owner by an ownership flip and sent again once the hold lifted (flip_retry).",
+            ["route"], registry=self.registry,
+        )
         self.write_hold_seconds = Histogram(
             "strangler_proxy_write_hold_seconds", "How long a route's writes were held (route file hold to lift).",
             ["route"], buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300), registry=self.registry,
