@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import RABBITMQ_URL
+from tests.demo_setups import DEMO_SETUPS, demo_running
 from tests.test_demo import Demo, _set_products_route
-from tests.throwaway_databases import throwaway_databases
 from tests.waiting import REQUEST_TIMEOUT, wait_until
 
 pytestmark = pytest.mark.slow
@@ -28,33 +27,10 @@ ROUNDS = 100
 READS_ONLY = ["GET", "HEAD", "OPTIONS"]
 
 
-PROJECT_DATABASES = {"DATABASE_URL": "monolith", "CATALOG_DATABASE_URL": "catalog",
-                     "INVENTORY_DATABASE_URL": "inventory", "REVIEWS_DATABASE_URL": "reviews"}
-
-
-@contextlib.contextmanager
-def real_services_env():
-    """Throwaway PostgreSQL databases (one per project, on the server of this run's DATABASE_URL), RabbitMQ with
-    a namespace of their own: the demo's settings for its PostgreSQL + RabbitMQ run."""
-    with throwaway_databases("ryw", PROJECT_DATABASES) as (urls, tag):
-        yield {**urls, "CELERY_BROKER_URL": RABBITMQ_URL, "STRANGLER_SYNC_NAMESPACE": f"ryw-{tag}"}
-
-
-@pytest.fixture(scope="module", params=[
-    # the embedded run ignores the suite's DATABASE_URL and broker (tests.test_demo.Demo does not pass them on):
-    # CI's real-service pass need not repeat it
-    pytest.param("embedded", marks=pytest.mark.backend_independent),
-    pytest.param("postgres-rabbitmq", marks=[pytest.mark.postgres, pytest.mark.rabbitmq])])
+@pytest.fixture(scope="module", params=DEMO_SETUPS)
 def demo(request, tmp_path_factory):
-    with contextlib.ExitStack() as stack:
-        env = stack.enter_context(real_services_env()) if request.param == "postgres-rabbitmq" else {}
-        started = Demo(tmp_path_factory.mktemp("ryw-demo-var"), env=env)
-        try:
-            started.wait_ready(timeout=400)  # the demo backfills the catalog first; CI boxes are busy
-            yield started
-        finally:
-            if started.process.poll() is None:
-                started.kill_everything()
+    with demo_running(request.param, tmp_path_factory.mktemp("ryw-demo-var"), prefix="ryw") as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -10,32 +10,20 @@ and only counted.
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 import pytest
 
+from tests.demo_setups import DEMO_SETUPS, demo_running
 from tests.migrations_plan.flip_load import flip_run
-from tests.test_demo import Demo
-from tests.test_read_your_writes_demo import real_services_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
-@pytest.fixture(scope="module", params=[
-    # the embedded run ignores the suite's DATABASE_URL and broker (tests.test_demo.Demo does not pass them on)
-    pytest.param("embedded", marks=pytest.mark.backend_independent),
-    pytest.param("postgres-rabbitmq", marks=[pytest.mark.postgres, pytest.mark.rabbitmq])])
+@pytest.fixture(scope="module", params=DEMO_SETUPS)
 def demo(request, tmp_path_factory):
-    with contextlib.ExitStack() as stack:
-        env = stack.enter_context(real_services_env()) if request.param == "postgres-rabbitmq" else {}
-        started = Demo(tmp_path_factory.mktemp("flip-demo-var"), env=env)
-        try:
-            started.wait_ready(timeout=400)  # CI boxes are busy: this bounds a hang, it measures nothing
-            yield started
-        finally:
-            if started.process.poll() is None:
-                started.kill_everything()
+    with demo_running(request.param, tmp_path_factory.mktemp("flip-demo-var"), prefix="flip") as started:
+        yield started
 
 
 def test_a_flip_and_back_under_50_writes_per_second_loses_nothing(demo):
