@@ -16,14 +16,12 @@ goes to the client as it is: that is a misconfiguration to see, not to hide. Com
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
 
 from mitmproxy import ctx, http
 
-from strangler_proxy.hold import HOLD_CODE, POLL_SECONDS, held_route, hold_response
+from strangler_proxy.hold import HOLD_CODE, held_route, hold_lifted, hold_response
 from strangler_proxy.responses import PROXY_UPSTREAM, error_response
 from strangler_proxy.routing import PathRejected, normalize_path
 from strangler_proxy.spec import HOLD_SAFE_METHODS
@@ -90,17 +88,10 @@ class FlipRetry:
         route = held_route(table, method=method, path=path)
         if route is None and table is state.table:
             return  # no flip the proxy knows of: the client sees the refusal
-        if route is not None:
-            if route.hold != "queue":
-                self._held(flow, main, state, route)
-                return
-            deadline = time.monotonic() + table.settings.hold_queue_seconds
-            while route is not None:
-                if time.monotonic() >= deadline:
-                    self._held(flow, main, state, route)
-                    return
-                await asyncio.sleep(POLL_SECONDS)
-                route = held_route(main.table, method=method, path=path)
+        if route is not None and not await hold_lifted(route=route, table=table, table_source=lambda: main.table,
+                                                       method=method, path=path):
+            self._held(flow, main, state, route)
+            return
         flow.metadata[RESENT_KEY] = True
         self.resent += 1
         main.metrics.write_resends.labels(route=state.route_label).inc()

@@ -45,6 +45,20 @@ def hold_response(table: RouteTable) -> http.Response:
     return response
 
 
+async def hold_lifted(*, route: Route, table: RouteTable, table_source, method: str, path: str) -> bool:
+    """Whether the hold on a write under `route` lifts within `table`'s hold_queue_seconds: ``queue`` waits for a
+    reloaded table (``table_source()``) without blocking the event loop; ``reject`` answers False at once."""
+    if route.hold != "queue":
+        return False
+    deadline = time.monotonic() + table.settings.hold_queue_seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(POLL_SECONDS)
+        current = table_source()
+        if current is None or held_route(current, method=method, path=path) is None:
+            return True
+    return False
+
+
 class HoldClock:
     """Times each route's hold from the table that set it to the table that lifted it (write_hold_seconds)."""
 
@@ -107,16 +121,11 @@ class WriteHold:
         route = held_route(table, method=method, path=path)
         if route is None:
             return
-        if route.hold == "queue":
-            deadline = time.monotonic() + table.settings.hold_queue_seconds
-            while time.monotonic() < deadline:
-                await asyncio.sleep(POLL_SECONDS)
-                current = self._table()
-                if current is None or held_route(current, method=method, path=path) is None:
-                    self.queued += 1
-                    self._count(route, "queued")
-                    return
-            table = self._table() or table
+        if await hold_lifted(route=route, table=table, table_source=self._table, method=method, path=path):
+            self.queued += 1
+            self._count(route, "queued")
+            return
+        table = self._table() or table
         self.held += 1
         self._count(route, "held")
         flow.response = hold_response(table)
